@@ -1,0 +1,4 @@
+//! The custom resources `ChatRoom` and `ChatLoggingConfiguration` (group `ivschat.dev`, version `v1alpha1`).
+//!
+//! CONTRACT (skeleton; the CRD owner replaces this text): `pub fn crds_yaml() -> anyhow::Result<String>`
+//! renders both CRDs as a multi-document YAML, exactly what `crds/` holds.

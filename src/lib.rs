@@ -1,0 +1,3 @@
+//! ivschat-operator: a Kubernetes operator for Amazon IVS Chat, and the local IVS Chat emulator it is tested against.
+pub mod crd;
+pub mod emulator;

@@ -1,0 +1,32 @@
+//! The `ivschat-operator` binary: thin command-line front end over the library.
+//!
+//! Subcommands: `emulator` (the local IVS Chat emulator), `crds` (print the CRD YAML).
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "ivschat-operator", version, about = "Kubernetes operator for Amazon IVS Chat")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the local IVS Chat emulator (wire-compatible with the AWS IVS Chat API).
+    Emulator(ivschat_operator::emulator::EmulatorArgs),
+    /// Print the CustomResourceDefinitions (YAML, one document per kind).
+    Crds,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Emulator(args) => ivschat_operator::emulator::run_cli(args).await,
+        Command::Crds => {
+            print!("{}", ivschat_operator::crd::crds_yaml()?);
+            Ok(())
+        }
+    }
+}

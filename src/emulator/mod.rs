@@ -8,3 +8,12 @@
 //! - `EmulatorConfig` (Default = us-west-2, 123456789012, test/test), `Emulator::start(addr, config)`,
 //!   `Emulator::url()`, `Emulator::local_addr()`, `Emulator::stop()`.
 pub mod sigv4;
+
+/// Placeholder until the emulator lands (replaced by the emulator owner).
+#[derive(clap::Args, Debug)]
+pub struct EmulatorArgs {}
+
+/// Placeholder until the emulator lands (replaced by the emulator owner).
+pub async fn run_cli(_args: EmulatorArgs) -> anyhow::Result<()> {
+    anyhow::bail!("the emulator is not written yet")
+}

@@ -1,0 +1,40 @@
+# ivschat-operator: the two commands a newcomer needs are `make demo` and `make test`.
+# Every target does its own setup (Kubernetes binaries, AWS CLI) and caches it under ~/.cache.
+
+SHELL := /bin/bash
+CACHE_DIR ?= $(HOME)/.cache/ivschat-operator
+export IVSCHAT_CACHE_DIR := $(CACHE_DIR)
+# One target dir shared by every checkout on the machine: a fresh clone (CI) reuses earlier builds.
+export CARGO_TARGET_DIR ?= $(CACHE_DIR)/target
+CARGO ?= cargo
+
+.PHONY: test lint unit k8s-bins awscli crds cluster-up cluster-down demo demo-down bench help
+
+help:
+	@echo "make demo         start a local control plane + emulator, install the CRDs, apply the examples"
+	@echo "make test         lint and run every test (builds what it needs the first time)"
+	@echo "make cluster-up   start a local kube-apiserver + etcd; prints export KUBECONFIG=..."
+	@echo "make cluster-down stop it and remove its data"
+	@echo "make crds         regenerate crds/ from the Rust types"
+	@echo "make bench        run the benchmarks (release build) and print their figures"
+
+## Kubernetes binaries (kube-apiserver, etcd, kubectl) of the pinned version, built once and cached.
+k8s-bins:
+	@bash hack/k8s-bins.sh >/dev/null
+
+## The AWS CLI v1 from PyPI, in a cached venv (its ivschat examples are run against the emulator).
+awscli:
+	@bash hack/awscli.sh >/dev/null
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+test: k8s-bins awscli lint
+	$(CARGO) test --workspace --locked --no-fail-fast
+
+crds:
+	$(CARGO) run --quiet --locked -- crds > crds/ivschat.dev.yaml
+
+bench:
+	$(CARGO) bench --locked --bench emulator

@@ -5,7 +5,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "ivschat-operator", version, about = "Kubernetes operator for Amazon IVS Chat")]
+#[command(
+    name = "ivschat-operator",
+    version,
+    about = "Kubernetes operator for Amazon IVS Chat"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -1,0 +1,182 @@
+//! No etcd or kube-apiserver outlives the process that started it, however that process ends.
+//!
+//! This binary has no libtest harness: run plainly, it is the checker and re-executes itself with
+//! `TESTENV_LEFTOVER_ROLE` set; in that role it starts a control plane, reports its data dir, and ends the
+//! way the checker asks (panic, SIGKILL, Ctrl-C). The checker then expects every process naming the data dir
+//! and the dir itself to be gone within a bounded wait.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use testenv::{ControlPlane, StartOptions};
+
+const ROLE_ENV: &str = "TESTENV_LEFTOVER_ROLE";
+/// The watchdog kills at once; the margin is for a machine busy with parallel builds.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(20);
+
+#[derive(Debug, Clone, Copy)]
+enum Scenario {
+    /// The shared control plane (a static: no destructor runs) and a panic on the main thread.
+    SharedThenPanic,
+    /// A private control plane on the panicking thread's stack: unwinding runs its Drop.
+    PrivateThenPanic,
+    /// The shared control plane and SIGKILL: nothing of the process runs any more.
+    SharedThenSigkill,
+    /// The shared control plane and SIGINT to the process group, as Ctrl-C in a terminal sends it.
+    SharedThenCtrlC,
+}
+
+impl Scenario {
+    const ALL: [Scenario; 4] = [
+        Scenario::SharedThenPanic,
+        Scenario::PrivateThenPanic,
+        Scenario::SharedThenSigkill,
+        Scenario::SharedThenCtrlC,
+    ];
+
+    fn role(self) -> &'static str {
+        match self {
+            Scenario::SharedThenPanic => "shared-panic",
+            Scenario::PrivateThenPanic => "private-panic",
+            Scenario::SharedThenSigkill => "shared-sigkill",
+            Scenario::SharedThenCtrlC => "shared-ctrl-c",
+        }
+    }
+}
+
+fn main() -> Result<()> {
+    if let Ok(role) = std::env::var(ROLE_ENV) {
+        return play_role(&role);
+    }
+    let mut failures = 0;
+    for scenario in Scenario::ALL {
+        let started = Instant::now();
+        match check(scenario) {
+            Ok(()) => println!(
+                "test no_leftovers::{} ... ok ({:.1?})",
+                scenario.role(),
+                started.elapsed()
+            ),
+            Err(err) => {
+                failures += 1;
+                println!("test no_leftovers::{} ... FAILED\n{err:#}", scenario.role());
+            }
+        }
+    }
+    ensure!(failures == 0, "{failures} no_leftovers scenario(s) failed");
+    Ok(())
+}
+
+/// The child side: start a control plane, say where it lives, wait for the checker, then end as told.
+fn play_role(role: &str) -> Result<()> {
+    let private;
+    let control_plane = if role == "private-panic" {
+        private = ControlPlane::start(StartOptions::default())?;
+        &private
+    } else {
+        ControlPlane::shared()
+    };
+    println!("READY {}", control_plane.data_dir().display());
+    std::io::stdout().flush()?;
+    // Block until the checker has seen the servers and writes a line (or closes stdin).
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    match role {
+        "shared-panic" | "private-panic" => panic!("deliberate panic with a control plane running"),
+        // SIGKILL / SIGINT arrive from the checker; keep the process alive until they do.
+        _ => loop {
+            std::thread::sleep(Duration::from_secs(1));
+        },
+    }
+}
+
+fn check(scenario: Scenario) -> Result<()> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .env(ROLE_ENV, scenario.role())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own group, so the simulated Ctrl-C reaches only the child (and whatever it leaves in the group).
+        .process_group(0)
+        .spawn()
+        .context("re-executing this test binary")?;
+    let stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| anyhow!("no stderr pipe"))?;
+    let stderr_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = BufReader::new(stderr).read_to_string(&mut text);
+        text
+    });
+
+    let outcome = run_child(scenario, &mut child);
+    if outcome.is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let child_stderr = stderr_reader.join().unwrap_or_default();
+    outcome.with_context(|| format!("child stderr:\n{child_stderr}"))
+}
+
+fn run_child(scenario: Scenario, child: &mut Child) -> Result<()> {
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow!("no stdout pipe"))?;
+    let mut ready_line = String::new();
+    BufReader::new(stdout).read_line(&mut ready_line)?;
+    let data_dir = PathBuf::from(
+        ready_line
+            .trim()
+            .strip_prefix("READY ")
+            .ok_or_else(|| anyhow!("the child did not report a data dir: {ready_line:?}"))?,
+    );
+    common::assert_servers_running(&data_dir)?;
+
+    let pid = child.id();
+    match scenario {
+        Scenario::SharedThenPanic | Scenario::PrivateThenPanic => {
+            let mut stdin = child.stdin.take().ok_or_else(|| anyhow!("no stdin pipe"))?;
+            stdin.write_all(b"panic now\n")?;
+        }
+        Scenario::SharedThenSigkill => child.kill()?,
+        Scenario::SharedThenCtrlC => {
+            let status = Command::new("kill")
+                .args(["-INT", "--", &format!("-{pid}")])
+                .status()?;
+            ensure!(status.success(), "kill -INT -{pid} failed: {status}");
+        }
+    }
+    let status = wait_with_timeout(child, CLEANUP_TIMEOUT)?;
+    let expected = match scenario {
+        Scenario::SharedThenPanic | Scenario::PrivateThenPanic => status.code() == Some(101),
+        Scenario::SharedThenSigkill => status.signal() == Some(9),
+        Scenario::SharedThenCtrlC => status.signal() == Some(2),
+    };
+    ensure!(
+        expected,
+        "the child ended with {status}, not as {scenario:?} should"
+    );
+
+    common::wait_until_gone(&data_dir, CLEANUP_TIMEOUT)
+}
+
+fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Result<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if Instant::now() >= deadline {
+            bail!("the child did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

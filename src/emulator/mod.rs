@@ -1,19 +1,333 @@
-//! The local IVS Chat emulator: the AWS IVS Chat control-plane API (restJson1 over HTTP, SigV4-verified),
-//! served from memory with optional persistence, fault injection and request counters for tests.
+//! The local IVS Chat emulator: the AWS IVS Chat control-plane API (restJson1 over HTTP, SigV4-verified), served
+//! from memory with optional persistence, fault injection, quotas and request counters for tests. The AWS CLI
+//! and the Rust SDK work against it unchanged (`endpoint_url` / `--endpoint-url`).
 //!
-//! CONTRACT (skeleton; the emulator owner replaces this text with the real module doc):
-//! - `EmulatorArgs`: clap `Args` for `ivschat-operator emulator` (`--listen`, `--region`, `--account-id`,
-//!   `--access-key-id`, `--secret-access-key`, transition delay, failure switch, quotas, faults, state file).
-//! - `run_cli(args)`: runs until SIGINT/SIGTERM.
-//! - `EmulatorConfig` (Default = us-west-2, 123456789012, test/test), `Emulator::start(addr, config)`,
-//!   `Emulator::url()`, `Emulator::local_addr()`, `Emulator::stop()`.
+//! Files: [`config`] (CLI flags, library config, runtime settings), [`http`] (routing, wire encoding, admin
+//! API), [`operation`] (the 17 operations' bindings and quotas), [`operations`] (input decoding, validation,
+//! defaults, outputs), [`validate`] (the model's constraints), [`store`] (resources and cross-resource
+//! invariants), [`lifecycle`] (logging-configuration states), [`pagination`] (tokens), [`error`] (wire errors),
+//! [`ids`] (ids, ARNs, tokens), [`traffic`] (quotas, faults, latency), [`metrics`], [`persistence`],
+//! [`service`] (shared state, room events), [`sigv4`] (signature verification).
+//!
+//! # Behaviour where AWS documents nothing (see also ivschat-api.md §7)
+//! - **Identifiers** must be ARNs (the model's patterns). An ARN of another region or account, or of a resource
+//!   that does not exist, is a 404 ResourceNotFoundException whose `resourceId` is the ARN's id part and whose
+//!   `resourceType` is `ROOM` (the model's only value, also for logging configurations).
+//! - **Integers**: an explicit `0` for a boxed integer (`maximumMessage*`, `maxResults`,
+//!   `sessionDurationInMinutes`) counts as "not set", because Smithy-2 SDKs may send their `@default(0)`.
+//!   Non-integers and values beyond 64 bits are a 400 SerializationException; out-of-range values a
+//!   ValidationException.
+//! - **Bodies**: an empty body is `{}`; unknown members are ignored; `null` means absent. Invalid JSON, invalid
+//!   UTF-8 or a member of the wrong JSON type is 400 `SerializationException`. Bodies over 1 MiB are
+//!   413 `RequestEntityTooLargeException`.
+//! - **Rooms**: an omitted name is `""`. A `messageReviewHandler` without a `uri` (or with `""`) on CreateRoom
+//!   means no handler; the response omits `messageReviewHandler` when there is none (as the CLI examples do).
+//!   UpdateRoom is a patch: omitted members stay; `uri: ""` removes the handler; a `fallbackResult` alone
+//!   changes the current handler's fallback. `loggingConfigurationIdentifiers` are stored as given, without
+//!   duplicates; `[]` clears them. Attaching a logging configuration that does not exist is 404; one that is
+//!   not ACTIVE is 409 (configurations already attached to the room are not re-checked on UpdateRoom).
+//! - **Times**: create/update times have millisecond precision (what the wire shows: `2022-03-16T04:44:09.123Z`)
+//!   and strictly increase across the emulator, so updateTime orders are total; updates bump `updateTime`.
+//! - **ListRooms**: filters AND together and match exactly; an empty filter string means no filter; an unknown
+//!   `loggingConfigurationIdentifier` filter is 404. Both lists are ordered by updateTime descending (ties by
+//!   id). `nextToken: ""` means the first page.
+//! - **Pagination tokens** are signed cursors (see [`pagination`]); a bad token, or one from another list,
+//!   filter set or emulator process, is 400 ValidationException naming `nextToken`.
+//! - **Logging configurations**: Create/Update answer `ACTIVE` (their output enums have only that value) while
+//!   Get/List report CREATING / UPDATING / DELETING during the configured delay (see [`lifecycle`]). Update or
+//!   Delete during a transition is 409. Deleting one that a room uses is 409. The quota counts every
+//!   configuration that still exists (including DELETING and failed ones).
+//! - **Quotas**: the room quota (optional) and the logging-configuration quota (default 10) answer 402 with
+//!   `limit` = the quota and `resourceId` = the account id. TPS quotas (when enforced) are token buckets per
+//!   operation (burst = TPS) and answer 429 ThrottlingException with `limit` = the TPS and `resourceId` = the
+//!   account id; rejected requests still consume nothing.
+//! - **Tags**: TagResource that would leave more than 50 tags is a ValidationException. UntagResource without any
+//!   `tagKeys` parameter is a ValidationException (the member is required); missing keys are ignored. In the
+//!   query, `+` is a literal plus (the SDKs encode spaces as `%20`).
+//! - **Chat tokens** are opaque (`[A-Za-z0-9_-]`), valid for one minute, single-use, and kept in memory for the
+//!   messaging endpoint ([`Emulator::redeem_chat_token`]); `sessionExpirationTime` = issue time + duration.
+//!   SendEvent / DeleteMessage / DisconnectUser check the room exists and publish a [`RoomEvent`]
+//!   ([`Emulator::subscribe_room_events`]); DeleteMessage does not check that the message exists.
+//! - **Errors outside the model**: unknown path or method: 404 `UnknownOperationException`; authentication: 403
+//!   with the SigV4 verifier's type; injected faults: 500 `InternalServerException` / 503
+//!   `ServiceUnavailableException`. Order of checks: body size, extra latency, authentication, routing, injected
+//!   fault, TPS quota, then validation and the operation itself.
+//! - **Persistence** keeps rooms, logging configurations (with lifecycle timestamps) and tags; chat tokens and
+//!   the pagination key are per process. A state file that cannot be written turns the request into a 500.
+//! - **Admin API** under `/_emulator/` is unsigned (see [`http`]); the default listen address is loopback.
+
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod ids;
+pub mod lifecycle;
+pub mod metrics;
+pub mod operation;
+pub mod operations;
+pub mod pagination;
+pub mod persistence;
+pub mod service;
 pub mod sigv4;
+pub mod store;
+pub mod traffic;
+pub mod validate;
 
-/// Placeholder until the emulator lands (replaced by the emulator owner).
-#[derive(clap::Args, Debug)]
-pub struct EmulatorArgs {}
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
-/// Placeholder until the emulator lands (replaced by the emulator owner).
-pub async fn run_cli(_args: EmulatorArgs) -> anyhow::Result<()> {
-    anyhow::bail!("the emulator is not written yet")
+use anyhow::Context as _;
+use tokio::sync::{broadcast, oneshot};
+use tokio::task::JoinHandle;
+
+pub use config::{EmulatorArgs, EmulatorConfig, RuntimeSettings, TransitionFailures};
+pub use metrics::MetricsSnapshot;
+pub use service::{RoomEvent, RoomEventKind};
+pub use store::{ChatTokenRejection, IssuedChatToken, Room};
+
+use service::Service;
+
+/// How long [`Emulator::stop`] waits for in-flight requests before it aborts the server.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// A running emulator. Many can run in one process (each has its own state, port and settings).
+pub struct Emulator {
+    local_addr: SocketAddr,
+    service: Arc<Service>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Emulator {
+    /// Binds `addr` (use `127.0.0.1:0` for a free port) and serves until [`Emulator::stop`] or drop.
+    pub async fn start(addr: SocketAddr, config: EmulatorConfig) -> anyhow::Result<Emulator> {
+        let service = Arc::new(Service::new(config)?);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let local_addr = listener
+            .local_addr()
+            .context("cannot read the listening address")?;
+        let (shutdown, shutdown_signal) = oneshot::channel::<()>();
+        let app = http::router(Arc::clone(&service));
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    // Either an explicit stop or the Emulator being dropped (sender gone) ends the server.
+                    let _ = shutdown_signal.await;
+                })
+                .await
+        });
+        Ok(Emulator {
+            local_addr,
+            service,
+            shutdown: Some(shutdown),
+            server: Some(server),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`: the endpoint URL for SDKs and the CLI.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.local_addr)
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The configuration the emulator was started with (runtime settings may have changed since; see
+    /// [`Emulator::settings`]).
+    pub fn config(&self) -> &EmulatorConfig {
+        &self.service.config
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish (up to 10 s) and waits for the server.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        let Some(mut server) = self.server.take() else {
+            return Ok(());
+        };
+        match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+            Ok(joined) => joined
+                .context("the emulator server task failed")?
+                .context("the emulator server failed"),
+            Err(_) => {
+                server.abort();
+                anyhow::bail!("the emulator did not shut down within {SHUTDOWN_GRACE:?}; aborted")
+            }
+        }
+    }
+
+    // ---- SDK clients ----------------------------------------------------------------------------------------
+
+    /// An SDK config builder aimed at this emulator: its region, endpoint and static credentials.
+    pub fn sdk_config_builder(&self) -> aws_sdk_ivschat::config::Builder {
+        let config = &self.service.config;
+        aws_sdk_ivschat::Config::builder()
+            .behavior_version(aws_sdk_ivschat::config::BehaviorVersion::latest())
+            .region(aws_sdk_ivschat::config::Region::new(config.region.clone()))
+            .endpoint_url(self.url())
+            .credentials_provider(aws_sdk_ivschat::config::Credentials::new(
+                config.access_key_id.clone(),
+                config.secret_access_key.clone(),
+                None,
+                None,
+                "ivschat-emulator",
+            ))
+    }
+
+    /// An SDK client for this emulator with the SDK's default retry policy.
+    pub fn sdk_client(&self) -> aws_sdk_ivschat::Client {
+        aws_sdk_ivschat::Client::from_conf(self.sdk_config_builder().build())
+    }
+
+    /// An SDK client for this emulator, with the builder adjusted by `customize` (retries, timeouts,
+    /// credentials, interceptors...).
+    pub fn sdk_client_with(
+        &self,
+        customize: impl FnOnce(aws_sdk_ivschat::config::Builder) -> aws_sdk_ivschat::config::Builder,
+    ) -> aws_sdk_ivschat::Client {
+        aws_sdk_ivschat::Client::from_conf(customize(self.sdk_config_builder()).build())
+    }
+
+    /// An SDK client that makes exactly one attempt per call (so tests see injected faults and throttling).
+    pub fn sdk_client_without_retries(&self) -> aws_sdk_ivschat::Client {
+        self.sdk_client_with(|builder| {
+            builder.retry_config(aws_sdk_ivschat::config::retry::RetryConfig::disabled())
+        })
+    }
+
+    // ---- metrics ----------------------------------------------------------------------------------------------
+
+    /// All request counters: (operation, outcome) → count. Outcome is `success` or the error type name.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.service.metrics.snapshot()
+    }
+
+    /// Requests of `operation` (e.g. `CreateRoom`, or `unknown`) that ended with `outcome`.
+    pub fn request_count(&self, operation: &str, outcome: &str) -> u64 {
+        self.service.metrics.count(operation, outcome)
+    }
+
+    /// Requests of `operation` with any outcome.
+    pub fn request_total(&self, operation: &str) -> u64 {
+        self.service.metrics.total(operation)
+    }
+
+    /// The counters as Prometheus text (the same as `GET /_emulator/metrics`).
+    pub fn metrics_text(&self) -> String {
+        self.service.metrics.prometheus_text()
+    }
+
+    pub fn reset_metrics(&self) {
+        self.service.metrics.reset();
+    }
+
+    // ---- runtime settings -------------------------------------------------------------------------------------
+
+    pub fn settings(&self) -> RuntimeSettings {
+        self.service.traffic.settings()
+    }
+
+    /// Changes runtime settings (the same as `POST /_emulator/settings`); an invalid result changes nothing.
+    pub fn update_settings(
+        &self,
+        change: impl FnOnce(&mut RuntimeSettings),
+    ) -> anyhow::Result<RuntimeSettings> {
+        self.service
+            .traffic
+            .update(change)
+            .map_err(anyhow::Error::msg)
+    }
+
+    /// Fraction (0..=1) of API requests answered with an injected 500 or 503.
+    pub fn set_fault_rate(&self, rate: f64) -> anyhow::Result<()> {
+        self.update_settings(|settings| settings.fault_rate = rate)
+            .map(drop)
+    }
+
+    /// Which logging-configuration transitions started from now on end in `*_FAILED`.
+    pub fn set_fail_transitions(&self, failures: TransitionFailures) {
+        let _ = self.update_settings(|settings| settings.fail_transitions = failures);
+    }
+
+    pub fn set_logging_transition_delay(&self, delay: Duration) {
+        let _ = self.update_settings(|settings| settings.logging_transition_delay = delay);
+    }
+
+    pub fn set_enforce_quotas(&self, enforce: bool) {
+        let _ = self.update_settings(|settings| settings.enforce_quotas = enforce);
+    }
+
+    pub fn set_room_quota(&self, quota: Option<u32>) {
+        let _ = self.update_settings(|settings| settings.room_quota = quota);
+    }
+
+    pub fn set_extra_latency(&self, latency: Duration) {
+        let _ = self.update_settings(|settings| settings.extra_latency = latency);
+    }
+
+    // ---- messaging bridge ---------------------------------------------------------------------------------
+
+    /// Room events published by SendEvent, DeleteMessage and DisconnectUser, for a messaging endpoint.
+    pub fn subscribe_room_events(&self) -> broadcast::Receiver<RoomEvent> {
+        self.service.subscribe()
+    }
+
+    /// Redeems a chat token for one messaging connection (each token works once, within its minute).
+    pub fn redeem_chat_token(&self, token: &str) -> Result<IssuedChatToken, ChatTokenRejection> {
+        self.service.redeem_chat_token(token)
+    }
+
+    /// The current settings of a room (for the messaging endpoint: message length and rate limits, handler).
+    pub fn room(&self, arn: &str) -> Option<Room> {
+        self.service.room(arn)
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        // Not stopped explicitly: ask the server to shut down gracefully in the background.
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// `ivschat-operator emulator`: serves until SIGINT or SIGTERM.
+pub async fn run_cli(args: EmulatorArgs) -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
+    let listen = args.listen;
+    let config = EmulatorConfig::from(args);
+    let emulator = Emulator::start(listen, config).await?;
+    let config = emulator.config();
+    tracing::info!(
+        url = %emulator.url(),
+        region = %config.region,
+        account_id = %config.account_id,
+        access_key_id = %config.access_key_id,
+        state_file = ?config.state_file,
+        settings = ?emulator.settings(),
+        "IVS Chat emulator listening"
+    );
+    println!("IVS Chat emulator listening on {}", emulator.url());
+    shutdown_signal().await?;
+    tracing::info!("shutting down");
+    emulator.stop().await
+}
+
+async fn shutdown_signal() -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("cannot listen for SIGINT"),
+        _ = terminate.recv() => Ok(()),
+    }
 }

@@ -253,12 +253,14 @@ impl ControlPlane {
         }
     }
 
+    /// `err` followed by the tail of the server's log (once, however often the error passes by here).
     fn with_log(&self, err: anyhow::Error, name: &str) -> anyhow::Error {
         let tail = process::log_tail(&self.data_dir, name, LOG_TAIL_LINES);
-        if format!("{err:#}").contains(&tail) {
+        let message = format!("{err:#}");
+        if message.contains(&tail) {
             err
         } else {
-            err.context(tail)
+            anyhow!("{message}; {tail}")
         }
     }
 

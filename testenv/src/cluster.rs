@@ -3,6 +3,7 @@
 //! kubeconfig, data, logs and PID files. Whether it runs is read from the PID files, so every command is a
 //! separate process and nothing else needs to be remembered.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -53,6 +54,7 @@ pub enum Up {
 /// died (e.g. at a reboot) are cleaned up first.
 pub fn up(state_dir: &Path, ready_timeout: Duration) -> Result<Up> {
     let state_dir = absolute(state_dir)?;
+    let _exclusive = lock_state_dir(&state_dir)?;
     if let Some(cluster) = status(&state_dir)? {
         return Ok(Up::AlreadyRunning(cluster));
     }
@@ -105,6 +107,7 @@ pub fn status(state_dir: &Path) -> Result<Option<RunningCluster>> {
 /// Stops the control plane of `state_dir` and removes the dir. `Ok(false)` when there was nothing to stop.
 pub fn down(state_dir: &Path) -> Result<bool> {
     let state_dir = absolute(state_dir)?;
+    let _exclusive = lock_state_dir(&state_dir)?;
     if !state_dir.exists() {
         return Ok(false);
     }
@@ -119,6 +122,27 @@ pub fn down(state_dir: &Path) -> Result<bool> {
         .any(|name| process::recorded_live_pid(&state_dir, name).is_some());
     process::clean_now(&state_dir)?;
     Ok(was_running)
+}
+
+/// Serialises `up` and `down` on one state dir: two concurrent `up`s would otherwise both find nothing
+/// running and start two control planes into the same directory. The lock file sits next to the state dir,
+/// which `down` removes; the lock is released when the returned file is dropped.
+fn lock_state_dir(state_dir: &Path) -> Result<File> {
+    let mut lock_name = state_dir
+        .file_name()
+        .ok_or_else(|| anyhow!("{} has no directory name", state_dir.display()))?
+        .to_os_string();
+    lock_name.push(".lock");
+    let lock_path = state_dir.with_file_name(lock_name);
+    if let Some(parent) = lock_path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let lock =
+        File::create(&lock_path).with_context(|| format!("creating {}", lock_path.display()))?;
+    lock.lock()
+        .with_context(|| format!("locking {}", lock_path.display()))?;
+    Ok(lock)
 }
 
 fn absolute(dir: &Path) -> Result<PathBuf> {

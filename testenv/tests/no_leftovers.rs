@@ -40,6 +40,11 @@ impl Scenario {
         Scenario::SharedThenCtrlC,
     ];
 
+    /// The name a test filter matches, as libtest would name it.
+    fn name(self) -> String {
+        format!("no_leftovers::{}", self.role())
+    }
+
     fn role(self) -> &'static str {
         match self {
             Scenario::SharedThenPanic => "shared-panic",
@@ -54,23 +59,83 @@ fn main() -> Result<()> {
     if let Ok(role) = std::env::var(ROLE_ENV) {
         return play_role(&role);
     }
+    let selection = Selection::from_args(std::env::args().skip(1));
+    if selection.list {
+        for scenario in Scenario::ALL {
+            println!("{}: test", scenario.name());
+        }
+        return Ok(());
+    }
     let mut failures = 0;
-    for scenario in Scenario::ALL {
+    for scenario in Scenario::ALL
+        .into_iter()
+        .filter(|s| selection.includes(&s.name()))
+    {
         let started = Instant::now();
         match check(scenario) {
             Ok(()) => println!(
-                "test no_leftovers::{} ... ok ({:.1?})",
-                scenario.role(),
+                "test {} ... ok ({:.1?})",
+                scenario.name(),
                 started.elapsed()
             ),
             Err(err) => {
                 failures += 1;
-                println!("test no_leftovers::{} ... FAILED\n{err:#}", scenario.role());
+                println!("test {} ... FAILED\n{err:#}", scenario.name());
             }
         }
     }
     ensure!(failures == 0, "{failures} no_leftovers scenario(s) failed");
     Ok(())
+}
+
+/// The libtest arguments this harness-less binary honours, so `cargo test NAME`, `--skip`, `--exact` and
+/// `--list` select the same scenarios they would in a libtest binary.
+#[derive(Default)]
+struct Selection {
+    filters: Vec<String>,
+    skips: Vec<String>,
+    exact: bool,
+    list: bool,
+}
+
+impl Selection {
+    fn from_args(mut args: impl Iterator<Item = String>) -> Self {
+        /// libtest options that take a separate value, which is not a filter.
+        const WITH_VALUE: &[&str] = &[
+            "--test-threads",
+            "--format",
+            "--color",
+            "--logfile",
+            "--shuffle-seed",
+            "-Z",
+        ];
+        let mut selection = Selection::default();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--list" => selection.list = true,
+                "--exact" => selection.exact = true,
+                "--skip" => selection.skips.extend(args.next()),
+                option if WITH_VALUE.contains(&option) => {
+                    args.next();
+                }
+                option if option.starts_with('-') => {}
+                filter => selection.filters.push(filter.to_string()),
+            }
+        }
+        selection
+    }
+
+    fn includes(&self, name: &str) -> bool {
+        let matches = |pattern: &String| {
+            if self.exact {
+                name == pattern
+            } else {
+                name.contains(pattern.as_str())
+            }
+        };
+        (self.filters.is_empty() || self.filters.iter().any(matches))
+            && !self.skips.iter().any(matches)
+    }
 }
 
 /// The child side: start a control plane, say where it lives, wait for the checker, then end as told.

@@ -17,6 +17,8 @@ struct DownOnDrop(PathBuf);
 impl Drop for DownOnDrop {
     fn drop(&mut self) {
         let _ = testenv_command("down", &self.0);
+        // The lock file `up`/`down` leave next to the state dir.
+        let _ = std::fs::remove_file(self.0.with_extension("lock"));
     }
 }
 

@@ -28,8 +28,8 @@
 //!   `/tags/arn%3Aaws%3A...` is signed as `/tags/arn%253Aaws%253A...`. S3's single-encoding rules are not
 //!   implemented: the emulator only serves `ivschat`.
 //! - Canonical query: parameters split on `&` (empty pieces skipped), each name and value decoded (`+` means
-//!   a space, as in the SDK's signer) and re-encoded with only unreserved characters left bare, then sorted
-//!   by name and value.
+//!   a space and invalid UTF-8 becomes U+FFFD, as in the SDK's signer) and re-encoded with only unreserved
+//!   characters left bare, then sorted by name and value.
 //! - Canonical headers: each signed header's values in arrival order, trimmed, inner runs of spaces collapsed
 //!   to one, joined with `,`. Header values are handled as bytes, so non-UTF-8 values cannot make
 //!   verification fail for the wrong reason.
@@ -520,15 +520,16 @@ fn canonical_query(query: &str) -> String {
         .join("&")
 }
 
-/// Decodes one query name or value (with `+` as a space) and encodes it in the canonical way. Works on
-/// bytes, so a `%FF` that decodes to invalid UTF-8 round-trips instead of being rejected.
+/// Decodes one query name or value (with `+` as a space) and encodes it in the canonical way. Bytes that
+/// decode to invalid UTF-8 become U+FFFD, as in the SDK's signer (which decodes the query into strings), so
+/// that whatever that signer signs verifies here; a malformed `%` escape stays literal, as there too.
 fn reencode_query_component(component: &str) -> String {
     let plus_as_space: Vec<u8> = component
         .bytes()
         .map(|byte| if byte == b'+' { b' ' } else { byte })
         .collect();
     let decoded: Vec<u8> = percent_decode(&plus_as_space).collect();
-    percent_encode(&decoded, NOT_UNRESERVED).to_string()
+    percent_encode(String::from_utf8_lossy(&decoded).as_bytes(), NOT_UNRESERVED).to_string()
 }
 
 fn canonical_header_value(
@@ -1001,8 +1002,9 @@ mod tests {
     fn canonical_query_sorts_and_reencodes() {
         assert_eq!(canonical_query("b=2&a=2&a=1&&c"), "a=1&a=2&b=2&c=");
         assert_eq!(canonical_query("k=a+b%2Bc%7e"), "k=a%20b%2Bc~");
-        // Invalid UTF-8 after decoding survives as bytes.
-        assert_eq!(canonical_query("k=%ff%FF"), "k=%FF%FF");
+        // Invalid UTF-8 after decoding becomes U+FFFD; a malformed escape stays literal.
+        assert_eq!(canonical_query("k=%ff%FF"), "k=%EF%BF%BD%EF%BF%BD");
+        assert_eq!(canonical_query("k=%zz%4"), "k=%25zz%254");
     }
 
     // ---- Round trips through the aws-sigv4 signer, the one the Rust SDK uses ----
@@ -1499,6 +1501,22 @@ mod tests {
                 path_and_query.push_str(&pairs.join("&"));
             }
             let request = Signer::default().sign(method, &path_and_query, &[JSON], &body);
+            prop_assert_eq!(request.verify_emulator(), Ok(()));
+        }
+
+        /// The same for targets sent as they are, not encoded by the test: dot segments, doubled slashes,
+        /// `+`, malformed or non-UTF-8 `%` escapes and sub-delimiters in the path and the query.
+        #[test]
+        fn verifies_raw_targets_the_sdk_signer_signs(
+            path in "(/[A-Za-z0-9%+._~!$'()*,;=:@-]{0,10}){1,4}",
+            query in proptest::option::of("[A-Za-z0-9%+=&._~!$'()*,;:@/?-]{0,30}"),
+        ) {
+            let target = match &query {
+                Some(query) => format!("{path}?{query}"),
+                None => path.clone(),
+            };
+            prop_assume!(target.parse::<Uri>().is_ok());
+            let request = Signer::default().sign("GET", &target, &[], b"");
             prop_assert_eq!(request.verify_emulator(), Ok(()));
         }
     }

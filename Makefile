@@ -33,6 +33,21 @@ lint:
 test: k8s-bins awscli lint
 	$(CARGO) test --workspace --locked --no-fail-fast
 
+TESTENV = $(CARGO) run --quiet --locked -p testenv --
+
+## A control plane for a person: `eval "$$(make -s cluster-up)"` sets KUBECONFIG and PATH (kubectl).
+cluster-up: k8s-bins
+	@$(TESTENV) up
+
+cluster-down:
+	@$(TESTENV) down
+
+demo: k8s-bins
+	@bash hack/demo.sh up
+
+demo-down:
+	@bash hack/demo.sh down
+
 crds:
 	$(CARGO) run --quiet --locked -- crds > crds/ivschat.dev.yaml
 

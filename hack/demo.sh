@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# `make demo`: a local control plane, the IVS Chat emulator and the operator, with the examples applied
+# and shown Ready beside AWS's (the emulator's) own view. `make demo-down` (this script with `down`) stops it all.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cache=${IVSCHAT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ivschat-operator}
+state="$cache/demo"
+target=${CARGO_TARGET_DIR:-$cache/target}
+bin="$target/debug/ivschat-operator"
+testenv_bin="$target/debug/testenv"
+emulator_addr=127.0.0.1:4510
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-west-2 AWS_DEFAULT_REGION=us-west-2
+
+stop_pid() { # stop_pid NAME: stop a process started by this script, if it still runs
+  local f="$state/$1.pid"
+  if [ -f "$f" ]; then
+    local pid; pid=$(cat "$f")
+    if kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    rm -f "$f"
+  fi
+}
+
+if [ "${1:-up}" = down ]; then
+  stop_pid operator
+  stop_pid emulator
+  [ -x "$testenv_bin" ] && "$testenv_bin" down || true
+  rm -rf "$state"
+  echo "demo stopped"
+  exit 0
+fi
+
+mkdir -p "$state"
+echo "==> building the operator and the control-plane launcher"
+(cd "$root" && cargo build --quiet --locked --bin ivschat-operator -p ivschat-operator && cargo build --quiet --locked -p testenv --bin testenv)
+
+echo "==> starting the control plane (kube-apiserver + etcd; built from source the first time)"
+kubeconfig_line=$("$testenv_bin" up | grep '^export KUBECONFIG=')
+eval "$kubeconfig_line"
+kubectl_bin="$("$testenv_bin" bin-dir)/kubectl"
+kubectl() { "$kubectl_bin" "$@"; }
+
+echo "==> starting the IVS Chat emulator on $emulator_addr"
+stop_pid emulator
+"$bin" emulator --listen "$emulator_addr" --logging-transition-delay 2s --state-file "$state/emulator.json" \
+  >"$state/emulator.log" 2>&1 &
+echo $! >"$state/emulator.pid"
+
+echo "==> installing the CRDs"
+kubectl apply --server-side -f "$root/crds/" >/dev/null
+kubectl wait --for=condition=Established crd/chatrooms.ivschat.dev crd/chatloggingconfigurations.ivschat.dev --timeout=60s >/dev/null
+
+echo "==> starting the operator (logs: $state/operator.log)"
+stop_pid operator
+"$bin" run --aws-endpoint-url "http://$emulator_addr" --region us-west-2 --resync-period 1m \
+  >"$state/operator.log" 2>&1 &
+echo $! >"$state/operator.pid"
+
+echo "==> applying examples/demo"
+kubectl apply -f "$root/examples/demo/"
+kubectl wait --for=condition=Ready chatloggingconfigurations,chatrooms --all --timeout=120s >/dev/null
+
+echo
+echo "==> Kubernetes' view: kubectl get ivschat"
+kubectl get ivschat -o wide
+echo
+echo "==> AWS's view (the emulator), through the AWS CLI"
+aws_bin=$(bash "$root/hack/awscli.sh")
+"$aws_bin" ivschat list-logging-configurations --endpoint-url "http://$emulator_addr" --output table
+"$aws_bin" ivschat list-rooms --endpoint-url "http://$emulator_addr" --output table
+echo
+echo "The demo keeps running. Try:"
+echo "  $kubeconfig_line"
+echo "  export PATH=$(dirname "$kubectl_bin"):\$PATH"
+echo "  kubectl get ivschat; kubectl describe chatroom test-room-1"
+echo "Stop it with: make demo-down"

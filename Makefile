@@ -4,8 +4,6 @@
 SHELL := /bin/bash
 CACHE_DIR ?= $(HOME)/.cache/ivschat-operator
 export IVSCHAT_CACHE_DIR := $(CACHE_DIR)
-# One target dir shared by every checkout on the machine: a fresh clone (CI) reuses earlier builds.
-export CARGO_TARGET_DIR ?= $(CACHE_DIR)/target
 CARGO ?= cargo
 
 .PHONY: test lint unit k8s-bins awscli crds cluster-up cluster-down demo demo-down bench help

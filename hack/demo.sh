@@ -6,7 +6,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${IVSCHAT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ivschat-operator}
 state="$cache/demo"
-target=${CARGO_TARGET_DIR:-$cache/target}
+target=${CARGO_TARGET_DIR:-$root/target}
 bin="$target/debug/ivschat-operator"
 testenv_bin="$target/debug/testenv"
 emulator_addr=127.0.0.1:4510

@@ -18,7 +18,7 @@
 //!   Non-integers and values beyond 64 bits are a 400 SerializationException; out-of-range values a
 //!   ValidationException.
 //! - **Bodies**: an empty body is `{}`; unknown members are ignored; `null` means absent. Invalid JSON, invalid
-//!   UTF-8 or a member of the wrong JSON type is 400 `SerializationException`. Bodies over 1 MiB are
+//!   UTF-8, a member given twice or a member of the wrong JSON type is 400 `SerializationException`. Bodies over 1 MiB are
 //!   413 `RequestEntityTooLargeException`.
 //! - **Rooms**: an omitted name is `""`. A `messageReviewHandler` without a `uri` (or with `""`) on CreateRoom
 //!   means no handler; the response omits `messageReviewHandler` when there is none (as the CLI examples do).

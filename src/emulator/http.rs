@@ -352,3 +352,81 @@ fn parse_settings_changes(body: &[u8]) -> Result<SettingsChanges, ApiError> {
     }
     Ok(changes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emulator::config::EmulatorConfig;
+
+    fn apply(body: &str) -> Result<RuntimeSettings, ApiError> {
+        let mut settings = RuntimeSettings {
+            room_quota: Some(5),
+            ..EmulatorConfig::default().runtime_settings()
+        };
+        parse_settings_changes(body.as_bytes())?.apply(&mut settings);
+        Ok(settings)
+    }
+
+    #[test]
+    fn settings_changes_apply_only_what_is_given() {
+        let settings = apply(r#"{"loggingTransitionDelay": "2s", "failTransitions": "create,delete", "faultRate": 0.5}"#)
+            .expect("valid");
+        assert_eq!(settings.logging_transition_delay, Duration::from_secs(2));
+        assert_eq!(
+            settings.fail_transitions,
+            TransitionFailures {
+                create: true,
+                update: false,
+                delete: true
+            }
+        );
+        assert_eq!(settings.fault_rate, 0.5);
+        assert_eq!(settings.room_quota, Some(5), "untouched");
+        assert_eq!(
+            apply(r#"{"roomQuota": null}"#).expect("valid").room_quota,
+            None
+        );
+        assert_eq!(
+            apply(r#"{"roomQuota": 7, "extraLatency": 0.25}"#)
+                .expect("valid")
+                .extra_latency,
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            apply("").expect("empty body changes nothing").room_quota,
+            Some(5)
+        );
+    }
+
+    #[test]
+    fn bad_settings_name_the_field() {
+        for (body, field) in [
+            (r#"{"faultRat": 1}"#, "faultRat"),
+            (r#"{"roomQuota": -1}"#, "roomQuota"),
+            (r#"{"enforceQuotas": "yes"}"#, "enforceQuotas"),
+            (r#"{"failTransitions": ["explode"]}"#, "failTransitions"),
+            (r#"{"extraLatency": "soon"}"#, "extraLatency"),
+        ] {
+            match apply(body) {
+                Err(ApiError::Validation { fields, .. }) => {
+                    assert_eq!(fields[0].name, field, "{body}")
+                }
+                other => panic!("{body}: expected a validation error, got {other:?}"),
+            }
+        }
+        assert!(matches!(apply("[1]"), Err(ApiError::Serialization { .. })));
+    }
+
+    #[test]
+    fn settings_render_as_json() {
+        let settings = EmulatorConfig {
+            room_quota: Some(2),
+            ..EmulatorConfig::default()
+        }
+        .runtime_settings();
+        let json = settings_json(&settings);
+        assert_eq!(json["roomQuota"], 2);
+        assert_eq!(json["loggingTransitionDelay"], "0ms");
+        assert_eq!(json["failTransitions"], serde_json::json!([]));
+    }
+}

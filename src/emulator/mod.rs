@@ -298,11 +298,15 @@ impl Drop for Emulator {
 
 /// `ivschat-operator emulator`: serves until SIGINT or SIGTERM.
 pub async fn run_cli(args: EmulatorArgs) -> anyhow::Result<()> {
+    use std::io::IsTerminal as _;
+    // Logs go to stderr (colours only on a terminal); stdout carries the one "listening" line for scripts.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
     let listen = args.listen;
     let config = EmulatorConfig::from(args);
@@ -317,6 +321,12 @@ pub async fn run_cli(args: EmulatorArgs) -> anyhow::Result<()> {
         settings = ?emulator.settings(),
         "IVS Chat emulator listening"
     );
+    if !emulator.local_addr().ip().is_loopback() {
+        tracing::warn!(
+            "listening beyond loopback: the /_emulator/* admin endpoints are unauthenticated and reachable by anyone \
+             who can reach this address"
+        );
+    }
     println!("IVS Chat emulator listening on {}", emulator.url());
     shutdown_signal().await?;
     tracing::info!("shutting down");

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::store::CHAT_TOKEN_VALIDITY;
+
 /// Default listen address: loopback only, because the admin endpoints under `/_emulator/` are unauthenticated.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4510";
 /// The AWS default quota of logging configurations per account and region (adjustable in AWS, so a flag here).
@@ -134,6 +136,11 @@ pub struct EmulatorConfig {
     pub fault_rate: f64,
     pub extra_latency: Duration,
     pub state_file: Option<PathBuf>,
+    /// How long a chat token can open a messaging connection (AWS: one minute). Tests shorten it.
+    pub chat_token_validity: Duration,
+    /// How long one minute of `sessionDurationInMinutes` lasts (AWS: 60 s), so tests can see sessions expire
+    /// without waiting a real minute; `sessionExpirationTime` reflects the scaled duration.
+    pub chat_session_minute: Duration,
 }
 
 impl Default for EmulatorConfig {
@@ -151,6 +158,8 @@ impl Default for EmulatorConfig {
             fault_rate: 0.0,
             extra_latency: Duration::ZERO,
             state_file: None,
+            chat_token_validity: CHAT_TOKEN_VALIDITY,
+            chat_session_minute: Duration::from_secs(60),
         }
     }
 }
@@ -191,6 +200,9 @@ impl EmulatorConfig {
         if self.access_key_id.is_empty() {
             anyhow::bail!("the access key id must not be empty");
         }
+        if self.chat_token_validity.is_zero() || self.chat_session_minute.is_zero() {
+            anyhow::bail!("the chat token validity and the chat session minute must be positive");
+        }
         self.runtime_settings()
             .validate()
             .map_err(anyhow::Error::msg)
@@ -212,6 +224,7 @@ impl From<EmulatorArgs> for EmulatorConfig {
             fault_rate: args.fault_rate,
             extra_latency: args.extra_latency,
             state_file: args.state_file,
+            ..EmulatorConfig::default()
         }
     }
 }

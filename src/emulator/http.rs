@@ -6,6 +6,9 @@
 //! the operation. Every response carries `x-amzn-RequestId`; every error carries `X-Amzn-Errortype` and a JSON
 //! body with `message`. Each API request is counted once by operation and outcome.
 //!
+//! A WebSocket upgrade (`GET /` with `Upgrade: websocket`) goes to the chat messaging endpoint ([`messaging`])
+//! before any of this.
+//!
 //! `/_emulator/*` is the unsigned admin API for tests (never counted in the metrics):
 //! - `GET /_emulator/metrics`: the request counters as Prometheus text; `POST /_emulator/metrics/reset` zeroes them.
 //! - `GET /_emulator/settings`: the runtime settings as JSON; `POST /_emulator/settings` with any subset of
@@ -27,6 +30,7 @@ use serde_json::{Map, Value, json};
 use super::config::{RuntimeSettings, TransitionFailures, parse_duration};
 use super::error::ApiError;
 use super::ids;
+use super::messaging;
 use super::metrics::{SUCCESS, UNKNOWN_OPERATION};
 use super::operation;
 use super::operations::{self, Output};
@@ -44,8 +48,12 @@ pub fn router(service: Arc<Service>) -> Router {
 }
 
 async fn handle(State(service): State<Arc<Service>>, request: Request) -> Response {
-    let request_id = ids::new_request_id();
     let (parts, body) = request.into_parts();
+    if messaging::is_messaging_upgrade(&parts.method, parts.uri.path(), &parts.headers) {
+        // The chat messaging endpoint shares the listener; it is not an API operation (unsigned, uncounted).
+        return messaging::upgrade(service, parts).await;
+    }
+    let request_id = ids::new_request_id();
     let path = parts.uri.path();
     let too_large =
         content_length(&parts.headers).is_some_and(|length| length > MAX_BODY_BYTES as u64);

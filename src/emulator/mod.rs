@@ -7,7 +7,8 @@
 //! defaults, outputs), [`validate`] (the model's constraints), [`store`] (resources and cross-resource
 //! invariants), [`lifecycle`] (logging-configuration states), [`pagination`] (tokens), [`error`] (wire errors),
 //! [`ids`] (ids, ARNs, tokens), [`traffic`] (quotas, faults, latency), [`metrics`], [`persistence`],
-//! [`service`] (shared state, room events), [`sigv4`] (signature verification).
+//! [`service`] (shared state, room events), [`sigv4`] (signature verification), [`messaging`] (the chat
+//! Messaging API: WebSocket connections on the same listener, `ws://HOST:PORT`).
 //!
 //! # Behaviour where AWS documents nothing (see also ivschat-api.md §7)
 //! - **Identifiers** must be ARNs (the model's patterns). An ARN of another region or account, or of a resource
@@ -44,10 +45,12 @@
 //! - **Tags**: TagResource that would leave more than 50 tags is a ValidationException. UntagResource without any
 //!   `tagKeys` parameter is a ValidationException (the member is required); missing keys are ignored. In the
 //!   query, `+` is a literal plus (the SDKs encode spaces as `%20`).
-//! - **Chat tokens** are opaque (`[A-Za-z0-9_-]`), valid for one minute, single-use, and kept in memory for the
+//! - **Chat tokens** are opaque (`[A-Za-z0-9_-]`), valid for one minute (tests can shorten it and the session
+//!   minute: `EmulatorConfig::chat_token_validity` / `chat_session_minute`), single-use, and kept in memory for the
 //!   messaging endpoint ([`Emulator::redeem_chat_token`]); `sessionExpirationTime` = issue time + duration.
 //!   SendEvent / DeleteMessage / DisconnectUser check the room exists and publish a [`RoomEvent`]
-//!   ([`Emulator::subscribe_room_events`]); DeleteMessage does not check that the message exists.
+//!   ([`Emulator::subscribe_room_events`]); DeleteMessage does not check that the message exists. DeleteRoom
+//!   publishes one too, and so do the messaging connections' actions; [`messaging`] delivers them.
 //! - **Errors outside the model**: unknown path or method: 404 `UnknownOperationException`; authentication: 403
 //!   with the SigV4 verifier's type; injected faults: 500 `InternalServerException` / 503
 //!   `ServiceUnavailableException`. Order of checks: body size, extra latency, authentication, routing, injected
@@ -61,6 +64,7 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod lifecycle;
+pub mod messaging;
 pub mod metrics;
 pub mod operation;
 pub mod operations;
@@ -143,6 +147,8 @@ impl Emulator {
 
     /// Stops accepting connections, lets in-flight requests finish (up to 10 s) and waits for the server.
     pub async fn stop(mut self) -> anyhow::Result<()> {
+        // Upgraded messaging connections outlive the HTTP server's graceful shutdown unless told to close.
+        self.service.messaging.shut_down();
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
@@ -271,7 +277,8 @@ impl Emulator {
 
     // ---- messaging bridge ---------------------------------------------------------------------------------
 
-    /// Room events published by SendEvent, DeleteMessage and DisconnectUser, for a messaging endpoint.
+    /// Room events published by SendEvent, DeleteMessage, DisconnectUser, DeleteRoom and the messaging
+    /// connections' actions (what the messaging endpoint delivers).
     pub fn subscribe_room_events(&self) -> broadcast::Receiver<RoomEvent> {
         self.service.subscribe()
     }
@@ -279,6 +286,11 @@ impl Emulator {
     /// Redeems a chat token for one messaging connection (each token works once, within its minute).
     pub fn redeem_chat_token(&self, token: &str) -> Result<IssuedChatToken, ChatTokenRejection> {
         self.service.redeem_chat_token(token)
+    }
+
+    /// The user ids of the room's open messaging connections (one entry per connection), sorted.
+    pub fn chat_connections(&self, room_arn: &str) -> Vec<String> {
+        self.service.messaging.connected_users(room_arn)
     }
 
     /// The current settings of a room (for the messaging endpoint: message length and rate limits, handler).
@@ -290,6 +302,7 @@ impl Emulator {
 impl Drop for Emulator {
     fn drop(&mut self) {
         // Not stopped explicitly: ask the server to shut down gracefully in the background.
+        self.service.messaging.shut_down();
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }

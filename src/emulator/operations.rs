@@ -3,7 +3,6 @@
 //! store and encode the output members.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use jiff::Timestamp;
 use serde::Deserialize;
@@ -515,9 +514,20 @@ async fn update_room(service: &Service, input: UpdateRoomInput) -> Result<Output
 
 async fn delete_room(service: &Service, input: IdentifierInput) -> Result<Output, ApiError> {
     let identifier = required_identifier(&input, true)?;
-    service
-        .mutate(|store, _| store.delete_room(&identifier))
+    let room_arn = service
+        .mutate(|store, _| {
+            let arn = store.room(&identifier)?.arn.clone();
+            store.delete_room(&identifier)?;
+            Ok(arn)
+        })
         .await?;
+    // The room's chat connections close (see messaging).
+    service.publish(RoomEvent {
+        room_arn,
+        id: ids::new_id(),
+        send_time: Timestamp::now(),
+        kind: RoomEventKind::RoomDeleted,
+    });
     Ok(Output::NoContent)
 }
 
@@ -775,7 +785,11 @@ async fn create_chat_token(
     let user = input.user_id.unwrap_or_default();
     let capabilities = input.capabilities.unwrap_or_default();
     let attributes = input.attributes.unwrap_or_default();
-    let session = Duration::from_secs(u64::try_from(minutes).unwrap_or(1) * 60);
+    // One "minute" is configurable so tests can watch sessions expire (see EmulatorConfig::chat_session_minute).
+    let session = service
+        .config
+        .chat_session_minute
+        .saturating_mul(u32::try_from(minutes).unwrap_or(1));
     // Tokens are not persisted: the store's revision does not move, so no state-file write follows.
     let (token, issued) = service
         .mutate(|store, now| {

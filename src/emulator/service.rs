@@ -1,9 +1,9 @@
 //! The emulator's shared state behind the HTTP layer: the store under one lock, persistence after each change,
-//! the traffic switches, metrics, pagination-token codec, and the room-event channel a messaging (WebSocket)
-//! endpoint subscribes to.
+//! the traffic switches, metrics, pagination-token codec, the room-event channel the messaging (WebSocket)
+//! connections subscribe to, and the messaging endpoint's connection registry.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use jiff::Timestamp;
 use tokio::sync::broadcast;
@@ -11,6 +11,7 @@ use tokio::sync::broadcast;
 use super::config::EmulatorConfig;
 use super::error::ApiError;
 use super::ids::ArnScope;
+use super::messaging::Messaging;
 use super::metrics::Metrics;
 use super::pagination::TokenCodec;
 use super::persistence::{self, Persister};
@@ -47,6 +48,16 @@ pub enum RoomEventKind {
         user_id: String,
         reason: Option<String>,
     },
+    /// A chat message accepted from a messaging connection (SEND_MESSAGE); `id` is the message id.
+    Message {
+        sender_user_id: String,
+        /// The attributes of the sender's chat token.
+        sender_attributes: BTreeMap<String, String>,
+        content: String,
+        attributes: BTreeMap<String, String>,
+    },
+    /// DeleteRoom: the room's messaging connections close.
+    RoomDeleted,
 }
 
 pub struct Service {
@@ -58,6 +69,8 @@ pub struct Service {
     persister: Option<Persister>,
     pub tokens: TokenCodec,
     events: broadcast::Sender<RoomEvent>,
+    /// Open messaging connections and per-room message rates (see [`super::messaging`]).
+    pub messaging: Arc<Messaging>,
 }
 
 impl Service {
@@ -68,7 +81,7 @@ impl Service {
             region: config.region.clone(),
             account_id: config.account_id.clone(),
         };
-        let (store, persister) = match &config.state_file {
+        let (mut store, persister) = match &config.state_file {
             Some(path) => {
                 let state = persistence::load(path)?;
                 (
@@ -78,6 +91,7 @@ impl Service {
             }
             None => (Store::new(scope.clone()), None),
         };
+        store.set_chat_token_validity(config.chat_token_validity);
         let (events, _) = broadcast::channel(ROOM_EVENT_BUFFER);
         Ok(Service {
             traffic: Traffic::new(config.runtime_settings()),
@@ -88,6 +102,7 @@ impl Service {
             persister,
             tokens: TokenCodec::new(),
             events,
+            messaging: Arc::new(Messaging::new()),
         })
     }
 

@@ -191,6 +191,8 @@ pub struct Store {
     /// Bumped by every change that the state file must reflect.
     revision: u64,
     chat_tokens: HashMap<String, ChatTokenEntry>,
+    /// How long an issued chat token can be redeemed ([`CHAT_TOKEN_VALIDITY`] unless a test shortens it).
+    chat_token_validity: Duration,
     /// Token count after the last purge of expired tokens (purges are amortised over inserts).
     chat_tokens_after_purge: usize,
 }
@@ -215,6 +217,7 @@ impl Store {
             last_time: Timestamp::UNIX_EPOCH,
             revision: 0,
             chat_tokens: HashMap::new(),
+            chat_token_validity: CHAT_TOKEN_VALIDITY,
             chat_tokens_after_purge: 0,
         }
     }
@@ -711,6 +714,11 @@ impl Store {
 
     // ---- chat tokens ------------------------------------------------------------------------------------
 
+    /// Sets how long chat tokens issued from now on can be redeemed.
+    pub fn set_chat_token_validity(&mut self, validity: Duration) {
+        self.chat_token_validity = validity;
+    }
+
     /// Records an issued chat token (the room must exist) and returns it.
     pub fn issue_chat_token(
         &mut self,
@@ -728,7 +736,7 @@ impl Store {
             user_id,
             capabilities,
             attributes,
-            token_expiration_time: add(now, CHAT_TOKEN_VALIDITY),
+            token_expiration_time: add(now, self.chat_token_validity),
             session_duration,
             session_expiration_time: add(now, session_duration),
         };

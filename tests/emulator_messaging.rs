@@ -884,21 +884,26 @@ async fn the_signed_api_and_the_admin_api_still_work_beside_the_socket() {
     // API requests on the same listener while a socket is open.
     let listed = client.list_rooms().send().await.expect("list rooms");
     assert_eq!(listed.rooms().len(), 1);
-    let health: Value = {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let mut stream = TcpStream::connect(emulator.local_addr())
-            .await
-            .expect("connect");
-        stream
-            .write_all(b"GET /_emulator/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await
-            .expect("write");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await.expect("read");
-        let body = response.split("\r\n\r\n").nth(1).expect("a body");
-        serde_json::from_str(body).expect("JSON")
-    };
+    let health = raw_http(
+        &emulator,
+        "GET /_emulator/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let health: Value =
+        serde_json::from_str(health.split("\r\n\r\n").nth(1).expect("a body")).expect("JSON");
     assert_eq!(health, json!({"status": "ok"}));
+    // A malformed handshake on the root path is refused in the messaging format, not as an API error.
+    let malformed = raw_http(
+        &emulator,
+        "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await;
+    assert!(malformed.starts_with("HTTP/1.1 400"), "{malformed}");
+    let body: Value =
+        serde_json::from_str(malformed.split("\r\n\r\n").nth(1).expect("a body")).expect("JSON");
+    assert_eq!(body["ErrorCode"], 400, "{body}");
+    assert_eq!(emulator.request_total("unknown"), 0);
     // A WebSocket upgrade on an API path is not the messaging endpoint.
     let token = token(&client, &room, "bob", ALL, &[]).await;
     assert!(matches!(
@@ -921,4 +926,17 @@ async fn stopping_the_emulator_closes_the_connections() {
         .await
         .expect("the stop task")
         .expect("the emulator stops");
+}
+
+/// Sends one raw HTTP/1.1 request and returns what the server answers within the quiet period (or until it
+/// closes the connection).
+async fn raw_http(emulator: &Emulator, request: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = TcpStream::connect(emulator.local_addr())
+        .await
+        .expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(QUIET_PERIOD, stream.read_to_end(&mut response)).await;
+    String::from_utf8_lossy(&response).into_owned()
 }

@@ -16,7 +16,8 @@
 //!   not signed and not counted in the request metrics.
 //! - **Token**: the first value of `Sec-WebSocket-Protocol` is the token; it is echoed as the selected subprotocol.
 //! - **Refused handshakes** answer with an HTTP status and a JSON body `{"ErrorCode", "ErrorMessage"}` instead of
-//!   the 101: no token → 401; an unknown, already used or expired token → 401 (the error table's "connection
+//!   the 101: a malformed handshake (no `Sec-WebSocket-Key`, version other than 13...) → axum's status (400,
+//!   426...); no token → 401; an unknown, already used or expired token → 401 (the error table's "connection
 //!   expired or chat token missing"); a token whose room was deleted → 404.
 //! - **Session expiry**: at `sessionExpirationTime` the connection gets an `ERROR` 401 without `RequestId` (the
 //!   SDK's "connection expired" signal, which makes it reconnect with a new token), then a close frame 1000.
@@ -65,7 +66,7 @@ use axum::extract::FromRequestParts as _;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse as _, Response};
+use axum::response::Response;
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use tokio::sync::{broadcast, watch};
@@ -220,7 +221,8 @@ pub fn is_messaging_upgrade(method: &Method, path: &str, headers: &HeaderMap) ->
 pub async fn upgrade(service: Arc<Service>, mut parts: Parts) -> Response {
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(upgrade) => upgrade,
-        Err(rejection) => return rejection.into_response(),
+        // Not a valid WebSocket handshake (method, headers, version): the same JSON refusal as a bad token.
+        Err(rejection) => return refuse(rejection.status(), &rejection.body_text()),
     };
     let Some(token_header) = upgrade.requested_protocols().next().cloned() else {
         return refuse(

@@ -1,85 +1,13 @@
-// Drives the official IVS Chat JS client (amazon-ivs-chat-messaging) against the emulator's messaging endpoint,
-// for tests/emulator_messaging_js.rs. Run with NODE_PATH pointing at the node_modules that hack/ivschat-js.sh
-// installed.
+// The main scenario of tests/emulator_messaging_js.rs for the official IVS Chat JS client (see common.cjs for
+// the harness): ada (all capabilities) and bob (SEND_MESSAGE) connect to one room.
 //
-// Input (environment):
-//   IVSCHAT_URL     ws://127.0.0.1:PORT
-//   IVSCHAT_TOKENS  {"ada": [token, ...], "bob": [token, ...]}: each connection attempt takes the next token.
-//   IVSCHAT_MAX_LENGTH  the room's maximumMessageLength.
-// Protocol (stdout, one JSON object a line): {"step":"connected"} once both rooms are connected, after which the
-// test calls SendEvent (app:HELLO); at the end {"step":"done", ...observations}. Stdin is not used. Any failed
-// expectation exits with status 1 and a message on stderr; the SDK's warnings and errors also go to stderr.
+// Extra input: IVSCHAT_MAX_LENGTH, the room's maximumMessageLength.
+// Protocol (stdout): {"step":"connected"} once both rooms are connected, after which the test calls SendEvent
+// (app:HELLO); at the end {"step":"done", ...observations}.
 'use strict';
 
-globalThis.WebSocket = require('ws'); // Node 20 has no global WebSocket; the SDK uses the global one.
-const {
-  ChatRoom,
-  SendMessageRequest,
-  DeleteMessageRequest,
-  DisconnectUserRequest,
-} = require('amazon-ivs-chat-messaging');
-
-const STEP_TIMEOUT_MS = 5000;
-
-function fail(message) {
-  process.stderr.write(`chat_client: ${message}\n`);
-  process.exit(1);
-}
-
-function expect(condition, message) {
-  if (!condition) fail(message);
-}
-
-function withTimeout(promise, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), STEP_TIMEOUT_MS);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** Resolves with the first `eventName` payload of `room` that satisfies `accept`. */
-function nextEvent(room, eventName, accept = () => true) {
-  return new Promise((resolve) => {
-    const remove = room.addListener(eventName, (...payload) => {
-      if (accept(...payload)) {
-        remove();
-        resolve(payload);
-      }
-    });
-  });
-}
-
-// One line per SDK warning or error, objects as JSON, so the test can tell expected errors from others.
-const show = (arg) => (typeof arg === 'object' && arg !== null ? JSON.stringify(arg) : String(arg));
-const stderrLogger = {
-  debug() {},
-  info() {},
-  warn: (...args) => process.stderr.write(`sdk warn: ${args.map(show).join(' ')}\n`),
-  error: (...args) => process.stderr.write(`sdk error: ${args.map(show).join(' ')}\n`),
-};
-
-const tokens = JSON.parse(process.env.IVSCHAT_TOKENS);
-const tokenFetches = { ada: 0, bob: 0 };
-
-function makeRoom(user) {
-  const room = new ChatRoom({
-    regionOrUrl: process.env.IVSCHAT_URL,
-    tokenProvider: async () => {
-      tokenFetches[user] += 1;
-      const token = tokens[user].shift();
-      if (!token) throw new Error(`no chat token left for ${user}`);
-      return { token };
-    },
-  });
-  room.logger = stderrLogger;
-  room.logLevel = 'warn';
-  return room;
-}
-
-function say(object) {
-  process.stdout.write(`${JSON.stringify(object)}\n`);
-}
+const { SendMessageRequest, DeleteMessageRequest, DisconnectUserRequest } = require('amazon-ivs-chat-messaging');
+const { expect, withTimeout, nextEvent, makeRoom, say, run, tokenFetches } = require('./common.cjs');
 
 async function main() {
   const ada = makeRoom('ada');
@@ -160,4 +88,4 @@ async function main() {
   process.exit(0);
 }
 
-main().catch((error) => fail(error && error.stack ? error.stack : String(error)));
+run(main);

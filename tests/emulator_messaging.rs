@@ -39,10 +39,6 @@ async fn start_with(config: EmulatorConfig) -> Emulator {
         .expect("the emulator starts")
 }
 
-fn ws_url(emulator: &Emulator) -> String {
-    format!("ws://{}", emulator.local_addr())
-}
-
 async fn create_room(client: &Client) -> String {
     client
         .create_room()
@@ -107,7 +103,7 @@ async fn try_connect(url: &str, token: Option<&str>) -> Result<Socket, WsError> 
 }
 
 async fn connect(emulator: &Emulator, token: &str) -> Socket {
-    try_connect(&ws_url(emulator), Some(token))
+    try_connect(&emulator.messaging_url(), Some(token))
         .await
         .expect("the messaging connection opens")
 }
@@ -755,7 +751,7 @@ async fn handshakes_without_a_valid_token_are_refused() {
     .await;
     let client = emulator.sdk_client();
     let room = create_room(&client).await;
-    let url = ws_url(&emulator);
+    let url = emulator.messaging_url();
 
     assert_eq!(refused_status(&url, None).await, StatusCode::UNAUTHORIZED);
     assert_eq!(
@@ -907,7 +903,11 @@ async fn the_signed_api_and_the_admin_api_still_work_beside_the_socket() {
     // A WebSocket upgrade on an API path is not the messaging endpoint.
     let token = token(&client, &room, "bob", ALL, &[]).await;
     assert!(matches!(
-        try_connect(&format!("{}/ListRooms", ws_url(&emulator)), Some(&token)).await,
+        try_connect(
+            &format!("{}/ListRooms", emulator.messaging_url()),
+            Some(&token)
+        )
+        .await,
         Err(WsError::Http(_))
     ));
     send(&mut ada, send_message("r", "fine")).await;

@@ -99,7 +99,7 @@ async fn run_scenario(
     let mut node = tokio::process::Command::new("node");
     node.arg(&script)
         .env("NODE_PATH", &node_modules)
-        .env("IVSCHAT_URL", format!("ws://{}", emulator.local_addr()))
+        .env("IVSCHAT_URL", emulator.messaging_url())
         .env("IVSCHAT_TOKENS", Value::Object(tokens).to_string())
         .envs(extra_env.iter().map(|(name, value)| (*name, value)))
         .stdin(Stdio::null())

@@ -135,6 +135,11 @@ impl Emulator {
         format!("http://{}", self.local_addr)
     }
 
+    /// `ws://127.0.0.1:PORT`: the chat messaging endpoint for chat clients (the `regionOrUrl` of the JS client).
+    pub fn messaging_url(&self) -> String {
+        format!("ws://{}", self.local_addr)
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
@@ -327,6 +332,7 @@ pub async fn run_cli(args: EmulatorArgs) -> anyhow::Result<()> {
     let config = emulator.config();
     tracing::info!(
         url = %emulator.url(),
+        messaging_url = %emulator.messaging_url(),
         region = %config.region,
         account_id = %config.account_id,
         access_key_id = %config.access_key_id,

@@ -1,3 +1,4 @@
 //! ivschat-operator: a Kubernetes operator for Amazon IVS Chat, and the local IVS Chat emulator it is tested against.
+pub mod controller;
 pub mod crd;
 pub mod emulator;

@@ -21,6 +21,8 @@ enum Command {
     Emulator(Box<ivschat_operator::emulator::EmulatorArgs>),
     /// Print the CustomResourceDefinitions (YAML, one document per kind).
     Crds,
+    /// Run the operator: reconcile ChatRoom and ChatLoggingConfiguration objects against AWS IVS Chat.
+    Run(ivschat_operator::controller::RunArgs),
 }
 
 #[tokio::main]
@@ -28,6 +30,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Emulator(args) => ivschat_operator::emulator::run_cli(*args).await,
+        Command::Run(args) => ivschat_operator::controller::run(args).await,
         Command::Crds => {
             print!("{}", ivschat_operator::crd::crds_yaml()?);
             Ok(())

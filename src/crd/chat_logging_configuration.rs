@@ -201,6 +201,11 @@ pub struct ChatLoggingConfigurationStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 
+    /// AWS tag keys the operator set on the resource (the spec's tags plus its ownership tags), so that
+    /// a tag removed from the spec is removed in AWS while tags others added in AWS are left alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub managed_tag_keys: Vec<String>,
+
     /// Conditions Ready, Reconciling and Stalled (kstatus), one per type.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]

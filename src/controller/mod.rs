@@ -1,0 +1,277 @@
+//! The controllers: `ivschat-operator run` reconciles ChatLoggingConfiguration and ChatRoom objects
+//! against AWS IVS Chat (or any compatible endpoint, such as the local emulator).
+//!
+//! Files: [`driver`] (the one generic reconcile driver and the per-kind trait), [`room`] and
+//! [`logging_configuration`] (the two kinds: mapping and AWS calls), [`plan`] (pure diffing and tag
+//! planning), [`status`] (conditions and the status document), [`aws_error`] (error classification).
+//!
+//! [`start`] runs both controllers in-process on given clients (what the tests and the benchmark use) and
+//! returns a handle that stops them; [`run`] is the command-line entry point.
+
+pub mod aws_error;
+pub mod driver;
+pub mod logging_configuration;
+pub mod plan;
+pub mod room;
+pub mod status;
+
+use crate::crd::{ChatLoggingConfiguration, ChatRoom};
+use anyhow::Context as _;
+use driver::{Context, Timing, error_policy, reconcile};
+use futures_util::StreamExt;
+use kube::Api;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{Controller, watcher};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// `ivschat-operator run`: flags, each with an environment-variable equivalent.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// AWS region (default: from the standard AWS configuration chain).
+    #[arg(long, env = "AWS_REGION")]
+    pub region: Option<String>,
+
+    /// AWS endpoint URL, e.g. the local emulator `http://127.0.0.1:4510` (default: the AWS endpoint of the
+    /// region).
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    pub aws_endpoint_url: Option<String>,
+
+    /// How often every resource is read from AWS to correct out-of-band changes (e.g. 10m, 30s).
+    #[arg(long, env = "IVSCHAT_OPERATOR_RESYNC_PERIOD", default_value = "10m", value_parser = parse_duration)]
+    pub resync_period: Duration,
+
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "IVSCHAT_OPERATOR_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Objects reconciled in parallel per kind.
+    #[arg(long, env = "IVSCHAT_OPERATOR_CONCURRENCY", default_value_t = 16)]
+    pub concurrency: u16,
+}
+
+/// `10m`, `30s`, `1h30m`, `500ms` (or a plain number of seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
+    }
+    let signed: jiff::SignedDuration = text
+        .parse()
+        .map_err(|err| format!("invalid duration {text:?} (expected e.g. 10m, 30s): {err}"))?;
+    let duration =
+        Duration::try_from(signed).map_err(|_| format!("duration {text:?} must not be negative"))?;
+    if duration.is_zero() {
+        return Err(format!("duration {text:?} must be positive"));
+    }
+    Ok(duration)
+}
+
+/// How the in-process operator runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub timing: Timing,
+    /// Watch only this namespace (`None`: all).
+    pub namespace: Option<String>,
+    /// Objects reconciled in parallel per kind.
+    pub concurrency: u16,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            timing: Timing::default(),
+            namespace: None,
+            concurrency: 16,
+        }
+    }
+}
+
+/// The running controllers; [`OperatorHandle::stop`] ends them.
+pub struct OperatorHandle {
+    shutdown: Vec<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl OperatorHandle {
+    /// Stops both controllers: no new reconciles start, running ones finish.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        for signal in self.shutdown {
+            let _ = signal.send(());
+        }
+        self.task
+            .await
+            .context("the controller task failed")
+    }
+
+    /// Whether the controllers have ended on their own (they only do when their watches fail for good).
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+fn api<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
+}
+
+fn recorder(client: &kube::Client, controller: &str) -> Recorder {
+    Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: controller.to_owned(),
+            instance: std::env::var("POD_NAME").ok(),
+        },
+    )
+}
+
+/// Starts both controllers on the given clients. Must be called inside a tokio runtime.
+pub fn start(kube: kube::Client, aws: aws_sdk_ivschat::Client, options: Options) -> OperatorHandle {
+    let namespace = options.namespace.as_deref();
+    let config = kube::runtime::Config::default().concurrency(options.concurrency);
+    let rooms: Api<ChatRoom> = api(&kube, namespace);
+    let configs: Api<ChatLoggingConfiguration> = api(&kube, namespace);
+
+    let room_controller = Controller::new(rooms.clone(), watcher::Config::default());
+    let room_store = room_controller.store();
+    let config_controller = Controller::new(configs.clone(), watcher::Config::default());
+    let config_store = config_controller.store();
+
+    // A logging configuration's change (e.g. it became ACTIVE) wakes the rooms that name it.
+    let rooms_of = room_store.clone();
+    let room_controller = room_controller
+        .watches(configs, watcher::Config::default(), move |config| {
+            room::rooms_referencing(&rooms_of, &config)
+        })
+        .with_config(config.clone());
+    // A room's change wakes the configurations it names and those waiting to be deleted.
+    let configs_of = config_store.clone();
+    let config_controller = config_controller
+        .watches(rooms, watcher::Config::default(), move |room| {
+            logging_configuration::configurations_affected_by(&configs_of, &room)
+        })
+        .with_config(config);
+
+    let (stop_rooms, rooms_stopped) = oneshot::channel::<()>();
+    let (stop_configs, configs_stopped) = oneshot::channel::<()>();
+    let room_context = Arc::new(Context::<ChatRoom>::new(
+        kube.clone(),
+        aws.clone(),
+        recorder(&kube, "ivschat-operator/chatroom"),
+        options.timing.clone(),
+        config_store,
+    ));
+    let config_context = Arc::new(Context::<ChatLoggingConfiguration>::new(
+        kube.clone(),
+        aws,
+        recorder(&kube, "ivschat-operator/chatloggingconfiguration"),
+        options.timing,
+        room_store,
+    ));
+    let room_run = room_controller
+        .graceful_shutdown_on(async move {
+            let _ = rooms_stopped.await;
+        })
+        .run(reconcile, error_policy, room_context)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "ChatRoom controller");
+            }
+        });
+    let config_run = config_controller
+        .graceful_shutdown_on(async move {
+            let _ = configs_stopped.await;
+        })
+        .run(reconcile, error_policy, config_context)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "ChatLoggingConfiguration controller");
+            }
+        });
+    let task = tokio::spawn(async move {
+        tokio::join!(room_run, config_run);
+    });
+    OperatorHandle {
+        shutdown: vec![stop_rooms, stop_configs],
+        task,
+    }
+}
+
+/// `ivschat-operator run`: connects to Kubernetes (kubeconfig or in-cluster) and AWS (the standard
+/// `aws-config` chain), then reconciles until SIGINT or SIGTERM.
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    // kube (ring) and the AWS SDK (aws-lc-rs) both enable rustls providers: pick one for the process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let kube = kube::Client::try_default()
+        .await
+        .context("cannot build a Kubernetes client from the kubeconfig or the in-cluster config")?;
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(region) = args.region.clone() {
+        loader = loader.region(aws_config::Region::new(region));
+    }
+    if let Some(endpoint) = args.aws_endpoint_url.as_deref() {
+        loader = loader.endpoint_url(endpoint);
+    }
+    let aws = aws_sdk_ivschat::Client::new(&loader.load().await);
+    let options = Options {
+        timing: Timing {
+            resync_period: args.resync_period,
+            ..Timing::default()
+        },
+        namespace: args.namespace.clone(),
+        concurrency: args.concurrency,
+    };
+    tracing::info!(
+        namespace = args.namespace.as_deref().unwrap_or("<all>"),
+        resync = ?args.resync_period,
+        concurrency = args.concurrency,
+        "starting the ChatRoom and ChatLoggingConfiguration controllers"
+    );
+    let handle = start(kube, aws, options);
+    shutdown_signal().await?;
+    tracing::info!("shutting down");
+    handle.stop().await
+}
+
+async fn shutdown_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("cannot listen for SIGTERM")?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result.context("cannot listen for SIGINT"),
+            _ = terminate.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c()
+            .await
+            .context("cannot listen for Ctrl-C")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_like_the_flags_document() {
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("-5s").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+}

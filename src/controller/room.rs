@@ -1,0 +1,418 @@
+//! ChatRoom ↔ AWS IVS Chat room, read top to bottom: the spec maps to normalised room fields (logging
+//! configuration names resolved to ARNs through the ChatLoggingConfiguration store), the room is observed,
+//! diffed, and created / updated / deleted through the SDK.
+
+use super::aws_error::AwsError;
+use super::driver::{Deletion, ManagedKind, Observed, Pending, Policies};
+use super::status::{StatusDocument, reasons};
+use crate::crd::{ChatLoggingConfiguration, ChatRoom, ChatRoomSpec, LoggingConfigurationTarget};
+use aws_sdk_ivschat::primitives::{DateTime, DateTimeFormat};
+use aws_sdk_ivschat::types::{FallbackResult, MessageReviewHandler};
+use kube::ResourceExt;
+use kube::runtime::reflector::{ObjectRef, Store};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+
+/// The AWS room fields the spec controls, with AWS defaults applied, so that equal rooms compare equal.
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomFields {
+    /// `""` when unnamed (what AWS stores for an omitted name).
+    pub name: String,
+    pub maximum_message_length: i32,
+    pub maximum_message_rate_per_second: i32,
+    /// `""` when there is no message review handler.
+    pub message_review_handler_uri: String,
+    /// ALLOW or DENY; always ALLOW without a handler (there is nothing to fall back from).
+    pub fallback_result: String,
+    /// In spec order.
+    pub logging_configuration_arns: Vec<String>,
+}
+
+/// Maps a spec and its resolved logging-configuration ARNs to room fields.
+pub fn fields_from_spec(spec: &ChatRoomSpec, logging_configuration_arns: Vec<String>) -> RoomFields {
+    let uri = spec.effective_message_review_handler_uri().to_owned();
+    let fallback_result = if uri.is_empty() {
+        "ALLOW".to_owned()
+    } else {
+        spec.effective_fallback_result().as_str().to_owned()
+    };
+    RoomFields {
+        name: spec.name.clone().unwrap_or_default(),
+        maximum_message_length: spec.effective_maximum_message_length(),
+        maximum_message_rate_per_second: spec.effective_maximum_message_rate_per_second(),
+        message_review_handler_uri: uri,
+        fallback_result,
+        logging_configuration_arns,
+    }
+}
+
+/// Resolves the spec's logging configurations to ARNs: ARNs are used as given; a name must be a
+/// ChatLoggingConfiguration in the room's namespace that has an ARN and is ACTIVE.
+pub fn resolve_logging_configurations(
+    spec: &ChatRoomSpec,
+    namespace: &str,
+    lookup: impl Fn(&str) -> Option<std::sync::Arc<ChatLoggingConfiguration>>,
+) -> Result<Vec<String>, Pending> {
+    let mut arns = Vec::with_capacity(spec.logging_configurations.len());
+    for reference in &spec.logging_configurations {
+        match reference.target() {
+            Some(LoggingConfigurationTarget::Arn(arn)) => arns.push(arn.to_owned()),
+            Some(LoggingConfigurationTarget::Name(name)) => {
+                let waiting = |detail: String| Pending {
+                    reason: reasons::WAITING_FOR_LOGGING_CONFIGURATION,
+                    message: format!("ChatLoggingConfiguration {namespace}/{name} {detail}"),
+                };
+                let Some(config) = lookup(name) else {
+                    return Err(waiting("does not exist".to_owned()));
+                };
+                let status = config.status.as_ref();
+                let state = status.and_then(|s| s.state.as_deref());
+                match (status.and_then(|s| s.arn.as_deref()), state) {
+                    (Some(arn), Some("ACTIVE")) => arns.push(arn.to_owned()),
+                    (None, _) => return Err(waiting("has no ARN yet".to_owned())),
+                    (Some(_), state) => {
+                        return Err(waiting(format!(
+                            "is not ACTIVE (state {})",
+                            state.unwrap_or("unknown")
+                        )));
+                    }
+                }
+            }
+            // The schema forbids entries with both or neither field.
+            None => {}
+        }
+    }
+    Ok(arns)
+}
+
+/// The names of the ChatLoggingConfigurations a room refers to.
+pub fn referenced_names(room: &ChatRoom) -> impl Iterator<Item = &str> {
+    room.spec
+        .logging_configurations
+        .iter()
+        .filter_map(|reference| match reference.target() {
+            Some(LoggingConfigurationTarget::Name(name)) => Some(name),
+            _ => None,
+        })
+}
+
+/// The rooms to reconcile when a logging configuration changes: those in its namespace that name it.
+pub fn rooms_referencing(
+    rooms: &Store<ChatRoom>,
+    config: &ChatLoggingConfiguration,
+) -> Vec<ObjectRef<ChatRoom>> {
+    let namespace = config.namespace();
+    let name = config.name_any();
+    rooms
+        .state()
+        .iter()
+        .filter(|room| room.namespace() == namespace)
+        .filter(|room| referenced_names(room).any(|n| n == name))
+        .map(|room| ObjectRef::from_obj(&**room))
+        .collect()
+}
+
+fn time(value: Option<&DateTime>) -> Option<String> {
+    value.and_then(|t| t.fmt(DateTimeFormat::DateTime).ok())
+}
+
+fn tags(tags: Option<&HashMap<String, String>>) -> BTreeMap<String, String> {
+    tags.map(|t| t.clone().into_iter().collect())
+        .unwrap_or_default()
+}
+
+/// Room fields as AWS reports them, normalised like [`fields_from_spec`].
+fn observed_fields(
+    name: Option<&str>,
+    maximum_message_length: Option<i32>,
+    maximum_message_rate_per_second: Option<i32>,
+    handler: Option<&MessageReviewHandler>,
+    logging_configuration_arns: &[String],
+) -> RoomFields {
+    let uri = handler
+        .and_then(|h| h.uri())
+        .unwrap_or_default()
+        .to_owned();
+    let fallback_result = match handler.and_then(|h| h.fallback_result()) {
+        Some(result) if !uri.is_empty() => result.as_str().to_owned(),
+        _ => "ALLOW".to_owned(),
+    };
+    RoomFields {
+        name: name.unwrap_or_default().to_owned(),
+        // The spec type owns the AWS defaults; an absent value in a response means the default.
+        maximum_message_length: maximum_message_length
+            .unwrap_or_else(|| ChatRoomSpec::default().effective_maximum_message_length()),
+        maximum_message_rate_per_second: maximum_message_rate_per_second.unwrap_or_else(|| {
+            ChatRoomSpec::default().effective_maximum_message_rate_per_second()
+        }),
+        message_review_handler_uri: uri,
+        fallback_result,
+        logging_configuration_arns: logging_configuration_arns.to_vec(),
+    }
+}
+
+fn handler_of(fields: &RoomFields) -> MessageReviewHandler {
+    let builder = MessageReviewHandler::builder().uri(&fields.message_review_handler_uri);
+    if fields.message_review_handler_uri.is_empty() {
+        builder.build()
+    } else {
+        builder
+            .fallback_result(FallbackResult::from(fields.fallback_result.as_str()))
+            .build()
+    }
+}
+
+impl ManagedKind for ChatRoom {
+    type Fields = RoomFields;
+    type Context = Store<ChatLoggingConfiguration>;
+
+    fn policies(&self) -> Policies {
+        Policies {
+            deletion: self.spec.deletion_policy,
+            management: self.spec.management_policy,
+            adopt_arn: self.spec.adopt_arn.clone(),
+            tags: self.spec.tags.clone(),
+        }
+    }
+
+    fn desired(&self, configs: &Self::Context) -> Result<RoomFields, Pending> {
+        let namespace = self.namespace().unwrap_or_default();
+        let arns = resolve_logging_configurations(&self.spec, &namespace, |name| {
+            configs.get(&ObjectRef::new(name).within(&namespace))
+        })?;
+        Ok(fields_from_spec(&self.spec, arns))
+    }
+
+    fn mirror_fields(fields: &RoomFields, status: &mut StatusDocument) {
+        status
+            .logging_configuration_arns
+            .clone_from(&fields.logging_configuration_arns);
+    }
+
+    async fn observe(
+        aws: &aws_sdk_ivschat::Client,
+        arn: &str,
+    ) -> Result<Option<Observed<RoomFields>>, AwsError> {
+        let room = match aws.get_room().identifier(arn).send().await {
+            Ok(room) => room,
+            Err(err) => {
+                let err = AwsError::from_sdk("GetRoom", err);
+                return if err.class == super::aws_error::ErrorClass::NotFound {
+                    Ok(None)
+                } else {
+                    Err(err)
+                };
+            }
+        };
+        Ok(Some(Observed {
+            arn: room.arn().unwrap_or(arn).to_owned(),
+            id: room.id().map(str::to_owned),
+            create_time: time(room.create_time()),
+            update_time: time(room.update_time()),
+            state: None,
+            fields: observed_fields(
+                room.name(),
+                room.maximum_message_length(),
+                room.maximum_message_rate_per_second(),
+                room.message_review_handler(),
+                room.logging_configuration_identifiers(),
+            ),
+            tags: tags(room.tags()),
+        }))
+    }
+
+    async fn create(
+        aws: &aws_sdk_ivschat::Client,
+        desired: &RoomFields,
+        tags_to_set: &BTreeMap<String, String>,
+    ) -> Result<Observed<RoomFields>, AwsError> {
+        let mut request = aws
+            .create_room()
+            .maximum_message_length(desired.maximum_message_length)
+            .maximum_message_rate_per_second(desired.maximum_message_rate_per_second)
+            .set_tags(Some(tags_to_set.clone().into_iter().collect()));
+        if !desired.name.is_empty() {
+            request = request.name(&desired.name);
+        }
+        if !desired.message_review_handler_uri.is_empty() {
+            request = request.message_review_handler(handler_of(desired));
+        }
+        if !desired.logging_configuration_arns.is_empty() {
+            request = request
+                .set_logging_configuration_identifiers(Some(desired.logging_configuration_arns.clone()));
+        }
+        let room = request
+            .send()
+            .await
+            .map_err(|err| AwsError::from_sdk("CreateRoom", err).not_found_is_terminal())?;
+        let arn = room.arn().unwrap_or_default().to_owned();
+        Ok(Observed {
+            arn,
+            id: room.id().map(str::to_owned),
+            create_time: time(room.create_time()),
+            update_time: time(room.update_time()),
+            state: None,
+            fields: observed_fields(
+                room.name(),
+                room.maximum_message_length(),
+                room.maximum_message_rate_per_second(),
+                room.message_review_handler(),
+                room.logging_configuration_identifiers(),
+            ),
+            tags: tags(room.tags()),
+        })
+    }
+
+    async fn update(
+        aws: &aws_sdk_ivschat::Client,
+        arn: &str,
+        desired: &RoomFields,
+    ) -> Result<Observed<RoomFields>, AwsError> {
+        // Every field is sent: UpdateRoom is a patch, and `[]` / `uri: ""` are how AWS clears.
+        let room = aws
+            .update_room()
+            .identifier(arn)
+            .name(&desired.name)
+            .maximum_message_length(desired.maximum_message_length)
+            .maximum_message_rate_per_second(desired.maximum_message_rate_per_second)
+            .message_review_handler(handler_of(desired))
+            .set_logging_configuration_identifiers(Some(desired.logging_configuration_arns.clone()))
+            .send()
+            .await
+            .map_err(|err| AwsError::from_sdk("UpdateRoom", err))?;
+        Ok(Observed {
+            arn: room.arn().unwrap_or(arn).to_owned(),
+            id: room.id().map(str::to_owned),
+            create_time: time(room.create_time()),
+            update_time: time(room.update_time()),
+            state: None,
+            fields: observed_fields(
+                room.name(),
+                room.maximum_message_length(),
+                room.maximum_message_rate_per_second(),
+                room.message_review_handler(),
+                room.logging_configuration_identifiers(),
+            ),
+            tags: tags(room.tags()),
+        })
+    }
+
+    async fn delete(aws: &aws_sdk_ivschat::Client, arn: &str) -> Result<Deletion, AwsError> {
+        match aws.delete_room().identifier(arn).send().await {
+            Ok(_) => Ok(Deletion::Gone),
+            Err(err) => {
+                let err = AwsError::from_sdk("DeleteRoom", err);
+                if err.class == super::aws_error::ErrorClass::NotFound {
+                    Ok(Deletion::Gone)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{
+        ChatLoggingConfigurationSpec, ChatLoggingConfigurationStatus, FallbackResult as SpecFallback,
+        LoggingConfigurationReference, MessageReviewHandler as SpecHandler,
+    };
+    use std::sync::Arc;
+
+    #[test]
+    fn omitted_fields_map_to_the_aws_defaults_and_match_an_aws_room() {
+        let desired = fields_from_spec(&ChatRoomSpec::default(), vec![]);
+        // What GetRoom returns for a room created without any field.
+        let observed = observed_fields(None, Some(500), Some(10), None, &[]);
+        assert_eq!(desired, observed);
+        assert!(super::super::plan::changed_fields(&desired, &observed).is_empty());
+    }
+
+    #[test]
+    fn each_field_is_mapped() {
+        let spec = ChatRoomSpec {
+            name: Some("room".into()),
+            maximum_message_length: Some(256),
+            maximum_message_rate_per_second: Some(5),
+            message_review_handler: Some(SpecHandler {
+                uri: Some("arn:aws:lambda:us-west-2:123456789012:function:f".into()),
+                fallback_result: Some(SpecFallback::Deny),
+            }),
+            ..ChatRoomSpec::default()
+        };
+        let fields = fields_from_spec(&spec, vec!["arn:l".into()]);
+        assert_eq!(fields.name, "room");
+        assert_eq!(fields.maximum_message_length, 256);
+        assert_eq!(fields.maximum_message_rate_per_second, 5);
+        assert_eq!(fields.fallback_result, "DENY");
+        assert_eq!(fields.logging_configuration_arns, vec!["arn:l".to_owned()]);
+        let handler = handler_of(&fields);
+        assert_eq!(handler.fallback_result(), Some(&FallbackResult::Deny));
+    }
+
+    #[test]
+    fn a_fallback_without_a_handler_is_not_a_difference() {
+        let spec = ChatRoomSpec {
+            message_review_handler: Some(SpecHandler {
+                uri: None,
+                fallback_result: Some(SpecFallback::Deny),
+            }),
+            ..ChatRoomSpec::default()
+        };
+        assert_eq!(
+            fields_from_spec(&spec, vec![]),
+            observed_fields(Some(""), None, None, None, &[])
+        );
+    }
+
+    fn config(name: &str, arn: Option<&str>, state: Option<&str>) -> Arc<ChatLoggingConfiguration> {
+        let mut config = ChatLoggingConfiguration::new(name, ChatLoggingConfigurationSpec::default());
+        config.status = Some(ChatLoggingConfigurationStatus {
+            arn: arn.map(str::to_owned),
+            state: state.map(str::to_owned),
+            ..Default::default()
+        });
+        Arc::new(config)
+    }
+
+    #[test]
+    fn references_wait_for_an_active_configuration_and_arns_pass_through() {
+        let spec = ChatRoomSpec {
+            logging_configurations: vec![
+                LoggingConfigurationReference {
+                    name: None,
+                    arn: Some("arn:direct".into()),
+                },
+                LoggingConfigurationReference {
+                    name: Some("logs".into()),
+                    arn: None,
+                },
+            ],
+            ..ChatRoomSpec::default()
+        };
+        let missing = resolve_logging_configurations(&spec, "ns", |_| None).expect_err("waits");
+        assert_eq!(missing.reason, reasons::WAITING_FOR_LOGGING_CONFIGURATION);
+        assert!(missing.message.contains("ns/logs"), "{}", missing.message);
+
+        let creating = resolve_logging_configurations(&spec, "ns", |_| {
+            Some(config("logs", Some("arn:logs"), Some("CREATING")))
+        })
+        .expect_err("waits");
+        assert!(creating.message.contains("CREATING"), "{}", creating.message);
+
+        let no_arn =
+            resolve_logging_configurations(&spec, "ns", |_| Some(config("logs", None, None)))
+                .expect_err("waits");
+        assert!(no_arn.message.contains("no ARN"), "{}", no_arn.message);
+
+        let ready = resolve_logging_configurations(&spec, "ns", |name| {
+            assert_eq!(name, "logs");
+            Some(config("logs", Some("arn:logs"), Some("ACTIVE")))
+        })
+        .expect("resolved");
+        assert_eq!(ready, vec!["arn:direct".to_owned(), "arn:logs".to_owned()]);
+    }
+}

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use aws_sdk_ivschat::Client;
+use aws_sdk_ivschat::operation::create_room::builders::CreateRoomFluentBuilder;
 use aws_sdk_ivschat::types::{ChatTokenCapability, FallbackResult, MessageReviewHandler};
 use futures_util::{SinkExt as _, StreamExt as _};
 use ivschat_operator::emulator::{Emulator, EmulatorConfig};
@@ -39,9 +40,29 @@ async fn start_with(config: EmulatorConfig) -> Emulator {
         .expect("the emulator starts")
 }
 
+/// A fresh emulator with default settings, an SDK client for it and one room (its ARN).
+async fn emulator_with_room() -> (Emulator, Client, String) {
+    configured_emulator_with_room(EmulatorConfig::default()).await
+}
+
+/// Like [`emulator_with_room`], with `config`.
+async fn configured_emulator_with_room(config: EmulatorConfig) -> (Emulator, Client, String) {
+    let emulator = start_with(config).await;
+    let client = emulator.sdk_client();
+    let room = create_room(&client).await;
+    (emulator, client, room)
+}
+
 async fn create_room(client: &Client) -> String {
-    client
-        .create_room()
+    create_room_with(client, |room| room).await
+}
+
+/// A room with the settings `customize` gives; returns its ARN.
+async fn create_room_with(
+    client: &Client,
+    customize: impl FnOnce(CreateRoomFluentBuilder) -> CreateRoomFluentBuilder,
+) -> String {
+    customize(client.create_room())
         .send()
         .await
         .expect("create room")
@@ -164,6 +185,23 @@ async fn next_entity(socket: &mut Socket) -> Value {
     }
 }
 
+/// The connection is open and its messages are accepted.
+async fn assert_still_served(socket: &mut Socket) {
+    send(socket, send_message("still-served", "still here")).await;
+    let echoed = entity_answering(socket, "still-served").await;
+    assert_eq!(echoed["Type"], "MESSAGE", "{echoed}");
+}
+
+/// The next entity that answers `request_id` (others are skipped).
+async fn entity_answering(socket: &mut Socket, request_id: &str) -> Value {
+    loop {
+        let entity = next_entity(socket).await;
+        if entity.get("RequestId") == Some(&json!(request_id)) {
+            return entity;
+        }
+    }
+}
+
 /// Reads until the server's close frame and returns it; panics on entities or a close without a frame.
 async fn expect_close(socket: &mut Socket) -> CloseFrame {
     loop {
@@ -206,9 +244,7 @@ fn send_message(request_id: &str, content: &str) -> Value {
 
 #[tokio::test]
 async fn two_users_receive_a_message_with_the_sender_and_its_attributes() {
-    let emulator = start().await;
-    let client = emulator.sdk_client();
-    let room = create_room(&client).await;
+    let (emulator, client, room) = emulator_with_room().await;
     let ada_token = token(
         &client,
         &room,
@@ -290,9 +326,7 @@ async fn connections_only_receive_their_own_room() {
 
 #[tokio::test]
 async fn send_event_reaches_every_connection_of_the_room() {
-    let emulator = start().await;
-    let client = emulator.sdk_client();
-    let room = create_room(&client).await;
+    let (emulator, client, room) = emulator_with_room().await;
     let mut ada = join(&emulator, &room, "ada", &[]).await;
     let mut bob = join(&emulator, &room, "bob", &[]).await;
     let sent = client
@@ -318,9 +352,7 @@ async fn send_event_reaches_every_connection_of_the_room() {
 
 #[tokio::test]
 async fn delete_message_from_the_api_and_the_socket_reaches_everyone() {
-    let emulator = start().await;
-    let client = emulator.sdk_client();
-    let room = create_room(&client).await;
+    let (emulator, client, room) = emulator_with_room().await;
     let mut moderator = join(&emulator, &room, "mod", ALL).await;
     let mut viewer = join(&emulator, &room, "viewer", &[]).await;
 
@@ -385,9 +417,7 @@ async fn delete_message_from_the_api_and_the_socket_reaches_everyone() {
 
 #[tokio::test]
 async fn disconnect_user_from_the_api_closes_all_of_that_users_connections_and_only_theirs() {
-    let emulator = start().await;
-    let client = emulator.sdk_client();
-    let room = create_room(&client).await;
+    let (emulator, client, room) = emulator_with_room().await;
     let mut ada = join(&emulator, &room, "ada", ALL).await;
     // The JS client holds two connections while it refreshes its token.
     let mut carol_first = join(&emulator, &room, "carol", ALL).await;
@@ -425,9 +455,7 @@ async fn disconnect_user_from_the_api_closes_all_of_that_users_connections_and_o
 
 #[tokio::test]
 async fn disconnect_user_from_the_socket_answers_the_requester_and_closes_the_target() {
-    let emulator = start().await;
-    let client = emulator.sdk_client();
-    let room = create_room(&client).await;
+    let (emulator, _, room) = emulator_with_room().await;
     let mut moderator = join(&emulator, &room, "mod", ALL).await;
     let mut bob = join(&emulator, &room, "bob", &[]).await;
     let mut viewer = join(&emulator, &room, "viewer", &[]).await;
@@ -473,15 +501,7 @@ async fn wait_for_connections(emulator: &Emulator, room: &str, expected: &[&str]
 async fn message_length_counts_code_points_and_follows_update_room() {
     let emulator = start().await;
     let client = emulator.sdk_client();
-    let room = client
-        .create_room()
-        .maximum_message_length(5)
-        .send()
-        .await
-        .expect("room")
-        .arn()
-        .expect("arn")
-        .to_string();
+    let room = create_room_with(&client, |room| room.maximum_message_length(5)).await;
     let mut ada = join(&emulator, &room, "ada", ALL).await;
 
     // Five two-byte (and then four-byte) characters: ten or twenty bytes, but exactly the limit.
@@ -546,15 +566,7 @@ async fn message_length_counts_code_points_and_follows_update_room() {
 async fn the_room_message_rate_is_enforced_across_connections_with_its_current_setting() {
     let emulator = start().await;
     let client = emulator.sdk_client();
-    let room = client
-        .create_room()
-        .maximum_message_rate_per_second(2)
-        .send()
-        .await
-        .expect("room")
-        .arn()
-        .expect("arn")
-        .to_string();
+    let room = create_room_with(&client, |room| room.maximum_message_rate_per_second(2)).await;
     let mut ada = join(&emulator, &room, "ada", ALL).await;
     let mut bob = join(&emulator, &room, "bob", ALL).await;
 
@@ -591,31 +603,19 @@ async fn the_room_message_rate_is_enforced_across_connections_with_its_current_s
         .await
         .expect("update room");
     send(&mut ada, send_message("a3", "four")).await;
-    let accepted = loop {
-        let entity = next_entity(&mut ada).await;
-        if entity.get("RequestId") == Some(&json!("a3")) {
-            break entity;
-        }
-    };
+    let accepted = entity_answering(&mut ada, "a3").await;
     assert_eq!(accepted["Type"], "MESSAGE");
 
     // After a second the window is free again.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     send(&mut ada, send_message("a4", "five")).await;
-    let accepted = loop {
-        let entity = next_entity(&mut ada).await;
-        if entity.get("RequestId") == Some(&json!("a4")) {
-            break entity;
-        }
-    };
+    let accepted = entity_answering(&mut ada, "a4").await;
     assert_eq!(accepted["Type"], "MESSAGE");
 }
 
 #[tokio::test]
 async fn actions_need_their_capability() {
-    let emulator = start().await;
-    let client = emulator.sdk_client();
-    let room = create_room(&client).await;
+    let (emulator, _, room) = emulator_with_room().await;
     let mut viewer = join(&emulator, &room, "viewer", &[]).await;
     let mut other = join(&emulator, &room, "other", &[]).await;
     for (request_id, action) in [
@@ -652,9 +652,7 @@ async fn actions_need_their_capability() {
 
 #[tokio::test]
 async fn malformed_frames_get_a_400_error() {
-    let emulator = start().await;
-    let client = emulator.sdk_client();
-    let room = create_room(&client).await;
+    let (emulator, _, room) = emulator_with_room().await;
     let mut ada = join(&emulator, &room, "ada", ALL).await;
 
     ada.send(Message::text("not json")).await.expect("send");
@@ -695,8 +693,7 @@ async fn malformed_frames_get_a_400_error() {
     assert_eq!(next_entity(&mut ada).await["ErrorCode"], 400);
 
     // The connection is still usable.
-    send(&mut ada, send_message("ok", "fine")).await;
-    assert_eq!(next_entity(&mut ada).await["Type"], "MESSAGE");
+    assert_still_served(&mut ada).await;
 }
 
 #[tokio::test]
@@ -709,15 +706,10 @@ async fn a_deny_fallback_review_handler_refuses_messages_with_406() {
             .fallback_result(fallback)
             .build()
     };
-    let room = client
-        .create_room()
-        .message_review_handler(handler(FallbackResult::Deny))
-        .send()
-        .await
-        .expect("room")
-        .arn()
-        .expect("arn")
-        .to_string();
+    let room = create_room_with(&client, |room| {
+        room.message_review_handler(handler(FallbackResult::Deny))
+    })
+    .await;
     let mut ada = join(&emulator, &room, "ada", ALL).await;
     let mut bob = join(&emulator, &room, "bob", &[]).await;
     send(&mut ada, send_message("r1", "reviewed")).await;
@@ -735,22 +727,19 @@ async fn a_deny_fallback_review_handler_refuses_messages_with_406() {
         .send()
         .await
         .expect("update room");
-    send(&mut ada, send_message("r2", "allowed")).await;
-    assert_eq!(next_entity(&mut ada).await["Type"], "MESSAGE");
-    assert_eq!(next_entity(&mut bob).await["Content"], "allowed");
+    assert_still_served(&mut ada).await;
+    assert_eq!(next_entity(&mut bob).await["Content"], "still here");
 }
 
 // ---- tokens, sessions and lifecycle -------------------------------------------------------------------------------
 
 #[tokio::test]
 async fn handshakes_without_a_valid_token_are_refused() {
-    let emulator = start_with(EmulatorConfig {
+    let (emulator, client, room) = configured_emulator_with_room(EmulatorConfig {
         chat_token_validity: Duration::from_millis(300),
         ..EmulatorConfig::default()
     })
     .await;
-    let client = emulator.sdk_client();
-    let room = create_room(&client).await;
     let url = emulator.messaging_url();
 
     assert_eq!(refused_status(&url, None).await, StatusCode::UNAUTHORIZED);
@@ -766,8 +755,7 @@ async fn handshakes_without_a_valid_token_are_refused() {
         refused_status(&url, Some(&reused)).await,
         StatusCode::UNAUTHORIZED
     );
-    send(&mut first, send_message("r", "still open")).await;
-    assert_eq!(next_entity(&mut first).await["Type"], "MESSAGE");
+    assert_still_served(&mut first).await;
 
     // Expired: issued, then not used within its validity.
     let expiring = token(&client, &room, "bob", ALL, &[]).await;
@@ -797,13 +785,11 @@ async fn handshakes_without_a_valid_token_are_refused() {
 #[tokio::test]
 async fn the_connection_closes_when_the_session_expires() {
     // One "minute" of sessionDurationInMinutes lasts 600 ms here.
-    let emulator = start_with(EmulatorConfig {
+    let (emulator, client, room) = configured_emulator_with_room(EmulatorConfig {
         chat_session_minute: Duration::from_millis(600),
         ..EmulatorConfig::default()
     })
     .await;
-    let client = emulator.sdk_client();
-    let room = create_room(&client).await;
     let issued = client
         .create_chat_token()
         .room_identifier(&room)
@@ -820,8 +806,7 @@ async fn the_connection_closes_when_the_session_expires() {
         .expect("millis");
     let started = tokio::time::Instant::now();
     let mut ada = connect(&emulator, issued.token().expect("token")).await;
-    send(&mut ada, send_message("r", "in session")).await;
-    assert_eq!(next_entity(&mut ada).await["Type"], "MESSAGE");
+    assert_still_served(&mut ada).await;
 
     let expired = next_entity(&mut ada).await;
     let now = jiff::Timestamp::now().as_millisecond();
@@ -845,9 +830,7 @@ async fn the_connection_closes_when_the_session_expires() {
 
 #[tokio::test]
 async fn deleting_the_room_closes_its_connections() {
-    let emulator = start().await;
-    let client = emulator.sdk_client();
-    let room = create_room(&client).await;
+    let (emulator, client, room) = emulator_with_room().await;
     let other_room = create_room(&client).await;
     let mut ada = join(&emulator, &room, "ada", ALL).await;
     let mut bob = join(&emulator, &room, "bob", ALL).await;
@@ -867,15 +850,12 @@ async fn deleting_the_room_closes_its_connections() {
         assert_eq!(expect_close(socket).await.code, CloseCode::Away);
     }
     wait_for_connections(&emulator, &room, &[]).await;
-    send(&mut elsewhere, send_message("r", "unaffected")).await;
-    assert_eq!(next_entity(&mut elsewhere).await["Type"], "MESSAGE");
+    assert_still_served(&mut elsewhere).await;
 }
 
 #[tokio::test]
 async fn the_signed_api_and_the_admin_api_still_work_beside_the_socket() {
-    let emulator = start().await;
-    let client = emulator.sdk_client();
-    let room = create_room(&client).await;
+    let (emulator, client, room) = emulator_with_room().await;
     let mut ada = join(&emulator, &room, "ada", ALL).await;
     // API requests on the same listener while a socket is open.
     let listed = client.list_rooms().send().await.expect("list rooms");
@@ -910,15 +890,12 @@ async fn the_signed_api_and_the_admin_api_still_work_beside_the_socket() {
         .await,
         Err(WsError::Http(_))
     ));
-    send(&mut ada, send_message("r", "fine")).await;
-    assert_eq!(next_entity(&mut ada).await["Type"], "MESSAGE");
+    assert_still_served(&mut ada).await;
 }
 
 #[tokio::test]
 async fn stopping_the_emulator_closes_the_connections() {
-    let emulator = start().await;
-    let client = emulator.sdk_client();
-    let room = create_room(&client).await;
+    let (emulator, _, room) = emulator_with_room().await;
     let mut ada = join(&emulator, &room, "ada", ALL).await;
     let stopping = tokio::spawn(emulator.stop());
     assert_eq!(expect_close(&mut ada).await.code, CloseCode::Away);

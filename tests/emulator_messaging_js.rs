@@ -149,6 +149,18 @@ async fn run_scenario(
     }
 }
 
+async fn create_room(client: &Client, maximum_message_length: i32) -> String {
+    client
+        .create_room()
+        .maximum_message_length(maximum_message_length)
+        .send()
+        .await
+        .expect("create room")
+        .arn()
+        .expect("arn")
+        .to_string()
+}
+
 async fn start_with(config: EmulatorConfig) -> Emulator {
     Emulator::start(SocketAddr::from(([127, 0, 0, 1], 0)), config)
         .await
@@ -159,15 +171,7 @@ async fn start_with(config: EmulatorConfig) -> Emulator {
 async fn the_official_js_client_chats_through_the_emulator() {
     let emulator = start_with(EmulatorConfig::default()).await;
     let client = emulator.sdk_client();
-    let room = client
-        .create_room()
-        .maximum_message_length(MAX_MESSAGE_LENGTH)
-        .send()
-        .await
-        .expect("create room")
-        .arn()
-        .expect("arn")
-        .to_string();
+    let room = create_room(&client, MAX_MESSAGE_LENGTH).await;
     let mut tokens = serde_json::Map::new();
     tokens.insert(
         "ada".into(),
@@ -237,14 +241,7 @@ async fn the_official_js_client_renews_its_connection_when_the_session_ends() {
     })
     .await;
     let client = emulator.sdk_client();
-    let room = client
-        .create_room()
-        .send()
-        .await
-        .expect("create room")
-        .arn()
-        .expect("arn")
-        .to_string();
+    let room = create_room(&client, 500).await;
     let mut tokens = serde_json::Map::new();
     tokens.insert(
         "ada".into(),

@@ -55,6 +55,15 @@ pub(crate) enum Identity<'a> {
     },
 }
 
+/// Makes ring rustls' process-wide provider unless one is installed already. In a workspace build rustls is
+/// compiled with two providers (ring through kube, aws-lc-rs through the AWS SDK) and then cannot pick one
+/// by itself: the first TLS client would panic. Whoever installs first wins; a later install is a no-op.
+pub fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
 /// A kube-rs client for the admin kubeconfig. `retry_transient` is off for readiness polls, which do their
 /// own retrying and must see a 503 as "not ready" at once.
 pub(crate) async fn client(
@@ -62,6 +71,7 @@ pub(crate) async fn client(
     identity: Identity<'_>,
     retry_transient: bool,
 ) -> Result<kube::Client> {
+    install_crypto_provider();
     let mut config =
         kube::Config::from_custom_kubeconfig(kubeconfig.clone(), &KubeConfigOptions::default())
             .await

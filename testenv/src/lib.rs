@@ -27,6 +27,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use kube::config::Kubeconfig;
 
 pub use bins::{BIN_DIR_ENV, pinned_kubernetes_version};
+pub use kubeconfig::install_crypto_provider;
 
 use kubeconfig::Identity;
 use process::{APISERVER, ETCD, Ports, Watchdog};

@@ -197,7 +197,10 @@ mod tests {
 
     #[test]
     fn unknown_codes_fall_back_on_the_status() {
-        assert_eq!(classify(Some("Brand new"), Some(500)), ErrorClass::Transient);
+        assert_eq!(
+            classify(Some("Brand new"), Some(500)),
+            ErrorClass::Transient
+        );
         assert_eq!(classify(None, Some(502)), ErrorClass::Transient);
         assert_eq!(classify(None, Some(429)), ErrorClass::Transient);
         assert_eq!(classify(None, Some(400)), ErrorClass::Terminal);
@@ -214,12 +217,18 @@ mod tests {
             code: "ResourceNotFoundException".into(),
             message: "no such logging configuration".into(),
         };
-        assert_eq!(err.clone().not_found_is_terminal().class, ErrorClass::Terminal);
+        assert_eq!(
+            err.clone().not_found_is_terminal().class,
+            ErrorClass::Terminal
+        );
         let throttled = AwsError {
             class: ErrorClass::Transient,
             ..err
         };
-        assert_eq!(throttled.not_found_is_terminal().class, ErrorClass::Transient);
+        assert_eq!(
+            throttled.not_found_is_terminal().class,
+            ErrorClass::Transient
+        );
     }
 
     #[test]
@@ -233,8 +242,14 @@ mod tests {
             ErrorClass::Transient,
         ] {
             let reason = class.reason();
-            assert!(reason.chars().all(|c| c.is_ascii_alphanumeric()), "{reason}");
-            assert!(reason.starts_with(|c: char| c.is_ascii_uppercase()), "{reason}");
+            assert!(
+                reason.chars().all(|c| c.is_ascii_alphanumeric()),
+                "{reason}"
+            );
+            assert!(
+                reason.starts_with(|c: char| c.is_ascii_uppercase()),
+                "{reason}"
+            );
         }
     }
 }

@@ -456,7 +456,9 @@ async fn sync<K: ManagedKind>(
             Ok(None) => Report::new(
                 Health::stalled(
                     reasons::NOT_FOUND_IN_AWS,
-                    format!("{arn} does not exist in AWS (ObserveOnly: the operator never creates it)"),
+                    format!(
+                        "{arn} does not exist in AWS (ObserveOnly: the operator never creates it)"
+                    ),
                 ),
                 Requeue::Resync,
             ),
@@ -476,7 +478,8 @@ async fn sync<K: ManagedKind>(
     };
     let uid = object.uid().unwrap_or_default();
     let namespace = object.namespace().unwrap_or_default();
-    let desired_tags = tags_with_ownership(Some(&policies.tags), &uid, &namespace, &object.name_any());
+    let desired_tags =
+        tags_with_ownership(Some(&policies.tags), &uid, &namespace, &object.name_any());
 
     let Some(arn) = target_arn else {
         return create::<K>(ctx, &desired, &desired_tags, next, None).await;
@@ -552,9 +555,14 @@ async fn sync<K: ManagedKind>(
     if !changes.is_empty() {
         // The object was already in sync for this generation: the difference came from outside.
         let was_in_sync = current.observed_generation == object.meta().generation
-            && current.condition(CONDITION_READY).is_some_and(|c| c.status == "True");
+            && current
+                .condition(CONDITION_READY)
+                .is_some_and(|c| c.status == "True");
         let (reason, verb) = if was_in_sync && !adopted {
-            ("DriftCorrected", "Corrected changes made outside the operator to")
+            (
+                "DriftCorrected",
+                "Corrected changes made outside the operator to",
+            )
         } else {
             ("Updated", "Updated")
         };
@@ -639,7 +647,9 @@ async fn cleanup<K: ManagedKind>(
                 Some(normal(
                     "Retained",
                     "Delete",
-                    &format!("Left {arn} in AWS (deletionPolicy Retain) and removed the ownership tags"),
+                    &format!(
+                        "Left {arn} in AWS (deletionPolicy Retain) and removed the ownership tags"
+                    ),
                 ))
             }),
             DeletionPolicy::Delete => match object.blocks_deletion(&ctx.kind) {
@@ -648,11 +658,9 @@ async fn cleanup<K: ManagedKind>(
                     Requeue::Resync,
                 )),
                 None => match K::delete(&ctx.aws, &arn).await {
-                    Ok(Deletion::Gone) => Ok(Some(normal(
-                        "Deleted",
-                        "Delete",
-                        &format!("Deleted {arn}"),
-                    ))),
+                    Ok(Deletion::Gone) => {
+                        Ok(Some(normal("Deleted", "Delete", &format!("Deleted {arn}"))))
+                    }
                     Ok(Deletion::InProgress(state)) => Err(Report::new(
                         Health::progressing(
                             reasons::DELETING,
@@ -661,19 +669,31 @@ async fn cleanup<K: ManagedKind>(
                         Requeue::Poll,
                     )),
                     Ok(Deletion::Failed(state)) => {
-                        let message = format!("AWS reports state {state} for {arn}; deletion is retried later");
+                        let message = format!(
+                            "AWS reports state {state} for {arn}; deletion is retried later"
+                        );
                         Err(Report::new(
                             Health::stalled(&state_reason(&state), &message),
                             Requeue::Long,
                         )
-                        .with_event(warning(&state_reason(&state), "Delete", &message)))
+                        .with_event(warning(
+                            &state_reason(&state),
+                            "Delete",
+                            &message,
+                        )))
                     }
                     Err(err) if err.class == ErrorClass::Conflict => {
-                        let message = format!("AWS refused to delete {arn} while it is in use: {err}");
-                        Err(
-                            Report::new(Health::progressing(reasons::IN_USE, &message), Requeue::Backoff)
-                                .with_event(warning(reasons::IN_USE, "Delete", &message)),
+                        let message =
+                            format!("AWS refused to delete {arn} while it is in use: {err}");
+                        Err(Report::new(
+                            Health::progressing(reasons::IN_USE, &message),
+                            Requeue::Backoff,
                         )
+                        .with_event(warning(
+                            reasons::IN_USE,
+                            "Delete",
+                            &message,
+                        )))
                     }
                     Err(err) => Err(Report::from_error(&err)),
                 },
@@ -814,9 +834,13 @@ async fn patch_finalizers<K: ManagedKind>(
             "resourceVersion": object.resource_version(),
         }
     });
-    api.patch(&object.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map(|_| ())
+    api.patch(
+        &object.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map(|_| ())
 }
 
 #[cfg(test)]
@@ -884,11 +908,20 @@ mod tests {
                 code: "X".into(),
                 message: "m".repeat(5000),
             });
-            assert_eq!(matches!(report.health, Health::Stalled { .. }), stalled, "{class:?}");
+            assert_eq!(
+                matches!(report.health, Health::Stalled { .. }),
+                stalled,
+                "{class:?}"
+            );
             assert_eq!(report.requeue, requeue, "{class:?}");
             assert_eq!(report.events.len(), 1);
             assert_eq!(report.events[0].type_, EventType::Warning);
-            assert!(report.events[0].note.as_ref().is_some_and(|n| n.len() <= MAX_EVENT_NOTE));
+            assert!(
+                report.events[0]
+                    .note
+                    .as_ref()
+                    .is_some_and(|n| n.len() <= MAX_EVENT_NOTE)
+            );
         }
     }
 }

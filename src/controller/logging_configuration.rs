@@ -32,7 +32,9 @@ pub struct LoggingConfigurationFields {
 }
 
 /// The destination as the SDK type. An empty destination (the schema forbids it) is a terminal error.
-pub fn to_aws_destination(destination: &DestinationConfiguration) -> Result<AwsDestination, AwsError> {
+pub fn to_aws_destination(
+    destination: &DestinationConfiguration,
+) -> Result<AwsDestination, AwsError> {
     let invalid = |message: String| AwsError {
         operation: "BuildDestination",
         class: ErrorClass::Terminal,
@@ -237,7 +239,9 @@ impl ManagedKind for ChatLoggingConfiguration {
             state: created.state().map(|s| s.as_str().to_owned()),
             fields: LoggingConfigurationFields {
                 name: created.name().unwrap_or_default().to_owned(),
-                destination_configuration: from_aws_destination(created.destination_configuration()),
+                destination_configuration: from_aws_destination(
+                    created.destination_configuration(),
+                ),
             },
             tags: tags(created.tags()),
         };
@@ -265,7 +269,9 @@ impl ManagedKind for ChatLoggingConfiguration {
             state: updated.state().map(|s| s.as_str().to_owned()),
             fields: LoggingConfigurationFields {
                 name: updated.name().unwrap_or_default().to_owned(),
-                destination_configuration: from_aws_destination(updated.destination_configuration()),
+                destination_configuration: from_aws_destination(
+                    updated.destination_configuration(),
+                ),
             },
             tags: tags(updated.tags()),
         };
@@ -284,7 +290,12 @@ impl ManagedKind for ChatLoggingConfiguration {
             Some(state @ "DELETE_FAILED") => return Ok(Deletion::Failed(state.to_owned())),
             _ => {}
         }
-        match aws.delete_logging_configuration().identifier(arn).send().await {
+        match aws
+            .delete_logging_configuration()
+            .identifier(arn)
+            .send()
+            .await
+        {
             Ok(_) => Ok(Deletion::InProgress("DELETING".to_owned())),
             Err(err) => {
                 let err = AwsError::from_sdk("DeleteLoggingConfiguration", err);
@@ -333,7 +344,10 @@ mod tests {
     fn an_empty_destination_is_terminal_and_unknown_ones_differ_from_any_spec() {
         let err = to_aws_destination(&DestinationConfiguration::default()).expect_err("invalid");
         assert_eq!(err.class, ErrorClass::Terminal);
-        assert_eq!(from_aws_destination(None), DestinationConfiguration::default());
+        assert_eq!(
+            from_aws_destination(None),
+            DestinationConfiguration::default()
+        );
     }
 
     #[test]

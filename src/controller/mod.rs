@@ -61,8 +61,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let signed: jiff::SignedDuration = text
         .parse()
         .map_err(|err| format!("invalid duration {text:?} (expected e.g. 10m, 30s): {err}"))?;
-    let duration =
-        Duration::try_from(signed).map_err(|_| format!("duration {text:?} must not be negative"))?;
+    let duration = Duration::try_from(signed)
+        .map_err(|_| format!("duration {text:?} must not be negative"))?;
     if duration.is_zero() {
         return Err(format!("duration {text:?} must be positive"));
     }
@@ -101,9 +101,7 @@ impl OperatorHandle {
         for signal in self.shutdown {
             let _ = signal.send(());
         }
-        self.task
-            .await
-            .context("the controller task failed")
+        self.task.await.context("the controller task failed")
     }
 
     /// Whether the controllers have ended on their own (they only do when their watches fail for good).

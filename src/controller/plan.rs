@@ -122,11 +122,7 @@ mod tests {
     #[test]
     fn tags_add_change_and_remove_only_managed_keys() {
         let desired = tags(&[("team", "chat"), ("env", "prod")]);
-        let observed = tags(&[
-            ("team", "video"),
-            ("old", "x"),
-            ("foreign", "kept"),
-        ]);
+        let observed = tags(&[("team", "video"), ("old", "x"), ("foreign", "kept")]);
         let plan = plan_tags(&desired, &observed, &["team".into(), "old".into()]);
         assert_eq!(plan.set, tags(&[("team", "chat"), ("env", "prod")]));
         assert_eq!(plan.remove, BTreeSet::from(["old".to_owned()]));

@@ -30,7 +30,10 @@ pub struct RoomFields {
 }
 
 /// Maps a spec and its resolved logging-configuration ARNs to room fields.
-pub fn fields_from_spec(spec: &ChatRoomSpec, logging_configuration_arns: Vec<String>) -> RoomFields {
+pub fn fields_from_spec(
+    spec: &ChatRoomSpec,
+    logging_configuration_arns: Vec<String>,
+) -> RoomFields {
     let uri = spec.effective_message_review_handler_uri().to_owned();
     let fallback_result = if uri.is_empty() {
         "ALLOW".to_owned()
@@ -130,10 +133,7 @@ fn observed_fields(
     handler: Option<&MessageReviewHandler>,
     logging_configuration_arns: &[String],
 ) -> RoomFields {
-    let uri = handler
-        .and_then(|h| h.uri())
-        .unwrap_or_default()
-        .to_owned();
+    let uri = handler.and_then(|h| h.uri()).unwrap_or_default().to_owned();
     let fallback_result = match handler.and_then(|h| h.fallback_result()) {
         Some(result) if !uri.is_empty() => result.as_str().to_owned(),
         _ => "ALLOW".to_owned(),
@@ -143,9 +143,8 @@ fn observed_fields(
         // The spec type owns the AWS defaults; an absent value in a response means the default.
         maximum_message_length: maximum_message_length
             .unwrap_or_else(|| ChatRoomSpec::default().effective_maximum_message_length()),
-        maximum_message_rate_per_second: maximum_message_rate_per_second.unwrap_or_else(|| {
-            ChatRoomSpec::default().effective_maximum_message_rate_per_second()
-        }),
+        maximum_message_rate_per_second: maximum_message_rate_per_second
+            .unwrap_or_else(|| ChatRoomSpec::default().effective_maximum_message_rate_per_second()),
         message_review_handler_uri: uri,
         fallback_result,
         logging_configuration_arns: logging_configuration_arns.to_vec(),
@@ -239,8 +238,9 @@ impl ManagedKind for ChatRoom {
             request = request.message_review_handler(handler_of(desired));
         }
         if !desired.logging_configuration_arns.is_empty() {
-            request = request
-                .set_logging_configuration_identifiers(Some(desired.logging_configuration_arns.clone()));
+            request = request.set_logging_configuration_identifiers(Some(
+                desired.logging_configuration_arns.clone(),
+            ));
         }
         let room = request
             .send()
@@ -317,8 +317,9 @@ impl ManagedKind for ChatRoom {
 mod tests {
     use super::*;
     use crate::crd::{
-        ChatLoggingConfigurationSpec, ChatLoggingConfigurationStatus, FallbackResult as SpecFallback,
-        LoggingConfigurationReference, MessageReviewHandler as SpecHandler,
+        ChatLoggingConfigurationSpec, ChatLoggingConfigurationStatus,
+        FallbackResult as SpecFallback, LoggingConfigurationReference,
+        MessageReviewHandler as SpecHandler,
     };
     use std::sync::Arc;
 
@@ -369,7 +370,8 @@ mod tests {
     }
 
     fn config(name: &str, arn: Option<&str>, state: Option<&str>) -> Arc<ChatLoggingConfiguration> {
-        let mut config = ChatLoggingConfiguration::new(name, ChatLoggingConfigurationSpec::default());
+        let mut config =
+            ChatLoggingConfiguration::new(name, ChatLoggingConfigurationSpec::default());
         config.status = Some(ChatLoggingConfigurationStatus {
             arn: arn.map(str::to_owned),
             state: state.map(str::to_owned),
@@ -401,7 +403,11 @@ mod tests {
             Some(config("logs", Some("arn:logs"), Some("CREATING")))
         })
         .expect_err("waits");
-        assert!(creating.message.contains("CREATING"), "{}", creating.message);
+        assert!(
+            creating.message.contains("CREATING"),
+            "{}",
+            creating.message
+        );
 
         let no_arn =
             resolve_logging_configurations(&spec, "ns", |_| Some(config("logs", None, None)))

@@ -178,7 +178,11 @@ mod tests {
         assert!(first.iter().all(|c| c.last_transition_time == at(10)));
 
         // Same status, new reason and message: the transition time stays.
-        let second = merge_conditions(&first, &Health::progressing("Updating", "updating"), &at(20));
+        let second = merge_conditions(
+            &first,
+            &Health::progressing("Updating", "updating"),
+            &at(20),
+        );
         assert!(second.iter().all(|c| c.last_transition_time == at(10)));
         assert_eq!(second[0].reason, "Updating");
 

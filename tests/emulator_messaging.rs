@@ -735,11 +735,7 @@ async fn a_deny_fallback_review_handler_refuses_messages_with_406() {
 
 #[tokio::test]
 async fn handshakes_without_a_valid_token_are_refused() {
-    let (emulator, client, room) = configured_emulator_with_room(EmulatorConfig {
-        chat_token_validity: Duration::from_millis(300),
-        ..EmulatorConfig::default()
-    })
-    .await;
+    let (emulator, client, room) = emulator_with_room().await;
     let url = emulator.messaging_url();
 
     assert_eq!(refused_status(&url, None).await, StatusCode::UNAUTHORIZED);
@@ -757,14 +753,6 @@ async fn handshakes_without_a_valid_token_are_refused() {
     );
     assert_still_served(&mut first).await;
 
-    // Expired: issued, then not used within its validity.
-    let expiring = token(&client, &room, "bob", ALL, &[]).await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(
-        refused_status(&url, Some(&expiring)).await,
-        StatusCode::UNAUTHORIZED
-    );
-
     // The room was deleted before the connection opened.
     let orphan = token(&client, &room, "carol", ALL, &[]).await;
     client
@@ -780,6 +768,22 @@ async fn handshakes_without_a_valid_token_are_refused() {
 
     // Refused handshakes are not API operations either.
     assert_eq!(emulator.request_total("unknown"), 0);
+}
+
+#[tokio::test]
+async fn expired_tokens_are_refused() {
+    // Tokens can be redeemed for 300 ms here (a minute on AWS).
+    let (emulator, client, room) = configured_emulator_with_room(EmulatorConfig {
+        chat_token_validity: Duration::from_millis(300),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let expiring = token(&client, &room, "bob", ALL, &[]).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        refused_status(&emulator.messaging_url(), Some(&expiring)).await,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -804,17 +808,16 @@ async fn the_connection_closes_when_the_session_expires() {
         .expect("session expiry")
         .to_millis()
         .expect("millis");
-    let started = tokio::time::Instant::now();
     let mut ada = connect(&emulator, issued.token().expect("token")).await;
-    assert_still_served(&mut ada).await;
+    assert_eq!(emulator.chat_connections(&room), ["ada"]);
 
+    // Nothing arrives before the session ends; then the expiry signal, then a clean close.
     let expired = next_entity(&mut ada).await;
     let now = jiff::Timestamp::now().as_millisecond();
     assert!(
         now >= session_expiry,
         "not before sessionExpirationTime ({now} < {session_expiry})"
     );
-    assert!(started.elapsed() < Duration::from_secs(3));
     assert_eq!(
         (
             &expired["Type"],

@@ -236,6 +236,9 @@ pub async fn upgrade(service: Arc<Service>, mut parts: Parts) -> Response {
         Ok(token) => token,
         Err(_) => return refuse(StatusCode::UNAUTHORIZED, "Invalid chat token"),
     };
+    // Subscribe before the token is checked against its room: a DeleteRoom that lands in between is then seen.
+    let events = service.subscribe();
+    let shutdown = service.messaging.shutdown.subscribe();
     let issued = match service.redeem_chat_token(token) {
         Ok(issued) => issued,
         Err(rejection) => {
@@ -252,9 +255,7 @@ pub async fn upgrade(service: Arc<Service>, mut parts: Parts) -> Response {
             return refuse(status, message);
         }
     };
-    // Subscribe and register before the 101 goes out: whatever happens after the client sees it reaches it.
-    let events = service.subscribe();
-    let shutdown = service.messaging.shutdown.subscribe();
+    // Subscribed and registered before the 101 goes out: whatever happens after the client sees it reaches it.
     let registration = service
         .messaging
         .register(&issued.room_arn, &issued.user_id);
@@ -286,15 +287,7 @@ fn refuse(status: StatusCode, message: &str) -> Response {
 }
 
 fn duration_until(time: Timestamp) -> Duration {
-    Timestamp::now()
-        .until(time)
-        .ok()
-        .and_then(|span| {
-            span.to_duration(jiff::SpanRelativeTo::days_are_24_hours())
-                .ok()
-        })
-        .and_then(|signed| Duration::try_from(signed).ok())
-        .unwrap_or(Duration::ZERO)
+    Duration::try_from(time.duration_since(Timestamp::now())).unwrap_or(Duration::ZERO)
 }
 
 // ---- connection -----------------------------------------------------------------------------------------------

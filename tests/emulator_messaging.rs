@@ -897,6 +897,21 @@ async fn the_signed_api_and_the_admin_api_still_work_beside_the_socket() {
 }
 
 #[tokio::test]
+async fn a_client_close_is_answered_and_the_connection_forgotten() {
+    let (emulator, _, room) = emulator_with_room().await;
+    let mut ada = join(&emulator, &room, "ada", ALL).await;
+    ada.close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "bye".into(),
+    }))
+    .await
+    .expect("send a close frame");
+    let reply = expect_close(&mut ada).await;
+    assert_eq!(reply.code, CloseCode::Normal, "the server echoes the close");
+    wait_for_connections(&emulator, &room, &[]).await;
+}
+
+#[tokio::test]
 async fn stopping_the_emulator_closes_the_connections() {
     let (emulator, _, room) = emulator_with_room().await;
     let mut ada = join(&emulator, &room, "ada", ALL).await;

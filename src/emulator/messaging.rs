@@ -396,9 +396,9 @@ impl Connection {
                 let error = ActionError::new(400, "Frames must be text frames of JSON", None);
                 return send_entity(socket, &error_entity(&error)).await;
             }
-            // tungstenite answers pings itself and completes the close handshake.
-            Message::Ping(_) | Message::Pong(_) => return Next::Continue,
-            Message::Close(_) => return Next::Gone,
+            // tungstenite answers pings itself. After a client's close frame it sends the reply on the next read,
+            // which then reports the end of the connection: keep reading so the client sees a clean close.
+            Message::Ping(_) | Message::Pong(_) | Message::Close(_) => return Next::Continue,
         };
         match self.on_action(text.as_str()) {
             Ok(()) => Next::Continue,

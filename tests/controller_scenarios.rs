@@ -378,7 +378,7 @@ async fn create_update_and_delete_with_a_reference_created_after_the_room() {
     assert_eq!(aws_room.maximum_message_rate_per_second(), Some(10));
     assert_eq!(
         aws_room.logging_configuration_identifiers(),
-        [logs_arn.clone()]
+        std::slice::from_ref(&logs_arn)
     );
     let tags = sorted(aws_room.tags());
     let uid = room.uid().expect("uid");
@@ -453,7 +453,7 @@ async fn create_update_and_delete_with_a_reference_created_after_the_room() {
     );
     assert_eq!(
         aws_room.logging_configuration_identifiers(),
-        [logs_arn.clone()]
+        std::slice::from_ref(&logs_arn)
     );
     // The removed spec tag is gone from AWS.
     assert!(aws_room.tags().is_some_and(|t| !t.contains_key("team")));
@@ -511,5 +511,760 @@ async fn create_update_and_delete_with_a_reference_created_after_the_room() {
         .send()
         .await;
     assert!(gone.is_err(), "the AWS logging configuration still exists");
+    s.finish().await;
+}
+
+fn user_tags(tags: Option<&HashMap<String, String>>) -> Vec<(String, String)> {
+    sorted(tags)
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("ivschat.dev/"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_follow_the_spec_and_foreign_tags_are_kept() {
+    let s = Scenario::new("tags").await;
+    s.room("room", json!({"tags": {"team": "chat", "env": "dev"}}))
+        .await;
+    let arn = room_arn(&wait_for(&s.rooms(), "room", "Ready", is_ready).await);
+    // Someone adds a tag in AWS: the operator must leave it alone.
+    s.aws
+        .tag_resource()
+        .resource_arn(&arn)
+        .tags("owner", "someone-else")
+        .send()
+        .await
+        .expect("TagResource");
+
+    // Change one tag, remove one, add one.
+    s.room("room", json!({"tags": {"team": "video", "cost": "42"}}))
+        .await;
+    wait_for(&s.rooms(), "room", "Ready", is_ready).await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let room = s
+            .aws
+            .get_room()
+            .identifier(&arn)
+            .send()
+            .await
+            .expect("GetRoom");
+        let tags = user_tags(room.tags());
+        let expected = vec![
+            ("cost".to_owned(), "42".to_owned()),
+            ("owner".to_owned(), "someone-else".to_owned()),
+            ("team".to_owned(), "video".to_owned()),
+        ];
+        if tags == expected {
+            assert_eq!(sorted(room.tags()).len(), 6, "plus 3 ownership tags");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tags {tags:?}, expected {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let room = s.rooms().get("room").await.expect("room");
+    let managed = &room.status.as_ref().expect("status").managed_tag_keys;
+    assert!(managed.contains(&"cost".to_owned()) && !managed.contains(&"env".to_owned()));
+    assert!(!managed.contains(&"owner".to_owned()));
+
+    // Tags on a logging configuration work the same way.
+    s.config(
+        "logs",
+        json!({"destinationConfiguration": {"cloudWatchLogs": {"logGroupName": "/chat"}}, "tags": {"a": "1"}}),
+    )
+    .await;
+    let logs_arn = config_arn(&wait_for(&s.configs(), "logs", "Ready", is_ready).await);
+    s.config(
+        "logs",
+        json!({"destinationConfiguration": {"cloudWatchLogs": {"logGroupName": "/chat"}}, "tags": {"b": "2"}}),
+    )
+    .await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let config = s
+            .aws
+            .get_logging_configuration()
+            .identifier(&logs_arn)
+            .send()
+            .await
+            .expect("GetLoggingConfiguration");
+        if user_tags(config.tags()) == vec![("b".to_owned(), "2".to_owned())] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{:?}", config.tags());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_is_corrected_within_one_resync_and_reported() {
+    let s = Scenario::new("drift").await;
+    s.config(
+        "logs",
+        json!({"name": "logs", "destinationConfiguration": {"s3": {"bucketName": "bucket-a"}}}),
+    )
+    .await;
+    s.room(
+        "room",
+        json!({
+            "name": "room",
+            "maximumMessageLength": 300,
+            "maximumMessageRatePerSecond": 7,
+            "messageReviewHandler": {"uri": "arn:aws:lambda:us-west-2:123456789012:function:f", "fallbackResult": "DENY"},
+            "loggingConfigurations": [{"name": "logs"}],
+            "tags": {"team": "chat"},
+        }),
+    )
+    .await;
+    let arn = room_arn(&wait_for(&s.rooms(), "room", "Ready", is_ready).await);
+    let logs_arn = config_arn(&wait_for(&s.configs(), "logs", "Ready", is_ready).await);
+
+    // Out-of-band edits of every room field and of a managed tag, as someone at the console would.
+    s.aws
+        .update_room()
+        .identifier(&arn)
+        .name("hacked")
+        .maximum_message_length(1)
+        .maximum_message_rate_per_second(1)
+        .message_review_handler(
+            aws_sdk_ivschat::types::MessageReviewHandler::builder()
+                .uri("")
+                .build(),
+        )
+        .set_logging_configuration_identifiers(Some(vec![]))
+        .send()
+        .await
+        .expect("UpdateRoom");
+    s.aws
+        .tag_resource()
+        .resource_arn(&arn)
+        .tags("team", "hacked")
+        .send()
+        .await
+        .expect("TagResource");
+    let edited = Instant::now();
+
+    // Within one resync (plus the transition delay and a margin) AWS is back to the spec.
+    let deadline = edited + RESYNC * 2 + TRANSITION_DELAY * 2 + Duration::from_secs(3);
+    loop {
+        let room = s
+            .aws
+            .get_room()
+            .identifier(&arn)
+            .send()
+            .await
+            .expect("GetRoom");
+        let room_ok = room.name() == Some("room")
+            && room.maximum_message_length() == Some(300)
+            && room.maximum_message_rate_per_second() == Some(7)
+            && room.message_review_handler().and_then(|h| h.uri())
+                == Some("arn:aws:lambda:us-west-2:123456789012:function:f")
+            && room.logging_configuration_identifiers() == [logs_arn.clone()]
+            && room.tags().and_then(|t| t.get("team")).map(String::as_str) == Some("chat");
+        if room_ok {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "room drift not corrected in time: {room:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let event = s.wait_event("room", "DriftCorrected").await;
+    let note = event.note.unwrap_or_default();
+    for field in [
+        "name",
+        "maximumMessageLength",
+        "maximumMessageRatePerSecond",
+        "messageReviewHandlerUri",
+        "loggingConfigurationArns",
+        "tags (team)",
+    ] {
+        assert!(note.contains(field), "{field} missing from {note}");
+    }
+    // Then the logging configuration (its transition delay applies).
+    s.aws
+        .update_logging_configuration()
+        .identifier(&logs_arn)
+        .name("hacked")
+        .destination_configuration(aws_sdk_ivschat::types::DestinationConfiguration::Firehose(
+            aws_sdk_ivschat::types::FirehoseDestinationConfiguration::builder()
+                .delivery_stream_name("elsewhere")
+                .build()
+                .expect("destination"),
+        ))
+        .send()
+        .await
+        .expect("UpdateLoggingConfiguration");
+    let deadline = Instant::now() + RESYNC * 2 + TRANSITION_DELAY * 4 + Duration::from_secs(3);
+    loop {
+        let config = s
+            .aws
+            .get_logging_configuration()
+            .identifier(&logs_arn)
+            .send()
+            .await
+            .expect("GetLoggingConfiguration");
+        if config.name() == Some("logs")
+            && config
+                .destination_configuration()
+                .and_then(|d| d.as_s3().ok())
+                .map(|s3| s3.bucket_name())
+                == Some("bucket-a")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "configuration drift not corrected: {config:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let event = s.wait_event("logs", "DriftCorrected").await;
+    assert!(
+        event
+            .note
+            .unwrap_or_default()
+            .contains("destinationConfiguration"),
+        "config drift event"
+    );
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resources_deleted_out_of_band_are_recreated_or_reported() {
+    let s = Scenario::new("out-of-band").await;
+    s.room("kept", json!({"maximumMessageLength": 99})).await;
+    s.room("retained", json!({"deletionPolicy": "Retain"}))
+        .await;
+    let kept_arn = room_arn(&wait_for(&s.rooms(), "kept", "Ready", is_ready).await);
+    let retained_arn = room_arn(&wait_for(&s.rooms(), "retained", "Ready", is_ready).await);
+    for arn in [&kept_arn, &retained_arn] {
+        s.aws
+            .delete_room()
+            .identifier(arn.as_str())
+            .send()
+            .await
+            .expect("DeleteRoom");
+    }
+
+    // Policy Delete: created again, with a new ARN, and an event says so.
+    let recreated = wait_for(&s.rooms(), "kept", "recreated", |r: &ChatRoom| {
+        is_ready(r) && r.status.as_ref().and_then(|s| s.arn.as_deref()) != Some(kept_arn.as_str())
+    })
+    .await;
+    let new_arn = room_arn(&recreated);
+    let room = s
+        .aws
+        .get_room()
+        .identifier(&new_arn)
+        .send()
+        .await
+        .expect("GetRoom");
+    assert_eq!(room.maximum_message_length(), Some(99));
+    s.wait_event("kept", "Recreated").await;
+
+    // Policy Retain: reported, not recreated.
+    let reported = wait_for(&s.rooms(), "retained", "reported", |r: &ChatRoom| {
+        condition(r, "Stalled")
+            .is_some_and(|(status, reason, _)| status == "True" && reason == "NotFoundInAws")
+    })
+    .await;
+    assert!(!is_ready(&reported));
+    assert_eq!(
+        s.emulator.request_total("CreateRoom"),
+        3,
+        "only the Delete-policy room is recreated"
+    );
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asynchronous_states_are_mirrored_and_failures_reported() {
+    let s = Scenario::new("states").await;
+    s.config(
+        "logs",
+        json!({"destinationConfiguration": {"s3": {"bucketName": "bucket-a"}}}),
+    )
+    .await;
+    // While AWS reports CREATING the object is Reconciling, with the state mirrored.
+    let creating = wait_for(
+        &s.configs(),
+        "logs",
+        "creating",
+        |c: &ChatLoggingConfiguration| {
+            c.status.as_ref().and_then(|s| s.state.as_deref()) == Some("CREATING")
+        },
+    )
+    .await;
+    assert_eq!(
+        condition(&creating, "Reconciling").map(|(status, reason, _)| (status, reason)),
+        Some(("True".to_owned(), "Creating".to_owned()))
+    );
+    wait_for(&s.configs(), "logs", "Ready", is_ready).await;
+
+    // A failed transition: Ready=False with the AWS state in the reason, the state mirrored.
+    s.emulator.set_fail_transitions(TransitionFailures {
+        create: true,
+        update: true,
+        delete: false,
+    });
+    s.config(
+        "broken",
+        json!({"destinationConfiguration": {"s3": {"bucketName": "bucket-b"}}}),
+    )
+    .await;
+    let failed = wait_for(
+        &s.configs(),
+        "broken",
+        "CREATE_FAILED",
+        |c: &ChatLoggingConfiguration| {
+            condition(c, "Ready")
+                .is_some_and(|(status, reason, _)| status == "False" && reason == "CreateFailed")
+        },
+    )
+    .await;
+    assert_eq!(
+        failed.status.as_ref().and_then(|s| s.state.as_deref()),
+        Some("CREATE_FAILED")
+    );
+    assert!(condition(&failed, "Stalled").is_some_and(|(status, _, _)| status == "True"));
+
+    s.config(
+        "logs",
+        json!({"destinationConfiguration": {"s3": {"bucketName": "bucket-c"}}}),
+    )
+    .await;
+    let failed = wait_for(
+        &s.configs(),
+        "logs",
+        "UPDATE_FAILED",
+        |c: &ChatLoggingConfiguration| {
+            condition(c, "Ready").is_some_and(|(_, reason, _)| reason == "UpdateFailed")
+        },
+    )
+    .await;
+    assert_eq!(
+        failed.status.as_ref().and_then(|s| s.state.as_deref()),
+        Some("UPDATE_FAILED")
+    );
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retain_leaves_the_resource_without_ownership_tags() {
+    let s = Scenario::new("retain").await;
+    s.room(
+        "room",
+        json!({"deletionPolicy": "Retain", "tags": {"team": "chat"}}),
+    )
+    .await;
+    s.config(
+        "logs",
+        json!({"deletionPolicy": "Retain", "destinationConfiguration": {"s3": {"bucketName": "bucket-a"}}}),
+    )
+    .await;
+    let arn = room_arn(&wait_for(&s.rooms(), "room", "Ready", is_ready).await);
+    let logs_arn = config_arn(&wait_for(&s.configs(), "logs", "Ready", is_ready).await);
+    s.rooms()
+        .delete("room", &DeleteParams::default())
+        .await
+        .expect("delete");
+    s.configs()
+        .delete("logs", &DeleteParams::default())
+        .await
+        .expect("delete");
+    wait_gone(&s.rooms(), "room").await;
+    wait_gone(&s.configs(), "logs").await;
+    let room = s
+        .aws
+        .get_room()
+        .identifier(&arn)
+        .send()
+        .await
+        .expect("the room is retained");
+    assert_eq!(
+        sorted(room.tags()),
+        vec![("team".to_owned(), "chat".to_owned())]
+    );
+    let config = s
+        .aws
+        .get_logging_configuration()
+        .identifier(&logs_arn)
+        .send()
+        .await
+        .expect("the configuration is retained");
+    assert!(sorted(config.tags()).is_empty());
+    assert_eq!(s.emulator.request_total("DeleteRoom"), 0);
+    assert_eq!(s.emulator.request_total("DeleteLoggingConfiguration"), 0);
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adoption_takes_over_and_brings_the_resource_to_the_spec() {
+    let s = Scenario::new("adopt").await;
+    let existing = s
+        .aws
+        .create_room()
+        .name("outside")
+        .maximum_message_length(100)
+        .tags("foreign", "kept")
+        .send()
+        .await
+        .expect("CreateRoom");
+    let arn = existing.arn().expect("arn").to_owned();
+    s.room(
+        "room",
+        json!({"adoptArn": arn, "name": "adopted", "maximumMessageLength": 200, "tags": {"team": "chat"}}),
+    )
+    .await;
+    let room = wait_for(&s.rooms(), "room", "Ready", is_ready).await;
+    assert_eq!(room_arn(&room), arn);
+    let aws_room = s
+        .aws
+        .get_room()
+        .identifier(&arn)
+        .send()
+        .await
+        .expect("GetRoom");
+    assert_eq!(aws_room.name(), Some("adopted"));
+    assert_eq!(aws_room.maximum_message_length(), Some(200));
+    let tags = sorted(aws_room.tags());
+    assert!(tags.contains(&("foreign".to_owned(), "kept".to_owned())));
+    assert!(tags.contains(&("team".to_owned(), "chat".to_owned())));
+    assert!(tags.iter().any(|(k, _)| k == OWNER_UID_TAG));
+    s.wait_event("room", "Adopted").await;
+    // Only one room exists: adoption never creates.
+    assert_eq!(s.emulator.request_total("CreateRoom"), 1);
+
+    // An adoptArn that does not exist is reported, not created.
+    s.room(
+        "missing",
+        json!({"adoptArn": "arn:aws:ivschat:us-west-2:123456789012:room/AAAAAAAAAAAA"}),
+    )
+    .await;
+    wait_for(&s.rooms(), "missing", "reported", |r: &ChatRoom| {
+        condition(r, "Ready").is_some_and(|(_, reason, _)| reason == "NotFoundInAws")
+    })
+    .await;
+    assert_eq!(s.emulator.request_total("CreateRoom"), 1);
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observe_only_mirrors_aws_and_never_writes() {
+    let s = Scenario::new("observe").await;
+    let room = s
+        .aws
+        .create_room()
+        .name("outside")
+        .send()
+        .await
+        .expect("CreateRoom");
+    let arn = room.arn().expect("arn").to_owned();
+    let config = s
+        .aws
+        .create_logging_configuration()
+        .destination_configuration(aws_sdk_ivschat::types::DestinationConfiguration::S3(
+            aws_sdk_ivschat::types::S3DestinationConfiguration::builder()
+                .bucket_name("bucket-a")
+                .build()
+                .expect("destination"),
+        ))
+        .send()
+        .await
+        .expect("CreateLoggingConfiguration");
+    let logs_arn = config.arn().expect("arn").to_owned();
+    let writes_before = s.writes();
+
+    // The spec differs from AWS: observe-only must not "fix" it.
+    s.room(
+        "room",
+        json!({"managementPolicy": "ObserveOnly", "adoptArn": arn, "name": "different", "tags": {"a": "b"}}),
+    )
+    .await;
+    s.config(
+        "logs",
+        json!({"managementPolicy": "ObserveOnly", "adoptArn": logs_arn, "destinationConfiguration": {"s3": {"bucketName": "other"}}}),
+    )
+    .await;
+    let observed = wait_for(&s.rooms(), "room", "Ready", is_ready).await;
+    assert_eq!(ready_reason(&observed), "True/Observed");
+    assert_eq!(
+        observed.status.as_ref().and_then(|s| s.id.as_deref()),
+        room.id()
+    );
+    let observed = wait_for(&s.configs(), "logs", "Ready", is_ready).await;
+    assert_eq!(
+        observed.status.as_ref().and_then(|s| s.state.as_deref()),
+        Some("ACTIVE")
+    );
+
+    // Over a couple of resyncs and a deletion: zero write calls.
+    tokio::time::sleep(RESYNC * 2).await;
+    s.rooms()
+        .delete("room", &DeleteParams::default())
+        .await
+        .expect("delete");
+    s.configs()
+        .delete("logs", &DeleteParams::default())
+        .await
+        .expect("delete");
+    wait_gone(&s.rooms(), "room").await;
+    wait_gone(&s.configs(), "logs").await;
+    assert_eq!(s.writes(), writes_before, "observe-only wrote to AWS");
+    assert!(
+        s.emulator.request_total("GetRoom") >= 2,
+        "the room was read"
+    );
+    let room = s
+        .aws
+        .get_room()
+        .identifier(&arn)
+        .send()
+        .await
+        .expect("still there");
+    assert_eq!(room.name(), Some("outside"));
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_object_is_neither_read_nor_written() {
+    let s = Scenario::new("pause").await;
+    s.room("room", json!({"maximumMessageLength": 100})).await;
+    let arn = room_arn(&wait_for(&s.rooms(), "room", "Ready", is_ready).await);
+    s.apply::<ChatRoom>(
+        "room",
+        json!({"annotations": {PAUSED_ANNOTATION: "true"}}),
+        json!({"maximumMessageLength": 200}),
+    )
+    .await;
+    // Let any reconcile in flight finish, then count.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let calls_before = s.emulator.metrics_text();
+    let gets_before = s.emulator.request_total("GetRoom");
+    let writes_before = s.writes();
+    tokio::time::sleep(RESYNC * 2).await;
+    assert_eq!(
+        s.emulator.request_total("GetRoom"),
+        gets_before,
+        "paused room was read"
+    );
+    assert_eq!(
+        s.writes(),
+        writes_before,
+        "paused room was written: {calls_before}"
+    );
+    let room = s
+        .aws
+        .get_room()
+        .identifier(&arn)
+        .send()
+        .await
+        .expect("GetRoom");
+    assert_eq!(room.maximum_message_length(), Some(100));
+
+    // Deletion waits too: the finalizer stays while paused.
+    s.rooms()
+        .delete("room", &DeleteParams::default())
+        .await
+        .expect("delete");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(s.rooms().get_opt("room").await.expect("get").is_some());
+    assert_eq!(s.emulator.request_total("DeleteRoom"), 0);
+
+    // Unpaused: deletion proceeds.
+    s.apply::<ChatRoom>(
+        "room",
+        json!({"annotations": {PAUSED_ANNOTATION: "false"}}),
+        json!({"maximumMessageLength": 200}),
+    )
+    .await;
+    wait_gone(&s.rooms(), "room").await;
+    assert_eq!(s.emulator.request_total("DeleteRoom"), 1);
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unpausing_applies_the_changes_made_while_paused() {
+    let s = Scenario::new("unpause").await;
+    s.apply::<ChatRoom>(
+        "room",
+        json!({"annotations": {PAUSED_ANNOTATION: "true"}}),
+        json!({"maximumMessageLength": 100}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(s.emulator.request_total("CreateRoom"), 0);
+    s.apply::<ChatRoom>(
+        "room",
+        json!({"annotations": {}}),
+        json!({"maximumMessageLength": 100}),
+    )
+    .await;
+    let arn = room_arn(&wait_for(&s.rooms(), "room", "Ready", is_ready).await);
+    let room = s
+        .aws
+        .get_room()
+        .identifier(&arn)
+        .send()
+        .await
+        .expect("GetRoom");
+    assert_eq!(room.maximum_message_length(), Some(100));
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spec_aws_rejects_stalls_after_one_call_until_the_spec_changes() {
+    let s = Scenario::new("rejected").await;
+    let missing = "arn:aws:ivschat:us-west-2:123456789012:logging-configuration/AAAAAAAAAAAA";
+    s.room("room", json!({"loggingConfigurations": [{"arn": missing}]}))
+        .await;
+    let stalled = wait_for(&s.rooms(), "room", "Stalled", |r: &ChatRoom| {
+        condition(r, "Stalled").is_some_and(|(status, _, _)| status == "True")
+    })
+    .await;
+    let (_, reason, message) = condition(&stalled, "Stalled").expect("Stalled");
+    assert_eq!(reason, "InvalidSpec");
+    assert!(message.contains("CreateRoom"), "{message}");
+    let event = s.wait_event("room", "InvalidSpec").await;
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    assert!(event.note.unwrap_or_default().len() <= 1024);
+    // No loop: several resync periods later, still exactly one call.
+    tokio::time::sleep(RESYNC * 2).await;
+    assert_eq!(s.emulator.request_total("CreateRoom"), 1);
+    assert_eq!(
+        s.emulator.metrics().values().sum::<u64>(),
+        1,
+        "no other AWS call"
+    );
+
+    // A spec change is retried at once.
+    s.room("room", json!({})).await;
+    wait_for(&s.rooms(), "room", "Ready", is_ready).await;
+    assert!(
+        condition(&s.rooms().get("room").await.expect("room"), "Stalled").is_none(),
+        "Stalled is removed once resolved"
+    );
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_classified_into_conditions_and_events() {
+    let mut s = Scenario::new("errors").await;
+    // Quota: Ready=False with reason QuotaExceeded, and recovery once there is room again.
+    s.emulator.set_room_quota(Some(0));
+    s.room("quota", json!({})).await;
+    wait_for(&s.rooms(), "quota", "QuotaExceeded", |r: &ChatRoom| {
+        condition(r, "Ready")
+            .is_some_and(|(status, reason, _)| status == "False" && reason == "QuotaExceeded")
+    })
+    .await;
+    s.wait_event("quota", "QuotaExceeded").await;
+    s.emulator.set_room_quota(None);
+    wait_for(&s.rooms(), "quota", "Ready", is_ready).await;
+
+    // Transient (every request a 5xx): backoff, then recovery.
+    s.emulator.set_fault_rate(1.0).expect("fault rate");
+    s.room("flaky", json!({})).await;
+    wait_for(&s.rooms(), "flaky", "AwsUnavailable", |r: &ChatRoom| {
+        condition(r, "Ready").is_some_and(|(_, reason, _)| reason == "AwsUnavailable")
+    })
+    .await;
+    s.emulator.set_fault_rate(0.0).expect("fault rate");
+    wait_for(&s.rooms(), "flaky", "Ready", is_ready).await;
+
+    // Access denied (credentials AWS does not accept): Stalled with reason AccessDenied.
+    s.stop_operator().await;
+    let denied = s.emulator.sdk_client_with(|builder| {
+        builder.credentials_provider(aws_sdk_ivschat::config::Credentials::new(
+            "test",
+            "not-the-secret",
+            None,
+            None,
+            "test",
+        ))
+    });
+    s.start_operator(denied);
+    s.room("denied", json!({})).await;
+    wait_for(&s.rooms(), "denied", "AccessDenied", |r: &ChatRoom| {
+        condition(r, "Stalled").is_some_and(|(_, reason, _)| reason == "AccessDenied")
+    })
+    .await;
+    s.wait_event("denied", "AccessDenied").await;
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_rest_there_are_no_aws_writes_and_no_status_writes() {
+    let s = Scenario::new("steady").await;
+    s.config(
+        "logs",
+        json!({"destinationConfiguration": {"s3": {"bucketName": "bucket-a"}}}),
+    )
+    .await;
+    for name in ["a", "b", "c"] {
+        s.room(
+            name,
+            json!({"maximumMessageLength": 120, "loggingConfigurations": [{"name": "logs"}], "tags": {"team": "chat"}}),
+        )
+        .await;
+    }
+    for name in ["a", "b", "c"] {
+        wait_for(&s.rooms(), name, "Ready", is_ready).await;
+    }
+    wait_for(&s.configs(), "logs", "Ready", is_ready).await;
+    // Let the last status writes' own watch events settle.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let versions = |rooms: Vec<ChatRoom>| -> Vec<String> {
+        rooms.iter().filter_map(|r| r.resource_version()).collect()
+    };
+    let before = versions(
+        s.rooms()
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .items,
+    );
+    let config_before = s
+        .configs()
+        .get("logs")
+        .await
+        .expect("logs")
+        .resource_version();
+    let writes_before = s.writes();
+    let gets_before = s.emulator.request_total("GetRoom");
+
+    let periods = 3;
+    tokio::time::sleep(RESYNC * periods + Duration::from_millis(500)).await;
+
+    assert_eq!(s.writes(), writes_before, "AWS writes at rest");
+    let after = versions(
+        s.rooms()
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .items,
+    );
+    assert_eq!(after, before, "ChatRoom objects were written at rest");
+    assert_eq!(
+        s.configs()
+            .get("logs")
+            .await
+            .expect("logs")
+            .resource_version(),
+        config_before,
+        "the ChatLoggingConfiguration was written at rest"
+    );
+    let gets = s.emulator.request_total("GetRoom") - gets_before;
+    // One read per room per resync (the resync has ±10 % jitter).
+    assert!(
+        (3 * (periods - 1) as u64..=3 * (periods + 1) as u64).contains(&gets),
+        "{gets} GetRoom calls for 3 rooms over {periods} resyncs"
+    );
     s.finish().await;
 }

@@ -51,10 +51,13 @@ pub fn fields_from_spec(
 }
 
 /// Resolves the spec's logging configurations to ARNs: ARNs are used as given; a name must be a
-/// ChatLoggingConfiguration in the room's namespace that has an ARN and is ACTIVE.
+/// ChatLoggingConfiguration in the room's namespace that has an ARN and is ACTIVE, or one the room already
+/// has (`attached`): AWS checks the state only when a configuration is attached, so a configuration that is
+/// merely UPDATING must not take its rooms out of Ready.
 pub fn resolve_logging_configurations(
     spec: &ChatRoomSpec,
     namespace: &str,
+    attached: &[String],
     lookup: impl Fn(&str) -> Option<std::sync::Arc<ChatLoggingConfiguration>>,
 ) -> Result<Vec<String>, Pending> {
     let mut arns = Vec::with_capacity(spec.logging_configurations.len());
@@ -73,6 +76,9 @@ pub fn resolve_logging_configurations(
                 let state = status.and_then(|s| s.state.as_deref());
                 match (status.and_then(|s| s.arn.as_deref()), state) {
                     (Some(arn), Some("ACTIVE")) => arns.push(arn.to_owned()),
+                    (Some(arn), _) if attached.iter().any(|a| a == arn) => {
+                        arns.push(arn.to_owned())
+                    }
                     (None, _) => return Err(waiting("has no ARN yet".to_owned())),
                     (Some(_), state) => {
                         return Err(waiting(format!(
@@ -177,7 +183,12 @@ impl ManagedKind for ChatRoom {
 
     fn desired(&self, configs: &Self::Context) -> Result<RoomFields, Pending> {
         let namespace = self.namespace().unwrap_or_default();
-        let arns = resolve_logging_configurations(&self.spec, &namespace, |name| {
+        let attached = self
+            .status
+            .as_ref()
+            .map(|status| status.logging_configuration_arns.as_slice())
+            .unwrap_or_default();
+        let arns = resolve_logging_configurations(&self.spec, &namespace, attached, |name| {
             configs.get(&ObjectRef::new(name).within(&namespace))
         })?;
         Ok(fields_from_spec(&self.spec, arns))
@@ -395,11 +406,12 @@ mod tests {
             ],
             ..ChatRoomSpec::default()
         };
-        let missing = resolve_logging_configurations(&spec, "ns", |_| None).expect_err("waits");
+        let missing =
+            resolve_logging_configurations(&spec, "ns", &[], |_| None).expect_err("waits");
         assert_eq!(missing.reason, reasons::WAITING_FOR_LOGGING_CONFIGURATION);
         assert!(missing.message.contains("ns/logs"), "{}", missing.message);
 
-        let creating = resolve_logging_configurations(&spec, "ns", |_| {
+        let creating = resolve_logging_configurations(&spec, "ns", &[], |_| {
             Some(config("logs", Some("arn:logs"), Some("CREATING")))
         })
         .expect_err("waits");
@@ -410,15 +422,25 @@ mod tests {
         );
 
         let no_arn =
-            resolve_logging_configurations(&spec, "ns", |_| Some(config("logs", None, None)))
+            resolve_logging_configurations(&spec, "ns", &[], |_| Some(config("logs", None, None)))
                 .expect_err("waits");
         assert!(no_arn.message.contains("no ARN"), "{}", no_arn.message);
 
-        let ready = resolve_logging_configurations(&spec, "ns", |name| {
+        let ready = resolve_logging_configurations(&spec, "ns", &[], |name| {
             assert_eq!(name, "logs");
             Some(config("logs", Some("arn:logs"), Some("ACTIVE")))
         })
         .expect("resolved");
         assert_eq!(ready, vec!["arn:direct".to_owned(), "arn:logs".to_owned()]);
+
+        // Already attached: an UPDATING configuration does not take the room out of Ready.
+        let updating = resolve_logging_configurations(&spec, "ns", &["arn:logs".into()], |_| {
+            Some(config("logs", Some("arn:logs"), Some("UPDATING")))
+        })
+        .expect("resolved");
+        assert_eq!(
+            updating,
+            vec!["arn:direct".to_owned(), "arn:logs".to_owned()]
+        );
     }
 }

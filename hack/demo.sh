@@ -33,6 +33,10 @@ if [ "${1:-up}" = down ]; then
   exit 0
 fi
 
+if [ -d "$state" ]; then
+  echo "==> a demo is already running: restarting it from scratch"
+  bash "$0" down >/dev/null
+fi
 mkdir -p "$state"
 echo "==> building the operator and the control-plane launcher"
 (cd "$root" && cargo build --quiet --locked --bin ivschat-operator -p ivschat-operator && cargo build --quiet --locked -p testenv --bin testenv)
@@ -48,6 +52,11 @@ stop_pid emulator
 "$bin" emulator --listen "$emulator_addr" --logging-transition-delay 2s --state-file "$state/emulator.json" \
   >"$state/emulator.log" 2>&1 &
 echo $! >"$state/emulator.pid"
+for _ in $(seq 100); do
+  (exec 3<>"/dev/tcp/${emulator_addr%:*}/${emulator_addr#*:}") 2>/dev/null && break
+  kill -0 "$(cat "$state/emulator.pid")" 2>/dev/null || { cat "$state/emulator.log"; exit 1; }
+  sleep 0.1
+done
 
 echo "==> installing the CRDs"
 kubectl apply --server-side -f "$root/crds/" >/dev/null
@@ -59,8 +68,28 @@ stop_pid operator
   >"$state/operator.log" 2>&1 &
 echo $! >"$state/operator.pid"
 
-echo "==> applying examples/demo"
-kubectl apply -f "$root/examples/demo/"
+aws_bin=$(bash "$root/hack/awscli.sh")
+aws() { "$aws_bin" --endpoint-url "http://$emulator_addr" "$@"; }
+
+echo "==> creating, with the AWS CLI, the room and logging configuration that the adoption examples take over"
+adopt_room=$(aws ivschat create-room --name made-outside-kubernetes --query arn --output text)
+observe_room=$(aws ivschat create-room --name managed-by-someone-else --query arn --output text)
+outside_logging=$(aws ivschat create-logging-configuration --name made-outside-kubernetes \
+  --destination-configuration 's3={bucketName=outside-logging-bucket}' --query arn --output text)
+
+echo "==> applying examples/"
+for f in "$root"/examples/*.yaml; do
+  case "$(basename "$f")" in
+    chatroom-adopt.yaml)
+      sed -e "s#adoptArn: .*#adoptArn: $adopt_room#" \
+          -e "s#arn: arn:aws:ivschat:[^ ]*logging-configuration/[A-Za-z0-9]*#arn: $outside_logging#" "$f" ;;
+    chatroom-observe-only.yaml)
+      sed -e "s#adoptArn: .*#adoptArn: $observe_room#" "$f" ;;
+    *) cat "$f" ;;
+  esac
+  echo "---"
+done | kubectl apply -f -
+echo "==> waiting until everything is Ready"
 kubectl wait --for=condition=Ready chatloggingconfigurations,chatrooms --all --timeout=120s >/dev/null
 
 echo
@@ -68,9 +97,10 @@ echo "==> Kubernetes' view: kubectl get ivschat"
 kubectl get ivschat -o wide
 echo
 echo "==> AWS's view (the emulator), through the AWS CLI"
-aws_bin=$(bash "$root/hack/awscli.sh")
-"$aws_bin" ivschat list-logging-configurations --endpoint-url "http://$emulator_addr" --output table
-"$aws_bin" ivschat list-rooms --endpoint-url "http://$emulator_addr" --output table
+aws ivschat list-logging-configurations --output table \
+  --query 'loggingConfigurations[].{Name:name, Id:id, State:state, Owner:tags."ivschat.dev/name"}'
+aws ivschat list-rooms --output table \
+  --query 'rooms[].{Name:name, Id:id, LoggingConfigurations:length(loggingConfigurationIdentifiers), Owner:tags."ivschat.dev/name"}'
 echo
 echo "The demo keeps running. Try:"
 echo "  $kubeconfig_line"

@@ -2,3 +2,4 @@
 pub mod controller;
 pub mod crd;
 pub mod emulator;
+pub mod plugin;

@@ -1,0 +1,5 @@
+//! `kubectl-ivschat`: the kubectl plugin binary; everything is in [`ivschat_operator::plugin`].
+
+fn main() -> std::process::ExitCode {
+    ivschat_operator::plugin::main()
+}

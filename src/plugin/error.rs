@@ -1,0 +1,354 @@
+//! The plugin's errors, their exit codes, and the translation of AWS failures into a sentence that says
+//! what went wrong and what to do about it. The translation works on [`AwsFailure`], a plain description of
+//! an SDK error, so it is unit-tested without any network.
+
+use std::fmt;
+
+use aws_sdk_ivschat::config::http::HttpResponse;
+use aws_sdk_ivschat::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+use super::args::InvalidArguments;
+
+/// Exit codes scripts can rely on.
+pub mod exit_code {
+    pub const SUCCESS: u8 = 0;
+    /// An AWS error (other than "not found" and invalid input), Kubernetes or configuration trouble.
+    pub const FAILURE: u8 = 1;
+    /// Invalid arguments (also clap's code for usage errors), or input AWS rejected as invalid.
+    pub const INVALID_ARGUMENTS: u8 = 2;
+    /// No such ChatRoom, or no such room in AWS.
+    pub const ROOM_NOT_FOUND: u8 = 3;
+    /// The ChatRoom is not Ready or has no ARN yet.
+    pub const ROOM_NOT_READY: u8 = 4;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("invalid arguments:\n  - {}", .0.0.join("\n  - "))]
+    InvalidArguments(InvalidArguments),
+
+    #[error(
+        "ChatRoom {name:?} not found in namespace {namespace:?}: check the name and the namespace (-n), or list the ChatRooms with `kubectl ivschat status -n {namespace}`"
+    )]
+    ChatRoomNotFound { namespace: String, name: String },
+
+    #[error("ChatRoom {namespace}/{name} {detail}")]
+    RoomNotReady {
+        namespace: String,
+        name: String,
+        detail: String,
+    },
+
+    #[error("{0}")]
+    Aws(AwsFailure),
+
+    #[error("Kubernetes: {0}")]
+    Kubernetes(String),
+
+    #[error("{0}")]
+    Config(String),
+
+    #[error("cannot write the output: {0}")]
+    Output(String),
+}
+
+impl PluginError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            PluginError::InvalidArguments(_) => exit_code::INVALID_ARGUMENTS,
+            PluginError::ChatRoomNotFound { .. } => exit_code::ROOM_NOT_FOUND,
+            PluginError::RoomNotReady { .. } => exit_code::ROOM_NOT_READY,
+            PluginError::Aws(failure) => failure.exit_code(),
+            PluginError::Kubernetes(_) | PluginError::Config(_) | PluginError::Output(_) => {
+                exit_code::FAILURE
+            }
+        }
+    }
+}
+
+/// One failed AWS call, described without SDK types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsFailure {
+    /// The IVS Chat operation, e.g. `CreateChatToken`.
+    pub operation: &'static str,
+    pub room_arn: String,
+    pub kind: AwsFailureKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AwsFailureKind {
+    /// The service answered with an error.
+    Service {
+        code: Option<String>,
+        message: Option<String>,
+        status: u16,
+    },
+    /// No answer in time.
+    Timeout,
+    /// The endpoint could not be reached (connection refused, DNS, TLS...).
+    Unreachable { detail: String },
+    /// No credentials could be loaded from the AWS credential chain.
+    NoCredentials { detail: String },
+    /// The request could not be built (e.g. no region) or the answer not read.
+    Other { detail: String },
+}
+
+impl AwsFailure {
+    /// Describes an SDK error of `operation` on `room_arn`.
+    pub fn from_sdk<E>(
+        operation: &'static str,
+        room_arn: &str,
+        error: &SdkError<E, HttpResponse>,
+    ) -> AwsFailure
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let detail = DisplayErrorContext(error).to_string();
+        let kind = match error {
+            SdkError::ServiceError(context) => AwsFailureKind::Service {
+                code: error.code().map(str::to_owned),
+                message: error.message().map(str::to_owned),
+                status: context.raw().status().as_u16(),
+            },
+            SdkError::TimeoutError(_) => AwsFailureKind::Timeout,
+            SdkError::DispatchFailure(failure) if failure.is_io() || failure.is_timeout() => {
+                if failure.is_timeout() {
+                    AwsFailureKind::Timeout
+                } else {
+                    AwsFailureKind::Unreachable { detail }
+                }
+            }
+            _ if mentions_credentials(&detail) => AwsFailureKind::NoCredentials { detail },
+            SdkError::DispatchFailure(_) => AwsFailureKind::Unreachable { detail },
+            _ => AwsFailureKind::Other { detail },
+        };
+        AwsFailure {
+            operation,
+            room_arn: room_arn.to_owned(),
+            kind,
+        }
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        match &self.kind {
+            AwsFailureKind::Service { code, status, .. } => match code.as_deref() {
+                Some("ResourceNotFoundException") => exit_code::ROOM_NOT_FOUND,
+                Some("ValidationException") => exit_code::INVALID_ARGUMENTS,
+                Some(_) => exit_code::FAILURE,
+                None if *status == 404 => exit_code::ROOM_NOT_FOUND,
+                None => exit_code::FAILURE,
+            },
+            _ => exit_code::FAILURE,
+        }
+    }
+
+    /// What happened and what to do, in one or two sentences.
+    pub fn sentence(&self) -> String {
+        let operation = self.operation;
+        let arn = &self.room_arn;
+        match &self.kind {
+            AwsFailureKind::Service {
+                code,
+                message,
+                status,
+            } => {
+                let said = message
+                    .as_deref()
+                    .filter(|message| !message.is_empty())
+                    .map(|message| format!(" (AWS said: {message})"))
+                    .unwrap_or_default();
+                match code.as_deref().unwrap_or("") {
+                    "ResourceNotFoundException" => format!(
+                        "room {arn} does not exist in AWS{said}: it was deleted or never created in this account and region; check the ARN and --region, or the ChatRoom's status"
+                    ),
+                    "AccessDeniedException" => format!(
+                        "access denied to ivschat:{operation} on {arn}{said}: your AWS identity needs an IAM policy that allows ivschat:{operation} on this room"
+                    ),
+                    "PendingVerification" => format!(
+                        "the AWS account is pending verification{said}: IVS Chat accepts {operation} once AWS has verified the account; try again later or contact AWS Support"
+                    ),
+                    "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" => format!(
+                        "your AWS session has expired{said}: refresh your credentials (e.g. `aws sso login`, or new temporary credentials) and run the command again"
+                    ),
+                    "UnrecognizedClientException" | "InvalidClientTokenId" => format!(
+                        "AWS does not recognise your credentials{said}: your session may have expired or the access key is wrong; refresh your credentials (e.g. `aws sso login`) or check AWS_PROFILE / AWS_ACCESS_KEY_ID"
+                    ),
+                    "InvalidSignatureException" | "SignatureDoesNotMatch" => format!(
+                        "AWS rejected the request signature{said}: the secret access key does not match the access key id, or the clock is off; check your credentials and the system time"
+                    ),
+                    "MissingAuthenticationTokenException" => {
+                        format!("the request reached AWS unsigned{said}: configure AWS credentials")
+                    }
+                    "ValidationException" => format!(
+                        "AWS rejected the {operation} arguments as invalid{said}: correct them and run the command again"
+                    ),
+                    "ThrottlingException" => format!(
+                        "AWS throttled {operation} on {arn}{said}: too many requests per second; wait a moment and retry, or slow down a script"
+                    ),
+                    "ServiceQuotaExceededException" => format!(
+                        "an IVS Chat quota is exhausted for {operation}{said}: request a quota increase in the Service Quotas console, or free resources"
+                    ),
+                    "ConflictException" => format!(
+                        "{operation} conflicts with the current state of {arn}{said}: wait until the room is no longer changing and retry"
+                    ),
+                    "InternalServerException" | "ServiceUnavailableException" => format!(
+                        "IVS Chat failed on its side while running {operation} (HTTP {status}){said}: retry later"
+                    ),
+                    "" if *status == 404 => format!(
+                        "room {arn} does not exist in AWS (HTTP 404): check the ARN and --region"
+                    ),
+                    other => {
+                        let code = if other.is_empty() { "error" } else { other };
+                        format!("IVS Chat answered {operation} with {code} (HTTP {status}){said}")
+                    }
+                }
+            }
+            AwsFailureKind::Timeout => format!(
+                "IVS Chat did not answer {operation} in time: check the network and --aws-endpoint-url, then retry"
+            ),
+            AwsFailureKind::Unreachable { detail } => format!(
+                "cannot reach the IVS Chat endpoint for {operation}: check --aws-endpoint-url / AWS_ENDPOINT_URL, --region and the network ({detail})"
+            ),
+            AwsFailureKind::NoCredentials { detail } => format!(
+                "no AWS credentials for {operation}: set AWS_PROFILE or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or log in (`aws sso login`) ({detail})"
+            ),
+            AwsFailureKind::Other { detail } => {
+                format!("{operation} on {arn} failed: {detail}")
+            }
+        }
+    }
+}
+
+impl fmt::Display for AwsFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.sentence())
+    }
+}
+
+fn mentions_credentials(detail: &str) -> bool {
+    let lower = detail.to_ascii_lowercase();
+    lower.contains("credential") || lower.contains("identity")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ARN: &str = "arn:aws:ivschat:us-west-2:123456789012:room/abcdEFGH1234";
+
+    fn service(code: &str, status: u16) -> AwsFailure {
+        AwsFailure {
+            operation: "CreateChatToken",
+            room_arn: ARN.into(),
+            kind: AwsFailureKind::Service {
+                code: Some(code.into()),
+                message: Some("the message".into()),
+                status,
+            },
+        }
+    }
+
+    #[test]
+    fn not_found_says_the_room_is_gone_and_exits_3() {
+        let failure = service("ResourceNotFoundException", 404);
+        assert_eq!(failure.exit_code(), exit_code::ROOM_NOT_FOUND);
+        let sentence = failure.sentence();
+        assert!(
+            sentence.contains(&format!("room {ARN} does not exist in AWS")),
+            "{sentence}"
+        );
+        assert!(sentence.contains("AWS said: the message"), "{sentence}");
+    }
+
+    #[test]
+    fn permission_and_session_problems_say_what_to_do() {
+        let denied = service("AccessDeniedException", 403).sentence();
+        assert!(
+            denied.contains("IAM policy that allows ivschat:CreateChatToken"),
+            "{denied}"
+        );
+        for code in ["ExpiredToken", "ExpiredTokenException", "RequestExpired"] {
+            let expired = service(code, 403).sentence();
+            assert!(expired.contains("session has expired"), "{expired}");
+            assert!(expired.contains("aws sso login"), "{expired}");
+        }
+        let unknown_key = service("UnrecognizedClientException", 403).sentence();
+        assert!(
+            unknown_key.contains("refresh your credentials"),
+            "{unknown_key}"
+        );
+        assert_eq!(
+            service("AccessDeniedException", 403).exit_code(),
+            exit_code::FAILURE
+        );
+    }
+
+    #[test]
+    fn validation_exits_2_and_throttling_says_retry() {
+        assert_eq!(
+            service("ValidationException", 400).exit_code(),
+            exit_code::INVALID_ARGUMENTS
+        );
+        assert!(
+            service("ThrottlingException", 429)
+                .sentence()
+                .contains("retry")
+        );
+        assert!(
+            service("InternalServerException", 500)
+                .sentence()
+                .contains("HTTP 500")
+        );
+        assert!(
+            service("ServiceQuotaExceededException", 402)
+                .sentence()
+                .contains("quota increase")
+        );
+    }
+
+    #[test]
+    fn unknown_codes_and_transport_failures_still_read_as_sentences() {
+        let odd = service("BrandNewException", 418).sentence();
+        assert!(odd.contains("BrandNewException (HTTP 418)"), "{odd}");
+        let unreachable = AwsFailure {
+            operation: "SendEvent",
+            room_arn: ARN.into(),
+            kind: AwsFailureKind::Unreachable {
+                detail: "connection refused".into(),
+            },
+        };
+        assert!(unreachable.sentence().contains("--aws-endpoint-url"));
+        assert_eq!(unreachable.exit_code(), exit_code::FAILURE);
+        let anonymous = AwsFailure {
+            operation: "SendEvent",
+            room_arn: ARN.into(),
+            kind: AwsFailureKind::NoCredentials {
+                detail: "no providers".into(),
+            },
+        };
+        assert!(anonymous.sentence().contains("AWS_PROFILE"));
+    }
+
+    #[test]
+    fn plugin_errors_map_to_documented_exit_codes() {
+        let not_found = PluginError::ChatRoomNotFound {
+            namespace: "ns".into(),
+            name: "r".into(),
+        };
+        assert_eq!(not_found.exit_code(), 3);
+        assert!(
+            not_found
+                .to_string()
+                .contains("ChatRoom \"r\" not found in namespace \"ns\"")
+        );
+        let not_ready = PluginError::RoomNotReady {
+            namespace: "ns".into(),
+            name: "r".into(),
+            detail: "has no ARN yet".into(),
+        };
+        assert_eq!(not_ready.exit_code(), 4);
+        let invalid = PluginError::InvalidArguments(InvalidArguments(vec!["a".into(), "b".into()]));
+        assert_eq!(invalid.exit_code(), 2);
+        assert_eq!(invalid.to_string(), "invalid arguments:\n  - a\n  - b");
+    }
+}

@@ -1,0 +1,498 @@
+//! `kubectl ivschat`: the kubectl plugin for ChatRooms. It issues chat tokens, sends events, deletes
+//! messages and disconnects users in the AWS room behind a ChatRoom (or any room by `--arn`), and shows a
+//! ChatRoom's spec, its AWS room and its conditions side by side.
+//!
+//! This module owns the plugin's I/O: reading the ChatRoom through the Kubernetes API (kubeconfig,
+//! `--context`, `-n`), building the IVS Chat client from the AWS configuration chain (`--region`,
+//! `--aws-endpoint-url`), making the calls and writing the output. The logic is in pure modules:
+//! [`cli`] (the command line), [`args`] (validation before any call), [`status`] (spec vs AWS),
+//! [`render`] (tables, JSON, YAML) and [`error`] (exit codes, AWS errors as sentences).
+//!
+//! Exit codes ([`error::exit_code`]): 0 success; 1 AWS, Kubernetes or configuration error; 2 invalid
+//! arguments (before any call, or rejected by AWS as invalid); 3 room not found (no ChatRoom of that name,
+//! or no such room in AWS); 4 the ChatRoom is not Ready or has no ARN yet.
+
+pub mod args;
+pub mod cli;
+pub mod error;
+pub mod render;
+pub mod status;
+
+use std::io::{IsTerminal, Write};
+
+use aws_sdk_ivschat::Client as IvsChat;
+use aws_sdk_ivschat::config::{BehaviorVersion, Region};
+use aws_sdk_ivschat::primitives::{DateTime, DateTimeFormat};
+use aws_sdk_ivschat::types::ChatTokenCapability;
+use clap::Parser;
+use kube::api::{Api, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+use crate::crd::{ChatRoom, ChatRoomSpec};
+use args::{Request, RoomTarget};
+use cli::{Cli, GlobalArgs};
+use error::{AwsFailure, AwsFailureKind, PluginError};
+use render::{EventSent, MessageDeleted, RoomList, TokenIssued, UserDisconnected};
+use status::{AwsRoom, AwsView};
+
+/// The binary's entry point: parses the command line (clap exits with 2 on usage errors), runs the
+/// command, writes the result to stdout or `error: …` to stderr, and returns the documented exit code.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    // kube (ring) and the AWS SDK each link a rustls provider, so the process must choose one; an Err only
+    // means one is already installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return std::process::ExitCode::from(error::exit_code::FAILURE);
+        }
+    };
+    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let result = runtime.block_on(run(&cli, colour)).and_then(|text| {
+        std::io::stdout()
+            .write_all(text.as_bytes())
+            .map_err(|error| PluginError::Output(error.to_string()))
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::from(error::exit_code::SUCCESS),
+        Err(error) => {
+            eprintln!("error: {error}");
+            std::process::ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+/// Runs one command and returns what it writes to stdout.
+pub async fn run(cli: &Cli, colour: bool) -> Result<String, PluginError> {
+    let global = &cli.global;
+    let request = args::validate(global, &cli.command).map_err(PluginError::InvalidArguments)?;
+    let format = global.output;
+    match request {
+        Request::ListRooms => {
+            let kube = KubeAccess::connect(global).await?;
+            let rooms = kube.list().await?;
+            let list = RoomList {
+                namespace: kube.namespace.clone(),
+                rooms: rooms.iter().map(status::summary).collect(),
+            };
+            render::render(&list, format, colour)
+        }
+        Request::RoomStatus {
+            room: RoomTarget::Arn(arn),
+        } => {
+            let aws = aws_client(global, Some(&arn)).await?;
+            let view = get_room(&aws, &arn).await?;
+            render::render(&status::aws_only(&arn, &view), format, colour)
+        }
+        Request::RoomStatus {
+            room: RoomTarget::ChatRoom(name),
+        } => {
+            let kube = KubeAccess::connect(global).await?;
+            let room = kube.get(&name).await?;
+            let view = match room
+                .status
+                .as_ref()
+                .and_then(|status| status.arn.as_deref())
+            {
+                None => AwsView::NoArn,
+                Some(arn) => {
+                    let aws = aws_client(global, Some(arn)).await?;
+                    get_room(&aws, arn).await?
+                }
+            };
+            render::render(&status::compare(&room, &view), format, colour)
+        }
+        Request::Token {
+            room,
+            user_id,
+            capabilities,
+            session_duration_minutes,
+            attributes,
+        } => {
+            let arn = room_arn(global, &room).await?;
+            let aws = aws_client(global, Some(&arn)).await?;
+            let output = aws
+                .create_chat_token()
+                .room_identifier(&arn)
+                .user_id(&user_id)
+                .set_capabilities(Some(
+                    capabilities
+                        .iter()
+                        .map(|capability| ChatTokenCapability::from(capability.as_str()))
+                        .collect(),
+                ))
+                .set_session_duration_in_minutes(session_duration_minutes)
+                .set_attributes(
+                    (!attributes.is_empty()).then_some(attributes.into_iter().collect()),
+                )
+                .send()
+                .await
+                .map_err(|error| aws_error("CreateChatToken", &arn, &error))?;
+            let issued = TokenIssued {
+                room_arn: arn,
+                user_id,
+                capabilities: capabilities
+                    .iter()
+                    .map(|capability| capability.as_str().to_owned())
+                    .collect(),
+                token: output.token().unwrap_or_default().to_owned(),
+                token_expiration_time: time_text(output.token_expiration_time()),
+                session_expiration_time: time_text(output.session_expiration_time()),
+            };
+            render::render(&issued, format, colour)
+        }
+        Request::SendEvent {
+            room,
+            event_name,
+            attributes,
+        } => {
+            let arn = room_arn(global, &room).await?;
+            let aws = aws_client(global, Some(&arn)).await?;
+            let output = aws
+                .send_event()
+                .room_identifier(&arn)
+                .event_name(&event_name)
+                .set_attributes(
+                    (!attributes.is_empty()).then_some(attributes.into_iter().collect()),
+                )
+                .send()
+                .await
+                .map_err(|error| aws_error("SendEvent", &arn, &error))?;
+            let sent = EventSent {
+                room_arn: arn,
+                event_name,
+                id: output.id().unwrap_or_default().to_owned(),
+            };
+            render::render(&sent, format, colour)
+        }
+        Request::DeleteMessage {
+            room,
+            message_id,
+            reason,
+        } => {
+            let arn = room_arn(global, &room).await?;
+            let aws = aws_client(global, Some(&arn)).await?;
+            let output = aws
+                .delete_message()
+                .room_identifier(&arn)
+                .id(&message_id)
+                .set_reason(reason)
+                .send()
+                .await
+                .map_err(|error| aws_error("DeleteMessage", &arn, &error))?;
+            let deleted = MessageDeleted {
+                room_arn: arn,
+                message_id,
+                id: output.id().unwrap_or_default().to_owned(),
+            };
+            render::render(&deleted, format, colour)
+        }
+        Request::DisconnectUser {
+            room,
+            user_id,
+            reason,
+        } => {
+            let arn = room_arn(global, &room).await?;
+            let aws = aws_client(global, Some(&arn)).await?;
+            aws.disconnect_user()
+                .room_identifier(&arn)
+                .user_id(&user_id)
+                .set_reason(reason)
+                .send()
+                .await
+                .map_err(|error| aws_error("DisconnectUser", &arn, &error))?;
+            let disconnected = UserDisconnected {
+                room_arn: arn,
+                user_id,
+            };
+            render::render(&disconnected, format, colour)
+        }
+    }
+}
+
+/// The ARN a messaging command acts on: `--arn` as given, or the ARN of a Ready ChatRoom.
+async fn room_arn(global: &GlobalArgs, room: &RoomTarget) -> Result<String, PluginError> {
+    match room {
+        RoomTarget::Arn(arn) => Ok(arn.clone()),
+        RoomTarget::ChatRoom(name) => {
+            let kube = KubeAccess::connect(global).await?;
+            let room = kube.get(name).await?;
+            ready_room_arn(&room, &kube.namespace)
+        }
+    }
+}
+
+/// The ChatRoom's ARN if it has one and is Ready; otherwise why not, and what to do.
+pub fn ready_room_arn(room: &ChatRoom, namespace: &str) -> Result<String, PluginError> {
+    let name = room.metadata.name.clone().unwrap_or_default();
+    let ready = status::ready_condition(room);
+    let ready_text = match ready {
+        Some(condition) if condition.message.is_empty() => {
+            format!("Ready={} ({})", condition.status, condition.reason)
+        }
+        Some(condition) => format!(
+            "Ready={} ({}: {})",
+            condition.status, condition.reason, condition.message
+        ),
+        None => "no Ready condition yet: is the operator running?".to_owned(),
+    };
+    let not_ready = |detail: String| PluginError::RoomNotReady {
+        namespace: namespace.to_owned(),
+        name: name.clone(),
+        detail,
+    };
+    let Some(arn) = room.status.as_ref().and_then(|status| status.arn.clone()) else {
+        return Err(not_ready(format!(
+            "has no ARN yet, the operator has not created its AWS room; {ready_text}. Wait and retry, or see `kubectl ivschat status {name} -n {namespace}`"
+        )));
+    };
+    match ready {
+        Some(condition) if condition.status == "True" => Ok(arn),
+        _ => Err(not_ready(format!(
+            "is not Ready; {ready_text}. See `kubectl ivschat status {name} -n {namespace}`, or act on its AWS room anyway with --arn {arn}"
+        ))),
+    }
+}
+
+/// GetRoom as the AWS side of `status`; a 404 is a view ("not found"), not an error.
+async fn get_room(aws: &IvsChat, arn: &str) -> Result<AwsView, PluginError> {
+    let aws_defaults = ChatRoomSpec::default();
+    match aws.get_room().identifier(arn).send().await {
+        Ok(room) => Ok(AwsView::Found(Box::new(AwsRoom {
+            arn: room.arn().unwrap_or(arn).to_owned(),
+            id: room.id().unwrap_or_default().to_owned(),
+            name: room.name().unwrap_or_default().to_owned(),
+            // AWS always reports both; an absent value can only mean its default.
+            maximum_message_length: room
+                .maximum_message_length()
+                .unwrap_or_else(|| aws_defaults.effective_maximum_message_length()),
+            maximum_message_rate_per_second: room
+                .maximum_message_rate_per_second()
+                .unwrap_or_else(|| aws_defaults.effective_maximum_message_rate_per_second()),
+            message_review_handler_uri: room
+                .message_review_handler()
+                .and_then(|handler| handler.uri())
+                .unwrap_or_default()
+                .to_owned(),
+            fallback_result: room
+                .message_review_handler()
+                .and_then(|handler| handler.fallback_result())
+                .map(|result| result.as_str().to_owned())
+                .unwrap_or_else(|| "ALLOW".to_owned()),
+            logging_configuration_identifiers: room.logging_configuration_identifiers().to_vec(),
+            tags: room
+                .tags()
+                .map(|tags| tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default(),
+            create_time: room.create_time().map(|time| time_text(Some(time))),
+            update_time: room.update_time().map(|time| time_text(Some(time))),
+        }))),
+        Err(error) => {
+            let failure = AwsFailure::from_sdk("GetRoom", arn, &error);
+            match &failure.kind {
+                AwsFailureKind::Service { code, .. }
+                    if code.as_deref() == Some("ResourceNotFoundException") =>
+                {
+                    Ok(AwsView::NotFound)
+                }
+                _ => Err(PluginError::Aws(failure)),
+            }
+        }
+    }
+}
+
+fn aws_error<E>(
+    operation: &'static str,
+    arn: &str,
+    error: &aws_sdk_ivschat::error::SdkError<E, aws_sdk_ivschat::config::http::HttpResponse>,
+) -> PluginError
+where
+    E: aws_sdk_ivschat::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    PluginError::Aws(AwsFailure::from_sdk(operation, arn, error))
+}
+
+/// An IVS Chat client from the AWS configuration chain. The region is `--region`, else the one in the
+/// room's ARN (a room only exists in its own region), else the configured one.
+async fn aws_client(global: &GlobalArgs, arn: Option<&str>) -> Result<IvsChat, PluginError> {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    let region = global
+        .region
+        .clone()
+        .or_else(|| arn.and_then(args::arn_region).map(str::to_owned));
+    if let Some(region) = region {
+        loader = loader.region(Region::new(region));
+    }
+    if let Some(url) = &global.aws_endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    let config = loader.load().await;
+    if config.region().is_none() {
+        return Err(PluginError::Config(
+            "no AWS region: pass --region or set AWS_REGION".to_owned(),
+        ));
+    }
+    Ok(IvsChat::new(&config))
+}
+
+fn time_text(time: Option<&DateTime>) -> String {
+    time.and_then(|time| time.fmt(DateTimeFormat::DateTime).ok())
+        .unwrap_or_default()
+}
+
+/// The ChatRoom API of the chosen kubeconfig context and namespace.
+struct KubeAccess {
+    rooms: Api<ChatRoom>,
+    namespace: String,
+}
+
+impl KubeAccess {
+    /// `--kubeconfig` (else $KUBECONFIG / ~/.kube/config, else in-cluster) with `--context`; the namespace
+    /// is `-n`, else the context's, else "default".
+    async fn connect(global: &GlobalArgs) -> Result<KubeAccess, PluginError> {
+        let options = KubeConfigOptions {
+            context: global.context.clone(),
+            cluster: None,
+            user: None,
+        };
+        let config = match (&global.kubeconfig, &global.context) {
+            (Some(path), _) => {
+                let kubeconfig = Kubeconfig::read_from(path).map_err(|error| {
+                    PluginError::Config(format!(
+                        "cannot read the kubeconfig {}: {error}",
+                        path.display()
+                    ))
+                })?;
+                Config::from_custom_kubeconfig(kubeconfig, &options)
+                    .await
+                    .map_err(|error| kubeconfig_error(&error))?
+            }
+            (None, Some(_)) => Config::from_kubeconfig(&options)
+                .await
+                .map_err(|error| kubeconfig_error(&error))?,
+            (None, None) => Config::infer().await.map_err(|error| {
+                PluginError::Config(format!(
+                    "no Kubernetes configuration: set KUBECONFIG or pass --kubeconfig ({error})"
+                ))
+            })?,
+        };
+        let namespace = global
+            .namespace
+            .clone()
+            .unwrap_or_else(|| config.default_namespace.clone());
+        let client = Client::try_from(config)
+            .map_err(|error| PluginError::Kubernetes(format!("cannot build a client: {error}")))?;
+        Ok(KubeAccess {
+            rooms: Api::namespaced(client, &namespace),
+            namespace,
+        })
+    }
+
+    async fn get(&self, name: &str) -> Result<ChatRoom, PluginError> {
+        match self.rooms.get_opt(name).await {
+            Ok(Some(room)) => Ok(room),
+            Ok(None) => Err(PluginError::ChatRoomNotFound {
+                namespace: self.namespace.clone(),
+                name: name.to_owned(),
+            }),
+            Err(error) => Err(kube_error(&error, &format!("reading ChatRoom {name}"))),
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<ChatRoom>, PluginError> {
+        let mut rooms = self
+            .rooms
+            .list(&ListParams::default())
+            .await
+            .map_err(|error| kube_error(&error, "listing ChatRooms"))?
+            .items;
+        rooms.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        Ok(rooms)
+    }
+}
+
+fn kubeconfig_error(error: &kube::config::KubeconfigError) -> PluginError {
+    PluginError::Config(format!(
+        "cannot use the kubeconfig: {error} (check --kubeconfig and --context)"
+    ))
+}
+
+fn kube_error(error: &kube::Error, doing: &str) -> PluginError {
+    let hint = match error {
+        kube::Error::Api(status) if status.code == 404 => {
+            " (are the ivschat.dev CRDs installed in this cluster?)"
+        }
+        kube::Error::Api(status) if status.code == 403 => {
+            " (your Kubernetes user may not read ChatRooms in this namespace)"
+        }
+        kube::Error::Api(_) => "",
+        _ => " (is the API server reachable? check --context and --kubeconfig)",
+    };
+    PluginError::Kubernetes(format!("{doing}: {error}{hint}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{CONDITION_READY, ChatRoomSpec, ChatRoomStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+    const ARN: &str = "arn:aws:ivschat:us-west-2:123456789012:room/abcdEFGH1234";
+
+    fn room(arn: Option<&str>, ready: Option<&str>) -> ChatRoom {
+        let mut room = ChatRoom::new("demo", ChatRoomSpec::default());
+        room.status = Some(ChatRoomStatus {
+            arn: arn.map(str::to_owned),
+            conditions: ready
+                .map(|status| Condition {
+                    type_: CONDITION_READY.into(),
+                    status: status.into(),
+                    reason: "Reason".into(),
+                    message: "the message".into(),
+                    observed_generation: None,
+                    last_transition_time: Time(jiff::Timestamp::UNIX_EPOCH),
+                })
+                .into_iter()
+                .collect(),
+            ..ChatRoomStatus::default()
+        });
+        room
+    }
+
+    #[test]
+    fn a_ready_room_gives_its_arn() {
+        assert_eq!(
+            ready_room_arn(&room(Some(ARN), Some("True")), "ns")
+                .ok()
+                .as_deref(),
+            Some(ARN)
+        );
+    }
+
+    #[test]
+    fn a_room_without_arn_is_not_ready() {
+        let error = ready_room_arn(&room(None, None), "ns").expect_err("no ARN");
+        assert_eq!(error.exit_code(), error::exit_code::ROOM_NOT_READY);
+        let text = error.to_string();
+        assert!(text.contains("ChatRoom ns/demo has no ARN yet"), "{text}");
+        assert!(text.contains("is the operator running?"), "{text}");
+    }
+
+    #[test]
+    fn a_room_with_arn_but_not_ready_suggests_arn() {
+        let error = ready_room_arn(&room(Some(ARN), Some("False")), "ns").expect_err("not ready");
+        assert_eq!(error.exit_code(), error::exit_code::ROOM_NOT_READY);
+        let text = error.to_string();
+        assert!(
+            text.contains("is not Ready; Ready=False (Reason: the message)"),
+            "{text}"
+        );
+        assert!(text.contains(&format!("--arn {ARN}")), "{text}");
+    }
+}

@@ -187,7 +187,11 @@ impl Render for RoomStatus {
             .fields
             .iter()
             .map(|field| {
-                let mut cells = vec![if field.differs { "*" } else { "" }.to_owned()];
+                // Without a ChatRoom (`--arn`) there is no spec, so neither a SPEC nor a marker column.
+                let mut cells = Vec::new();
+                if self.chat_room.is_some() {
+                    cells.push(if field.differs { "*" } else { "" }.to_owned());
+                }
                 cells.push(field.field.to_owned());
                 if self.chat_room.is_some() {
                     cells.push(value_text(&field.spec));
@@ -202,7 +206,7 @@ impl Render for RoomStatus {
         let headers: &[&str] = if self.chat_room.is_some() {
             &["", "FIELD", "SPEC", "AWS"]
         } else {
-            &["", "FIELD", "AWS"]
+            &["FIELD", "AWS"]
         };
         out.push_str(&table(headers, rows, colour));
         if self.fields.iter().any(|field| field.differs) {

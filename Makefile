@@ -6,7 +6,7 @@ CACHE_DIR ?= $(HOME)/.cache/ivschat-operator
 export IVSCHAT_CACHE_DIR := $(CACHE_DIR)
 CARGO ?= cargo
 
-.PHONY: test lint unit k8s-bins awscli crds cluster-up cluster-down demo demo-down bench help
+.PHONY: test lint unit k8s-bins awscli helm crds cluster-up cluster-down demo demo-down bench help
 
 help:
 	@echo "make demo         start a local control plane + emulator, install the CRDs, apply the examples"
@@ -28,7 +28,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-test: k8s-bins awscli lint
+test: k8s-bins awscli helm lint
 	$(CARGO) test --workspace --locked --no-fail-fast
 
 TESTENV = $(CARGO) run --quiet --locked -p testenv --
@@ -48,6 +48,12 @@ demo-down:
 
 crds:
 	$(CARGO) run --quiet --locked -- crds > crds/ivschat.dev.yaml
+	cp crds/ivschat.dev.yaml deploy/base/crds.yaml
+	cp crds/ivschat.dev.yaml deploy/helm/ivschat-operator/crds/ivschat.dev.yaml
+
+## helm of the pinned version (hack/helm.sh), built from its Go module and cached; tests/deploy.rs uses it.
+helm:
+	@bash hack/helm.sh >/dev/null
 
 bench:
 	$(CARGO) bench --locked --bench emulator

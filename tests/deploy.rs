@@ -1,0 +1,953 @@
+//! The install artefacts against the real API server: the kustomize base and overlays and the Helm chart
+//! are accepted by `kubectl apply --dry-run=server`, describe the same RBAC and Deployment, carry the CRDs
+//! generated from the Rust types, and grant exactly what the operator needs: the controllers run a full
+//! scenario as the deploy/ ServiceAccount (impersonation), and `kubectl auth can-i --as` shows what that
+//! account cannot do. The IAM policies list exactly the ivschat operations the controllers call.
+
+use ivschat_operator::controller::{self, Options, driver::Timing};
+use ivschat_operator::crd::{ChatLoggingConfiguration, ChatRoom};
+use ivschat_operator::emulator::{Emulator, EmulatorConfig};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, Resource};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use testenv::ControlPlane;
+
+const OPERATOR_NAMESPACE: &str = "ivschat-system";
+/// The namespace the single-namespace overlay watches.
+const WATCHED_NAMESPACE: &str = "chat";
+const SERVICE_ACCOUNT: &str = "system:serviceaccount:ivschat-system:ivschat-operator";
+const SERVICE_ACCOUNT_GROUPS: [&str; 2] = [
+    "system:serviceaccounts",
+    "system:serviceaccounts:ivschat-system",
+];
+const WAIT: Duration = Duration::from_secs(30);
+
+fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn run(mut command: Command, stdin: Option<&str>) -> Output {
+    let description = format!("{command:?}");
+    command
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|err| panic!("starting {description}: {err}"));
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("writing stdin");
+    }
+    child
+        .wait_with_output()
+        .unwrap_or_else(|err| panic!("running {description}: {err}"))
+}
+
+fn succeed(command: Command, stdin: Option<&str>) -> String {
+    let description = format!("{command:?}");
+    let output = run(command, stdin);
+    assert!(
+        output.status.success(),
+        "{description} failed: {}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    text(&output.stdout)
+}
+
+fn kubectl(args: &[&str]) -> Command {
+    let mut command = control_plane().kubectl();
+    command.args(args);
+    command
+}
+
+/// The helm binary that hack/helm.sh builds (once per machine) and caches.
+fn helm() -> Command {
+    static HELM: OnceLock<PathBuf> = OnceLock::new();
+    let path = HELM.get_or_init(|| {
+        let mut script = Command::new("bash");
+        script.arg(repo_path("hack/helm.sh"));
+        PathBuf::from(succeed(script, None).trim())
+    });
+    let mut command = Command::new(path);
+    // No user configuration or repositories leak into the tests.
+    let home = std::env::temp_dir().join("ivschat-helm-home");
+    command
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_DATA_HOME", home.join("data"));
+    command
+}
+
+fn chart() -> String {
+    repo_path("deploy/helm/ivschat-operator")
+        .to_str()
+        .expect("utf-8 path")
+        .to_owned()
+}
+
+/// `helm template RELEASE deploy/helm/ivschat-operator -n NAMESPACE --include-crds [--set ...]`.
+fn helm_template(release: &str, namespace: &str, set: &[&str]) -> String {
+    let mut command = helm();
+    command.args([
+        "template",
+        release,
+        &chart(),
+        "--namespace",
+        namespace,
+        "--include-crds",
+        "--kube-version",
+        testenv::pinned_kubernetes_version().expect("pinned version"),
+    ]);
+    for value in set {
+        command.args(["--set", value]);
+    }
+    succeed(command, None)
+}
+
+fn kustomize(dir: &str) -> String {
+    succeed(
+        kubectl(&["kustomize", repo_path(dir).to_str().expect("utf-8 path")]),
+        None,
+    )
+}
+
+fn documents(yaml: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(yaml)
+        .map(|document| {
+            let value: Value = serde::Deserialize::deserialize(document).expect("valid YAML");
+            value
+        })
+        .filter(|value| !value.is_null())
+        .collect()
+}
+
+fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> Option<&'a Value> {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+}
+
+fn get<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    find(objects, kind, name).unwrap_or_else(|| {
+        let present: Vec<String> = objects
+            .iter()
+            .map(|o| format!("{}/{}", o["kind"], o["metadata"]["name"]))
+            .collect();
+        panic!("no {kind} {name} among {present:?}")
+    })
+}
+
+fn kinds(objects: &[Value]) -> BTreeSet<String> {
+    objects
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn control_plane() -> &'static ControlPlane {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    testenv::install_crypto_provider();
+    ControlPlane::shared()
+}
+
+fn can_i(verb: &str, resource: &str, scope: &[&str]) -> bool {
+    let mut args = vec!["auth", "can-i", verb, resource, "--as", SERVICE_ACCOUNT];
+    for group in SERVICE_ACCOUNT_GROUPS {
+        args.extend(["--as-group", group]);
+    }
+    args.extend_from_slice(scope);
+    let output = run(kubectl(&args), None);
+    // can-i prints yes/no and exits 0 for yes, 1 for no; anything else is a failed check.
+    let answer = text(&output.stdout).trim().to_owned();
+    assert!(
+        answer == "yes" || answer == "no",
+        "kubectl {args:?}: {answer} {}",
+        text(&output.stderr)
+    );
+    answer == "yes"
+}
+
+fn assert_allowed(verb: &str, resource: &str, scope: &[&str]) {
+    assert!(
+        can_i(verb, resource, scope),
+        "the operator's ServiceAccount must be allowed to {verb} {resource} {scope:?}"
+    );
+}
+
+fn assert_denied(verb: &str, resource: &str, scope: &[&str]) {
+    assert!(
+        !can_i(verb, resource, scope),
+        "the operator's ServiceAccount must NOT be allowed to {verb} {resource} {scope:?}"
+    );
+}
+
+/// What the operator may do in the watched namespace, in any install.
+fn assert_allowed_in(namespace: &str) {
+    let scope = ["-n", namespace];
+    for resource in [
+        "chatrooms.ivschat.dev",
+        "chatloggingconfigurations.ivschat.dev",
+    ] {
+        for verb in ["list", "watch", "patch"] {
+            assert_allowed(verb, resource, &scope);
+        }
+        // Everything else on its own kinds is refused: it never creates, replaces or deletes them.
+        for verb in ["create", "update", "delete", "deletecollection", "get"] {
+            assert_denied(verb, resource, &scope);
+        }
+        assert_allowed(
+            "patch",
+            resource,
+            &["-n", namespace, "--subresource", "status"],
+        );
+        assert_denied(
+            "update",
+            resource,
+            &["-n", namespace, "--subresource", "status"],
+        );
+    }
+    assert_allowed("create", "events.events.k8s.io", &scope);
+    assert_allowed("patch", "events.events.k8s.io", &scope);
+    assert_denied("delete", "events.events.k8s.io", &scope);
+}
+
+/// What the operator may never do, in any install.
+fn assert_never_allowed() {
+    for scope in [
+        &["-A"][..],
+        &["-n", OPERATOR_NAMESPACE][..],
+        &["-n", WATCHED_NAMESPACE][..],
+    ] {
+        for verb in ["get", "list", "watch", "create", "update", "delete"] {
+            assert_denied(verb, "secrets", scope);
+        }
+        for resource in [
+            "configmaps",
+            "pods",
+            "services",
+            "deployments.apps",
+            "serviceaccounts",
+            "roles.rbac.authorization.k8s.io",
+            "customresourcedefinitions.apiextensions.k8s.io",
+            "events",
+        ] {
+            for verb in ["get", "list", "create", "patch", "delete"] {
+                assert_denied(verb, resource, scope);
+            }
+        }
+    }
+    // Leases only in its own namespace, and only its own Lease may be read or renewed.
+    for namespace in ["default", WATCHED_NAMESPACE, "kube-system"] {
+        for verb in ["get", "list", "create", "update", "patch", "delete"] {
+            assert_denied(verb, "leases.coordination.k8s.io", &["-n", namespace]);
+        }
+    }
+    let own = ["-n", OPERATOR_NAMESPACE];
+    assert_allowed("create", "leases.coordination.k8s.io", &own);
+    assert_allowed("get", "leases.coordination.k8s.io/ivschat-operator", &own);
+    assert_allowed(
+        "update",
+        "leases.coordination.k8s.io/ivschat-operator",
+        &own,
+    );
+    assert_denied("update", "leases.coordination.k8s.io/someone-else", &own);
+    assert_denied("get", "leases.coordination.k8s.io/someone-else", &own);
+    assert_denied(
+        "delete",
+        "leases.coordination.k8s.io/ivschat-operator",
+        &own,
+    );
+    assert_denied("list", "leases.coordination.k8s.io", &own);
+}
+
+/// The control plane with both installs checked in turn: first the single-namespace overlay (applied for
+/// real, its permissions checked), then the cluster-wide base on top of it, which the other tests use.
+fn installed() -> &'static ControlPlane {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    let control_plane = control_plane();
+    INSTALLED.get_or_init(|| {
+        for namespace in [OPERATOR_NAMESPACE, WATCHED_NAMESPACE] {
+            let manifest =
+                format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n");
+            succeed(kubectl(&["apply", "-f", "-"]), Some(&manifest));
+        }
+        let overlay = repo_path("deploy/overlays/namespaced");
+        succeed(
+            kubectl(&["apply", "-k", overlay.to_str().expect("utf-8 path")]),
+            None,
+        );
+        succeed(
+            kubectl(&[
+                "wait",
+                "--for=condition=Established",
+                "--timeout=60s",
+                "crd/chatrooms.ivschat.dev",
+                "crd/chatloggingconfigurations.ivschat.dev",
+            ]),
+            None,
+        );
+        // The single-namespace install: its namespace and nothing cluster-wide.
+        assert_allowed_in(WATCHED_NAMESPACE);
+        for resource in [
+            "chatrooms.ivschat.dev",
+            "chatloggingconfigurations.ivschat.dev",
+        ] {
+            assert_denied("list", resource, &["-A"]);
+            assert_denied("list", resource, &["-n", "default"]);
+            assert_denied("patch", resource, &["-n", "default"]);
+        }
+        assert_denied("create", "events.events.k8s.io", &["-n", "default"]);
+        assert_never_allowed();
+
+        succeed(
+            kubectl(&[
+                "apply",
+                "-k",
+                repo_path("deploy").to_str().expect("utf-8 path"),
+            ]),
+            None,
+        );
+    });
+    control_plane
+}
+
+#[test]
+fn deploy_and_chart_crds_are_the_generated_crds() {
+    let generated = ivschat_operator::crd::crds_yaml().expect("rendering the CRDs");
+    for copy in [
+        "crds/ivschat.dev.yaml",
+        "deploy/base/crds.yaml",
+        "deploy/helm/ivschat-operator/crds/ivschat.dev.yaml",
+    ] {
+        let committed = std::fs::read_to_string(repo_path(copy))
+            .unwrap_or_else(|err| panic!("reading {copy}: {err}"));
+        assert!(
+            committed == generated,
+            "{copy} differs from the CRDs generated from the Rust types: run `make crds`"
+        );
+    }
+}
+
+#[test]
+fn kustomizations_are_accepted_by_the_api_server() {
+    installed();
+    for dir in [
+        "deploy",
+        "deploy/overlays/namespaced",
+        "deploy/examples/irsa",
+    ] {
+        let path = repo_path(dir);
+        let output = succeed(
+            kubectl(&[
+                "apply",
+                "--dry-run=server",
+                "-k",
+                path.to_str().expect("utf-8 path"),
+            ]),
+            None,
+        );
+        assert!(output.contains("(server dry run)"), "{dir}: {output}");
+    }
+    let base = documents(&kustomize("deploy"));
+    assert_eq!(
+        kinds(&base),
+        [
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "CustomResourceDefinition",
+            "Deployment",
+            "Namespace",
+            "Role",
+            "RoleBinding",
+            "Service",
+            "ServiceAccount",
+        ]
+        .map(str::to_owned)
+        .into_iter()
+        .collect()
+    );
+    let namespaced = documents(&kustomize("deploy/overlays/namespaced"));
+    assert!(find(&namespaced, "ClusterRole", "ivschat-operator").is_none());
+    assert!(find(&namespaced, "ClusterRoleBinding", "ivschat-operator").is_none());
+    let args = &get(&namespaced, "Deployment", "ivschat-operator")["spec"]["template"]["spec"]["containers"]
+        [0]["args"];
+    assert!(
+        args.as_array()
+            .expect("args")
+            .contains(&json!("--namespace=chat")),
+        "{args}"
+    );
+    let irsa = documents(&kustomize("deploy/examples/irsa"));
+    assert!(
+        get(&irsa, "ServiceAccount", "ivschat-operator")["metadata"]["annotations"]
+            ["eks.amazonaws.com/role-arn"]
+            .as_str()
+            .is_some_and(|arn| arn.starts_with("arn:aws:iam::"))
+    );
+}
+
+#[test]
+fn helm_chart_lints_renders_and_is_accepted_by_the_api_server() {
+    installed();
+    succeed(
+        {
+            let mut lint = helm();
+            lint.args(["lint", "--strict", &chart()]);
+            lint
+        },
+        None,
+    );
+    // Its own release name and namespace, so nothing collides with the kustomize install (a Deployment's
+    // selector cannot change).
+    for (namespace, set) in [
+        ("helm-cluster", vec![]),
+        (
+            "helm-namespaced",
+            vec![
+                "watchNamespace=chat",
+                "aws.region=us-west-2",
+                "aws.endpointUrl=http://ivschat-emulator:4510",
+                "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::111122223333:role/ivschat-operator",
+            ],
+        ),
+    ] {
+        let manifest = format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {namespace}\n");
+        succeed(kubectl(&["apply", "-f", "-"]), Some(&manifest));
+        let rendered = helm_template("helm-ivschat-operator", namespace, &set);
+        let output = succeed(
+            kubectl(&["apply", "--dry-run=server", "-f", "-"]),
+            Some(&rendered),
+        );
+        assert!(output.contains("(server dry run)"), "{output}");
+        let objects = documents(&rendered);
+        assert!(
+            kinds(&objects).contains("CustomResourceDefinition"),
+            "the chart's crds/ are rendered"
+        );
+    }
+    // The optional ServiceMonitor renders (its CRD belongs to prometheus-operator, absent here).
+    let with_monitor = documents(&helm_template(
+        "ivschat-operator",
+        OPERATOR_NAMESPACE,
+        &[
+            "serviceMonitor.enabled=true",
+            "serviceMonitor.labels.release=prometheus",
+        ],
+    ));
+    let monitor = get(&with_monitor, "ServiceMonitor", "ivschat-operator");
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
+    let service = get(&with_monitor, "Service", "ivschat-operator-metrics");
+    for (key, value) in monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .expect("matchLabels")
+    {
+        assert_eq!(
+            &service["metadata"]["labels"][key], value,
+            "the ServiceMonitor selects the metrics Service"
+        );
+    }
+}
+
+/// The parts of an install that decide what the operator can do and how it runs.
+fn essentials(objects: &[Value]) -> BTreeMap<String, Value> {
+    let mut essentials = BTreeMap::new();
+    for object in objects {
+        let kind = object["kind"].as_str().unwrap_or_default();
+        let name = object["metadata"]["name"].as_str().unwrap_or_default();
+        let namespace = object["metadata"]["namespace"].as_str().unwrap_or_default();
+        let key = format!("{kind} {namespace}/{name}");
+        let value = match kind {
+            "ClusterRole" | "Role" => object["rules"].clone(),
+            "ClusterRoleBinding" | "RoleBinding" => {
+                json!({"roleRef": object["roleRef"], "subjects": object["subjects"]})
+            }
+            "Deployment" => json!({
+                "replicas": object["spec"]["replicas"],
+                "pod": object["spec"]["template"]["spec"],
+            }),
+            "Service" => object["spec"]["ports"].clone(),
+            "ServiceAccount" => json!({}),
+            _ => continue,
+        };
+        essentials.insert(key, value);
+    }
+    essentials
+}
+
+fn assert_same(kustomize: &BTreeMap<String, Value>, helm: &BTreeMap<String, Value>) {
+    assert_eq!(
+        kustomize.keys().collect::<Vec<_>>(),
+        helm.keys().collect::<Vec<_>>(),
+        "the same objects"
+    );
+    for (key, value) in kustomize {
+        assert_eq!(
+            Some(value),
+            helm.get(key),
+            "{key} differs between kustomize and Helm"
+        );
+    }
+}
+
+#[test]
+fn kustomize_and_helm_describe_the_same_rbac_and_deployment() {
+    control_plane();
+    let kustomize_base = essentials(&documents(&kustomize("deploy")));
+    let helm_default = essentials(&documents(&helm_template(
+        "ivschat-operator",
+        OPERATOR_NAMESPACE,
+        &[],
+    )));
+    assert!(kustomize_base.contains_key("ClusterRole /ivschat-operator"));
+    assert!(kustomize_base.contains_key("Deployment ivschat-system/ivschat-operator"));
+    assert_same(&kustomize_base, &helm_default);
+
+    let kustomize_namespaced = essentials(&documents(&kustomize("deploy/overlays/namespaced")));
+    let helm_namespaced = essentials(&documents(&helm_template(
+        "ivschat-operator",
+        OPERATOR_NAMESPACE,
+        &["watchNamespace=chat"],
+    )));
+    assert!(kustomize_namespaced.contains_key("Role chat/ivschat-operator"));
+    assert_same(&kustomize_namespaced, &helm_namespaced);
+
+    // The hardening the issue asks for, stated once more so that a change to both files still fails here.
+    let pod = &kustomize_base["Deployment ivschat-system/ivschat-operator"]["pod"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    let container = &pod["containers"][0];
+    let security = &container["securityContext"];
+    assert_eq!(security["allowPrivilegeEscalation"], false);
+    assert_eq!(security["readOnlyRootFilesystem"], true);
+    assert_eq!(security["capabilities"]["drop"], json!(["ALL"]));
+    for field in ["requests", "limits"] {
+        for resource in ["cpu", "memory"] {
+            assert!(
+                container["resources"][field][resource].is_string(),
+                "resources.{field}.{resource}"
+            );
+        }
+    }
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    // Every rule is explicit: no wildcard verbs, resources or groups.
+    for (key, value) in kustomize_base.iter().chain(&kustomize_namespaced) {
+        if key.starts_with("ClusterRole ") || key.starts_with("Role ") {
+            for rule in value.as_array().expect("rules") {
+                for field in ["verbs", "resources", "apiGroups"] {
+                    assert!(
+                        !rule[field].as_array().expect("list").contains(&json!("*")),
+                        "{key}: wildcard in {field}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn rbac_allows_what_the_operator_needs_and_nothing_more() {
+    installed();
+    for namespace in [WATCHED_NAMESPACE, "default", "any-namespace"] {
+        assert_allowed_in(namespace);
+    }
+    for resource in [
+        "chatrooms.ivschat.dev",
+        "chatloggingconfigurations.ivschat.dev",
+    ] {
+        assert_allowed("list", resource, &["-A"]);
+        assert_allowed("watch", resource, &["-A"]);
+    }
+    assert_never_allowed();
+}
+
+/// The AWS operations the controllers call, read from their source (`.create_room()` → `CreateRoom`), so
+/// a new call without a policy update fails this test.
+fn operations_called_by_the_controllers() -> BTreeSet<String> {
+    let call = regex::Regex::new(r"\.((?:create|get|update|delete|list|tag|untag)_[a-z_]+)\(\)")
+        .expect("regex");
+    let mut operations = BTreeSet::new();
+    for entry in std::fs::read_dir(repo_path("src/controller")).expect("src/controller") {
+        let path = entry.expect("entry").path();
+        let source = std::fs::read_to_string(&path).expect("source");
+        for capture in call.captures_iter(&source) {
+            let pascal: String = capture[1]
+                .split('_')
+                .map(|word| {
+                    let mut chars = word.chars();
+                    chars
+                        .next()
+                        .map(|first| first.to_ascii_uppercase().to_string() + chars.as_str())
+                        .unwrap_or_default()
+                })
+                .collect();
+            operations.insert(pascal);
+        }
+    }
+    // Calls on the Kubernetes API look alike; keep only IVS Chat operations.
+    let model = [
+        "CreateChatToken",
+        "CreateLoggingConfiguration",
+        "CreateRoom",
+        "DeleteLoggingConfiguration",
+        "DeleteMessage",
+        "DeleteRoom",
+        "DisconnectUser",
+        "GetLoggingConfiguration",
+        "GetRoom",
+        "ListLoggingConfigurations",
+        "ListRooms",
+        "ListTagsForResource",
+        "SendEvent",
+        "TagResource",
+        "UntagResource",
+        "UpdateLoggingConfiguration",
+        "UpdateRoom",
+    ];
+    operations.retain(|op| model.contains(&op.as_str()));
+    operations
+}
+
+fn policy_actions(file: &str) -> (BTreeSet<String>, Vec<Value>) {
+    let policy: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_path(file)).unwrap_or_else(|err| panic!("{file}: {err}")),
+    )
+    .unwrap_or_else(|err| panic!("{file} is not JSON: {err}"));
+    assert_eq!(policy["Version"], "2012-10-17");
+    let statements = policy["Statement"].as_array().expect("Statement").clone();
+    let mut actions = BTreeSet::new();
+    for statement in &statements {
+        assert_eq!(statement["Effect"], "Allow");
+        for action in statement["Action"].as_array().expect("Action list") {
+            let action = action.as_str().expect("action");
+            let operation = action
+                .strip_prefix("ivschat:")
+                .unwrap_or_else(|| panic!("{file}: {action} is not an ivschat action"));
+            assert!(!operation.contains('*'), "{file}: wildcard action {action}");
+            actions.insert(operation.to_owned());
+        }
+        let resources: Vec<&str> = match &statement["Resource"] {
+            Value::String(one) => vec![one.as_str()],
+            Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
+            other => panic!("{file}: Resource {other}"),
+        };
+        for resource in resources {
+            assert!(
+                resource == "arn:aws:ivschat:*:*:room/*"
+                    || resource == "arn:aws:ivschat:*:*:logging-configuration/*",
+                "{file}: resource {resource} is not scoped to rooms or logging configurations"
+            );
+        }
+    }
+    (actions, statements)
+}
+
+#[test]
+fn iam_policies_grant_exactly_the_ivschat_calls_the_operator_makes() {
+    let called = operations_called_by_the_controllers();
+    assert!(called.contains("CreateRoom") && called.contains("GetLoggingConfiguration"));
+    let (full, statements) = policy_actions("deploy/iam-policy.json");
+    assert_eq!(
+        full, called,
+        "deploy/iam-policy.json vs the controllers' calls"
+    );
+    // Room actions only on rooms, logging-configuration actions only on logging configurations.
+    for statement in &statements {
+        let resources = statement["Resource"].to_string();
+        for action in statement["Action"].as_array().expect("actions") {
+            let action = action.as_str().expect("action");
+            if action.ends_with("Room") {
+                assert!(!resources.contains("logging-configuration/"), "{action}");
+            }
+            if action.ends_with("LoggingConfiguration") {
+                assert!(!resources.contains("room/"), "{action}");
+            }
+        }
+    }
+    let (observe, _) = policy_actions("deploy/iam-policy-observe-only.json");
+    let reads: BTreeSet<String> = called
+        .iter()
+        .filter(|op| op.starts_with("Get"))
+        .cloned()
+        .collect();
+    assert_eq!(observe, reads, "the observe-only policy is the read calls");
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The controllers as the deploy/ ServiceAccount.
+
+async fn wait_for<K, F>(api: &Api<K>, name: &str, what: &str, done: F) -> K
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    F: Fn(&K) -> bool,
+{
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let object = api.get_opt(name).await.expect("reading the object");
+        if let Some(object) = &object
+            && done(object)
+        {
+            return object.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: not {what} within {WAIT:?}: {object:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn ready<K: serde::Serialize + Resource>(object: &K) -> bool {
+    let value = serde_json::to_value(object).expect("serialisable");
+    value["status"]["observedGeneration"].as_i64() == object.meta().generation
+        && value["status"]["conditions"]
+            .as_array()
+            .is_some_and(|conditions| {
+                conditions
+                    .iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+}
+
+fn arn<K: serde::Serialize>(object: &K) -> String {
+    serde_json::to_value(object).expect("serialisable")["status"]["arn"]
+        .as_str()
+        .expect("an ARN in status")
+        .to_owned()
+}
+
+async fn apply<K>(api: &Api<K>, name: &str, spec: Value) -> K
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let body = json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "metadata": {"name": name},
+        "spec": spec,
+    });
+    api.patch(
+        name,
+        &PatchParams::apply("test").force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .unwrap_or_else(|err| panic!("applying {name}: {err}"))
+}
+
+async fn wait_gone<K>(api: &Api<K>, name: &str)
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let deadline = Instant::now() + WAIT;
+    while let Some(object) = api.get_opt(name).await.expect("reading the object") {
+        assert!(
+            Instant::now() < deadline,
+            "{name} still exists: {object:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The operator's reporter name on events it published.
+fn operator_events(events: &[Event], object: &str) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(object))
+        .filter(|e| {
+            e.reporting_controller
+                .as_deref()
+                .is_some_and(|c| c.starts_with("ivschat-operator"))
+        })
+        .filter_map(|e| e.reason.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controllers_run_a_full_scenario_as_the_deploy_service_account() {
+    let control_plane = installed();
+    let namespace = "rbac-scenario";
+    let admin = control_plane.client().await.expect("admin client");
+    Api::<Namespace>::all(admin.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": namespace}})).expect("namespace"),
+        )
+        .await
+        .expect("creating the namespace");
+    let operator: Client = control_plane
+        .client_as(SERVICE_ACCOUNT, &SERVICE_ACCOUNT_GROUPS)
+        .await
+        .expect("impersonating client");
+    // Impersonation really is in effect: the account cannot read Secrets.
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(operator.clone(), namespace);
+    let refused = secrets.list(&ListParams::default()).await;
+    assert!(
+        matches!(&refused, Err(kube::Error::Api(status)) if status.code == 403),
+        "{refused:?}"
+    );
+
+    let emulator = Emulator::start(
+        "127.0.0.1:0".parse().expect("address"),
+        EmulatorConfig {
+            logging_transition_delay: Duration::from_millis(300),
+            ..EmulatorConfig::default()
+        },
+    )
+    .await
+    .expect("starting the emulator");
+    let aws = emulator.sdk_client();
+    // Cluster-wide, like the base install.
+    let handle = controller::start(
+        operator,
+        emulator.sdk_client(),
+        Options {
+            timing: Timing {
+                resync_period: Duration::from_secs(2),
+                poll_interval: Duration::from_millis(200),
+                base_backoff: Duration::from_millis(200),
+                max_backoff: Duration::from_secs(2),
+                long_backoff: Duration::from_secs(3),
+            },
+            namespace: None,
+            concurrency: 4,
+        },
+    );
+
+    let rooms: Api<ChatRoom> = Api::namespaced(admin.clone(), namespace);
+    let configs: Api<ChatLoggingConfiguration> = Api::namespaced(admin.clone(), namespace);
+    // A room that waits for its logging configuration, then both become Ready.
+    apply(
+        &rooms,
+        "room",
+        json!({"name": "rbac-room", "loggingConfigurations": [{"name": "logs"}], "tags": {"team": "chat"}}),
+    )
+    .await;
+    apply(
+        &configs,
+        "logs",
+        json!({"name": "rbac-logs", "destinationConfiguration": {"s3": {"bucketName": "demo-logging-bucket"}}}),
+    )
+    .await;
+    let config = wait_for(&configs, "logs", "Ready", ready).await;
+    let room = wait_for(&rooms, "room", "Ready", ready).await;
+    let room_arn = arn(&room);
+    let config_arn = arn(&config);
+    let aws_room = aws
+        .get_room()
+        .identifier(&room_arn)
+        .send()
+        .await
+        .expect("GetRoom");
+    assert_eq!(aws_room.name(), Some("rbac-room"));
+    assert_eq!(
+        aws_room.logging_configuration_identifiers(),
+        std::slice::from_ref(&config_arn)
+    );
+
+    // An update of the spec, and drift corrected in AWS: each reported with an event.
+    apply(
+        &rooms,
+        "room",
+        json!({"name": "rbac-room-2", "maximumMessageLength": 200, "loggingConfigurations": [{"name": "logs"}]}),
+    )
+    .await;
+    wait_for(&rooms, "room", "Ready after the update", ready).await;
+    aws.update_room()
+        .identifier(&room_arn)
+        .maximum_message_rate_per_second(3)
+        .send()
+        .await
+        .expect("out-of-band UpdateRoom");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let current = aws
+            .get_room()
+            .identifier(&room_arn)
+            .send()
+            .await
+            .expect("GetRoom");
+        if current.maximum_message_rate_per_second() == Some(10)
+            && current.name() == Some("rbac-room-2")
+        {
+            assert_eq!(current.maximum_message_length(), Some(200));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "drift not corrected: {current:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let events_api: Api<Event> = Api::namespaced(admin.clone(), namespace);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let events = events_api
+            .list(&ListParams::default())
+            .await
+            .expect("events")
+            .items;
+        let reasons = operator_events(&events, "room");
+        if reasons.len() >= 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the operator published no events as its ServiceAccount: {reasons:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Deletion: finalizers removed, AWS resources gone.
+    rooms
+        .delete("room", &DeleteParams::default())
+        .await
+        .expect("deleting the room");
+    configs
+        .delete("logs", &DeleteParams::default())
+        .await
+        .expect("deleting the configuration");
+    wait_gone(&rooms, "room").await;
+    wait_gone(&configs, "logs").await;
+    assert!(aws.get_room().identifier(&room_arn).send().await.is_err());
+    assert!(
+        aws.get_logging_configuration()
+            .identifier(&config_arn)
+            .send()
+            .await
+            .is_err()
+    );
+    assert!(!handle.is_finished(), "the controllers ended on their own");
+    handle.stop().await.expect("stopping the operator");
+    let _ = emulator.stop().await;
+}

@@ -1120,3 +1120,82 @@ async fn aws_errors_are_translated_into_what_to_do() {
         .await
         .fails_with(EXIT_FAILURE, "retry later");
 }
+
+/// An HTTP server that answers every request with one AWS error (header-typed, as restJson1 services do),
+/// for the errors the emulator never produces.
+async fn failing_endpoint(status: u16, error_type: &'static str, message: &'static str) -> String {
+    let app = axum::Router::new().fallback(move || async move {
+        (
+            axum::http::StatusCode::from_u16(status).expect("status code"),
+            [
+                ("x-amzn-errortype", error_type),
+                ("content-type", "application/json"),
+            ],
+            json!({"message": message}).to_string(),
+        )
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binding");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permission_and_session_errors_say_what_to_do() {
+    let world = World::new("plugin-denied").await;
+    let arn = "arn:aws:ivschat:us-west-2:123456789012:room/abcdEFGH1234";
+    let cases = [
+        (
+            403,
+            "AccessDeniedException",
+            "User is not authorized to perform: ivschat:CreateChatToken",
+            "needs an IAM policy that allows ivschat:CreateChatToken on this room",
+        ),
+        (
+            403,
+            "ExpiredTokenException",
+            "The security token included in the request is expired",
+            "your AWS session has expired",
+        ),
+        (
+            403,
+            "PendingVerification",
+            "Account pending verification",
+            "the AWS account is pending verification",
+        ),
+        (
+            400,
+            "ValidationException",
+            "1 validation error detected",
+            "AWS rejected the CreateChatToken arguments as invalid (AWS said: 1 validation error detected)",
+        ),
+    ];
+    for (status, error_type, message, advice) in cases {
+        let endpoint = failing_endpoint(status, error_type, message).await;
+        let mut command = tokio::process::Command::new(PLUGIN);
+        command.args([
+            "token",
+            "--arn",
+            arn,
+            "--user-id",
+            "u",
+            "--aws-endpoint-url",
+            &endpoint,
+        ]);
+        isolate(&mut command, &world.kubeconfig, &world.emulator);
+        let expected_code = if error_type == "ValidationException" {
+            EXIT_INVALID
+        } else {
+            EXIT_FAILURE
+        };
+        let run = Run::from(command.output().await.expect("running the plugin"))
+            .fails_with(expected_code, advice);
+        assert!(
+            run.stderr.contains(&format!("AWS said: {message}")),
+            "{}",
+            run.stderr
+        );
+    }
+}

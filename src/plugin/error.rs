@@ -5,7 +5,7 @@
 use std::fmt;
 
 use aws_sdk_ivschat::config::http::HttpResponse;
-use aws_sdk_ivschat::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ivschat::error::{ProvideErrorMetadata, SdkError};
 
 use super::args::InvalidArguments;
 
@@ -103,7 +103,7 @@ impl AwsFailure {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        let detail = DisplayErrorContext(error).to_string();
+        let detail = error_chain(error);
         let kind = match error {
             SdkError::ServiceError(context) => AwsFailureKind::Service {
                 code: error.code().map(str::to_owned),
@@ -225,6 +225,21 @@ impl fmt::Display for AwsFailure {
     }
 }
 
+/// An error and its sources as `a: b: c`, each written once (SDK errors often repeat their source's text),
+/// without the Debug dump the SDK's own context printer appends.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(current) = next {
+        let text = current.to_string();
+        if !text.is_empty() && !parts.iter().any(|part| part.contains(&text)) {
+            parts.push(text);
+        }
+        next = current.source();
+    }
+    parts.join(": ")
+}
+
 fn mentions_credentials(detail: &str) -> bool {
     let lower = detail.to_ascii_lowercase();
     lower.contains("credential") || lower.contains("identity")
@@ -327,6 +342,23 @@ mod tests {
             },
         };
         assert!(anonymous.sentence().contains("AWS_PROFILE"));
+    }
+
+    #[test]
+    fn error_chains_are_written_once_each() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("dispatch failure")]
+        struct Outer(#[source] Middle);
+        #[derive(Debug, thiserror::Error)]
+        #[error("io error: connection refused")]
+        struct Middle(#[source] Inner);
+        #[derive(Debug, thiserror::Error)]
+        #[error("connection refused")]
+        struct Inner;
+        assert_eq!(
+            error_chain(&Outer(Middle(Inner))),
+            "dispatch failure: io error: connection refused"
+        );
     }
 
     #[test]

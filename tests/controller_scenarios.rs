@@ -35,6 +35,11 @@ const WRITE_OPERATIONS: [&str; 8] = [
 ];
 
 fn control_plane() -> &'static ControlPlane {
+    // RUST_LOG=ivschat_operator=debug,kube_runtime=debug shows the operator's view of a failing test.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     // kube (ring) and the SDK (aws-lc-rs) both link a rustls provider: pick kube's for the process.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let control_plane = ControlPlane::shared();

@@ -23,8 +23,9 @@ use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::future::Future;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The finalizer that keeps an object until its AWS resource is deleted (or released).
 pub const FINALIZER: &str = "ivschat.dev/finalizer";
@@ -96,6 +97,12 @@ pub trait ManagedKind:
     /// Maps the spec to the desired AWS fields.
     fn desired(&self, context: &Self::Context) -> Result<Self::Fields, Pending>;
 
+    /// Resolves once the context can be trusted (e.g. a store of referenced objects has its first full
+    /// list), so that a restart never mistakes an empty store for missing references.
+    fn context_ready(_context: &Self::Context) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
     /// Whether deleting the AWS resource must wait (e.g. rooms still use a logging configuration).
     fn blocks_deletion(&self, _context: &Self::Context) -> Option<Pending> {
         None
@@ -128,6 +135,21 @@ pub trait ManagedKind:
         aws: &aws_sdk_ivschat::Client,
         arn: &str,
     ) -> impl Future<Output = Result<Deletion, AwsError>> + Send;
+}
+
+/// Resolves once `store` has had its first full list (or its writer is gone).
+///
+/// Each attempt is a fresh `wait_until_ready` bounded by a short timeout: a waiter registered before the
+/// store became ready was observed never to be woken, while a new one sees the ready state at once.
+pub async fn store_ready<K>(store: &kube::runtime::reflector::Store<K>)
+where
+    K: kube::runtime::reflector::Lookup + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    while tokio::time::timeout(Duration::from_millis(100), store.wait_until_ready())
+        .await
+        .is_err()
+    {}
 }
 
 /// Timing of requeues.
@@ -166,6 +188,10 @@ pub struct Context<K: ManagedKind> {
     pub kind: K::Context,
     /// Consecutive failures per object ("namespace/name"), for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// Objects found in sync: what they looked like ([`fingerprint`]) and when their resync is due. A
+    /// reconcile triggered by the operator's own status write (or by an unrelated change of a referenced
+    /// object) then costs no AWS call.
+    in_sync: Mutex<HashMap<String, (u64, Instant)>>,
 }
 
 impl<K: ManagedKind> Context<K> {
@@ -183,6 +209,27 @@ impl<K: ManagedKind> Context<K> {
             timing,
             kind,
             failures: Mutex::new(HashMap::new()),
+            in_sync: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// How long until the resync of an object still in the state it was found in sync in.
+    fn in_sync_for(&self, key: &str, fingerprint: u64) -> Option<Duration> {
+        let in_sync = self.in_sync.lock().ok()?;
+        let (known, due) = in_sync.get(key)?;
+        let now = Instant::now();
+        (*known == fingerprint && now < *due).then(|| *due - now)
+    }
+
+    fn remember_in_sync(&self, key: &str, fingerprint: u64, resync: Duration) {
+        if let Ok(mut in_sync) = self.in_sync.lock() {
+            in_sync.insert(key.to_owned(), (fingerprint, Instant::now() + resync));
+        }
+    }
+
+    fn forget_in_sync(&self, key: &str) {
+        if let Ok(mut in_sync) = self.in_sync.lock() {
+            in_sync.remove(key);
         }
     }
 
@@ -370,6 +417,8 @@ pub async fn reconcile<K: ManagedKind>(
     }
     let namespace = object.namespace().ok_or(ReconcileError::NoNamespace)?;
     let api: Api<K> = Api::namespaced(ctx.kube.clone(), &namespace);
+    tracing::debug!(kind = %K::kind(&()), object = %object_key(object.as_ref()), "reconciling");
+    K::context_ready(&ctx.kind).await;
     let has_finalizer = object.finalizers().iter().any(|f| f == FINALIZER);
     if object.meta().deletion_timestamp.is_some() {
         if !has_finalizer {
@@ -417,10 +466,44 @@ async fn apply<K: ManagedKind>(
     if stalled_on_spec && current.observed_generation == generation {
         return Ok(Action::await_change());
     }
+    let key = object_key(object);
+    let fingerprint = fingerprint(object, &ctx.kind);
+    if let Some(until_resync) = ctx.in_sync_for(&key, fingerprint) {
+        return Ok(Action::requeue(until_resync));
+    }
     let mut next = current.clone();
     next.observed_generation = generation;
     let report = sync(object, ctx, &current, &mut next).await;
-    finish(object, ctx, api, &current, next, report).await
+    let settled =
+        matches!(report.health, Health::Ready { .. }) && report.requeue == Requeue::Resync;
+    let (action, delay) = finish(object, ctx, api, &current, next, report).await?;
+    if settled {
+        // The status write just made (if any) comes back as a watch event with this same fingerprint.
+        if let Some(resync) = delay {
+            ctx.remember_in_sync(&key, fingerprint, resync);
+        }
+    } else {
+        ctx.forget_in_sync(&key);
+    }
+    Ok(action)
+}
+
+/// What decides whether an object needs an AWS pass: its generation (the spec), its deletion and
+/// finalizers, and the desired state computed from the context (e.g. the referenced configurations' ARNs
+/// and states). Status writes and unrelated changes of referenced objects leave it unchanged.
+fn fingerprint<K: ManagedKind>(object: &K, context: &K::Context) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    object.meta().generation.hash(&mut hasher);
+    object.meta().deletion_timestamp.is_some().hash(&mut hasher);
+    object.finalizers().hash(&mut hasher);
+    is_paused(object.meta()).hash(&mut hasher);
+    match object.desired(context) {
+        Ok(desired) => serde_json::to_string(&desired)
+            .unwrap_or_default()
+            .hash(&mut hasher),
+        Err(pending) => pending.message.hash(&mut hasher),
+    }
+    hasher.finish()
 }
 
 /// Observe, diff, act: the body of an apply pass. Never fails: every failure becomes a [`Report`].
@@ -707,11 +790,12 @@ async fn cleanup<K: ManagedKind>(
                 publish(ctx, object, &event).await;
             }
             ctx.reset_failures(&object_key(object));
+            ctx.forget_in_sync(&object_key(object));
             Ok(Action::await_change())
         }
         Err(report) => {
             let next = current.clone();
-            finish(object, ctx, api, &current, next, report).await
+            Ok(finish(object, ctx, api, &current, next, report).await?.0)
         }
     }
 }
@@ -734,7 +818,8 @@ async fn release(aws: &aws_sdk_ivschat::Client, arn: &str) -> Result<(), Report>
     }
 }
 
-/// Writes the status if it changed, publishes the events and turns the report into an [`Action`].
+/// Writes the status if it changed, publishes the events and turns the report into an [`Action`] (and
+/// its delay, when it has one).
 async fn finish<K: ManagedKind>(
     object: &K,
     ctx: &Context<K>,
@@ -742,7 +827,7 @@ async fn finish<K: ManagedKind>(
     current: &StatusDocument,
     mut next: StatusDocument,
     report: Report,
-) -> Result<Action, ReconcileError> {
+) -> Result<(Action, Option<Duration>), ReconcileError> {
     let now = Time(jiff::Timestamp::now());
     next.conditions = merge_conditions(&current.conditions, &report.health, &now);
     if next != *current {
@@ -752,10 +837,10 @@ async fn finish<K: ManagedKind>(
         publish(ctx, object, event).await;
     }
     let key = object_key(object);
-    let action = match report.requeue {
+    let delay = match report.requeue {
         Requeue::Resync => {
             ctx.reset_failures(&key);
-            Action::requeue(
+            Some(
                 ctx.timing
                     .resync_period
                     .mul_f64(rand::random_range(0.9..=1.1)),
@@ -763,16 +848,17 @@ async fn finish<K: ManagedKind>(
         }
         Requeue::Poll => {
             ctx.reset_failures(&key);
-            Action::requeue(ctx.timing.poll_interval)
+            Some(ctx.timing.poll_interval)
         }
-        Requeue::Backoff => Action::requeue(ctx.next_backoff(&key)),
-        Requeue::Long => Action::requeue(ctx.timing.long_backoff),
+        Requeue::Backoff => Some(ctx.next_backoff(&key)),
+        Requeue::Long => Some(ctx.timing.long_backoff),
         Requeue::AwaitChange => {
             ctx.reset_failures(&key);
-            Action::await_change()
+            None
         }
     };
-    Ok(action)
+    let action = delay.map_or_else(Action::await_change, Action::requeue);
+    Ok((action, delay))
 }
 
 /// Server-side apply of the whole status with the operator's one field manager.

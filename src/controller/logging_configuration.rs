@@ -175,6 +175,11 @@ impl ManagedKind for ChatLoggingConfiguration {
         }
     }
 
+    async fn context_ready(rooms: &Self::Context) {
+        // Deletion must see every room that still names this configuration.
+        super::driver::store_ready(rooms).await;
+    }
+
     fn desired(&self, _rooms: &Self::Context) -> Result<LoggingConfigurationFields, Pending> {
         Ok(LoggingConfigurationFields {
             name: self.spec.name.clone().unwrap_or_default(),

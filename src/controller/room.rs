@@ -181,6 +181,10 @@ impl ManagedKind for ChatRoom {
         }
     }
 
+    async fn context_ready(configs: &Self::Context) {
+        super::driver::store_ready(configs).await;
+    }
+
     fn desired(&self, configs: &Self::Context) -> Result<RoomFields, Pending> {
         let namespace = self.namespace().unwrap_or_default();
         let attached = self

@@ -1199,3 +1199,60 @@ async fn permission_and_session_errors_say_what_to_do() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn differences_are_coloured_only_on_a_terminal() {
+    let world = World::new("plugin-colour").await;
+    let arn = world.aws_room(Some(100)).await;
+    world
+        .chat_room(
+            "drifted",
+            json!({"name": "plugin-room", "maximumMessageLength": 200, "tags": {"team": "chat"}}),
+            Some(&arn),
+            Some("True"),
+        )
+        .await;
+    // util-linux `script` gives the plugin a pseudo-terminal as stdout.
+    let on_terminal = |no_color: bool| {
+        let plugin = [
+            PLUGIN,
+            "status",
+            "drifted",
+            "-n",
+            &world.namespace,
+            "--aws-endpoint-url",
+            &world.emulator.url(),
+        ]
+        .join(" ");
+        let mut command = tokio::process::Command::new("script");
+        command.args(["--quiet", "--return", "--command", &plugin, "/dev/null"]);
+        isolate(&mut command, &world.kubeconfig, &world.emulator);
+        if no_color {
+            command.env("NO_COLOR", "1");
+        }
+        async move {
+            Run::from(
+                command
+                    .output()
+                    .await
+                    .expect("running the plugin under `script` (util-linux)"),
+            )
+            .ok()
+        }
+    };
+    let coloured = on_terminal(false).await.stdout;
+    assert!(
+        coloured.contains("\u{1b}[31m*  maximumMessageLength                 200"),
+        "{coloured}"
+    );
+    assert!(
+        !coloured.contains("\u{1b}[31m   name"),
+        "only differing rows are red: {coloured}"
+    );
+    let plain = on_terminal(true).await.stdout;
+    assert!(plain.contains("*  maximumMessageLength"), "{plain}");
+    assert!(
+        !plain.contains('\u{1b}'),
+        "NO_COLOR turns colour off: {plain}"
+    );
+}

@@ -97,20 +97,6 @@ pub enum Request {
     RoomStatus { room: RoomTarget },
 }
 
-impl Request {
-    /// Whether the command needs Kubernetes (the others only AWS).
-    pub fn room(&self) -> Option<&RoomTarget> {
-        match self {
-            Request::Token { room, .. }
-            | Request::SendEvent { room, .. }
-            | Request::DeleteMessage { room, .. }
-            | Request::DisconnectUser { room, .. }
-            | Request::RoomStatus { room } => Some(room),
-            Request::ListRooms => None,
-        }
-    }
-}
-
 /// Every problem found in the arguments, one sentence each.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidArguments(pub Vec<String>);

@@ -168,7 +168,12 @@ impl Render for RoomStatus {
         header.push(("ARN", self.arn.clone().unwrap_or_else(|| "-".to_owned())));
         header.push(("AWS room", aws_state.to_owned()));
         if let Some(policy) = &self.management_policy {
-            header.push(("Management", policy.clone()));
+            let policy = if policy == "ObserveOnly" {
+                "ObserveOnly (the spec is not applied: AWS values are only observed)".to_owned()
+            } else {
+                policy.clone()
+            };
+            header.push(("Management", policy));
         }
         if self.paused {
             header.push((

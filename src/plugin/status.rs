@@ -9,8 +9,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::crd::{
-    CONDITION_READY, ChatRoom, LoggingConfigurationTarget, RESERVED_AWS_TAG_PREFIX,
-    RESERVED_OPERATOR_TAG_PREFIX,
+    CONDITION_READY, ChatRoom, LoggingConfigurationTarget, ManagementPolicy,
+    RESERVED_AWS_TAG_PREFIX, RESERVED_OPERATOR_TAG_PREFIX,
 };
 
 /// The room as GetRoom describes it.
@@ -209,7 +209,17 @@ pub fn compare(room: &ChatRoom, aws: &AwsView) -> RoomStatus {
             differs: tags_differ,
         },
     ];
-    let in_sync = fields.iter().all(|field| !field.differs);
+    // An observe-only room's spec names the room to watch (adoptArn) and does not describe it, so its
+    // fields are shown but nothing counts as a difference.
+    let observe_only = spec.management_policy == ManagementPolicy::ObserveOnly;
+    let fields: Vec<FieldComparison> = fields
+        .into_iter()
+        .map(|field| FieldComparison {
+            differs: field.differs && !observe_only,
+            ..field
+        })
+        .collect();
+    let in_sync = found.is_some() && fields.iter().all(|field| !field.differs);
     RoomStatus {
         chat_room: Some(format!(
             "{}/{}",
@@ -433,6 +443,22 @@ mod tests {
         assert_eq!(status.aws, "notFound");
         assert_eq!(differing(&status).len(), status.fields.len());
         assert!(status.fields.iter().all(|field| field.aws.is_null()));
+    }
+
+    #[test]
+    fn an_observe_only_spec_is_not_compared() {
+        let room = chat_room(json!({
+            "managementPolicy": "ObserveOnly",
+            "adoptArn": ARN,
+        }));
+        let status = compare(&room, &AwsView::Found(Box::new(aws_room())));
+        assert_eq!(differing(&status), Vec::<&str>::new());
+        assert!(status.in_sync);
+        assert_eq!(status.management_policy.as_deref(), Some("ObserveOnly"));
+        assert!(
+            !compare(&room, &AwsView::NotFound).in_sync,
+            "a missing room is never in sync"
+        );
     }
 
     #[test]

@@ -171,7 +171,7 @@ impl Default for Timing {
     fn default() -> Self {
         Timing {
             resync_period: Duration::from_secs(600),
-            poll_interval: Duration::from_secs(5),
+            poll_interval: Duration::from_secs(2),
             base_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),
             long_backoff: Duration::from_secs(300),

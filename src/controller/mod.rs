@@ -50,6 +50,10 @@ pub struct RunArgs {
     /// Objects reconciled in parallel per kind.
     #[arg(long, env = "IVSCHAT_OPERATOR_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
+
+    /// Probes, metrics, leader election and log format.
+    #[command(flatten)]
+    pub operations: crate::observability::OperationsArgs,
 }
 
 /// `10m`, `30s`, `1h30m`, `500ms` (or a plain number of seconds).
@@ -207,6 +211,7 @@ pub fn start(kube: kube::Client, aws: aws_sdk_ivschat::Client, options: Options)
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     // kube (ring) and the AWS SDK (aws-lc-rs) both enable rustls providers: pick one for the process.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::observability::init_logging(args.operations.log_format);
     let kube = kube::Client::try_default()
         .await
         .context("cannot build a Kubernetes client from the kubeconfig or the in-cluster config")?;
@@ -217,7 +222,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(endpoint) = args.aws_endpoint_url.as_deref() {
         loader = loader.endpoint_url(endpoint);
     }
-    let aws = aws_sdk_ivschat::Client::new(&loader.load().await);
+    // Adaptive retries add a client-side rate limiter that slows down after throttling, so a burst of
+    // reconciles settles at the account's TPS quota instead of spending retries on 429s.
+    loader = loader.retry_config(aws_config::retry::RetryConfig::adaptive());
+    let aws =
+        crate::observability::instrument_aws(&aws_sdk_ivschat::Client::new(&loader.load().await));
     let options = Options {
         timing: Timing {
             resync_period: args.resync_period,
@@ -232,10 +241,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         concurrency = args.concurrency,
         "starting the ChatRoom and ChatLoggingConfiguration controllers"
     );
-    let handle = start(kube, aws, options);
-    shutdown_signal().await?;
-    tracing::info!("shutting down");
-    handle.stop().await
+    // Probes and metrics first, then leadership (with --leader-elect), then the controllers until SIGTERM.
+    crate::observability::operate(
+        &args.operations,
+        kube.clone(),
+        move || start(kube, aws, options),
+        shutdown_signal(),
+    )
+    .await
 }
 
 async fn shutdown_signal() -> anyhow::Result<()> {

@@ -1,0 +1,324 @@
+//! Operator benchmark (`cargo bench --bench operator`): the operator binary (`ivschat-operator run`, a child
+//! process) against the shared test control plane and an in-process emulator. Prints:
+//! - the time from applying 1,000 ChatRooms (+ 3 ChatLoggingConfigurations) to all Ready, without and with
+//!   the AWS API rate quotas (ivschat-api.md §5.1) enforced by the emulator;
+//! - AWS calls per room in one resync period at steady state (and that none of them is a write);
+//! - the operator's peak RSS (VmHWM of the child process).
+//!
+//! `IVSCHAT_BENCH_ROOMS` changes the number of rooms (default 1000).
+
+use anyhow::{Context as _, bail};
+use futures_util::StreamExt;
+use ivschat_operator::crd::{ChatLoggingConfiguration, ChatRoom};
+use ivschat_operator::emulator::{Emulator, EmulatorConfig};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, Resource};
+use serde_json::json;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use testenv::ControlPlane;
+
+const CONFIGS: usize = 3;
+const RESYNC: Duration = Duration::from_secs(30);
+const READY_TIMEOUT: Duration = Duration::from_secs(1500);
+
+fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rooms: usize = std::env::var("IVSCHAT_BENCH_ROOMS")
+        .ok()
+        .map(|n| n.parse())
+        .transpose()
+        .context("IVSCHAT_BENCH_ROOMS must be a number")?
+        .unwrap_or(1000);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("building the runtime")?
+        .block_on(bench(rooms))
+}
+
+struct Outcome {
+    label: &'static str,
+    to_ready: Duration,
+    writes_to_ready: u64,
+    steady_calls_per_room: Option<f64>,
+    steady_writes: Option<u64>,
+    peak_rss_kib: u64,
+}
+
+async fn bench(rooms: usize) -> anyhow::Result<()> {
+    let control_plane = ControlPlane::try_shared()?;
+    install_crds(control_plane)?;
+    let kube = control_plane.client().await?;
+    let mut outcomes = Vec::new();
+    for (label, namespace, enforce_quotas) in [
+        ("without rate quotas", "bench-free", false),
+        ("with AWS rate quotas", "bench-quotas", true),
+    ] {
+        outcomes.push(
+            scenario(
+                control_plane,
+                &kube,
+                label,
+                namespace,
+                enforce_quotas,
+                rooms,
+            )
+            .await?,
+        );
+    }
+    println!();
+    println!(
+        "ivschat-operator: {rooms} ChatRooms + {CONFIGS} ChatLoggingConfigurations, resync {RESYNC:?}"
+    );
+    println!(
+        "{:<22} {:>14} {:>16} {:>22} {:>14} {:>14}",
+        "scenario", "apply→Ready", "AWS writes", "calls/room/resync", "steady writes", "peak RSS"
+    );
+    for o in &outcomes {
+        println!(
+            "{:<22} {:>13.1}s {:>16} {:>22} {:>14} {:>10.1} MiB",
+            o.label,
+            o.to_ready.as_secs_f64(),
+            o.writes_to_ready,
+            o.steady_calls_per_room
+                .map_or("-".to_owned(), |c| format!("{c:.3}")),
+            o.steady_writes.map_or("-".to_owned(), |w| w.to_string()),
+            o.peak_rss_kib as f64 / 1024.0,
+        );
+    }
+    Ok(())
+}
+
+fn install_crds(control_plane: &ControlPlane) -> anyhow::Result<()> {
+    let path = control_plane.data_dir().join("bench-crds.yaml");
+    std::fs::write(&path, ivschat_operator::crd::crds_yaml()?)?;
+    for args in [
+        vec![
+            "apply",
+            "--server-side",
+            "-f",
+            path.to_str().context("path")?,
+        ],
+        vec![
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/chatrooms.ivschat.dev",
+            "crd/chatloggingconfigurations.ivschat.dev",
+        ],
+    ] {
+        let output = control_plane.kubectl().args(&args).output()?;
+        if !output.status.success() {
+            bail!(
+                "kubectl {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The operator binary as a child process, so its memory is its own.
+fn spawn_operator(
+    control_plane: &ControlPlane,
+    emulator: &Emulator,
+    namespace: &str,
+) -> anyhow::Result<Child> {
+    let log = std::fs::File::create(
+        control_plane
+            .data_dir()
+            .join(format!("operator-{namespace}.log")),
+    )?;
+    Command::new(env!("CARGO_BIN_EXE_ivschat-operator"))
+        .args(["run", "--namespace", namespace, "--concurrency", "32"])
+        .arg("--resync-period")
+        .arg(format!("{}s", RESYNC.as_secs()))
+        .arg("--aws-endpoint-url")
+        .arg(emulator.url())
+        .env("KUBECONFIG", control_plane.kubeconfig_path())
+        .env("AWS_REGION", &emulator.config().region)
+        .env("AWS_ACCESS_KEY_ID", &emulator.config().access_key_id)
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            &emulator.config().secret_access_key,
+        )
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("starting the operator binary")
+}
+
+fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmHWM in /proc/PID/status")
+}
+
+const WRITES: [&str; 8] = [
+    "CreateRoom",
+    "UpdateRoom",
+    "DeleteRoom",
+    "CreateLoggingConfiguration",
+    "UpdateLoggingConfiguration",
+    "DeleteLoggingConfiguration",
+    "TagResource",
+    "UntagResource",
+];
+
+fn writes(emulator: &Emulator) -> u64 {
+    WRITES.iter().map(|op| emulator.request_total(op)).sum()
+}
+
+fn ready<K: serde::Serialize + Resource>(object: &K) -> bool {
+    let Ok(value) = serde_json::to_value(object) else {
+        return false;
+    };
+    value["status"]["observedGeneration"].as_i64() == object.meta().generation
+        && value["status"]["conditions"]
+            .as_array()
+            .is_some_and(|conditions| {
+                conditions
+                    .iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+}
+
+async fn scenario(
+    control_plane: &ControlPlane,
+    kube: &Client,
+    label: &'static str,
+    namespace: &str,
+    enforce_quotas: bool,
+    rooms: usize,
+) -> anyhow::Result<Outcome> {
+    let namespaces: Api<Namespace> = Api::all(kube.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": namespace}}))?,
+        )
+        .await?;
+    let emulator = Emulator::start(
+        "127.0.0.1:0".parse()?,
+        EmulatorConfig {
+            logging_transition_delay: Duration::from_millis(500),
+            enforce_quotas,
+            ..EmulatorConfig::default()
+        },
+    )
+    .await?;
+    let mut operator = spawn_operator(control_plane, &emulator, namespace)?;
+    eprintln!("{label}: applying {rooms} rooms and {CONFIGS} logging configurations");
+
+    let start = Instant::now();
+    let config_api: Api<ChatLoggingConfiguration> = Api::namespaced(kube.clone(), namespace);
+    let room_api: Api<ChatRoom> = Api::namespaced(kube.clone(), namespace);
+    let apply = PatchParams::apply("bench").force();
+    for i in 0..CONFIGS {
+        let name = format!("logs-{i}");
+        let body = json!({
+            "apiVersion": "ivschat.dev/v1alpha1", "kind": "ChatLoggingConfiguration",
+            "metadata": {"name": name},
+            "spec": {"destinationConfiguration": {"s3": {"bucketName": format!("bench-bucket-{i}")}}},
+        });
+        config_api
+            .patch(&name, &apply, &Patch::Apply(&body))
+            .await?;
+    }
+    let results: Vec<kube::Result<ChatRoom>> = futures_util::stream::iter(0..rooms)
+        .map(|i| {
+            let room_api = room_api.clone();
+            let apply = apply.clone();
+            async move {
+                let name = format!("room-{i:04}");
+                let body = json!({
+                    "apiVersion": "ivschat.dev/v1alpha1", "kind": "ChatRoom",
+                    "metadata": {"name": name},
+                    "spec": {
+                        "maximumMessageLength": 200,
+                        "loggingConfigurations": [{"name": format!("logs-{}", i % CONFIGS)}],
+                        "tags": {"bench": "true"},
+                    },
+                });
+                room_api.patch(&name, &apply, &Patch::Apply(&body)).await
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    for result in results {
+        result?;
+    }
+    let applied = start.elapsed();
+    eprintln!("{label}: applied in {applied:.1?}; waiting for Ready");
+
+    let mut last_report = Instant::now();
+    loop {
+        let ready_rooms = room_api
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .filter(|room| ready(*room))
+            .count();
+        let ready_configs = config_api
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .filter(|config| ready(*config))
+            .count();
+        if ready_rooms == rooms && ready_configs == CONFIGS {
+            break;
+        }
+        if start.elapsed() > READY_TIMEOUT {
+            let _ = operator.kill();
+            bail!("{label}: only {ready_rooms}/{rooms} rooms Ready after {READY_TIMEOUT:?}");
+        }
+        if last_report.elapsed() > Duration::from_secs(30) {
+            eprintln!(
+                "{label}: {ready_rooms}/{rooms} rooms Ready after {:.0?}",
+                start.elapsed()
+            );
+            last_report = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let to_ready = start.elapsed();
+    let writes_to_ready = writes(&emulator);
+    eprintln!("{label}: all Ready in {to_ready:.1?} ({writes_to_ready} AWS writes)");
+
+    // Steady state, where a resync of every room fits in the period (with quotas, GetRoom at 5 TPS needs
+    // 200 s for 1,000 rooms, longer than the period: only the unthrottled run measures it).
+    let (steady_calls_per_room, steady_writes) = if enforce_quotas {
+        (None, None)
+    } else {
+        // Skip the resync wave of the creation burst, then count exactly one period.
+        tokio::time::sleep(RESYNC + RESYNC / 5).await;
+        emulator.reset_metrics();
+        tokio::time::sleep(RESYNC).await;
+        let calls: u64 = emulator.metrics().values().sum();
+        (
+            Some(calls as f64 / (rooms + CONFIGS) as f64),
+            Some(writes(&emulator)),
+        )
+    };
+    let peak_rss_kib = peak_rss_kib(operator.id())?;
+    let _ = operator.kill();
+    let _ = operator.wait();
+    let _ = emulator.stop().await;
+    Ok(Outcome {
+        label,
+        to_ready,
+        writes_to_ready,
+        steady_calls_per_room,
+        steady_writes,
+        peak_rss_kib,
+    })
+}

@@ -2,4 +2,6 @@
 pub mod controller;
 pub mod crd;
 pub mod emulator;
+pub mod leader;
+pub mod observability;
 pub mod plugin;

@@ -1,0 +1,475 @@
+//! Leader election through a `coordination.k8s.io` Lease, so that several replicas can run and exactly one
+//! reconciles.
+//!
+//! The algorithm is client-go's: a candidate reads the Lease every retry period; it takes the Lease when
+//! nobody holds it (released, or never held) or when the holder's record has not changed for a whole lease
+//! duration *as observed locally* (so clock skew between nodes does not matter). Every write is a
+//! `replace` carrying the resourceVersion that was read, so two candidates can never both win: the second
+//! gets 409 Conflict. The leader renews every retry period and gives up (see [`LeaderElection::lost`]) when
+//! it could not renew for the renew deadline, which is shorter than the lease duration, so it stops before
+//! anyone else may take over. [`LeaderElection::release`] empties the holder, so a successor takes over at
+//! its next retry instead of waiting for expiry.
+//!
+//! Written here rather than taken from a crate: the only kube-5 compatible crate (kube-lease-manager 0.13)
+//! lets followers sleep until the observed expiry, so a released Lease is only taken after a full lease
+//! duration, and it unwraps in library code.
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::Api;
+use kube::api::PostParams;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Who competes for which Lease, and the timing.
+#[derive(Clone, Debug)]
+pub struct LeaseSettings {
+    pub namespace: String,
+    pub lease_name: String,
+    /// This replica's name in `holderIdentity`.
+    pub identity: String,
+    /// How long a holder's record stays valid without change.
+    pub lease_duration: Duration,
+    /// A leader that could not renew for this long stops leading (must be below `lease_duration`).
+    pub renew_deadline: Duration,
+    /// How often candidates look and the leader renews.
+    pub retry_period: Duration,
+}
+
+impl LeaseSettings {
+    /// The client-go proportions: renew deadline 2/3 and retry period 2/15 of the lease duration (15 s →
+    /// 10 s and 2 s).
+    pub fn new(
+        namespace: &str,
+        lease_name: &str,
+        identity: String,
+        lease_duration: Duration,
+    ) -> Self {
+        LeaseSettings {
+            namespace: namespace.to_owned(),
+            lease_name: lease_name.to_owned(),
+            identity,
+            lease_duration,
+            renew_deadline: lease_duration.mul_f64(2.0 / 3.0),
+            retry_period: lease_duration.mul_f64(2.0 / 15.0),
+        }
+    }
+}
+
+/// This replica's identity: the pod name (POD_NAME) or the host name, plus a random suffix so that two
+/// processes on one host never share an identity.
+pub fn default_identity() -> String {
+    let base = std::env::var("POD_NAME")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "ivschat-operator".to_owned());
+    format!("{base}_{:08x}", rand::random::<u32>())
+}
+
+/// What a candidate should do with the Lease it just read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// No Lease yet: create it, held by us.
+    Create,
+    /// Write ourselves as holder (acquire or renew).
+    Take,
+    /// Someone else holds a valid Lease.
+    Wait,
+}
+
+/// The holder's record as last seen, and when it was first seen in that form (local clock).
+#[derive(Clone, Debug)]
+pub struct Observation {
+    record: Option<LeaseSpec>,
+    since: Instant,
+}
+
+/// The pure decision: `observed` is the Lease's spec just read (`None`: no Lease), `previous` what this
+/// candidate saw before.
+pub fn decide(
+    identity: &str,
+    observed: Option<&LeaseSpec>,
+    previous: Option<&Observation>,
+    now: Instant,
+    lease_duration: Duration,
+) -> Decision {
+    let Some(spec) = observed else {
+        return Decision::Create;
+    };
+    let holder = spec.holder_identity.as_deref().unwrap_or_default();
+    if holder.is_empty() || holder == identity {
+        return Decision::Take;
+    }
+    // Expired when the record has not changed for the holder's lease duration since we first saw it.
+    let duration = spec
+        .lease_duration_seconds
+        .and_then(|s| u64::try_from(s).ok())
+        .map(Duration::from_secs)
+        .unwrap_or(lease_duration);
+    match previous {
+        Some(previous) if previous.record.as_ref() == Some(spec) => {
+            if now.duration_since(previous.since) >= duration {
+                Decision::Take
+            } else {
+                Decision::Wait
+            }
+        }
+        _ => Decision::Wait,
+    }
+}
+
+/// A candidate (and, once [`LeaderElection::acquire`] returned, the leader).
+pub struct LeaderElection {
+    api: Api<Lease>,
+    settings: LeaseSettings,
+    observation: Mutex<Option<Observation>>,
+    /// `true` while this replica leads; the renewal task sets it to `false` when it gives up.
+    leading: watch::Sender<bool>,
+    renewal: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// Why a Lease write did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    #[error("another replica changed the Lease first")]
+    Conflict,
+    #[error("Kubernetes API call on the Lease failed: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+fn now_micro() -> MicroTime {
+    MicroTime(k8s_openapi::jiff::Timestamp::now())
+}
+
+impl LeaderElection {
+    pub fn new(client: kube::Client, settings: LeaseSettings) -> Self {
+        LeaderElection {
+            api: Api::namespaced(client, &settings.namespace),
+            settings,
+            observation: Mutex::new(None),
+            leading: watch::channel(false).0,
+            renewal: Mutex::new(None),
+        }
+    }
+
+    pub fn settings(&self) -> &LeaseSettings {
+        &self.settings
+    }
+
+    /// Waits until this replica holds the Lease, then keeps renewing it in the background.
+    pub async fn acquire(&self) -> anyhow::Result<()> {
+        loop {
+            match self.try_acquire_or_renew().await {
+                Ok(true) => break,
+                Ok(false) | Err(LeaseError::Conflict) => {}
+                Err(error) => tracing::warn!(%error, "cannot read or write the leader Lease"),
+            }
+            tokio::time::sleep(self.settings.retry_period).await;
+        }
+        self.leading.send_replace(true);
+        let renewer = Renewer {
+            api: self.api.clone(),
+            settings: self.settings.clone(),
+            leading: self.leading.clone(),
+        };
+        let task = tokio::spawn(renewer.run());
+        if let Ok(mut slot) = self.renewal.lock()
+            && let Some(old) = slot.replace(task)
+        {
+            old.abort();
+        }
+        Ok(())
+    }
+
+    /// Resolves when this replica stops leading because the Lease could not be renewed in time.
+    pub async fn lost(&self) {
+        let mut leading = self.leading.subscribe();
+        // Ends when the value is false (also right away if it already is).
+        let _ = leading.wait_for(|leading| !*leading).await;
+    }
+
+    /// One step: read the Lease and, if we may, write ourselves as its holder. `Ok(true)`: we hold it.
+    async fn try_acquire_or_renew(&self) -> Result<bool, LeaseError> {
+        let current = self.api.get_opt(&self.settings.lease_name).await?;
+        let now = Instant::now();
+        let spec = current.as_ref().and_then(|lease| lease.spec.clone());
+        let decision = {
+            let mut observation = self.observation.lock().map_err(|_| LeaseError::Conflict)?;
+            let decision = decide(
+                &self.settings.identity,
+                current
+                    .as_ref()
+                    .map(|_| spec.clone().unwrap_or_default())
+                    .as_ref(),
+                observation.as_ref(),
+                now,
+                self.settings.lease_duration,
+            );
+            let changed = observation
+                .as_ref()
+                .is_none_or(|previous| previous.record != spec);
+            if changed {
+                *observation = Some(Observation {
+                    record: spec.clone(),
+                    since: now,
+                });
+            }
+            decision
+        };
+        match decision {
+            Decision::Wait => Ok(false),
+            Decision::Create => {
+                let lease = Lease {
+                    metadata: ObjectMeta {
+                        name: Some(self.settings.lease_name.clone()),
+                        namespace: Some(self.settings.namespace.clone()),
+                        ..ObjectMeta::default()
+                    },
+                    spec: Some(held_by(&self.settings, None)),
+                };
+                match self.api.create(&PostParams::default(), &lease).await {
+                    Ok(_) => Ok(true),
+                    Err(kube::Error::Api(status)) if status.code == 409 => {
+                        Err(LeaseError::Conflict)
+                    }
+                    Err(error) => Err(error.into()),
+                }
+            }
+            Decision::Take => {
+                let Some(mut lease) = current else {
+                    return Err(LeaseError::Conflict);
+                };
+                lease.spec = Some(held_by(&self.settings, lease.spec.as_ref()));
+                replace(&self.api, &self.settings.lease_name, &lease).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Gives the Lease up (holder emptied, so candidates take it at their next look) and stops renewing.
+    /// Does nothing when another replica holds it.
+    pub async fn release(&self) -> anyhow::Result<()> {
+        if let Ok(mut slot) = self.renewal.lock()
+            && let Some(task) = slot.take()
+        {
+            task.abort();
+        }
+        self.leading.send_replace(false);
+        let Some(mut lease) = self.api.get_opt(&self.settings.lease_name).await? else {
+            return Ok(());
+        };
+        let Some(spec) = lease.spec.as_mut() else {
+            return Ok(());
+        };
+        if spec.holder_identity.as_deref() != Some(self.settings.identity.as_str()) {
+            return Ok(());
+        }
+        spec.holder_identity = None;
+        spec.lease_duration_seconds = Some(1);
+        spec.renew_time = Some(now_micro());
+        replace(&self.api, &self.settings.lease_name, &lease)
+            .await
+            .map_err(anyhow::Error::from)
+    }
+}
+
+/// The Lease spec with us as holder: acquire and transition times move only when the holder changes.
+fn held_by(settings: &LeaseSettings, previous: Option<&LeaseSpec>) -> LeaseSpec {
+    let now = now_micro();
+    let was_ours =
+        previous.and_then(|p| p.holder_identity.as_deref()) == Some(settings.identity.as_str());
+    let transitions = previous.and_then(|p| p.lease_transitions).unwrap_or(0);
+    let had_holder = previous
+        .and_then(|p| p.holder_identity.as_deref())
+        .is_some_and(|h| !h.is_empty());
+    LeaseSpec {
+        holder_identity: Some(settings.identity.clone()),
+        lease_duration_seconds: Some(
+            i32::try_from(settings.lease_duration.as_secs().max(1)).unwrap_or(i32::MAX),
+        ),
+        acquire_time: if was_ours {
+            previous.and_then(|p| p.acquire_time.clone())
+        } else {
+            Some(now.clone())
+        },
+        renew_time: Some(now),
+        lease_transitions: Some(if was_ours || !had_holder && previous.is_none() {
+            transitions
+        } else {
+            transitions.saturating_add(1)
+        }),
+        ..LeaseSpec::default()
+    }
+}
+
+/// `replace` with the resourceVersion that was read: 409 means someone else wrote first.
+async fn replace(api: &Api<Lease>, name: &str, lease: &Lease) -> Result<(), LeaseError> {
+    match api.replace(name, &PostParams::default(), lease).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => Err(LeaseError::Conflict),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The leader's background renewal.
+struct Renewer {
+    api: Api<Lease>,
+    settings: LeaseSettings,
+    leading: watch::Sender<bool>,
+}
+
+impl Renewer {
+    async fn run(self) {
+        let mut last_renewal = Instant::now();
+        loop {
+            tokio::time::sleep(self.settings.retry_period).await;
+            match self.renew_once().await {
+                Ok(()) => last_renewal = Instant::now(),
+                Err(RenewError::Lost) => {
+                    tracing::warn!("another replica holds the leader Lease now");
+                    self.leading.send_replace(false);
+                    return;
+                }
+                Err(RenewError::Failed(error)) => {
+                    tracing::warn!(%error, "cannot renew the leader Lease");
+                }
+            }
+            if last_renewal.elapsed() >= self.settings.renew_deadline {
+                self.leading.send_replace(false);
+                return;
+            }
+        }
+    }
+
+    async fn renew_once(&self) -> Result<(), RenewError> {
+        let mut lease = self
+            .api
+            .get(&self.settings.lease_name)
+            .await
+            .map_err(|e| RenewError::Failed(e.into()))?;
+        let holder = lease
+            .spec
+            .as_ref()
+            .and_then(|s| s.holder_identity.as_deref());
+        if holder != Some(self.settings.identity.as_str()) {
+            return Err(RenewError::Lost);
+        }
+        lease.spec = Some(held_by(&self.settings, lease.spec.as_ref()));
+        match replace(&self.api, &self.settings.lease_name, &lease).await {
+            Ok(()) => Ok(()),
+            Err(LeaseError::Conflict) => Err(RenewError::Failed(LeaseError::Conflict)),
+            Err(error) => Err(RenewError::Failed(error)),
+        }
+    }
+}
+
+enum RenewError {
+    Lost,
+    Failed(LeaseError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(holder: &str, renewed_seconds: i64) -> LeaseSpec {
+        LeaseSpec {
+            holder_identity: Some(holder.to_owned()),
+            lease_duration_seconds: Some(10),
+            renew_time: Some(MicroTime(
+                k8s_openapi::jiff::Timestamp::from_second(renewed_seconds).expect("timestamp"),
+            )),
+            ..LeaseSpec::default()
+        }
+    }
+
+    #[test]
+    fn a_missing_lease_is_created_and_a_free_or_own_lease_is_taken() {
+        let now = Instant::now();
+        let lease = Duration::from_secs(10);
+        assert_eq!(decide("me", None, None, now, lease), Decision::Create);
+        assert_eq!(
+            decide("me", Some(&LeaseSpec::default()), None, now, lease),
+            Decision::Take
+        );
+        let released = LeaseSpec {
+            holder_identity: Some(String::new()),
+            ..LeaseSpec::default()
+        };
+        assert_eq!(
+            decide("me", Some(&released), None, now, lease),
+            Decision::Take
+        );
+        assert_eq!(
+            decide("me", Some(&held("me", 1)), None, now, lease),
+            Decision::Take
+        );
+    }
+
+    #[test]
+    fn another_holder_expires_only_after_an_unchanged_lease_duration_seen_locally() {
+        let start = Instant::now();
+        let lease = Duration::from_secs(15);
+        let other = held("other", 100);
+        // First sight: wait, whatever the timestamps say (the clocks may differ).
+        assert_eq!(
+            decide("me", Some(&other), None, start, lease),
+            Decision::Wait
+        );
+        let seen = Observation {
+            record: Some(other.clone()),
+            since: start,
+        };
+        // The record's own duration (10 s) counts, not ours.
+        assert_eq!(
+            decide(
+                "me",
+                Some(&other),
+                Some(&seen),
+                start + Duration::from_secs(9),
+                lease
+            ),
+            Decision::Wait
+        );
+        assert_eq!(
+            decide(
+                "me",
+                Some(&other),
+                Some(&seen),
+                start + Duration::from_secs(10),
+                lease
+            ),
+            Decision::Take
+        );
+        // A renewal (a changed record) restarts the clock.
+        let renewed = held("other", 102);
+        assert_eq!(
+            decide(
+                "me",
+                Some(&renewed),
+                Some(&seen),
+                start + Duration::from_secs(30),
+                lease
+            ),
+            Decision::Wait
+        );
+    }
+
+    #[test]
+    fn holding_keeps_the_acquire_time_and_counts_transitions() {
+        let settings = LeaseSettings::new("ns", "lease", "me".to_owned(), Duration::from_secs(15));
+        assert_eq!(settings.renew_deadline, Duration::from_secs(10));
+        assert_eq!(settings.retry_period, Duration::from_secs(2));
+        let first = held_by(&settings, None);
+        assert_eq!(first.lease_transitions, Some(0));
+        assert_eq!(first.lease_duration_seconds, Some(15));
+        let renewed = held_by(&settings, Some(&first));
+        assert_eq!(renewed.acquire_time, first.acquire_time);
+        assert_eq!(renewed.lease_transitions, Some(0));
+        let taken_over = held_by(&settings, Some(&held("other", 5)));
+        assert_eq!(taken_over.lease_transitions, Some(1));
+        assert_eq!(taken_over.holder_identity.as_deref(), Some("me"));
+    }
+}

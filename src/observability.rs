@@ -1,0 +1,762 @@
+//! Operating the operator: the `run` flags for probes, metrics, leader election and logs; the Prometheus
+//! metrics (bounded label sets only: kinds, outcomes and AWS operation names, never object names); the HTTP
+//! server for `/metrics`, `/healthz` and `/readyz`; structured logs (text or JSON); and [`operate`], which
+//! wraps the controllers in all of it (servers up, leadership won, controllers started, and on SIGTERM
+//! controllers stopped before the Lease is released so a successor takes over at once).
+
+use crate::leader::{LeaderElection, LeaseSettings};
+use anyhow::Context as _;
+use aws_sdk_ivschat::config::interceptors::FinalizerInterceptorContextRef;
+use aws_sdk_ivschat::config::{ConfigBag, Intercept, RuntimeComponents};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// `ivschat-operator run` flags for running in a cluster.
+#[derive(clap::Args, Debug, Clone)]
+pub struct OperationsArgs {
+    /// Serve Prometheus metrics on this address at /metrics (e.g. 0.0.0.0:8080). Default: not served.
+    #[arg(long, env = "IVSCHAT_OPERATOR_METRICS_BIND_ADDRESS")]
+    pub metrics_bind_address: Option<SocketAddr>,
+
+    /// Serve /healthz (liveness) and /readyz (readiness) on this address (e.g. 0.0.0.0:8081). Default: not
+    /// served.
+    #[arg(long, env = "IVSCHAT_OPERATOR_HEALTH_PROBE_BIND_ADDRESS")]
+    pub health_probe_bind_address: Option<SocketAddr>,
+
+    /// Reconcile only while holding a coordination.k8s.io Lease, so that several replicas can run and
+    /// exactly one reconciles.
+    #[arg(long, env = "IVSCHAT_OPERATOR_LEADER_ELECT")]
+    pub leader_elect: bool,
+
+    /// Namespace of the Lease (default: the pod's namespace, POD_NAMESPACE, else the kubeconfig's).
+    #[arg(long, env = "IVSCHAT_OPERATOR_LEADER_ELECTION_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+
+    /// Name of the Lease.
+    #[arg(
+        long,
+        env = "IVSCHAT_OPERATOR_LEADER_ELECTION_LEASE_NAME",
+        default_value = "ivschat-operator"
+    )]
+    pub leader_election_lease_name: String,
+
+    /// How long a Lease stays valid without renewal: a successor takes over this long after a leader died
+    /// (a leader that stops releases the Lease at once).
+    #[arg(long, env = "IVSCHAT_OPERATOR_LEADER_ELECTION_LEASE_DURATION", default_value = "15s", value_parser = crate::controller::parse_duration)]
+    pub leader_election_lease_duration: Duration,
+
+    /// Log format: text (for people) or json (one object per line, for log pipelines).
+    #[arg(long, env = "IVSCHAT_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Installs the process's log subscriber (RUST_LOG filters; default `info`). Spans (one per reconcile) are
+/// part of every line: as fields in JSON, as a prefix in text.
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second call (tests, or a library user with its own subscriber) keeps the first subscriber.
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+    };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Metrics
+
+/// How a reconcile ended (the label values of `ivschat_operator_reconciles_total`).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum ReconcileOutcome {
+    /// The object is Ready (or deleted, or observed as asked).
+    ready,
+    /// Waiting: a reference, an AWS transition, a transient error being retried.
+    progressing,
+    /// Needs a change or outside help (rejected spec, access denied, failed AWS state).
+    stalled,
+    /// Nothing to do (paused, or the object is gone).
+    skipped,
+    /// The Kubernetes API refused a write; retried with backoff.
+    error,
+}
+
+/// How an AWS call ended (the label values of `ivschat_operator_aws_requests_total`).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum AwsOutcome {
+    success,
+    not_found,
+    throttled,
+    client_error,
+    server_error,
+    /// No HTTP response at all (connection failure, timeout).
+    network_error,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReconcileLabels {
+    kind: &'static str,
+    outcome: ReconcileOutcome,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AwsLabels {
+    operation: &'static str,
+    outcome: AwsOutcome,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    operation: &'static str,
+}
+
+/// The IVS Chat operations (the only values of the `operation` label, with "Other" for anything else).
+const OPERATIONS: [&str; 17] = [
+    "CreateChatToken",
+    "CreateLoggingConfiguration",
+    "CreateRoom",
+    "DeleteLoggingConfiguration",
+    "DeleteMessage",
+    "DeleteRoom",
+    "DisconnectUser",
+    "GetLoggingConfiguration",
+    "GetRoom",
+    "ListLoggingConfigurations",
+    "ListRooms",
+    "ListTagsForResource",
+    "SendEvent",
+    "TagResource",
+    "UntagResource",
+    "UpdateLoggingConfiguration",
+    "UpdateRoom",
+];
+
+/// The operator's metrics. One process-wide instance ([`metrics`]), like Prometheus' default registry, so
+/// the controllers and the AWS client record without threading a handle through every call.
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<ReconcileLabels, Counter>,
+    reconcile_duration: Family<KindLabels, Histogram>,
+    aws_requests: Family<AwsLabels, Counter>,
+    aws_throttles: Family<OperationLabels, Counter>,
+    queue_depth: Family<KindLabels, Gauge>,
+    leader: Gauge,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("ivschat_operator");
+        let reconciles = Family::<ReconcileLabels, Counter>::default();
+        registry.register(
+            "reconciles",
+            "Reconciles finished, by kind and outcome",
+            reconciles.clone(),
+        );
+        let reconcile_duration = Family::<KindLabels, Histogram>::new_with_constructor(|| {
+            // 1 ms .. ~33 s.
+            Histogram::new(exponential_buckets(0.001, 2.0, 16))
+        });
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time spent in one reconcile, by kind",
+            reconcile_duration.clone(),
+        );
+        let aws_requests = Family::<AwsLabels, Counter>::default();
+        registry.register(
+            "aws_requests",
+            "HTTP requests to IVS Chat (each SDK attempt), by operation and outcome",
+            aws_requests.clone(),
+        );
+        let aws_throttles = Family::<OperationLabels, Counter>::default();
+        registry.register(
+            "aws_throttles",
+            "IVS Chat requests refused by throttling (HTTP 429 or a throttling error code), by operation",
+            aws_throttles.clone(),
+        );
+        let queue_depth = Family::<KindLabels, Gauge>::default();
+        // kube-runtime's scheduler does not expose its queue, so the depth measured is the work in progress.
+        registry.register(
+            "reconciles_in_flight",
+            "Reconciles started and not yet finished, by kind",
+            queue_depth.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader Lease (or runs without leader election), else 0",
+            leader.clone(),
+        );
+        Metrics {
+            registry,
+            reconciles,
+            reconcile_duration,
+            aws_requests,
+            aws_throttles,
+            queue_depth,
+            leader,
+        }
+    }
+
+    /// Records a finished reconcile of `kind` (a static kind name such as "ChatRoom").
+    pub fn reconcile_finished(
+        &self,
+        kind: &'static str,
+        outcome: ReconcileOutcome,
+        duration: Duration,
+    ) {
+        self.reconciles
+            .get_or_create(&ReconcileLabels { kind, outcome })
+            .inc();
+        self.reconcile_duration
+            .get_or_create(&KindLabels { kind })
+            .observe(duration.as_secs_f64());
+    }
+
+    /// Marks a reconcile of `kind` as started; the returned guard ends it (and records nothing else), so the
+    /// in-flight gauge stays right even when a reconcile future is dropped.
+    pub fn reconcile_started(&self, kind: &'static str) -> InFlight {
+        let gauge = self.queue_depth.get_or_create(&KindLabels { kind }).clone();
+        gauge.inc();
+        InFlight { gauge }
+    }
+
+    /// Records one AWS call of `operation` (an IVS Chat operation name; others are counted as "Other").
+    pub fn aws_call(&self, operation: &str, outcome: AwsOutcome) {
+        let operation = operation_label(operation);
+        self.aws_requests
+            .get_or_create(&AwsLabels { operation, outcome })
+            .inc();
+        if outcome == AwsOutcome::throttled {
+            self.aws_throttles
+                .get_or_create(&OperationLabels { operation })
+                .inc();
+        }
+    }
+
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+}
+
+/// A reconcile in flight (see [`Metrics::reconcile_started`]).
+pub struct InFlight {
+    gauge: Gauge,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
+fn operation_label(operation: &str) -> &'static str {
+    OPERATIONS
+        .iter()
+        .find(|known| **known == operation)
+        .copied()
+        .unwrap_or("Other")
+}
+
+/// The process-wide metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+/// The IVS Chat operation of a restJson1 request: `POST /CreateRoom` → CreateRoom; the tag operations live
+/// under `/tags/{arn}` and differ by method.
+pub fn operation_of(method: &str, path: &str) -> &'static str {
+    let path = path.split('?').next().unwrap_or_default();
+    if path.starts_with("/tags/") {
+        return match method {
+            "POST" => "TagResource",
+            "DELETE" => "UntagResource",
+            "GET" => "ListTagsForResource",
+            _ => "Other",
+        };
+    }
+    operation_label(path.trim_start_matches('/').trim_end_matches('/'))
+}
+
+/// The outcome of an AWS response from its HTTP status and error code (`x-amzn-errortype`, whose part before
+/// a `:` is the code).
+pub fn aws_outcome(status: Option<u16>, error_type: Option<&str>) -> AwsOutcome {
+    let code = error_type
+        .map(|value| value.split(':').next().unwrap_or_default())
+        .unwrap_or_default();
+    match status {
+        None => AwsOutcome::network_error,
+        Some(429) => AwsOutcome::throttled,
+        Some(_) if code.contains("Throttl") || code == "TooManyRequestsException" => {
+            AwsOutcome::throttled
+        }
+        Some(200..=299) => AwsOutcome::success,
+        Some(404) => AwsOutcome::not_found,
+        Some(_) if code == "ResourceNotFoundException" => AwsOutcome::not_found,
+        Some(500..) => AwsOutcome::server_error,
+        Some(_) => AwsOutcome::client_error,
+    }
+}
+
+/// Counts every HTTP attempt of an IVS Chat client in [`metrics`].
+#[derive(Debug)]
+struct AwsCallCounter;
+
+impl Intercept for AwsCallCounter {
+    fn name(&self) -> &'static str {
+        "ivschat-operator metrics"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_ivschat::error::BoxError> {
+        let Some(request) = context.request() else {
+            return Ok(());
+        };
+        let operation = operation_of(request.method(), request.uri());
+        let response = context.response();
+        let outcome = aws_outcome(
+            response.map(|r| r.status().as_u16()),
+            response.and_then(|r| r.headers().get("x-amzn-errortype")),
+        );
+        metrics().aws_call(operation, outcome);
+        Ok(())
+    }
+}
+
+/// The same client with every request counted in [`metrics`].
+pub fn instrument_aws(client: &aws_sdk_ivschat::Client) -> aws_sdk_ivschat::Client {
+    let config = client
+        .config()
+        .to_builder()
+        .interceptor(AwsCallCounter)
+        .build();
+    aws_sdk_ivschat::Client::from_conf(config)
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Probes and the HTTP server
+
+/// What the probes report.
+#[derive(Debug, Default)]
+pub struct Probes {
+    /// Clients built, servers up: the replica can serve (a follower is ready too, or a rolling update could
+    /// never finish).
+    ready: AtomicBool,
+    /// Set when the replica can no longer work (the controllers ended on their own, or leadership was lost):
+    /// liveness fails so the kubelet restarts it.
+    broken: AtomicBool,
+}
+
+impl Probes {
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+    }
+
+    pub fn set_broken(&self) {
+        self.broken.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst) && !self.is_broken()
+    }
+
+    pub fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::SeqCst)
+    }
+}
+
+/// The running HTTP servers; [`Servers::addresses`] gives the bound ports (useful with port 0).
+pub struct Servers {
+    pub metrics: Option<SocketAddr>,
+    pub health: Option<SocketAddr>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+fn metrics_router() -> axum::Router {
+    axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(|| async {
+            match metrics().encode() {
+                Ok(text) => (
+                    axum::http::StatusCode::OK,
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    text,
+                ),
+                Err(err) => (
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    [(axum::http::header::CONTENT_TYPE, "text/plain")],
+                    format!("cannot encode the metrics: {err}"),
+                ),
+            }
+        }),
+    )
+}
+
+fn health_router(probes: Arc<Probes>) -> axum::Router {
+    let live = probes.clone();
+    axum::Router::new()
+        .route(
+            "/healthz",
+            axum::routing::get(move || async move {
+                if live.is_broken() {
+                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, "broken\n")
+                } else {
+                    (axum::http::StatusCode::OK, "ok\n")
+                }
+            }),
+        )
+        .route(
+            "/readyz",
+            axum::routing::get(move || async move {
+                if probes.is_ready() {
+                    (axum::http::StatusCode::OK, "ok\n")
+                } else {
+                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+                }
+            }),
+        )
+}
+
+async fn serve(
+    address: SocketAddr,
+    router: axum::Router,
+    what: &str,
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address} for the {what}"))?;
+    let bound = listener.local_addr().context("no local address")?;
+    let what = what.to_owned();
+    let task = tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, router).await {
+            tracing::error!(%error, server = %what, "HTTP server failed");
+        }
+    });
+    Ok((bound, task))
+}
+
+/// Starts the metrics and probe servers (the same server when both addresses are equal).
+pub async fn start_servers(
+    metrics_address: Option<SocketAddr>,
+    health_address: Option<SocketAddr>,
+    probes: Arc<Probes>,
+) -> anyhow::Result<Servers> {
+    let mut servers = Servers {
+        metrics: None,
+        health: None,
+        tasks: Vec::new(),
+    };
+    match (metrics_address, health_address) {
+        (Some(metrics_at), Some(health_at)) if metrics_at == health_at => {
+            let (bound, task) = serve(
+                metrics_at,
+                metrics_router().merge(health_router(probes)),
+                "metrics and probes",
+            )
+            .await?;
+            servers.metrics = Some(bound);
+            servers.health = Some(bound);
+            servers.tasks.push(task);
+        }
+        (metrics_at, health_at) => {
+            if let Some(address) = metrics_at {
+                let (bound, task) = serve(address, metrics_router(), "metrics").await?;
+                servers.metrics = Some(bound);
+                servers.tasks.push(task);
+            }
+            if let Some(address) = health_at {
+                let (bound, task) = serve(address, health_router(probes), "probes").await?;
+                servers.health = Some(bound);
+                servers.tasks.push(task);
+            }
+        }
+    }
+    Ok(servers)
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Running the controllers under all of it
+
+/// Something that runs until told to stop (the controllers' handle).
+pub trait Stoppable: Send {
+    fn stop(self) -> impl Future<Output = anyhow::Result<()>> + Send;
+    fn is_finished(&self) -> bool;
+}
+
+impl Stoppable for crate::controller::OperatorHandle {
+    fn stop(self) -> impl Future<Output = anyhow::Result<()>> + Send {
+        crate::controller::OperatorHandle::stop(self)
+    }
+
+    fn is_finished(&self) -> bool {
+        crate::controller::OperatorHandle::is_finished(self)
+    }
+}
+
+/// Runs the controllers the way a deployment needs: probe and metrics servers first, then (with
+/// `--leader-elect`) wait for the Lease, then `start` the controllers; until `shutdown` resolves (SIGTERM),
+/// leadership is lost (error, so the process exits and restarts), or the controllers end on their own.
+/// On shutdown the controllers stop (in-flight reconciles finish) before the Lease is released, so the
+/// successor never overlaps with this replica and takes over at once.
+pub async fn operate<H, S, F>(
+    args: &OperationsArgs,
+    kube: kube::Client,
+    start: S,
+    shutdown: F,
+) -> anyhow::Result<()>
+where
+    H: Stoppable,
+    S: FnOnce() -> H,
+    F: Future<Output = anyhow::Result<()>>,
+{
+    let probes = Arc::new(Probes::default());
+    let servers = start_servers(
+        args.metrics_bind_address,
+        args.health_probe_bind_address,
+        probes.clone(),
+    )
+    .await?;
+    if let Some(address) = servers.metrics {
+        tracing::info!(%address, "serving /metrics");
+    }
+    if let Some(address) = servers.health {
+        tracing::info!(%address, "serving /healthz and /readyz");
+    }
+    probes.set_ready(true);
+    tokio::pin!(shutdown);
+
+    let mut election = if args.leader_elect {
+        let namespace = match &args.leader_election_namespace {
+            Some(namespace) => namespace.clone(),
+            None => std::env::var("POD_NAMESPACE")
+                .ok()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| kube.default_namespace().to_owned()),
+        };
+        let settings = LeaseSettings::new(
+            &namespace,
+            &args.leader_election_lease_name,
+            crate::leader::default_identity(),
+            args.leader_election_lease_duration,
+        );
+        tracing::info!(
+            namespace = %settings.namespace,
+            lease = %settings.lease_name,
+            identity = %settings.identity,
+            "waiting for leadership"
+        );
+        let election = LeaderElection::new(kube.clone(), settings);
+        metrics().set_leader(false);
+        tokio::select! {
+            result = election.acquire() => result?,
+            result = &mut shutdown => {
+                tracing::info!("shutting down before becoming the leader");
+                return result;
+            }
+        }
+        tracing::info!("became the leader");
+        Some(election)
+    } else {
+        None
+    };
+    metrics().set_leader(true);
+
+    let handle = start();
+    let ended = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if handle.is_finished() {
+                return;
+            }
+        }
+    };
+    let lost = async {
+        match &election {
+            Some(election) => election.lost().await,
+            None => std::future::pending().await,
+        }
+    };
+    let outcome = tokio::select! {
+        result = &mut shutdown => {
+            result?;
+            tracing::info!("shutting down: finishing in-flight reconciles");
+            Ok(())
+        }
+        () = lost => {
+            probes.set_broken();
+            Err(anyhow::anyhow!("lost the leader Lease (not renewed in time): stopping so that only the new leader reconciles"))
+        }
+        () = ended => {
+            probes.set_broken();
+            Err(anyhow::anyhow!("the controllers ended on their own (their watches failed)"))
+        }
+    };
+    probes.set_ready(false);
+    let stopped = handle.stop().await;
+    metrics().set_leader(false);
+    if let Some(election) = election.take() {
+        // Only after the controllers stopped: the successor must not start while we still reconcile.
+        match election.release().await {
+            Ok(()) => tracing::info!("released the leader Lease"),
+            Err(error) => {
+                tracing::warn!(%error, "cannot release the leader Lease; a successor takes over when it expires")
+            }
+        }
+    }
+    drop(servers);
+    outcome.and(stopped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations_come_from_the_rest_path_and_method() {
+        assert_eq!(operation_of("POST", "/CreateRoom"), "CreateRoom");
+        assert_eq!(
+            operation_of("POST", "/GetLoggingConfiguration"),
+            "GetLoggingConfiguration"
+        );
+        assert_eq!(
+            operation_of(
+                "POST",
+                "/tags/arn%3Aaws%3Aivschat%3Aus-west-2%3A1%3Aroom%2Fabc"
+            ),
+            "TagResource"
+        );
+        assert_eq!(
+            operation_of("DELETE", "/tags/arn?tagKeys=a"),
+            "UntagResource"
+        );
+        assert_eq!(operation_of("GET", "/tags/arn"), "ListTagsForResource");
+        // Anything else is one bounded value.
+        assert_eq!(operation_of("POST", "/room-12345"), "Other");
+        assert_eq!(operation_of("GET", "/"), "Other");
+    }
+
+    #[test]
+    fn outcomes_come_from_status_and_error_code() {
+        assert_eq!(aws_outcome(Some(200), None), AwsOutcome::success);
+        assert_eq!(aws_outcome(Some(429), None), AwsOutcome::throttled);
+        assert_eq!(
+            aws_outcome(Some(400), Some("ThrottlingException:http://internal")),
+            AwsOutcome::throttled
+        );
+        assert_eq!(
+            aws_outcome(Some(404), Some("ResourceNotFoundException")),
+            AwsOutcome::not_found
+        );
+        assert_eq!(
+            aws_outcome(Some(400), Some("ValidationException")),
+            AwsOutcome::client_error
+        );
+        assert_eq!(aws_outcome(Some(503), None), AwsOutcome::server_error);
+        assert_eq!(aws_outcome(None, None), AwsOutcome::network_error);
+    }
+
+    #[test]
+    fn metrics_are_exposed_with_bounded_labels() {
+        let metrics = Metrics::new();
+        metrics.reconcile_finished(
+            "ChatRoom",
+            ReconcileOutcome::ready,
+            Duration::from_millis(3),
+        );
+        metrics.aws_call("CreateRoom", AwsOutcome::success);
+        metrics.aws_call("GetRoom", AwsOutcome::throttled);
+        metrics.aws_call("arn:aws:ivschat:room/unbounded", AwsOutcome::client_error);
+        let in_flight = metrics.reconcile_started("ChatRoom");
+        metrics.set_leader(true);
+        let text = metrics.encode().expect("encoding");
+        assert!(
+            text.contains(
+                "ivschat_operator_reconciles_total{kind=\"ChatRoom\",outcome=\"ready\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("ivschat_operator_reconcile_duration_seconds_count{kind=\"ChatRoom\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("ivschat_operator_aws_requests_total{operation=\"CreateRoom\",outcome=\"success\"} 1"), "{text}");
+        assert!(
+            text.contains("ivschat_operator_aws_throttles_total{operation=\"GetRoom\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("ivschat_operator_aws_requests_total{operation=\"Other\",outcome=\"client_error\"} 1"), "{text}");
+        assert!(
+            text.contains("ivschat_operator_reconciles_in_flight{kind=\"ChatRoom\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("ivschat_operator_leader 1"), "{text}");
+        drop(in_flight);
+        let text = metrics.encode().expect("encoding");
+        assert!(
+            text.contains("ivschat_operator_reconciles_in_flight{kind=\"ChatRoom\"} 0"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn probes_fail_readiness_and_liveness_when_broken() {
+        let probes = Probes::default();
+        assert!(!probes.is_ready());
+        probes.set_ready(true);
+        assert!(probes.is_ready() && !probes.is_broken());
+        probes.set_broken();
+        assert!(!probes.is_ready() && probes.is_broken());
+    }
+}

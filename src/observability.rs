@@ -300,21 +300,6 @@ pub fn metrics() -> &'static Metrics {
     METRICS.get_or_init(Metrics::new)
 }
 
-/// The IVS Chat operation of a restJson1 request: `POST /CreateRoom` → CreateRoom; the tag operations live
-/// under `/tags/{arn}` and differ by method.
-pub fn operation_of(method: &str, path: &str) -> &'static str {
-    let path = path.split('?').next().unwrap_or_default();
-    if path.starts_with("/tags/") {
-        return match method {
-            "POST" => "TagResource",
-            "DELETE" => "UntagResource",
-            "GET" => "ListTagsForResource",
-            _ => "Other",
-        };
-    }
-    operation_label(path.trim_start_matches('/').trim_end_matches('/'))
-}
-
 /// The outcome of an AWS response from its HTTP status and error code (`x-amzn-errortype`, whose part before
 /// a `:` is the code).
 pub fn aws_outcome(status: Option<u16>, error_type: Option<&str>) -> AwsOutcome {
@@ -348,12 +333,12 @@ impl Intercept for AwsCallCounter {
         &self,
         context: &FinalizerInterceptorContextRef<'_>,
         _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), aws_sdk_ivschat::error::BoxError> {
-        let Some(request) = context.request() else {
-            return Ok(());
-        };
-        let operation = operation_of(request.method(), request.uri());
+        // The SDK names the operation in the config bag; the request itself is gone once transmitted.
+        let operation = cfg
+            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+            .map_or("Other", |metadata| operation_label(metadata.name()));
         let response = context.response();
         let outcome = aws_outcome(
             response.map(|r| r.status().as_u16()),
@@ -662,30 +647,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn operations_come_from_the_rest_path_and_method() {
-        assert_eq!(operation_of("POST", "/CreateRoom"), "CreateRoom");
-        assert_eq!(
-            operation_of("POST", "/GetLoggingConfiguration"),
-            "GetLoggingConfiguration"
-        );
-        assert_eq!(
-            operation_of(
-                "POST",
-                "/tags/arn%3Aaws%3Aivschat%3Aus-west-2%3A1%3Aroom%2Fabc"
-            ),
-            "TagResource"
-        );
-        assert_eq!(
-            operation_of("DELETE", "/tags/arn?tagKeys=a"),
-            "UntagResource"
-        );
-        assert_eq!(operation_of("GET", "/tags/arn"), "ListTagsForResource");
-        // Anything else is one bounded value.
-        assert_eq!(operation_of("POST", "/room-12345"), "Other");
-        assert_eq!(operation_of("GET", "/"), "Other");
-    }
 
     #[test]
     fn outcomes_come_from_status_and_error_code() {

@@ -1,0 +1,453 @@
+//! Leader election with real operator processes: two `ivschat-operator run --leader-elect` processes against
+//! one control plane and one emulator. Exactly one reconciles (AWS calls counted by the emulator and by each
+//! process's own /metrics); SIGTERM of the leader hands over within a few seconds (the Lease is released);
+//! SIGKILL of the leader hands over once the Lease expires. Plus the elector itself against the real API
+//! server: exclusive, conflict-safe, released on demand.
+
+use ivschat_operator::crd::ChatRoom;
+use ivschat_operator::emulator::{Emulator, EmulatorConfig};
+use ivschat_operator::leader::{LeaderElection, LeaseSettings};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use serde_json::json;
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use testenv::ControlPlane;
+
+/// Short enough for a test, long enough for a loaded machine: renew deadline 2.67 s, retry 0.53 s.
+const LEASE_DURATION: Duration = Duration::from_secs(4);
+const WAIT: Duration = Duration::from_secs(60);
+
+fn control_plane() -> &'static ControlPlane {
+    testenv::install_crypto_provider();
+    let control_plane = ControlPlane::shared();
+    static CRDS: OnceLock<()> = OnceLock::new();
+    CRDS.get_or_init(|| {
+        let path = control_plane.data_dir().join("leader-crds.yaml");
+        std::fs::write(
+            &path,
+            ivschat_operator::crd::crds_yaml().expect("rendering the CRDs"),
+        )
+        .expect("writing the CRDs");
+        for args in [
+            vec![
+                "apply",
+                "--server-side",
+                "-f",
+                path.to_str().expect("utf-8"),
+            ],
+            vec![
+                "wait",
+                "--for=condition=Established",
+                "--timeout=60s",
+                "crd/chatrooms.ivschat.dev",
+                "crd/chatloggingconfigurations.ivschat.dev",
+            ],
+        ] {
+            let output = control_plane
+                .kubectl()
+                .args(&args)
+                .output()
+                .expect("kubectl");
+            assert!(
+                output.status.success(),
+                "kubectl {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    });
+    control_plane
+}
+
+fn create_namespace(name: &str) {
+    let manifest = format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n");
+    let mut child = control_plane()
+        .kubectl()
+        .args(["apply", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("kubectl");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(manifest.as_bytes())
+        .expect("writing");
+    assert!(child.wait().expect("kubectl").success());
+}
+
+fn free_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding");
+    listener.local_addr().expect("address")
+}
+
+/// GET over plain HTTP/1.1; `None` when nothing listens (yet, or any more).
+fn http_get(address: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n")?.1.to_owned();
+    Some((status, body))
+}
+
+/// The value of a sample (`name{labels}` exactly as exposed), 0 when absent.
+fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The sum of every `ivschat_operator_aws_requests_total` sample.
+fn aws_requests(metrics: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|line| line.starts_with("ivschat_operator_aws_requests_total{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+struct Operator {
+    name: String,
+    child: Child,
+    metrics: SocketAddr,
+    health: SocketAddr,
+}
+
+impl Operator {
+    fn spawn(name: &str, emulator: &Emulator, namespace: &str, lease_namespace: &str) -> Operator {
+        let control_plane = control_plane();
+        let metrics = free_port();
+        let health = free_port();
+        let log = std::fs::File::create(
+            control_plane
+                .data_dir()
+                .join(format!("operator-{namespace}-{name}.log")),
+        )
+        .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_ivschat-operator"))
+            .args(["run", "--namespace", namespace, "--resync-period", "30s"])
+            .args(["--aws-endpoint-url", &emulator.url()])
+            .arg("--leader-elect")
+            .args(["--leader-election-namespace", lease_namespace])
+            .args(["--leader-election-lease-name", "ivschat-operator"])
+            .arg(format!(
+                "--leader-election-lease-duration={}s",
+                LEASE_DURATION.as_secs()
+            ))
+            .arg(format!("--metrics-bind-address={metrics}"))
+            .arg(format!("--health-probe-bind-address={health}"))
+            .args(["--log-format", "json"])
+            .env("KUBECONFIG", control_plane.kubeconfig_path())
+            .env("POD_NAME", name)
+            .env("AWS_REGION", &emulator.config().region)
+            .env("AWS_ACCESS_KEY_ID", &emulator.config().access_key_id)
+            .env(
+                "AWS_SECRET_ACCESS_KEY",
+                &emulator.config().secret_access_key,
+            )
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting the operator binary");
+        let operator = Operator {
+            name: name.to_owned(),
+            child,
+            metrics,
+            health,
+        };
+        // Up: the probe server answers.
+        let deadline = Instant::now() + WAIT;
+        while http_get(operator.health, "/readyz").map(|(status, _)| status) != Some(200) {
+            assert!(Instant::now() < deadline, "{name} never became ready");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        operator
+    }
+
+    fn metrics(&self) -> String {
+        http_get(self.metrics, "/metrics")
+            .map(|(_, body)| body)
+            .unwrap_or_default()
+    }
+
+    fn is_leader(&self) -> bool {
+        sample(&self.metrics(), "ivschat_operator_leader") == 1.0
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {signal} {}", self.name);
+    }
+
+    fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit within {within:?}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn holder(leases: &Api<Lease>, name: &str) -> Option<String> {
+    leases
+        .get_opt(name)
+        .await
+        .expect("reading the Lease")
+        .and_then(|lease| lease.spec)
+        .and_then(|spec| spec.holder_identity)
+        .filter(|holder| !holder.is_empty())
+}
+
+/// Waits until the holder's identity starts with `name` (identities are `NAME_suffix`); returns how long.
+async fn wait_holder(leases: &Api<Lease>, name: &str, within: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let current = holder(leases, "ivschat-operator").await;
+        if current
+            .as_deref()
+            .is_some_and(|h| h.starts_with(&format!("{name}_")))
+        {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "{name} did not take the Lease within {within:?} (holder {current:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn apply_room(rooms: &Api<ChatRoom>, name: &str) {
+    let body = json!({
+        "apiVersion": "ivschat.dev/v1alpha1",
+        "kind": "ChatRoom",
+        "metadata": {"name": name},
+        "spec": {"name": name},
+    });
+    rooms
+        .patch(
+            name,
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .unwrap_or_else(|err| panic!("applying {name}: {err}"));
+}
+
+async fn wait_ready(rooms: &Api<ChatRoom>, name: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let room = rooms.get(name).await.expect("reading the room");
+        let value = serde_json::to_value(&room).expect("json");
+        let ready = value["status"]["conditions"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        });
+        if ready {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{name} not Ready: {value:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_of_two_processes_reconciles_and_hands_over_on_sigterm_and_sigkill() {
+    let control_plane = control_plane();
+    let namespace = "leader-rooms";
+    let lease_namespace = "leader-leases";
+    create_namespace(namespace);
+    create_namespace(lease_namespace);
+    let kube = control_plane.client().await.expect("client");
+    let leases: Api<Lease> = Api::namespaced(kube.clone(), lease_namespace);
+    let rooms: Api<ChatRoom> = Api::namespaced(kube.clone(), namespace);
+    let emulator = Emulator::start(
+        "127.0.0.1:0".parse().expect("address"),
+        EmulatorConfig::default(),
+    )
+    .await
+    .expect("starting the emulator");
+
+    let mut first = Operator::spawn("first", &emulator, namespace, lease_namespace);
+    wait_holder(&leases, "first", WAIT).await;
+    let mut second = Operator::spawn("second", &emulator, namespace, lease_namespace);
+
+    // Only the leader reconciles: every room is created exactly once, and the follower calls AWS never.
+    for index in 0..5 {
+        apply_room(&rooms, &format!("room-{index}")).await;
+    }
+    for index in 0..5 {
+        wait_ready(&rooms, &format!("room-{index}")).await;
+    }
+    // Two more lease periods: a follower that wrongly reconciled would have done so by now.
+    tokio::time::sleep(LEASE_DURATION * 2).await;
+    assert_eq!(emulator.request_total("CreateRoom"), 5);
+    assert!(first.is_leader());
+    assert!(!second.is_leader());
+    assert_eq!(aws_requests(&second.metrics()), 0.0, "{}", second.metrics());
+    assert_eq!(
+        aws_requests(&first.metrics()) as u64,
+        emulator.metrics().values().sum::<u64>(),
+        "the leader made every AWS call the emulator saw"
+    );
+
+    // SIGTERM: the leader stops its controllers, releases the Lease and exits 0; the follower takes over
+    // at its next retry (0.53 s), far below the lease duration.
+    let sigterm = Instant::now();
+    first.signal("-TERM");
+    let takeover = wait_holder(&leases, "second", WAIT).await;
+    let exit = first.wait_exit(Duration::from_secs(30));
+    assert!(
+        exit.success(),
+        "the leader exits cleanly on SIGTERM: {exit:?}"
+    );
+    eprintln!("takeover after SIGTERM: {takeover:.2?} (lease duration {LEASE_DURATION:?})");
+    assert!(
+        takeover < Duration::from_secs(3) && takeover < LEASE_DURATION,
+        "takeover after SIGTERM took {takeover:?}"
+    );
+    let deadline = Instant::now() + WAIT;
+    while !second.is_leader() {
+        assert!(
+            Instant::now() < deadline,
+            "second never reported leadership"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "second reconciles {:.2?} after the SIGTERM",
+        sigterm.elapsed()
+    );
+    apply_room(&rooms, "after-sigterm").await;
+    wait_ready(&rooms, "after-sigterm").await;
+    assert_eq!(emulator.request_total("CreateRoom"), 6);
+
+    // A new standby, then SIGKILL of the leader: no release, so the standby waits for the Lease to expire.
+    let third = Operator::spawn("third", &emulator, namespace, lease_namespace);
+    tokio::time::sleep(LEASE_DURATION).await;
+    assert!(!third.is_leader());
+    second.signal("-KILL");
+    let takeover = wait_holder(&leases, "third", WAIT).await;
+    second.wait_exit(Duration::from_secs(10));
+    eprintln!("takeover after SIGKILL: {takeover:.2?} (lease duration {LEASE_DURATION:?})");
+    // Expiry is judged on the standby's clock from when it last saw the record change, so the bound is the
+    // lease duration plus up to two retry periods (renewal and observation granularity) and scheduling.
+    assert!(
+        takeover >= LEASE_DURATION / 2,
+        "a killed leader's Lease must not be taken before it expires ({takeover:?})"
+    );
+    assert!(
+        takeover < LEASE_DURATION + Duration::from_secs(2),
+        "takeover after SIGKILL took {takeover:?}"
+    );
+    apply_room(&rooms, "after-sigkill").await;
+    wait_ready(&rooms, "after-sigkill").await;
+    assert_eq!(emulator.request_total("CreateRoom"), 7);
+    drop(third);
+    let _ = emulator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_elector_is_exclusive_and_releases() {
+    let control_plane = control_plane();
+    let namespace = "elector";
+    create_namespace(namespace);
+    let settings = |identity: &str| {
+        LeaseSettings::new(
+            namespace,
+            "exclusive",
+            identity.to_owned(),
+            Duration::from_secs(3),
+        )
+    };
+    let a = LeaderElection::new(control_plane.client().await.expect("client"), settings("a"));
+    let b = LeaderElection::new(control_plane.client().await.expect("client"), settings("b"));
+    tokio::time::timeout(Duration::from_secs(10), a.acquire())
+        .await
+        .expect("a acquires a free Lease at once")
+        .expect("acquire");
+    // b waits while a renews: well beyond the lease duration.
+    let waited = tokio::time::timeout(Duration::from_secs(8), b.acquire()).await;
+    assert!(waited.is_err(), "b must not acquire a Lease that a renews");
+    let leases: Api<Lease> =
+        Api::namespaced(control_plane.client().await.expect("client"), namespace);
+    let lease = leases.get("exclusive").await.expect("the Lease");
+    let spec = lease.spec.expect("spec");
+    assert_eq!(spec.holder_identity.as_deref(), Some("a"));
+    assert_eq!(spec.lease_duration_seconds, Some(3));
+    assert_eq!(spec.lease_transitions, Some(0));
+
+    // Released: b takes it at its next retry (0.4 s), and the transition is counted.
+    a.release().await.expect("release");
+    let start = Instant::now();
+    tokio::time::timeout(Duration::from_secs(3), b.acquire())
+        .await
+        .expect("b acquires a released Lease quickly")
+        .expect("acquire");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    let spec = leases
+        .get("exclusive")
+        .await
+        .expect("the Lease")
+        .spec
+        .expect("spec");
+    assert_eq!(spec.holder_identity.as_deref(), Some("b"));
+    assert_eq!(spec.lease_transitions, Some(1));
+    // a releasing again does not touch b's Lease.
+    a.release()
+        .await
+        .expect("release of a Lease held by someone else");
+    assert_eq!(holder(&leases, "exclusive").await.as_deref(), Some("b"));
+
+    // Someone else overwrites the Lease: b notices at its next renewal and reports the loss.
+    let mut stolen = leases.get("exclusive").await.expect("the Lease");
+    if let Some(spec) = stolen.spec.as_mut() {
+        spec.holder_identity = Some("intruder".to_owned());
+    }
+    leases
+        .replace("exclusive", &Default::default(), &stolen)
+        .await
+        .expect("overwriting");
+    tokio::time::timeout(Duration::from_secs(5), b.lost())
+        .await
+        .expect("b notices that it lost the Lease");
+}

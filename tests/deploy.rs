@@ -7,6 +7,8 @@
 use ivschat_operator::controller::{self, Options, driver::Timing};
 use ivschat_operator::crd::{ChatLoggingConfiguration, ChatRoom};
 use ivschat_operator::emulator::{Emulator, EmulatorConfig};
+use ivschat_operator::observability::{LogFormat, OperationsArgs, operate};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -827,22 +829,67 @@ async fn the_controllers_run_a_full_scenario_as_the_deploy_service_account() {
     .await
     .expect("starting the emulator");
     let aws = emulator.sdk_client();
-    // Cluster-wide, like the base install.
-    let handle = controller::start(
-        operator,
-        emulator.sdk_client(),
-        Options {
-            timing: Timing {
-                resync_period: Duration::from_secs(2),
-                poll_interval: Duration::from_millis(200),
-                base_backoff: Duration::from_millis(200),
-                max_backoff: Duration::from_secs(2),
-                long_backoff: Duration::from_secs(3),
+    let emulator_client = emulator.sdk_client();
+    // The production path of `run --leader-elect` (probes and metrics aside), cluster-wide like the base
+    // install: the Lease in ivschat-system is created and renewed as the ServiceAccount.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let operations = OperationsArgs {
+        metrics_bind_address: None,
+        health_probe_bind_address: None,
+        leader_elect: true,
+        leader_election_namespace: Some(OPERATOR_NAMESPACE.to_owned()),
+        leader_election_lease_name: "ivschat-operator".to_owned(),
+        leader_election_lease_duration: Duration::from_secs(3),
+        log_format: LogFormat::Text,
+    };
+    let lease_client = operator.clone();
+    let operator_task = tokio::spawn(async move {
+        let aws = emulator_client;
+        operate(
+            &operations,
+            lease_client,
+            move || {
+                controller::start(
+                    operator,
+                    aws,
+                    Options {
+                        timing: Timing {
+                            resync_period: Duration::from_secs(2),
+                            poll_interval: Duration::from_millis(200),
+                            base_backoff: Duration::from_millis(200),
+                            max_backoff: Duration::from_secs(2),
+                            long_backoff: Duration::from_secs(3),
+                        },
+                        namespace: None,
+                        concurrency: 4,
+                    },
+                )
             },
-            namespace: None,
-            concurrency: 4,
-        },
-    );
+            async move {
+                let _ = stopped.await;
+                Ok(())
+            },
+        )
+        .await
+    });
+    let leases: Api<Lease> = Api::namespaced(admin.clone(), OPERATOR_NAMESPACE);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let holder = leases
+            .get_opt("ivschat-operator")
+            .await
+            .expect("reading the Lease")
+            .and_then(|lease| lease.spec)
+            .and_then(|spec| spec.holder_identity);
+        if holder.is_some_and(|h| !h.is_empty()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the ServiceAccount never took the leader Lease"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     let rooms: Api<ChatRoom> = Api::namespaced(admin.clone(), namespace);
     let configs: Api<ChatLoggingConfiguration> = Api::namespaced(admin.clone(), namespace);
@@ -947,7 +994,25 @@ async fn the_controllers_run_a_full_scenario_as_the_deploy_service_account() {
             .await
             .is_err()
     );
-    assert!(!handle.is_finished(), "the controllers ended on their own");
-    handle.stop().await.expect("stopping the operator");
+    assert!(
+        !operator_task.is_finished(),
+        "the controllers ended on their own"
+    );
+    let _ = stop.send(());
+    operator_task
+        .await
+        .expect("the operator task")
+        .expect("a clean stop");
+    // Released on the way out, as the ServiceAccount.
+    let released = leases
+        .get("ivschat-operator")
+        .await
+        .expect("the Lease")
+        .spec
+        .and_then(|spec| spec.holder_identity);
+    assert!(
+        released.as_deref().is_none_or(str::is_empty),
+        "{released:?}"
+    );
     let _ = emulator.stop().await;
 }

@@ -220,9 +220,8 @@ async fn metrics_after_a_known_scenario_match_the_emulator() {
         None,
     );
     // Let in-flight work settle: the counters must stop moving.
-    let mut body = String::new();
     let deadline = Instant::now() + WAIT;
-    loop {
+    let body = loop {
         let before = http_get(metrics_at, "/metrics").expect("/metrics").2;
         tokio::time::sleep(Duration::from_secs(2)).await;
         let after = http_get(metrics_at, "/metrics").expect("/metrics").2;
@@ -233,11 +232,10 @@ async fn metrics_after_a_known_scenario_match_the_emulator() {
                 .collect()
         };
         if aws_of(&before) == aws_of(&after) {
-            body = after;
-            break;
+            break after;
         }
         assert!(Instant::now() < deadline, "AWS calls never settled");
-    }
+    };
 
     // Exactly what the emulator saw, operation by operation.
     let seen = emulator.metrics();

@@ -6,7 +6,7 @@ CACHE_DIR ?= $(HOME)/.cache/ivschat-operator
 export IVSCHAT_CACHE_DIR := $(CACHE_DIR)
 CARGO ?= cargo
 
-.PHONY: test lint unit k8s-bins awscli helm crds cluster-up cluster-down demo demo-down bench help
+.PHONY: test lint unit k8s-bins awscli helm release crds cluster-up cluster-down demo demo-down bench help
 
 help:
 	@echo "make demo         start a local control plane + emulator, install the CRDs, apply the examples"
@@ -50,6 +50,10 @@ crds:
 	$(CARGO) run --quiet --locked -- crds > crds/ivschat.dev.yaml
 	cp crds/ivschat.dev.yaml deploy/base/crds.yaml
 	cp crds/ivschat.dev.yaml deploy/helm/ivschat-operator/crds/ivschat.dev.yaml
+
+## The release build (the Dockerfile runs exactly this): target/release/ivschat-operator and kubectl-ivschat.
+release:
+	$(CARGO) build --release --locked --bin ivschat-operator --bin kubectl-ivschat
 
 ## helm of the pinned version (hack/helm.sh), built from its Go module and cached; tests/deploy.rs uses it.
 helm:

@@ -797,6 +797,7 @@ fn operator_events(events: &[Event], object: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controllers_run_a_full_scenario_as_the_deploy_service_account() {
     let control_plane = installed();
+    let _one_operator = OPERATOR_RUNNING.lock().await;
     let namespace = "rbac-scenario";
     let admin = control_plane.client().await.expect("admin client");
     Api::<Namespace>::all(admin.clone())
@@ -1015,4 +1016,159 @@ async fn the_controllers_run_a_full_scenario_as_the_deploy_service_account() {
         "{released:?}"
     );
     let _ = emulator.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// GitOps: Argo CD's view of the operator's status.
+
+/// Tests that run the controllers one at a time: two cluster-wide operators would race for the same objects.
+static OPERATOR_RUNNING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// deploy/gitops/argocd-health.lua evaluated by gopher-lua (the interpreter Argo CD embeds), built by
+/// hack/argocd-health.sh: (status, message).
+fn argocd_health(object: &Value) -> (String, String) {
+    static TOOL: OnceLock<PathBuf> = OnceLock::new();
+    let tool = TOOL.get_or_init(|| {
+        let mut script = Command::new("bash");
+        script.arg(repo_path("hack/argocd-health.sh"));
+        PathBuf::from(succeed(script, None).trim())
+    });
+    let mut command = Command::new(tool);
+    command.arg(repo_path("deploy/gitops/argocd-health.lua"));
+    let output = succeed(command, Some(&object.to_string()));
+    let result: Value = serde_json::from_str(&output).expect("the tool prints JSON");
+    (
+        result["status"].as_str().unwrap_or_default().to_owned(),
+        result["message"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+#[test]
+fn the_argocd_configmap_carries_the_tested_health_script() {
+    let script = std::fs::read_to_string(repo_path("deploy/gitops/argocd-health.lua"))
+        .expect("the health script");
+    let configmap: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(repo_path("deploy/gitops/argocd-cm.yaml"))
+            .expect("argocd-cm.yaml"),
+    )
+    .expect("YAML");
+    for kind in ["ChatRoom", "ChatLoggingConfiguration"] {
+        let key = format!("resource.customizations.health.ivschat.dev_{kind}");
+        assert_eq!(
+            configmap["data"][&key].as_str(),
+            Some(script.as_str()),
+            "{key} must be deploy/gitops/argocd-health.lua"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn argocd_health_reads_the_statuses_the_operator_writes() {
+    let control_plane = installed();
+    let _one_operator = OPERATOR_RUNNING.lock().await;
+    let namespace = "argocd-health";
+    let admin = control_plane.client().await.expect("admin client");
+    Api::<Namespace>::all(admin.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": namespace}})).expect("namespace"),
+        )
+        .await
+        .expect("creating the namespace");
+    let emulator = Emulator::start(
+        "127.0.0.1:0".parse().expect("address"),
+        EmulatorConfig::default(),
+    )
+    .await
+    .expect("starting the emulator");
+    let operator = control_plane
+        .client_as(SERVICE_ACCOUNT, &SERVICE_ACCOUNT_GROUPS)
+        .await
+        .expect("impersonating client");
+    let handle = controller::start(
+        operator,
+        emulator.sdk_client(),
+        Options {
+            timing: Timing {
+                resync_period: Duration::from_secs(30),
+                poll_interval: Duration::from_millis(200),
+                base_backoff: Duration::from_millis(200),
+                max_backoff: Duration::from_secs(2),
+                long_backoff: Duration::from_secs(3),
+            },
+            namespace: Some(namespace.to_owned()),
+            concurrency: 4,
+        },
+    );
+    let rooms: Api<ChatRoom> = Api::namespaced(admin.clone(), namespace);
+    let configs: Api<ChatLoggingConfiguration> = Api::namespaced(admin.clone(), namespace);
+    // Healthy: Ready for the current generation.
+    apply(
+        &configs,
+        "logs",
+        json!({"destinationConfiguration": {"s3": {"bucketName": "argo-bucket"}}}),
+    )
+    .await;
+    let config = wait_for(&configs, "logs", "Ready", ready).await;
+    let (status, message) = argocd_health(&as_json(&config));
+    assert_eq!(status, "Healthy", "{message}");
+
+    // Progressing: waiting for a reference.
+    apply(
+        &rooms,
+        "waiting",
+        json!({"loggingConfigurations": [{"name": "absent"}]}),
+    )
+    .await;
+    let waiting = wait_for(&rooms, "waiting", "waiting", |room: &ChatRoom| {
+        serde_json::to_string(room)
+            .is_ok_and(|text| text.contains("WaitingForLoggingConfiguration"))
+    })
+    .await;
+    let (status, message) = argocd_health(&as_json(&waiting));
+    assert_eq!(status, "Progressing");
+    assert!(
+        message.contains("WaitingForLoggingConfiguration"),
+        "{message}"
+    );
+
+    // Degraded: a spec AWS rejects is Stalled.
+    apply(
+        &rooms,
+        "rejected",
+        json!({"loggingConfigurations": [{"arn": "arn:aws:ivschat:us-west-2:123456789012:logging-configuration/doesNotExist"}]}),
+    )
+    .await;
+    let rejected = wait_for(&rooms, "rejected", "Stalled", |room: &ChatRoom| {
+        serde_json::to_value(room).is_ok_and(|value| {
+            value["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Stalled" && c["status"] == "True")
+            })
+        })
+    })
+    .await;
+    let (status, message) = argocd_health(&as_json(&rejected));
+    assert_eq!(status, "Degraded");
+    assert!(message.starts_with("InvalidSpec"), "{message}");
+
+    // Progressing: a new spec the operator has not observed yet; no status at all yet.
+    let mut newer = as_json(&config);
+    newer["metadata"]["generation"] = json!(config.metadata.generation.unwrap_or(1) + 1);
+    assert_eq!(argocd_health(&newer).0, "Progressing");
+    let mut fresh = as_json(&config);
+    fresh["status"] = Value::Null;
+    assert_eq!(argocd_health(&fresh).0, "Progressing");
+
+    // Suspended: paused.
+    let mut paused = as_json(&config);
+    paused["metadata"]["annotations"] = json!({"ivschat.dev/paused": "true"});
+    assert_eq!(argocd_health(&paused).0, "Suspended");
+
+    handle.stop().await.expect("stopping the operator");
+    let _ = emulator.stop().await;
+}
+
+fn as_json<T: serde::Serialize>(object: &T) -> Value {
+    serde_json::to_value(object).expect("serialisable")
 }

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail};
 use kube::config::Kubeconfig;
+use serde::Deserialize as _;
 
 pub use bins::{BIN_DIR_ENV, pinned_kubernetes_version};
 pub use kubeconfig::install_crypto_provider;
@@ -277,6 +278,41 @@ impl ControlPlane {
         command
     }
 
+    /// Applies CustomResourceDefinitions (a multi-document YAML) with server-side apply and waits until each
+    /// is Established. Idempotent, so every test binary can call it for the shared control plane.
+    pub fn install_crds(&self, crds_yaml: &str) -> Result<()> {
+        let names: Vec<String> = serde_yaml::Deserializer::from_str(crds_yaml)
+            .map(|document| {
+                let crd = serde_yaml::Value::deserialize(document)?;
+                Ok(crd["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string())
+            })
+            .collect::<Result<Vec<_>, serde_yaml::Error>>()
+            .context("parsing the CRD documents")?
+            .into_iter()
+            .filter(|name| !name.is_empty())
+            .collect();
+        if names.is_empty() {
+            bail!("no CustomResourceDefinition with a metadata.name in the given YAML");
+        }
+        let mut apply = self.kubectl();
+        apply.args([
+            "apply",
+            "--server-side",
+            "--field-manager=testenv",
+            "-f",
+            "-",
+        ]);
+        run_with_stdin(apply, crds_yaml).context("kubectl apply of the CRDs")?;
+        let mut wait = self.kubectl();
+        wait.args(["wait", "--for=condition=Established", "--timeout=60s"])
+            .args(names.iter().map(|name| format!("crd/{name}")));
+        run_with_stdin(wait, "").context("waiting for the CRDs to be Established")?;
+        Ok(())
+    }
+
     /// A new admin client, bound to the runtime it is first used on (so create one per runtime / test).
     pub async fn client(&self) -> Result<kube::Client> {
         kubeconfig::client(&self.kubeconfig, Identity::Admin, true).await
@@ -470,4 +506,29 @@ fn prepare_data_dir(requested: Option<&Path>) -> Result<PathBuf> {
 /// Whether `dir` is a control plane data dir (has the marker file).
 pub(crate) fn is_data_dir(dir: &Path) -> bool {
     dir.join(MARKER_FILE).is_file()
+}
+
+/// Runs `command` with `input` on stdin; an error carries its stderr.
+fn run_with_stdin(mut command: Command, input: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {command:?}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input.as_bytes())
+            .context("writing to kubectl")?;
+    }
+    let output = child.wait_with_output().context("waiting for kubectl")?;
+    if !output.status.success() {
+        bail!(
+            "{command:?} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(())
 }

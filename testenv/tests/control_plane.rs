@@ -177,6 +177,43 @@ async fn rbac_forbids_until_a_binding_grants_and_only_what_it_grants() -> Result
     Ok(())
 }
 
+#[test]
+fn install_crds_applies_every_document_and_waits_until_established() -> Result<()> {
+    let control_plane = ControlPlane::shared();
+    let crd = |plural: &str, kind: &str| {
+        format!(
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: {plural}.testenv.example\n\
+             spec:\n  group: testenv.example\n  scope: Namespaced\n  names: {{plural: {plural}, kind: {kind}}}\n\
+             \x20 versions:\n  - name: v1\n    served: true\n    storage: true\n\
+             \x20   schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}\n"
+        )
+    };
+    let yaml = format!(
+        "{}---\n{}",
+        crd("widgets", "Widget"),
+        crd("gadgets", "Gadget")
+    );
+    control_plane.install_crds(&yaml)?;
+    // Idempotent: a second install of the same definitions succeeds.
+    control_plane.install_crds(&yaml)?;
+    for name in ["widgets.testenv.example", "gadgets.testenv.example"] {
+        let output = control_plane
+            .kubectl()
+            .args(["get", "crd", name, "-o"])
+            .arg("jsonpath={.status.conditions[?(@.type==\"Established\")].status}")
+            .output()?;
+        assert_eq!(String::from_utf8_lossy(&output.stdout), "True", "{name}");
+    }
+    let err = control_plane
+        .install_crds("apiVersion: v1\nkind: List\n")
+        .expect_err("YAML without named documents is refused");
+    assert!(
+        format!("{err:#}").contains("no CustomResourceDefinition"),
+        "{err:#}"
+    );
+    Ok(())
+}
+
 fn is_forbidden(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Api(status) if status.code == 403)
 }

@@ -286,6 +286,47 @@ impl Drop for InFlight {
     }
 }
 
+tokio::task_local! {
+    /// The outcome the driver reported for the reconcile running in this future (see [`record_health`]).
+    static RECONCILE_OUTCOME: std::cell::Cell<Option<ReconcileOutcome>>;
+}
+
+/// Called by the reconcile driver where a pass concluded: the health it reports becomes the outcome label
+/// of the reconcile that [`timed_reconcile`] is measuring (outside one, it does nothing).
+pub fn record_health(health: &crate::controller::status::Health) {
+    use crate::controller::status::Health;
+    let outcome = match health {
+        Health::Ready { .. } => ReconcileOutcome::ready,
+        Health::Progressing { .. } => ReconcileOutcome::progressing,
+        Health::Stalled { .. } => ReconcileOutcome::stalled,
+    };
+    let _ = RECONCILE_OUTCOME.try_with(|cell| cell.set(Some(outcome)));
+}
+
+/// Wraps one reconcile of `kind`: counts it in flight while it runs, then records its duration and outcome
+/// (the health given to [`record_health`]; `skipped` when the pass reported none, e.g. paused; `error` when
+/// the reconcile failed).
+pub async fn timed_reconcile<T, E>(
+    kind: &'static str,
+    reconcile: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    let _in_flight = metrics().reconcile_started(kind);
+    let started = std::time::Instant::now();
+    let (result, reported) = RECONCILE_OUTCOME
+        .scope(std::cell::Cell::new(None), async {
+            let result = reconcile.await;
+            (result, RECONCILE_OUTCOME.with(std::cell::Cell::get))
+        })
+        .await;
+    let outcome = match (&result, reported) {
+        (Err(_), _) => ReconcileOutcome::error,
+        (Ok(_), Some(outcome)) => outcome,
+        (Ok(_), None) => ReconcileOutcome::skipped,
+    };
+    metrics().reconcile_finished(kind, outcome, started.elapsed());
+    result
+}
+
 fn operation_label(operation: &str) -> &'static str {
     OPERATIONS
         .iter()
@@ -707,6 +748,45 @@ mod tests {
         let text = metrics.encode().expect("encoding");
         assert!(
             text.contains("ivschat_operator_reconciles_in_flight{kind=\"ChatRoom\"} 0"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn timed_reconciles_take_their_outcome_from_the_reported_health() {
+        use crate::controller::status::Health;
+        let count = |outcome: &str| -> f64 {
+            let text = metrics().encode().expect("encoding");
+            let series = format!(
+                "ivschat_operator_reconciles_total{{kind=\"TestKind\",outcome=\"{outcome}\"}} "
+            );
+            text.lines()
+                .find_map(|line| line.strip_prefix(series.as_str()))
+                .and_then(|value| value.parse().ok())
+                .unwrap_or(0.0)
+        };
+        let ok: Result<(), ()> = timed_reconcile("TestKind", async {
+            record_health(&Health::stalled("InvalidSpec", "rejected"));
+            Ok(())
+        })
+        .await;
+        assert!(ok.is_ok());
+        let _: Result<(), ()> = timed_reconcile("TestKind", async {
+            record_health(&Health::ready("Synced", "in sync"));
+            Ok(())
+        })
+        .await;
+        let _: Result<(), ()> = timed_reconcile("TestKind", async { Ok(()) }).await;
+        let _: Result<(), ()> = timed_reconcile("TestKind", async { Err(()) }).await;
+        // Outside a timed reconcile, reporting is harmless.
+        record_health(&Health::ready("Synced", "in sync"));
+        assert_eq!(count("stalled"), 1.0);
+        assert_eq!(count("ready"), 1.0);
+        assert_eq!(count("skipped"), 1.0);
+        assert_eq!(count("error"), 1.0);
+        let text = metrics().encode().expect("encoding");
+        assert!(
+            text.contains("ivschat_operator_reconciles_in_flight{kind=\"TestKind\"} 0"),
             "{text}"
         );
     }

@@ -792,6 +792,11 @@ async fn resources_deleted_out_of_band_are_recreated_or_reported() {
 async fn asynchronous_states_are_mirrored_and_failures_reported() {
     let s = Scenario::new("states").await;
     s.config(
+        "doomed",
+        json!({"destinationConfiguration": {"s3": {"bucketName": "bucket-d"}}}),
+    )
+    .await;
+    s.config(
         "logs",
         json!({"destinationConfiguration": {"s3": {"bucketName": "bucket-a"}}}),
     )
@@ -857,6 +862,37 @@ async fn asynchronous_states_are_mirrored_and_failures_reported() {
         failed.status.as_ref().and_then(|s| s.state.as_deref()),
         Some("UPDATE_FAILED")
     );
+    // A failed deletion: reported with the state in the reason, the finalizer kept, no loop of calls.
+    wait_for(&s.configs(), "doomed", "Ready", is_ready).await;
+    s.emulator.set_fail_transitions(TransitionFailures {
+        create: false,
+        update: false,
+        delete: true,
+    });
+    s.configs()
+        .delete("doomed", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let failed = wait_for(
+        &s.configs(),
+        "doomed",
+        "DELETE_FAILED",
+        |c: &ChatLoggingConfiguration| {
+            condition(c, "Ready").is_some_and(|(_, reason, _)| reason == "DeleteFailed")
+        },
+    )
+    .await;
+    assert!(condition(&failed, "Ready").is_some_and(|(_, _, m)| m.contains("DELETE_FAILED")));
+    let deletes = s.emulator.request_total("DeleteLoggingConfiguration");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        s.emulator.request_total("DeleteLoggingConfiguration"),
+        deletes,
+        "retried at once"
+    );
+    // Once AWS lets it go, the retry after the long backoff completes the deletion.
+    s.emulator.set_fail_transitions(TransitionFailures::NONE);
+    wait_gone(&s.configs(), "doomed").await;
     s.finish().await;
 }
 

@@ -7,6 +7,7 @@
 
 use super::aws_error::{AwsError, ErrorClass};
 use super::plan::{changed_fields, managed_keys, plan_tags};
+use super::rate_limit::Aws;
 use super::status::{Health, StatusDocument, merge_conditions, reasons, truncate};
 use crate::crd::{
     CONDITION_READY, CONDITION_STALLED, DeletionPolicy, ManagementPolicy, OWNER_NAME_TAG,
@@ -113,27 +114,29 @@ pub trait ManagedKind:
 
     /// Reads the resource; `None` when AWS does not know it.
     fn observe(
-        aws: &aws_sdk_ivschat::Client,
+        aws: &Aws,
         arn: &str,
     ) -> impl Future<Output = Result<Option<Observed<Self::Fields>>, AwsError>> + Send;
 
     fn create(
-        aws: &aws_sdk_ivschat::Client,
+        aws: &Aws,
         desired: &Self::Fields,
         tags: &BTreeMap<String, String>,
     ) -> impl Future<Output = Result<Observed<Self::Fields>, AwsError>> + Send;
 
     /// Sets every field to `desired` (tags are the driver's business).
     fn update(
-        aws: &aws_sdk_ivschat::Client,
+        aws: &Aws,
         arn: &str,
         desired: &Self::Fields,
     ) -> impl Future<Output = Result<Observed<Self::Fields>, AwsError>> + Send;
 
-    /// Deletes the resource; NotFound is [`Deletion::Gone`].
+    /// Deletes the resource; NotFound is [`Deletion::Gone`]. `retry_failed`: a failed deletion was already
+    /// reported and waited for, so try again rather than report it once more.
     fn delete(
-        aws: &aws_sdk_ivschat::Client,
+        aws: &Aws,
         arn: &str,
+        retry_failed: bool,
     ) -> impl Future<Output = Result<Deletion, AwsError>> + Send;
 }
 
@@ -173,7 +176,7 @@ impl Default for Timing {
             resync_period: Duration::from_secs(600),
             poll_interval: Duration::from_secs(2),
             base_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(300),
+            max_backoff: Duration::from_secs(60),
             long_backoff: Duration::from_secs(300),
         }
     }
@@ -182,7 +185,7 @@ impl Default for Timing {
 /// Shared state of one controller.
 pub struct Context<K: ManagedKind> {
     pub kube: kube::Client,
-    pub aws: aws_sdk_ivschat::Client,
+    pub aws: Aws,
     pub recorder: Recorder,
     pub timing: Timing,
     pub kind: K::Context,
@@ -192,12 +195,18 @@ pub struct Context<K: ManagedKind> {
     /// reconcile triggered by the operator's own status write (or by an unrelated change of a referenced
     /// object) then costs no AWS call.
     in_sync: Mutex<HashMap<String, (u64, Instant)>>,
+    /// When a failed AWS deletion was first reported, per object: it is retried after the long backoff,
+    /// not on the watch event of the status write that reported it.
+    deletion_failed_at: Mutex<HashMap<String, Instant>>,
+    /// The generation each object was last Ready at: a difference found while the generation is unchanged
+    /// was made outside the operator (drift), whatever transitions happened in between.
+    ready_generation: Mutex<HashMap<String, Option<i64>>>,
 }
 
 impl<K: ManagedKind> Context<K> {
     pub fn new(
         kube: kube::Client,
-        aws: aws_sdk_ivschat::Client,
+        aws: Aws,
         recorder: Recorder,
         timing: Timing,
         kind: K::Context,
@@ -210,6 +219,47 @@ impl<K: ManagedKind> Context<K> {
             kind,
             failures: Mutex::new(HashMap::new()),
             in_sync: Mutex::new(HashMap::new()),
+            deletion_failed_at: Mutex::new(HashMap::new()),
+            ready_generation: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn was_ready_at(&self, key: &str, generation: Option<i64>) -> bool {
+        self.ready_generation
+            .lock()
+            .ok()
+            .is_some_and(|ready| ready.get(key) == Some(&generation))
+    }
+
+    fn set_ready_at(&self, key: &str, generation: Option<i64>) {
+        if let Ok(mut ready) = self.ready_generation.lock() {
+            ready.insert(key.to_owned(), generation);
+        }
+    }
+
+    fn forget_ready_at(&self, key: &str) {
+        if let Ok(mut ready) = self.ready_generation.lock() {
+            ready.remove(key);
+        }
+    }
+
+    /// Whether a failed deletion was reported at least the long backoff ago (so it is time to retry).
+    fn deletion_retry_due(&self, key: &str) -> bool {
+        self.deletion_failed_at
+            .lock()
+            .ok()
+            .and_then(|failed| failed.get(key).copied())
+            .is_some_and(|at| at.elapsed() >= self.timing.long_backoff)
+    }
+
+    /// Records a failed deletion (keeping the first time it was seen); `false` clears the record.
+    fn record_deletion_failed(&self, key: &str, failed: bool) {
+        if let Ok(mut records) = self.deletion_failed_at.lock() {
+            if failed {
+                records.entry(key.to_owned()).or_insert_with(Instant::now);
+            } else {
+                records.remove(key);
+            }
         }
     }
 
@@ -474,8 +524,11 @@ async fn apply<K: ManagedKind>(
     let mut next = current.clone();
     next.observed_generation = generation;
     let report = sync(object, ctx, &current, &mut next).await;
-    let settled =
-        matches!(report.health, Health::Ready { .. }) && report.requeue == Requeue::Resync;
+    let ready = matches!(report.health, Health::Ready { .. });
+    if ready {
+        ctx.set_ready_at(&key, generation);
+    }
+    let settled = ready && report.requeue == Requeue::Resync;
     let (action, delay) = finish(object, ctx, api, &current, next, report).await?;
     if settled {
         // The status write just made (if any) comes back as a watch event with this same fingerprint.
@@ -636,11 +689,13 @@ async fn sync<K: ManagedKind>(
         ));
     }
     if !changes.is_empty() {
-        // The object was already in sync for this generation: the difference came from outside.
-        let was_in_sync = current.observed_generation == object.meta().generation
-            && current
-                .condition(CONDITION_READY)
-                .is_some_and(|c| c.status == "True");
+        // The object was already Ready at this generation (per this process's memory, or per the status
+        // it wrote): the difference came from outside.
+        let was_in_sync = ctx.was_ready_at(&object_key(object), object.meta().generation)
+            || (current.observed_generation == object.meta().generation
+                && current
+                    .condition(CONDITION_READY)
+                    .is_some_and(|c| c.status == "True"));
         let (reason, verb) = if was_in_sync && !adopted {
             (
                 "DriftCorrected",
@@ -689,13 +744,11 @@ async fn create<K: ManagedKind>(
     }
 }
 
-async fn apply_tag_plan(
-    aws: &aws_sdk_ivschat::Client,
-    arn: &str,
-    plan: &super::plan::TagPlan,
-) -> Result<(), AwsError> {
+async fn apply_tag_plan(aws: &Aws, arn: &str, plan: &super::plan::TagPlan) -> Result<(), AwsError> {
     if !plan.set.is_empty() {
-        aws.tag_resource()
+        aws.ready("TagResource")
+            .await
+            .tag_resource()
             .resource_arn(arn)
             .set_tags(Some(plan.set.clone().into_iter().collect()))
             .send()
@@ -703,7 +756,9 @@ async fn apply_tag_plan(
             .map_err(|err| AwsError::from_sdk("TagResource", err))?;
     }
     if !plan.remove.is_empty() {
-        aws.untag_resource()
+        aws.ready("UntagResource")
+            .await
+            .untag_resource()
             .resource_arn(arn)
             .set_tag_keys(Some(plan.remove.iter().cloned().collect()))
             .send()
@@ -722,6 +777,7 @@ async fn cleanup<K: ManagedKind>(
 ) -> Result<Action, ReconcileError> {
     let policies = object.policies();
     let current = StatusDocument::of(object);
+    let key = object_key(object);
     let arn = current.arn.clone().or_else(|| policies.adopt_arn.clone());
     let outcome = match (policies.management, arn) {
         (ManagementPolicy::ObserveOnly, _) | (_, None) => Ok(None),
@@ -740,18 +796,22 @@ async fn cleanup<K: ManagedKind>(
                     Health::progressing(pending.reason, pending.message),
                     Requeue::Resync,
                 )),
-                None => match K::delete(&ctx.aws, &arn).await {
+                None => match K::delete(&ctx.aws, &arn, ctx.deletion_retry_due(&key)).await {
                     Ok(Deletion::Gone) => {
                         Ok(Some(normal("Deleted", "Delete", &format!("Deleted {arn}"))))
                     }
-                    Ok(Deletion::InProgress(state)) => Err(Report::new(
-                        Health::progressing(
-                            reasons::DELETING,
-                            format!("AWS reports state {state} for {arn}"),
-                        ),
-                        Requeue::Poll,
-                    )),
+                    Ok(Deletion::InProgress(state)) => {
+                        ctx.record_deletion_failed(&key, false);
+                        Err(Report::new(
+                            Health::progressing(
+                                reasons::DELETING,
+                                format!("AWS reports state {state} for {arn}"),
+                            ),
+                            Requeue::Poll,
+                        ))
+                    }
                     Ok(Deletion::Failed(state)) => {
+                        ctx.record_deletion_failed(&key, true);
                         let message = format!(
                             "AWS reports state {state} for {arn}; deletion is retried later"
                         );
@@ -789,8 +849,10 @@ async fn cleanup<K: ManagedKind>(
             if let Some(event) = event {
                 publish(ctx, object, &event).await;
             }
-            ctx.reset_failures(&object_key(object));
-            ctx.forget_in_sync(&object_key(object));
+            ctx.reset_failures(&key);
+            ctx.forget_in_sync(&key);
+            ctx.record_deletion_failed(&key, false);
+            ctx.forget_ready_at(&key);
             Ok(Action::await_change())
         }
         Err(report) => {
@@ -801,8 +863,10 @@ async fn cleanup<K: ManagedKind>(
 }
 
 /// Retain: the resource stays in AWS, minus the operator's ownership tags.
-async fn release(aws: &aws_sdk_ivschat::Client, arn: &str) -> Result<(), Report> {
+async fn release(aws: &Aws, arn: &str) -> Result<(), Report> {
     let result = aws
+        .ready("UntagResource")
+        .await
         .untag_resource()
         .resource_arn(arn)
         .tag_keys(OWNER_UID_TAG)

@@ -6,6 +6,7 @@
 
 use super::aws_error::{AwsError, ErrorClass};
 use super::driver::{Deletion, ManagedKind, Observed, Pending, Policies};
+use super::rate_limit::Aws;
 use super::room::referenced_names;
 use super::status::reasons;
 use crate::crd::{
@@ -125,10 +126,17 @@ fn tags(tags: Option<&HashMap<String, String>>) -> BTreeMap<String, String> {
 }
 
 async fn get(
-    aws: &aws_sdk_ivschat::Client,
+    aws: &Aws,
     arn: &str,
 ) -> Result<Option<Observed<LoggingConfigurationFields>>, AwsError> {
-    let config = match aws.get_logging_configuration().identifier(arn).send().await {
+    let config = match aws
+        .ready("GetLoggingConfiguration")
+        .await
+        .get_logging_configuration()
+        .identifier(arn)
+        .send()
+        .await
+    {
         Ok(config) => config,
         Err(err) => {
             let err = AwsError::from_sdk("GetLoggingConfiguration", err);
@@ -156,7 +164,7 @@ async fn get(
 /// After a write, AWS may already have forgotten the resource (deleted out of band in between): then the
 /// write's own answer is the best knowledge there is.
 async fn get_after_write(
-    aws: &aws_sdk_ivschat::Client,
+    aws: &Aws,
     written: Observed<LoggingConfigurationFields>,
 ) -> Result<Observed<LoggingConfigurationFields>, AwsError> {
     Ok(get(aws, &written.arn).await?.unwrap_or(written))
@@ -214,18 +222,20 @@ impl ManagedKind for ChatLoggingConfiguration {
     }
 
     async fn observe(
-        aws: &aws_sdk_ivschat::Client,
+        aws: &Aws,
         arn: &str,
     ) -> Result<Option<Observed<LoggingConfigurationFields>>, AwsError> {
         get(aws, arn).await
     }
 
     async fn create(
-        aws: &aws_sdk_ivschat::Client,
+        aws: &Aws,
         desired: &LoggingConfigurationFields,
         tags_to_set: &BTreeMap<String, String>,
     ) -> Result<Observed<LoggingConfigurationFields>, AwsError> {
         let mut request = aws
+            .ready("CreateLoggingConfiguration")
+            .await
             .create_logging_configuration()
             .destination_configuration(to_aws_destination(&desired.destination_configuration)?)
             .set_tags(Some(tags_to_set.clone().into_iter().collect()));
@@ -254,11 +264,13 @@ impl ManagedKind for ChatLoggingConfiguration {
     }
 
     async fn update(
-        aws: &aws_sdk_ivschat::Client,
+        aws: &Aws,
         arn: &str,
         desired: &LoggingConfigurationFields,
     ) -> Result<Observed<LoggingConfigurationFields>, AwsError> {
         let updated = aws
+            .ready("UpdateLoggingConfiguration")
+            .await
             .update_logging_configuration()
             .identifier(arn)
             .name(&desired.name)
@@ -283,7 +295,7 @@ impl ManagedKind for ChatLoggingConfiguration {
         get_after_write(aws, written).await
     }
 
-    async fn delete(aws: &aws_sdk_ivschat::Client, arn: &str) -> Result<Deletion, AwsError> {
+    async fn delete(aws: &Aws, arn: &str, retry_failed: bool) -> Result<Deletion, AwsError> {
         // Deletion completes after the call returns: look first, so a DELETING configuration is waited
         // for instead of being deleted again (which AWS refuses during a transition).
         let Some(current) = get(aws, arn).await? else {
@@ -291,11 +303,15 @@ impl ManagedKind for ChatLoggingConfiguration {
         };
         match current.state.as_deref() {
             Some("DELETING") => return Ok(Deletion::InProgress("DELETING".to_owned())),
-            // Retried only after the long backoff, not at every poll.
-            Some(state @ "DELETE_FAILED") => return Ok(Deletion::Failed(state.to_owned())),
+            // Reported first; retried only after the long backoff, not at every poll.
+            Some(state @ "DELETE_FAILED") if !retry_failed => {
+                return Ok(Deletion::Failed(state.to_owned()));
+            }
             _ => {}
         }
         match aws
+            .ready("DeleteLoggingConfiguration")
+            .await
             .delete_logging_configuration()
             .identifier(arn)
             .send()

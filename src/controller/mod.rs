@@ -3,7 +3,8 @@
 //!
 //! Files: [`driver`] (the one generic reconcile driver and the per-kind trait), [`room`] and
 //! [`logging_configuration`] (the two kinds: mapping and AWS calls), [`plan`] (pure diffing and tag
-//! planning), [`status`] (conditions and the status document), [`aws_error`] (error classification).
+//! planning), [`status`] (conditions and the status document), [`aws_error`] (error classification),
+//! [`rate_limit`] (client-side AWS rate quotas).
 //!
 //! [`start`] runs both controllers in-process on given clients (what the tests and the benchmark use) and
 //! returns a handle that stops them; [`run`] is the command-line entry point.
@@ -12,6 +13,7 @@ pub mod aws_error;
 pub mod driver;
 pub mod logging_configuration;
 pub mod plan;
+pub mod rate_limit;
 pub mod room;
 pub mod status;
 
@@ -51,9 +53,26 @@ pub struct RunArgs {
     #[arg(long, env = "IVSCHAT_OPERATOR_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
 
+    /// Client-side AWS rate limit. `none` (default): calls go out as reconciles need them and throttling is
+    /// retried with exponential backoff and jitter. `aws`: every call waits for its slot under the IVS Chat
+    /// API rate quotas (5 TPS for room operations, 3 for logging configurations, 10 for tags), so a large
+    /// burst (thousands of rooms) runs at the quota instead of being throttled.
+    #[arg(long, env = "IVSCHAT_OPERATOR_AWS_RATE_LIMIT", value_enum, default_value_t = AwsRateLimit::None)]
+    pub aws_rate_limit: AwsRateLimit,
+
     /// Probes, metrics, leader election and log format.
     #[command(flatten)]
     pub operations: crate::observability::OperationsArgs,
+}
+
+/// `--aws-rate-limit`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AwsRateLimit {
+    /// No client-side limit: throttling is retried with backoff.
+    #[default]
+    None,
+    /// The documented IVS Chat API rate quotas.
+    Aws,
 }
 
 /// `10m`, `30s`, `1h30m`, `500ms` (or a plain number of seconds).
@@ -136,6 +155,12 @@ fn recorder(client: &kube::Client, controller: &str) -> Recorder {
 
 /// Starts both controllers on the given clients. Must be called inside a tokio runtime.
 pub fn start(kube: kube::Client, aws: aws_sdk_ivschat::Client, options: Options) -> OperatorHandle {
+    start_with(kube, rate_limit::Aws::unlimited(aws), options)
+}
+
+/// [`start`] with a given AWS access (e.g. rate limited). One `Aws` serves both controllers: the quotas are
+/// per account, not per kind.
+pub fn start_with(kube: kube::Client, aws: rate_limit::Aws, options: Options) -> OperatorHandle {
     let namespace = options.namespace.as_deref();
     let config = kube::runtime::Config::default().concurrency(options.concurrency);
     let rooms: Api<ChatRoom> = api(&kube, namespace);
@@ -222,9 +247,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(endpoint) = args.aws_endpoint_url.as_deref() {
         loader = loader.endpoint_url(endpoint);
     }
-    // Adaptive retries add a client-side rate limiter that slows down after throttling, so a burst of
-    // reconciles settles at the account's TPS quota instead of spending retries on 429s.
-    loader = loader.retry_config(aws_config::retry::RetryConfig::adaptive());
     let aws =
         crate::observability::instrument_aws(&aws_sdk_ivschat::Client::new(&loader.load().await));
     let options = Options {
@@ -234,6 +256,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         },
         namespace: args.namespace.clone(),
         concurrency: args.concurrency,
+    };
+    let aws = match args.aws_rate_limit {
+        AwsRateLimit::Aws => rate_limit::Aws::limited(aws, rate_limit::aws_default_quotas()),
+        AwsRateLimit::None => rate_limit::Aws::unlimited(aws),
     };
     tracing::info!(
         namespace = args.namespace.as_deref().unwrap_or("<all>"),
@@ -245,7 +271,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     crate::observability::operate(
         &args.operations,
         kube.clone(),
-        move || start(kube, aws, options),
+        move || start_with(kube, aws, options),
         shutdown_signal(),
     )
     .await
@@ -273,6 +299,43 @@ async fn shutdown_signal() -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    #[test]
+    fn run_flags_parse_with_their_defaults() {
+        use clap::Parser as _;
+        let cli = Cli::try_parse_from([
+            "run",
+            "--aws-endpoint-url",
+            "http://127.0.0.1:4510",
+            "--region",
+            "us-west-2",
+            "--resync-period",
+            "30s",
+            "--namespace",
+            "chat",
+            "--concurrency",
+            "4",
+        ])
+        .expect("valid flags");
+        assert_eq!(
+            cli.run.aws_endpoint_url.as_deref(),
+            Some("http://127.0.0.1:4510")
+        );
+        assert_eq!(cli.run.region.as_deref(), Some("us-west-2"));
+        assert_eq!(cli.run.resync_period, Duration::from_secs(30));
+        assert_eq!(cli.run.namespace.as_deref(), Some("chat"));
+        assert_eq!(cli.run.concurrency, 4);
+        assert_eq!(cli.run.aws_rate_limit, AwsRateLimit::None);
+        let limited = Cli::try_parse_from(["run", "--aws-rate-limit", "aws"]).expect("valid");
+        assert_eq!(limited.run.aws_rate_limit, AwsRateLimit::Aws);
+        assert!(Cli::try_parse_from(["run", "--resync-period", "never"]).is_err());
+    }
 
     #[test]
     fn durations_parse_like_the_flags_document() {

@@ -4,6 +4,7 @@
 
 use super::aws_error::AwsError;
 use super::driver::{Deletion, ManagedKind, Observed, Pending, Policies};
+use super::rate_limit::Aws;
 use super::status::{StatusDocument, reasons};
 use crate::crd::{ChatLoggingConfiguration, ChatRoom, ChatRoomSpec, LoggingConfigurationTarget};
 use aws_sdk_ivschat::primitives::{DateTime, DateTimeFormat};
@@ -204,11 +205,15 @@ impl ManagedKind for ChatRoom {
             .clone_from(&fields.logging_configuration_arns);
     }
 
-    async fn observe(
-        aws: &aws_sdk_ivschat::Client,
-        arn: &str,
-    ) -> Result<Option<Observed<RoomFields>>, AwsError> {
-        let room = match aws.get_room().identifier(arn).send().await {
+    async fn observe(aws: &Aws, arn: &str) -> Result<Option<Observed<RoomFields>>, AwsError> {
+        let room = match aws
+            .ready("GetRoom")
+            .await
+            .get_room()
+            .identifier(arn)
+            .send()
+            .await
+        {
             Ok(room) => room,
             Err(err) => {
                 let err = AwsError::from_sdk("GetRoom", err);
@@ -237,11 +242,13 @@ impl ManagedKind for ChatRoom {
     }
 
     async fn create(
-        aws: &aws_sdk_ivschat::Client,
+        aws: &Aws,
         desired: &RoomFields,
         tags_to_set: &BTreeMap<String, String>,
     ) -> Result<Observed<RoomFields>, AwsError> {
         let mut request = aws
+            .ready("CreateRoom")
+            .await
             .create_room()
             .maximum_message_length(desired.maximum_message_length)
             .maximum_message_rate_per_second(desired.maximum_message_rate_per_second)
@@ -280,12 +287,14 @@ impl ManagedKind for ChatRoom {
     }
 
     async fn update(
-        aws: &aws_sdk_ivschat::Client,
+        aws: &Aws,
         arn: &str,
         desired: &RoomFields,
     ) -> Result<Observed<RoomFields>, AwsError> {
         // Every field is sent: UpdateRoom is a patch, and `[]` / `uri: ""` are how AWS clears.
         let room = aws
+            .ready("UpdateRoom")
+            .await
             .update_room()
             .identifier(arn)
             .name(&desired.name)
@@ -313,8 +322,15 @@ impl ManagedKind for ChatRoom {
         })
     }
 
-    async fn delete(aws: &aws_sdk_ivschat::Client, arn: &str) -> Result<Deletion, AwsError> {
-        match aws.delete_room().identifier(arn).send().await {
+    async fn delete(aws: &Aws, arn: &str, _retry_failed: bool) -> Result<Deletion, AwsError> {
+        match aws
+            .ready("DeleteRoom")
+            .await
+            .delete_room()
+            .identifier(arn)
+            .send()
+            .await
+        {
             Ok(_) => Ok(Deletion::Gone),
             Err(err) => {
                 let err = AwsError::from_sdk("DeleteRoom", err);

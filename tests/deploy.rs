@@ -1172,3 +1172,94 @@ async fn argocd_health_reads_the_statuses_the_operator_writes() {
 fn as_json<T: serde::Serialize>(object: &T) -> Value {
     serde_json::to_value(object).expect("serialisable")
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Documentation that cannot drift: every flag and every chart value is in the README.
+
+#[test]
+fn every_run_flag_and_chart_value_is_documented_in_the_readme() {
+    let readme = std::fs::read_to_string(repo_path("README.md")).expect("README.md");
+    let mut help = Command::new(env!("CARGO_BIN_EXE_ivschat-operator"));
+    help.args(["run", "--help"]);
+    let help = succeed(help, None);
+    let flag = regex::Regex::new(r"--([a-z][a-z-]+)").expect("regex");
+    let flags: BTreeSet<String> = flag
+        .captures_iter(&help)
+        .map(|c| c[1].to_owned())
+        .filter(|f| f != "help")
+        .collect();
+    assert!(flags.contains("leader-elect") && flags.contains("metrics-bind-address"));
+    for name in &flags {
+        assert!(
+            readme.contains(&format!("`--{name}`")),
+            "README.md does not document --{name}"
+        );
+    }
+
+    let values: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(repo_path("deploy/helm/ivschat-operator/values.yaml"))
+            .expect("values.yaml"),
+    )
+    .expect("values.yaml is YAML");
+    // Free-form maps are documented as a whole.
+    const WHOLE: [&str; 1] = ["resources"];
+    fn leaves(prefix: &str, value: &Value, out: &mut Vec<String>) {
+        match value.as_object() {
+            Some(map) if !map.is_empty() && !WHOLE.contains(&prefix) => {
+                for (key, child) in map {
+                    let path = if prefix.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
+                    leaves(&path, child, out);
+                }
+            }
+            _ => out.push(prefix.to_owned()),
+        }
+    }
+    let mut paths = Vec::new();
+    leaves("", &values, &mut paths);
+    assert!(paths.contains(&"leaderElection.leaseName".to_owned()));
+    for path in paths {
+        assert!(
+            readme.contains(&format!("`{path}`")),
+            "README.md does not document the chart value {path}"
+        );
+    }
+}
+
+#[test]
+fn the_image_uses_the_documented_release_build_and_the_deployments_user() {
+    let dockerfile = std::fs::read_to_string(repo_path("Dockerfile")).expect("Dockerfile");
+    let makefile = std::fs::read_to_string(repo_path("Makefile")).expect("Makefile");
+    let readme = std::fs::read_to_string(repo_path("README.md")).expect("README.md");
+    let stages = dockerfile
+        .lines()
+        .filter(|line| line.starts_with("FROM "))
+        .count();
+    assert!(stages >= 2, "a multi-stage build");
+    assert!(
+        dockerfile.contains("make release"),
+        "the Dockerfile builds with make release"
+    );
+    let release_recipe = makefile
+        .split("\nrelease:\n")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .expect("a release target in the Makefile");
+    assert!(
+        release_recipe.contains("build --release --locked"),
+        "{release_recipe}"
+    );
+    assert!(readme.contains("`make release`"));
+    // The final stage runs as the user the Deployment requires.
+    let final_stage = dockerfile.rsplit("\nFROM ").next().expect("final stage");
+    assert!(final_stage.contains("USER 65532:65532"), "{final_stage}");
+    let base = documents(
+        &std::fs::read_to_string(repo_path("deploy/base/deployment.yaml")).expect("deployment"),
+    );
+    let pod = &base[0]["spec"]["template"]["spec"]["securityContext"];
+    assert_eq!(pod["runAsUser"], 65532);
+    assert_eq!(pod["runAsGroup"], 65532);
+}

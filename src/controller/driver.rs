@@ -87,6 +87,9 @@ pub trait ManagedKind:
     + Sync
     + 'static
 {
+    /// The kind's name, for metrics labels (static, so label sets stay bounded).
+    const KIND: &'static str;
+
     /// The normalised AWS fields the spec controls (defaults applied), compared with [`changed_fields`].
     type Fields: Serialize + Clone + PartialEq + Debug + Send + Sync + 'static;
     /// What the kind needs besides the object to compute its desired state (e.g. a store of referenced
@@ -456,8 +459,15 @@ fn health_of_state(observed_state: Option<&str>) -> Option<(Health, Requeue)> {
     }
 }
 
-/// The controller's reconcile function for any kind.
+/// The controller's reconcile function for any kind, measured (in flight, duration, outcome) for metrics.
 pub async fn reconcile<K: ManagedKind>(
+    object: Arc<K>,
+    ctx: Arc<Context<K>>,
+) -> Result<Action, ReconcileError> {
+    crate::observability::timed_reconcile(K::KIND, reconcile_object(object, ctx)).await
+}
+
+async fn reconcile_object<K: ManagedKind>(
     object: Arc<K>,
     ctx: Arc<Context<K>>,
 ) -> Result<Action, ReconcileError> {
@@ -894,6 +904,7 @@ async fn finish<K: ManagedKind>(
 ) -> Result<(Action, Option<Duration>), ReconcileError> {
     let now = Time(jiff::Timestamp::now());
     next.conditions = merge_conditions(&current.conditions, &report.health, &now);
+    crate::observability::record_health(&report.health);
     if next != *current {
         write_status(api, object, &next).await?;
     }

@@ -171,6 +171,7 @@ async fn get_after_write(
 }
 
 impl ManagedKind for ChatLoggingConfiguration {
+    const KIND: &'static str = "ChatLoggingConfiguration";
     type Fields = LoggingConfigurationFields;
     type Context = Store<ChatRoom>;
 

@@ -170,6 +170,7 @@ fn handler_of(fields: &RoomFields) -> MessageReviewHandler {
 }
 
 impl ManagedKind for ChatRoom {
+    const KIND: &'static str = "ChatRoom";
     type Fields = RoomFields;
     type Context = Store<ChatLoggingConfiguration>;
 

@@ -1007,6 +1007,62 @@ async fn patch_finalizers<K: ManagedKind>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crd::{
+        ChatLoggingConfiguration, ChatLoggingConfigurationSpec, ChatLoggingConfigurationStatus,
+        ChatRoom, ChatRoomSpec, ChatRoomStatus, LoggingConfigurationReference,
+    };
+    use kube::runtime::reflector::store;
+    use kube::runtime::watcher;
+
+    #[test]
+    fn fingerprint_ignores_status_but_not_spec_pause_or_references() {
+        let (configs, mut writer) = store::<ChatLoggingConfiguration>();
+        let mut room = ChatRoom::new(
+            "room",
+            ChatRoomSpec {
+                logging_configurations: vec![LoggingConfigurationReference {
+                    name: Some("logs".into()),
+                    arn: None,
+                }],
+                ..ChatRoomSpec::default()
+            },
+        );
+        room.metadata.namespace = Some("ns".into());
+        room.metadata.generation = Some(1);
+        let base = fingerprint(&room, &configs);
+
+        // The operator's own status write: same fingerprint, so no AWS call.
+        let mut written = room.clone();
+        written.status = Some(ChatRoomStatus {
+            arn: Some("arn".into()),
+            ..Default::default()
+        });
+        assert_eq!(fingerprint(&written, &configs), base);
+
+        let mut respecced = room.clone();
+        respecced.metadata.generation = Some(2);
+        assert_ne!(fingerprint(&respecced, &configs), base);
+
+        let mut paused = room.clone();
+        paused
+            .metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(crate::crd::PAUSED_ANNOTATION.into(), "true".into());
+        assert_ne!(fingerprint(&paused, &configs), base);
+
+        // The referenced configuration becomes ACTIVE: the desired state changes.
+        let mut config =
+            ChatLoggingConfiguration::new("logs", ChatLoggingConfigurationSpec::default());
+        config.metadata.namespace = Some("ns".into());
+        config.status = Some(ChatLoggingConfigurationStatus {
+            arn: Some("arn:logs".into()),
+            state: Some("ACTIVE".into()),
+            ..Default::default()
+        });
+        writer.apply_watcher_event(&watcher::Event::Apply(config));
+        assert_ne!(fingerprint(&room, &configs), base);
+    }
 
     #[test]
     fn states_become_pascal_case_reasons() {

@@ -134,6 +134,8 @@ async fn metrics_after_a_known_scenario_match_the_emulator() {
         Command::new(env!("CARGO_BIN_EXE_ivschat-operator"))
             .args(["run", "--namespace", NAMESPACE, "--resync-period", "1h"])
             .args(["--aws-endpoint-url", &emulator.url()])
+            // No client-side spacing: the quota must throttle some calls for the throttle series to count.
+            .args(["--aws-rate-limit", "none"])
             .arg(format!("--metrics-bind-address={metrics_at}"))
             .arg(format!("--health-probe-bind-address={health_at}"))
             .env("KUBECONFIG", control_plane.kubeconfig_path())
@@ -302,6 +304,51 @@ async fn metrics_after_a_known_scenario_match_the_emulator() {
             "ivschat_operator_aws_requests_total{operation=\"CreateRoom\",outcome=\"throttled\"}"
         ),
         throttled
+    );
+
+    // Reconciles: every room and the configuration reached Ready through at least one reconcile each, each
+    // reconcile is in the duration histogram, and nothing is in flight at rest.
+    let reconciles = |kind: &str| -> f64 {
+        samples(&body)
+            .into_iter()
+            .filter(|(s, _)| {
+                s.starts_with("ivschat_operator_reconciles_total{")
+                    && label(s, "kind") == Some(kind)
+            })
+            .map(|(_, v)| v)
+            .sum()
+    };
+    for (kind, objects) in [("ChatRoom", ROOMS), ("ChatLoggingConfiguration", 1)] {
+        let ready = value(
+            &body,
+            &format!("ivschat_operator_reconciles_total{{kind=\"{kind}\",outcome=\"ready\"}}"),
+        );
+        assert!(
+            ready >= objects as f64,
+            "{kind}: {ready} ready reconciles\n{body}"
+        );
+        assert_eq!(
+            value(
+                &body,
+                &format!("ivschat_operator_reconcile_duration_seconds_count{{kind=\"{kind}\"}}")
+            ),
+            reconciles(kind),
+            "{kind}: one duration per reconcile"
+        );
+        assert_eq!(
+            value(
+                &body,
+                &format!("ivschat_operator_reconciles_in_flight{{kind=\"{kind}\"}}")
+            ),
+            0.0
+        );
+    }
+    assert_eq!(
+        value(
+            &body,
+            "ivschat_operator_reconciles_total{kind=\"ChatRoom\",outcome=\"error\"}"
+        ),
+        0.0
     );
 
     // Bounded labels: operation names from the model, outcomes and kinds from fixed sets; no object names.

@@ -128,14 +128,15 @@ async fn metrics_after_a_known_scenario_match_the_emulator() {
 
     let metrics_at = free_port();
     let health_at = free_port();
-    let log = std::fs::File::create(control_plane.data_dir().join("operator-metrics.log"))
-        .expect("log file");
+    let log_path = control_plane.data_dir().join("operator-metrics.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
     let mut operator = Operator(
         Command::new(env!("CARGO_BIN_EXE_ivschat-operator"))
             .args(["run", "--namespace", NAMESPACE, "--resync-period", "1h"])
             .args(["--aws-endpoint-url", &emulator.url()])
             // No client-side spacing: the quota must throttle some calls for the throttle series to count.
             .args(["--aws-rate-limit", "none"])
+            .args(["--log-format", "json"])
             .arg(format!("--metrics-bind-address={metrics_at}"))
             .arg(format!("--health-probe-bind-address={health_at}"))
             .env("KUBECONFIG", control_plane.kubeconfig_path())
@@ -383,5 +384,22 @@ async fn metrics_after_a_known_scenario_match_the_emulator() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(exit.success(), "{exit:?}");
+    // --log-format json: one JSON object per line, with level, message and timestamp.
+    let log = std::fs::read_to_string(&log_path).expect("the operator's log");
+    let lines: Vec<&str> = log.lines().filter(|line| !line.trim().is_empty()).collect();
+    assert!(
+        lines.iter().any(|line| line.contains("serving /metrics")),
+        "{log}"
+    );
+    for line in lines {
+        let entry: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|err| panic!("not a JSON log line ({err}): {line}"));
+        assert!(
+            entry["level"].is_string()
+                && entry["timestamp"].is_string()
+                && entry["fields"].is_object(),
+            "{line}"
+        );
+    }
     let _ = emulator.stop().await;
 }

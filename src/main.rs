@@ -22,7 +22,7 @@ enum Command {
     /// Print the CustomResourceDefinitions (YAML, one document per kind).
     Crds,
     /// Run the operator: reconcile ChatRoom and ChatLoggingConfiguration objects against AWS IVS Chat.
-    Run(ivschat_operator::controller::RunArgs),
+    Run(Box<ivschat_operator::controller::RunArgs>),
 }
 
 #[tokio::main]
@@ -30,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Emulator(args) => ivschat_operator::emulator::run_cli(*args).await,
-        Command::Run(args) => ivschat_operator::controller::run(args).await,
+        Command::Run(args) => ivschat_operator::controller::run(*args).await,
         Command::Crds => {
             print!("{}", ivschat_operator::crd::crds_yaml()?);
             Ok(())

@@ -452,6 +452,34 @@ fn helm_chart_lints_renders_and_is_accepted_by_the_api_server() {
             "the chart's crds/ are rendered"
         );
     }
+    // Several replicas without leader election would all reconcile: the chart refuses to render that.
+    let mut unsafe_values = helm();
+    unsafe_values.args([
+        "template",
+        "x",
+        &chart(),
+        "--set",
+        "leaderElection.enabled=false",
+    ]);
+    let refused = run(unsafe_values, None);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("needs leaderElection.enabled=true"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let single = documents(&helm_template(
+        "ivschat-operator",
+        OPERATOR_NAMESPACE,
+        &["leaderElection.enabled=false", "replicaCount=1"],
+    ));
+    let args =
+        get(&single, "Deployment", "ivschat-operator")["spec"]["template"]["spec"]["containers"][0]
+            ["args"]
+            .to_string();
+    assert!(!args.contains("--leader-elect"), "{args}");
+    assert!(find(&single, "Role", "ivschat-operator-leader-election").is_none());
+
     // The optional ServiceMonitor renders (its CRD belongs to prometheus-operator, absent here).
     let with_monitor = documents(&helm_template(
         "ivschat-operator",

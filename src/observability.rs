@@ -555,6 +555,9 @@ pub async fn start_servers(
 // ---------------------------------------------------------------------------------------------------------
 // Running the controllers under all of it
 
+/// How long a stopping replica waits for its in-flight reconciles.
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Something that runs until told to stop (the controllers' handle).
 pub trait Stoppable: Send {
     fn stop(self) -> impl Future<Output = anyhow::Result<()>> + Send;
@@ -670,7 +673,15 @@ where
         }
     };
     probes.set_ready(false);
-    let stopped = handle.stop().await;
+    // In-flight reconciles get most of the pod's termination grace period (30 s) to finish; past that they
+    // are abandoned (the process exits right after), so the Lease is still released before SIGKILL.
+    let stopped = match tokio::time::timeout(STOP_TIMEOUT, handle.stop()).await {
+        Ok(stopped) => stopped,
+        Err(_) => {
+            tracing::warn!(timeout = ?STOP_TIMEOUT, "in-flight reconciles did not finish: abandoning them");
+            Ok(())
+        }
+    };
     metrics().set_leader(false);
     if let Some(election) = election.take() {
         // Only after the controllers stopped: the successor must not start while we still reconcile.

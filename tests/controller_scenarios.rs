@@ -1219,6 +1219,36 @@ async fn errors_are_classified_into_conditions_and_events() {
     s.emulator.set_fault_rate(0.0).expect("fault rate");
     wait_for(&s.rooms(), "flaky", "Ready", is_ready).await;
 
+    // A resync read that fails says nothing about the room: it stays Ready, its status is not rewritten,
+    // and a Warning event tells what happened.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let version = s
+        .rooms()
+        .get("flaky")
+        .await
+        .expect("room")
+        .resource_version();
+    let gets = s.emulator.request_total("GetRoom");
+    s.emulator.set_fault_rate(1.0).expect("fault rate");
+    let deadline = Instant::now() + RESYNC * 3;
+    while s.emulator.request_total("GetRoom") == gets {
+        assert!(Instant::now() < deadline, "no resync read");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let during = s.rooms().get("flaky").await.expect("room");
+    assert!(
+        is_ready(&during),
+        "a failed resync read flipped Ready: {:?}",
+        during.status
+    );
+    assert_eq!(
+        during.resource_version(),
+        version,
+        "status rewritten on a failed read"
+    );
+    s.emulator.set_fault_rate(0.0).expect("fault rate");
+
     // Access denied (credentials AWS does not accept): Stalled with reason AccessDenied.
     s.stop_operator().await;
     let denied = s.emulator.sdk_client_with(|builder| {

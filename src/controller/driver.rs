@@ -362,6 +362,28 @@ impl Report {
         self
     }
 
+    /// A failed *read* of a resource that was Ready at this generation: a throttled or failed resync says
+    /// nothing about the resource, so Ready stays as it is (no status write) while the read is retried with
+    /// backoff. Anything else is [`Report::from_error`].
+    fn from_read_error<K: ManagedKind>(
+        err: &AwsError,
+        object: &K,
+        current: &StatusDocument,
+    ) -> Self {
+        let retryable = matches!(err.class, ErrorClass::Transient | ErrorClass::Conflict);
+        let ready = current.condition(CONDITION_READY).filter(|c| {
+            c.status == "True" && current.observed_generation == object.meta().generation
+        });
+        match ready {
+            Some(ready) if retryable => Report::new(
+                Health::ready(&ready.reason, ready.message.clone()),
+                Requeue::Backoff,
+            )
+            .with_event(warning(err.class.reason(), err.operation, &err.to_string())),
+            _ => Report::from_error(err),
+        }
+    }
+
     /// The one place an AWS failure becomes health, a requeue and a Warning event.
     fn from_error(err: &AwsError) -> Self {
         let reason = err.class.reason();
@@ -608,7 +630,7 @@ async fn sync<K: ManagedKind>(
                 ),
                 Requeue::Resync,
             ),
-            Err(err) => Report::from_error(&err),
+            Err(err) => Report::from_read_error(&err, object, current),
         };
     }
 
@@ -649,7 +671,7 @@ async fn sync<K: ManagedKind>(
             )
             .with_event(warning(reasons::NOT_FOUND_IN_AWS, "Observe", &message));
         }
-        Err(err) => return Report::from_error(&err),
+        Err(err) => return Report::from_read_error(&err, object, current),
     };
     let adopted = known_arn.is_none();
     mirror::<K>(next, &observed);

@@ -312,11 +312,20 @@ pub async fn timed_reconcile<T, E>(
 ) -> Result<T, E> {
     let _in_flight = metrics().reconcile_started(kind);
     let started = std::time::Instant::now();
+    // The whole reconcile (every poll, not only the first) stays in the span it started in: kube-runtime's
+    // "reconciling object" span naming the object, so every log line of a reconcile says which object.
+    let span = tracing::Span::current();
     let (result, reported) = RECONCILE_OUTCOME
-        .scope(std::cell::Cell::new(None), async {
-            let result = reconcile.await;
-            (result, RECONCILE_OUTCOME.with(std::cell::Cell::get))
-        })
+        .scope(
+            std::cell::Cell::new(None),
+            tracing::Instrument::instrument(
+                async {
+                    let result = reconcile.await;
+                    (result, RECONCILE_OUTCOME.with(std::cell::Cell::get))
+                },
+                span,
+            ),
+        )
         .await;
     let outcome = match (&result, reported) {
         (Err(_), _) => ReconcileOutcome::error,

@@ -146,7 +146,8 @@ async fn metrics_after_a_known_scenario_match_the_emulator() {
                 "AWS_SECRET_ACCESS_KEY",
                 &emulator.config().secret_access_key,
             )
-            .env("RUST_LOG", "info")
+            // The driver's per-object debug line shows the reconcile span in the JSON.
+            .env("RUST_LOG", "info,ivschat_operator=debug")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -391,9 +392,18 @@ async fn metrics_after_a_known_scenario_match_the_emulator() {
         lines.iter().any(|line| line.contains("serving /metrics")),
         "{log}"
     );
+    let mut reconcile_spans = 0;
     for line in lines {
         let entry: serde_json::Value = serde_json::from_str(line)
             .unwrap_or_else(|err| panic!("not a JSON log line ({err}): {line}"));
+        // Each reconcile runs in its own span naming the object (kube-runtime's "reconciling object").
+        if entry["span"]["name"] == "reconciling object"
+            && entry["span"]["object.ref"]
+                .as_str()
+                .is_some_and(|object| object.contains(NAMESPACE))
+        {
+            reconcile_spans += 1;
+        }
         assert!(
             entry["level"].is_string()
                 && entry["timestamp"].is_string()
@@ -401,5 +411,25 @@ async fn metrics_after_a_known_scenario_match_the_emulator() {
             "{line}"
         );
     }
+    // One reconcile counted per reconcile run: the driver logs "reconciling" once per run (the log goes on
+    // after the scrape, so it may have more).
+    for kind in ["ChatRoom", "ChatLoggingConfiguration"] {
+        let runs = log
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|entry| {
+                entry["fields"]["message"] == "reconciling" && entry["fields"]["kind"] == kind
+            })
+            .count();
+        assert!(
+            reconciles(kind) as usize <= runs && runs > 0,
+            "{kind}: {} reconciles counted, {runs} run",
+            reconciles(kind)
+        );
+    }
+    assert!(
+        reconcile_spans >= ROOMS,
+        "{reconcile_spans} log lines inside a reconcile span:\n{log}"
+    );
     let _ = emulator.stop().await;
 }

@@ -206,12 +206,7 @@ pub fn start_with(kube: kube::Client, aws: rate_limit::Aws, options: Options) ->
         .graceful_shutdown_on(async move {
             let _ = rooms_stopped.await;
         })
-        .run(
-            // Counted, timed and labelled with the outcome the driver reports (observability).
-            |object, ctx| crate::observability::timed_reconcile("ChatRoom", reconcile(object, ctx)),
-            error_policy,
-            room_context,
-        )
+        .run(reconcile, error_policy, room_context)
         .for_each(|result| async move {
             if let Err(error) = result {
                 tracing::debug!(%error, "ChatRoom controller");
@@ -221,17 +216,7 @@ pub fn start_with(kube: kube::Client, aws: rate_limit::Aws, options: Options) ->
         .graceful_shutdown_on(async move {
             let _ = configs_stopped.await;
         })
-        .run(
-            // Counted, timed and labelled with the outcome the driver reports (observability).
-            |object, ctx| {
-                crate::observability::timed_reconcile(
-                    "ChatLoggingConfiguration",
-                    reconcile(object, ctx),
-                )
-            },
-            error_policy,
-            config_context,
-        )
+        .run(reconcile, error_policy, config_context)
         .for_each(|result| async move {
             if let Err(error) = result {
                 tracing::debug!(%error, "ChatLoggingConfiguration controller");

@@ -378,7 +378,28 @@ async fn one_of_two_processes_reconciles_and_hands_over_on_sigterm_and_sigkill()
     apply_room(&rooms, "after-sigkill").await;
     wait_ready(&rooms, "after-sigkill").await;
     assert_eq!(emulator.request_total("CreateRoom"), 7);
-    drop(third);
+
+    // A leader whose Lease was taken (here overwritten by hand) stops at its next renewal and exits with an
+    // error, so that it never reconciles alongside the new holder.
+    let mut third = third;
+    let mut stolen = leases.get("ivschat-operator").await.expect("the Lease");
+    if let Some(spec) = stolen.spec.as_mut() {
+        spec.holder_identity = Some("intruder".to_owned());
+    }
+    leases
+        .replace("ivschat-operator", &Default::default(), &stolen)
+        .await
+        .expect("overwriting the Lease");
+    let exit = third.wait_exit(Duration::from_secs(10));
+    assert!(
+        !exit.success(),
+        "a leader that lost its Lease must exit with an error"
+    );
+    assert_eq!(
+        holder(&leases, "ivschat-operator").await.as_deref(),
+        Some("intruder"),
+        "the stopped leader does not release a Lease it no longer holds"
+    );
     let _ = emulator.stop().await;
 }
 

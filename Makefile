@@ -15,6 +15,8 @@ help:
 	@echo "make cluster-down stop it and remove its data"
 	@echo "make crds         regenerate crds/ from the Rust types"
 	@echo "make bench        run the benchmarks (release build) and print their figures"
+	@echo "make release      the release build the Dockerfile uses (target/release/ivschat-operator)"
+	@echo "make helm         build the pinned helm into the cache (tests/deploy.rs renders the chart with it)"
 
 ## Kubernetes binaries (kube-apiserver, etcd, kubectl) of the pinned version, built once and cached.
 k8s-bins:

@@ -27,38 +27,10 @@ fn control_plane() -> &'static ControlPlane {
     let control_plane = ControlPlane::shared();
     static CRDS: OnceLock<()> = OnceLock::new();
     CRDS.get_or_init(|| {
-        let path = control_plane.data_dir().join("leader-crds.yaml");
-        std::fs::write(
-            &path,
-            ivschat_operator::crd::crds_yaml().expect("rendering the CRDs"),
-        )
-        .expect("writing the CRDs");
-        for args in [
-            vec![
-                "apply",
-                "--server-side",
-                "-f",
-                path.to_str().expect("utf-8"),
-            ],
-            vec![
-                "wait",
-                "--for=condition=Established",
-                "--timeout=60s",
-                "crd/chatrooms.ivschat.dev",
-                "crd/chatloggingconfigurations.ivschat.dev",
-            ],
-        ] {
-            let output = control_plane
-                .kubectl()
-                .args(&args)
-                .output()
-                .expect("kubectl");
-            assert!(
-                output.status.success(),
-                "kubectl {args:?}: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
+        let crds = ivschat_operator::crd::crds_yaml().expect("rendering the CRDs");
+        control_plane
+            .install_crds(&crds)
+            .expect("installing the CRDs");
     });
     control_plane
 }

@@ -103,17 +103,9 @@ async fn metrics_after_a_known_scenario_match_the_emulator() {
     testenv::install_crypto_provider();
     let control_plane = ControlPlane::shared();
     let crds = ivschat_operator::crd::crds_yaml().expect("CRDs");
-    kubectl(&["apply", "--server-side", "-f", "-"], Some(&crds));
-    kubectl(
-        &[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/chatrooms.ivschat.dev",
-            "crd/chatloggingconfigurations.ivschat.dev",
-        ],
-        None,
-    );
+    control_plane
+        .install_crds(&crds)
+        .expect("installing the CRDs");
     kubectl(&["create", "namespace", NAMESPACE], None);
     let emulator = Emulator::start(
         "127.0.0.1:0".parse().expect("address"),

@@ -499,7 +499,7 @@ async fn reconcile_object<K: ManagedKind>(
     }
     let namespace = object.namespace().ok_or(ReconcileError::NoNamespace)?;
     let api: Api<K> = Api::namespaced(ctx.kube.clone(), &namespace);
-    tracing::debug!(kind = %K::kind(&()), object = %object_key(object.as_ref()), "reconciling");
+    tracing::debug!(kind = K::KIND, object = %object_key(object.as_ref()), "reconciling");
     K::context_ready(&ctx.kind).await;
     let has_finalizer = object.finalizers().iter().any(|f| f == FINALIZER);
     if object.meta().deletion_timestamp.is_some() {
@@ -522,7 +522,7 @@ pub fn error_policy<K: ManagedKind>(
     error: &ReconcileError,
     ctx: Arc<Context<K>>,
 ) -> Action {
-    tracing::warn!(kind = %K::kind(&()), object = %object_key(&*object), %error, "reconcile failed");
+    tracing::warn!(kind = K::KIND, object = %object_key(&*object), %error, "reconcile failed");
     Action::requeue(ctx.next_backoff(&object_key(&*object)))
 }
 

@@ -30,8 +30,14 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
+# The last line adds up every test binary's result line, so the run ends on one total (cargo's own last
+# line is the doc-tests' count, usually 0).
 test: k8s-bins awscli helm lint
-	$(CARGO) test --workspace --locked --no-fail-fast
+	@log=$$(mktemp); set -o pipefail; \
+	$(CARGO) test --workspace --locked --no-fail-fast 2>&1 | tee "$$log"; status=$$?; \
+	awk '/^test result:/ { passed += $$4; failed += $$6 } \
+	     END { printf "tests: %d passed, %d failed\n", passed, failed }' "$$log"; \
+	rm -f "$$log"; exit $$status
 
 TESTENV = $(CARGO) run --quiet --locked -p testenv --
 

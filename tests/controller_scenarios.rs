@@ -691,6 +691,42 @@ async fn drift_is_corrected_within_one_resync_and_reported() {
     ] {
         assert!(note.contains(field), "{field} missing from {note}");
     }
+    // The review handler's fallback result drifting on its own (the handler itself unchanged).
+    let fallback = |room: &aws_sdk_ivschat::operation::get_room::GetRoomOutput| {
+        room.message_review_handler()
+            .and_then(|handler| handler.fallback_result())
+            .map(|result| result.as_str().to_string())
+    };
+    s.aws
+        .update_room()
+        .identifier(&arn)
+        .message_review_handler(
+            aws_sdk_ivschat::types::MessageReviewHandler::builder()
+                .uri("arn:aws:lambda:us-west-2:123456789012:function:f")
+                .fallback_result(aws_sdk_ivschat::types::FallbackResult::Allow)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("UpdateRoom of the fallback result");
+    let deadline = Instant::now() + RESYNC * 2 + Duration::from_secs(3);
+    loop {
+        let room = s
+            .aws
+            .get_room()
+            .identifier(&arn)
+            .send()
+            .await
+            .expect("GetRoom");
+        if fallback(&room).as_deref() == Some("DENY") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "fallbackResult drift not corrected in time: {room:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // Then the logging configuration (its transition delay applies).
     s.aws
         .update_logging_configuration()

@@ -51,7 +51,7 @@ pub struct OperationsArgs {
 
     /// How long a Lease stays valid without renewal: a successor takes over this long after a leader died
     /// (a leader that stops releases the Lease at once).
-    #[arg(long, env = "IVSCHAT_OPERATOR_LEADER_ELECTION_LEASE_DURATION", default_value = "15s", value_parser = crate::controller::parse_duration)]
+    #[arg(long, env = "IVSCHAT_OPERATOR_LEADER_ELECTION_LEASE_DURATION", default_value = "15s", value_parser = crate::duration::parse_positive_duration)]
     pub leader_election_lease_duration: Duration,
 
     /// Log format: text (for people) or json (one object per line, for log pipelines).

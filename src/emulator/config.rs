@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::store::CHAT_TOKEN_VALIDITY;
+pub use crate::duration::parse_duration;
 
 /// Default listen address: loopback only, because the admin endpoints under `/_emulator/` are unauthenticated.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4510";
@@ -255,19 +256,6 @@ impl RuntimeSettings {
     }
 }
 
-/// Parses durations such as `2s`, `500ms`, `1m30s` or a bare number of seconds (`0`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if let Ok(seconds) = text.parse::<f64>() {
-        return Duration::try_from_secs_f64(seconds)
-            .map_err(|err| format!("invalid duration {text:?}: {err}"));
-    }
-    let signed: jiff::SignedDuration = text
-        .parse()
-        .map_err(|err| format!("invalid duration {text:?} (expected e.g. 2s, 500ms, 1m): {err}"))?;
-    Duration::try_from(signed).map_err(|_| format!("duration {text:?} must not be negative"))
-}
-
 fn parse_transition_failures(text: &str) -> Result<TransitionFailures, String> {
     TransitionFailures::from_names(text.split(','))
 }
@@ -292,17 +280,6 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         args: EmulatorArgs,
-    }
-
-    #[test]
-    fn durations_parse_in_friendly_and_numeric_forms() {
-        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
-        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
-        assert!(parse_duration("-1s").is_err());
-        assert!(parse_duration("soon").is_err());
     }
 
     #[test]

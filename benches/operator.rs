@@ -56,7 +56,7 @@ struct Outcome {
 
 async fn bench(rooms: usize) -> anyhow::Result<()> {
     let control_plane = ControlPlane::try_shared()?;
-    install_crds(control_plane)?;
+    control_plane.install_crds(&ivschat_operator::crd::crds_yaml()?)?;
     let kube = control_plane.client().await?;
     let mut outcomes = Vec::new();
     // The operator's `--aws-rate-limit`: `none` (default) retries throttling with backoff and jitter;
@@ -104,35 +104,6 @@ async fn bench(rooms: usize) -> anyhow::Result<()> {
             o.steady_writes.map_or("-".to_owned(), |w| w.to_string()),
             o.peak_rss_kib as f64 / 1024.0,
         );
-    }
-    Ok(())
-}
-
-fn install_crds(control_plane: &ControlPlane) -> anyhow::Result<()> {
-    let path = control_plane.data_dir().join("bench-crds.yaml");
-    std::fs::write(&path, ivschat_operator::crd::crds_yaml()?)?;
-    for args in [
-        vec![
-            "apply",
-            "--server-side",
-            "-f",
-            path.to_str().context("path")?,
-        ],
-        vec![
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/chatrooms.ivschat.dev",
-            "crd/chatloggingconfigurations.ivschat.dev",
-        ],
-    ] {
-        let output = control_plane.kubectl().args(&args).output()?;
-        if !output.status.success() {
-            bail!(
-                "kubectl {args:?}: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
     }
     Ok(())
 }

@@ -46,34 +46,9 @@ fn control_plane() -> &'static ControlPlane {
     static INSTALLED: OnceLock<()> = OnceLock::new();
     INSTALLED.get_or_init(|| {
         let yaml = ivschat_operator::crd::crds_yaml().expect("rendering the CRDs");
-        let path = control_plane.data_dir().join("controller-crds.yaml");
-        std::fs::write(&path, yaml).expect("writing the CRDs");
-        for args in [
-            vec![
-                "apply",
-                "--server-side",
-                "-f",
-                path.to_str().expect("utf-8 path"),
-            ],
-            vec![
-                "wait",
-                "--for=condition=Established",
-                "--timeout=60s",
-                "crd/chatrooms.ivschat.dev",
-                "crd/chatloggingconfigurations.ivschat.dev",
-            ],
-        ] {
-            let output = control_plane
-                .kubectl()
-                .args(&args)
-                .output()
-                .expect("running kubectl");
-            assert!(
-                output.status.success(),
-                "kubectl {args:?}: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
+        control_plane
+            .install_crds(&yaml)
+            .expect("installing the CRDs");
     });
     control_plane
 }

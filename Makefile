@@ -69,3 +69,4 @@ helm:
 
 bench:
 	$(CARGO) bench --locked --bench emulator
+	$(CARGO) bench --locked --bench operator

@@ -27,7 +27,8 @@ stop_pid() { # stop_pid NAME: stop a process started by this script, if it still
 if [ "${1:-up}" = down ]; then
   stop_pid operator
   stop_pid emulator
-  [ -x "$testenv_bin" ] && "$testenv_bin" down || true
+  # Through cargo, so the control plane is stopped even when this checkout's build is gone.
+  (cd "$root" && cargo run --quiet --locked -p testenv -- down)
   rm -rf "$state"
   echo "demo stopped"
   exit 0

@@ -6,6 +6,7 @@
 
 use aws_sdk_ivschat::config::http::HttpResponse;
 use aws_sdk_ivschat::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use std::time::Duration;
 
 /// What an AWS failure means for the reconciler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,6 +101,21 @@ impl AwsError {
         }
     }
 
+    /// An attempt that got no answer within `limit` (it may still have run in AWS).
+    pub fn timed_out(operation: &'static str, limit: Duration) -> Self {
+        AwsError {
+            operation,
+            class: ErrorClass::Transient,
+            code: "Timeout".to_owned(),
+            message: format!("no answer within {}", humantime_secs(limit)),
+        }
+    }
+
+    /// AWS refused the call for its rate quota (so it certainly did not run it).
+    pub fn is_throttling(&self) -> bool {
+        is_throttling_code(&self.code)
+    }
+
     /// For calls that name *other* resources (a room's logging configurations on CreateRoom/UpdateRoom):
     /// "not found" there means the spec points at something that does not exist, which no retry fixes.
     pub fn not_found_is_terminal(mut self) -> Self {
@@ -108,6 +124,22 @@ impl AwsError {
         }
         self
     }
+}
+
+fn humantime_secs(duration: Duration) -> String {
+    format!("{:.1}s", duration.as_secs_f64())
+}
+
+/// The error codes AWS uses for rate-quota refusals (`HTTP 429` when there is no code).
+pub fn is_throttling_code(code: &str) -> bool {
+    matches!(
+        code,
+        "ThrottlingException"
+            | "ThrottledException"
+            | "TooManyRequestsException"
+            | "RequestLimitExceeded"
+            | "HTTP 429"
+    )
 }
 
 /// The class of an AWS error from its code (preferred) or HTTP status.

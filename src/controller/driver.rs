@@ -3,11 +3,22 @@
 //! The driver owns everything that is the same for every kind: pause, the finalizer (added before any AWS
 //! call), observe-only, adoption, deletion policy, out-of-band deletion, tag management, error handling,
 //! conditions, events and requeue decisions. A kind only says how its spec maps to normalised AWS fields
-//! and how to call its four AWS operations (observe / create / update / delete).
+//! and how to call its AWS operations (observe / create / update / delete / list).
+//!
+//! Two rules keep AWS honest and cheap:
+//! - **No create without a lookup.** Creates take no idempotency token, so before every create (and
+//!   before releasing a finalizer with no ARN in status) the driver looks for a resource that already
+//!   carries the object's ownership tag: a fresh filtered listing where the kind has one (rooms by name),
+//!   otherwise a complete [`Snapshot`] that started after this object's last create attempt. A crash or a
+//!   lost response between the create and the status write therefore ends in adoption, never a duplicate.
+//! - **Drift is found by listing.** [`run_inventory`] lists the kind once per resync period and compares
+//!   each summary with the last full read recorded in status (update time, tags, summary fields); only
+//!   objects whose resource changed or vanished are reconciled, and only those cost a Get call.
 
+use super::aws::{Aws, Retry};
 use super::aws_error::{AwsError, ErrorClass};
+use super::inventory::{Inventory, Listed, Page, Snapshot};
 use super::plan::{changed_fields, managed_keys, plan_tags};
-use super::rate_limit::Aws;
 use super::status::{Health, StatusDocument, merge_conditions, reasons, truncate};
 use crate::crd::{
     CONDITION_READY, CONDITION_STALLED, DeletionPolicy, ManagementPolicy, OWNER_NAME_TAG,
@@ -18,6 +29,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::core::NamespaceResourceScope;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -34,6 +46,13 @@ pub const FINALIZER: &str = "ivschat.dev/finalizer";
 pub const FIELD_MANAGER: &str = "ivschat-operator";
 /// Longest event note (the Events API limit).
 const MAX_EVENT_NOTE: usize = 1024;
+/// Longest wait for one Kubernetes API call (status, finalizer, event): a hung connection must not hold a
+/// reconcile, and with it the object, forever.
+const KUBE_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest reconcile: the last guard, above every per-call timeout and rate-budget wait.
+const RECONCILE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Most pages one listing reads (50 resources a page): a runaway pagination ends in an error.
+const MAX_LIST_PAGES: usize = 10_000;
 
 /// What the spec says about the AWS resource's life, common to both kinds.
 #[derive(Clone, Debug, Default)]
@@ -92,6 +111,8 @@ pub trait ManagedKind:
 
     /// The normalised AWS fields the spec controls (defaults applied), compared with [`changed_fields`].
     type Fields: Serialize + Clone + PartialEq + Debug + Send + Sync + 'static;
+    /// What a listing reports of a resource besides identity, times, state and tags.
+    type Summary: Clone + Debug + Send + Sync + 'static;
     /// What the kind needs besides the object to compute its desired state (e.g. a store of referenced
     /// objects).
     type Context: Send + Sync + 'static;
@@ -141,6 +162,25 @@ pub trait ManagedKind:
         arn: &str,
         retry_failed: bool,
     ) -> impl Future<Output = Result<Deletion, AwsError>> + Send;
+
+    /// One page of the account-wide listing, and the token of the next page.
+    fn list_page(
+        aws: &Aws,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<Self::Summary>, AwsError>> + Send;
+
+    /// A fresh, narrowed listing of the resources that may carry this object's ownership tag (rooms: by
+    /// the spec's name), every page; `None` when the kind has no filter that narrows the search for this
+    /// object, so the lookup uses a complete account-wide [`Snapshot`] instead.
+    fn search_owned(
+        &self,
+        _aws: &Aws,
+    ) -> impl Future<Output = Result<Option<Vec<Listed<Self::Summary>>>, AwsError>> + Send {
+        async { Ok(None) }
+    }
+
+    /// Whether a listed summary agrees with the desired fields, as far as the summary tells.
+    fn summary_matches(summary: &Self::Summary, desired: &Self::Fields) -> bool;
 }
 
 /// Resolves once `store` has had its first full list (or its writer is gone).
@@ -194,10 +234,14 @@ pub struct Context<K: ManagedKind> {
     pub kind: K::Context,
     /// Consecutive failures per object ("namespace/name"), for exponential backoff.
     failures: Mutex<HashMap<String, u32>>,
-    /// Objects found in sync: what they looked like ([`fingerprint`]) and when their resync is due. A
-    /// reconcile triggered by the operator's own status write (or by an unrelated change of a referenced
-    /// object) then costs no AWS call.
-    in_sync: Mutex<HashMap<String, (u64, Instant)>>,
+    /// Objects found in sync: what they looked like ([`fingerprint`]), when AWS last confirmed it, and when
+    /// their resync is due. A reconcile triggered by the operator's own status write (or by an unrelated
+    /// change of a referenced object) then costs no AWS call.
+    in_sync: Mutex<HashMap<String, InSync>>,
+    /// The latest complete listing of the kind.
+    pub inventory: Inventory<K::Summary>,
+    /// When a create was last sent per object: only a listing that started later proves it created nothing.
+    create_attempts: Mutex<HashMap<String, Instant>>,
     /// When a failed AWS deletion was first reported, per object: it is retried after the long backoff,
     /// not on the watch event of the status write that reported it.
     deletion_failed_at: Mutex<HashMap<String, Instant>>,
@@ -222,6 +266,8 @@ impl<K: ManagedKind> Context<K> {
             kind,
             failures: Mutex::new(HashMap::new()),
             in_sync: Mutex::new(HashMap::new()),
+            inventory: Inventory::default(),
+            create_attempts: Mutex::new(HashMap::new()),
             deletion_failed_at: Mutex::new(HashMap::new()),
             ready_generation: Mutex::new(HashMap::new()),
         }
@@ -266,17 +312,85 @@ impl<K: ManagedKind> Context<K> {
         }
     }
 
-    /// How long until the resync of an object still in the state it was found in sync in.
-    fn in_sync_for(&self, key: &str, fingerprint: u64) -> Option<Duration> {
-        let in_sync = self.in_sync.lock().ok()?;
-        let (known, due) = in_sync.get(key)?;
-        let now = Instant::now();
-        (*known == fingerprint && now < *due).then(|| *due - now)
+    /// What this process knows of an object's sync with AWS, given its current fingerprint.
+    fn sync_memory(&self, key: &str, fingerprint: u64) -> SyncMemory {
+        let Ok(in_sync) = self.in_sync.lock() else {
+            return SyncMemory::Unknown;
+        };
+        match in_sync.get(key) {
+            Some(entry) if entry.fingerprint == fingerprint => {
+                let now = Instant::now();
+                if now < entry.due {
+                    SyncMemory::Fresh(entry.due - now)
+                } else {
+                    SyncMemory::Due(entry.verified_at)
+                }
+            }
+            _ => SyncMemory::Unknown,
+        }
     }
 
-    fn remember_in_sync(&self, key: &str, fingerprint: u64, resync: Duration) {
+    /// When AWS last confirmed the object in sync, if this process knows it to be.
+    fn verified_at(&self, key: &str) -> Option<Instant> {
+        self.in_sync
+            .lock()
+            .ok()
+            .and_then(|in_sync| in_sync.get(key).map(|entry| entry.verified_at))
+    }
+
+    /// The object matched AWS as of `verified_at`: its resync is due a little over one resync period later,
+    /// after the next listing (which starts one period after the previous one) has had time to complete.
+    fn remember_in_sync(&self, key: &str, fingerprint: u64, verified_at: Instant) -> Duration {
+        let due = verified_at + self.resync_delay();
         if let Ok(mut in_sync) = self.in_sync.lock() {
-            in_sync.insert(key.to_owned(), (fingerprint, Instant::now() + resync));
+            in_sync.insert(
+                key.to_owned(),
+                InSync {
+                    fingerprint,
+                    verified_at,
+                    due,
+                },
+            );
+        }
+        due.saturating_duration_since(Instant::now())
+    }
+
+    /// A listing that started at `verified_at` confirmed the object: push its resync out.
+    fn reverify(&self, key: &str, verified_at: Instant) {
+        let due = verified_at + self.resync_delay();
+        if let Ok(mut in_sync) = self.in_sync.lock()
+            && let Some(entry) = in_sync.get_mut(key)
+            && entry.verified_at < verified_at
+        {
+            entry.verified_at = verified_at;
+            entry.due = due;
+        }
+    }
+
+    /// One resync period plus 5-25 %: later than the next listing, and spread so objects do not wake
+    /// together.
+    fn resync_delay(&self) -> Duration {
+        self.timing
+            .resync_period
+            .mul_f64(rand::random_range(1.05..=1.25))
+    }
+
+    fn record_create_attempt(&self, key: &str) {
+        if let Ok(mut attempts) = self.create_attempts.lock() {
+            attempts.insert(key.to_owned(), Instant::now());
+        }
+    }
+
+    fn last_create_attempt(&self, key: &str) -> Option<Instant> {
+        self.create_attempts
+            .lock()
+            .ok()
+            .and_then(|attempts| attempts.get(key).copied())
+    }
+
+    fn forget_create_attempt(&self, key: &str) {
+        if let Ok(mut attempts) = self.create_attempts.lock() {
+            attempts.remove(key);
         }
     }
 
@@ -307,6 +421,25 @@ impl<K: ManagedKind> Context<K> {
     }
 }
 
+/// An object found in sync: see [`Context::sync_memory`].
+#[derive(Clone, Copy, Debug)]
+struct InSync {
+    fingerprint: u64,
+    verified_at: Instant,
+    due: Instant,
+}
+
+/// What the process remembers of an object's sync.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SyncMemory {
+    /// In sync, and not due for a resync for this long.
+    Fresh(Duration),
+    /// In sync as of the given instant, and due for a resync.
+    Due(Instant),
+    /// Never seen in sync by this process in its current shape.
+    Unknown,
+}
+
 /// `base * 2^(attempt-1)`, capped, scaled by `jitter` (0..=1).
 pub fn jittered_backoff(timing: &Timing, attempt: u32, jitter: f64) -> Duration {
     let exponent = attempt.saturating_sub(1).min(20);
@@ -322,6 +455,8 @@ pub fn jittered_backoff(timing: &Timing, attempt: u32, jitter: f64) -> Duration 
 pub enum ReconcileError {
     #[error("Kubernetes API call failed: {0}")]
     Kube(#[from] kube::Error),
+    #[error("{0} timed out")]
+    Timeout(&'static str),
     #[error("the object has no namespace")]
     NoNamespace,
 }
@@ -486,7 +621,12 @@ pub async fn reconcile<K: ManagedKind>(
     object: Arc<K>,
     ctx: Arc<Context<K>>,
 ) -> Result<Action, ReconcileError> {
-    crate::observability::timed_reconcile(K::KIND, reconcile_object(object, ctx)).await
+    crate::observability::timed_reconcile(K::KIND, async {
+        tokio::time::timeout(RECONCILE_TIMEOUT, reconcile_object(object, ctx))
+            .await
+            .unwrap_or(Err(ReconcileError::Timeout("the reconcile")))
+    })
+    .await
 }
 
 async fn reconcile_object<K: ManagedKind>(
@@ -550,8 +690,13 @@ async fn apply<K: ManagedKind>(
     }
     let key = object_key(object);
     let fingerprint = fingerprint(object, &ctx.kind);
-    if let Some(until_resync) = ctx.in_sync_for(&key, fingerprint) {
-        return Ok(Action::requeue(until_resync));
+    let verified_at = match ctx.sync_memory(&key, fingerprint) {
+        SyncMemory::Fresh(until_resync) => return Ok(Action::requeue(until_resync)),
+        SyncMemory::Due(verified_at) => Some(verified_at),
+        SyncMemory::Unknown => None,
+    };
+    if let Some(action) = confirm_by_listing(object, ctx, &current, fingerprint, verified_at) {
+        return Ok(action);
     }
     let mut next = current.clone();
     next.observed_generation = generation;
@@ -561,16 +706,201 @@ async fn apply<K: ManagedKind>(
         ctx.set_ready_at(&key, generation);
     }
     let settled = ready && report.requeue == Requeue::Resync;
-    let (action, delay) = finish(object, ctx, api, &current, next, report).await?;
+    let (action, _) = finish(object, ctx, api, &current, next, report).await?;
     if settled {
         // The status write just made (if any) comes back as a watch event with this same fingerprint.
-        if let Some(resync) = delay {
-            ctx.remember_in_sync(&key, fingerprint, resync);
-        }
-    } else {
-        ctx.forget_in_sync(&key);
+        let until_resync = ctx.remember_in_sync(&key, fingerprint, Instant::now());
+        return Ok(Action::requeue(until_resync));
     }
+    ctx.forget_in_sync(&key);
     Ok(action)
+}
+
+/// A resync (or a first look after a restart) of an object whose status records a full read that matched
+/// its spec: a complete listing that started after that read and still shows the resource unchanged
+/// confirms it without a Get call. `None`: a full read is needed.
+fn confirm_by_listing<K: ManagedKind>(
+    object: &K,
+    ctx: &Context<K>,
+    current: &StatusDocument,
+    fingerprint: u64,
+    verified_at: Option<Instant>,
+) -> Option<Action> {
+    let arn = current.arn.as_deref()?;
+    if !ready_at_generation(object, current) {
+        return None;
+    }
+    let key = object_key(object);
+    match ctx.inventory.since(verified_at) {
+        Some(snapshot) => {
+            let listed = snapshot.by_arn.get(arn)?;
+            listing_confirms(object, ctx, current, listed)
+                .then(|| Action::requeue(ctx.remember_in_sync(&key, fingerprint, snapshot.started)))
+        }
+        // No listing since the last confirmation: the listing loop is late or failing. Ask for one and
+        // look again shortly, up to one extra resync period; after that, read the resource itself.
+        None => {
+            let overdue = verified_at.is_some_and(|at| at.elapsed() > ctx.timing.resync_period * 2);
+            if overdue {
+                return None;
+            }
+            ctx.inventory.request(verified_at);
+            Some(Action::requeue(
+                ctx.timing.poll_interval.max(ctx.timing.resync_period / 20),
+            ))
+        }
+    }
+}
+
+/// Whether the status says AWS matched this very generation of the spec.
+fn ready_at_generation<K: ManagedKind>(object: &K, status: &StatusDocument) -> bool {
+    status.observed_generation == object.meta().generation
+        && status
+            .condition(CONDITION_READY)
+            .is_some_and(|c| c.status == "True")
+}
+
+/// Whether a listed resource is still what the status recorded at the last full read (same update time and
+/// state) and, for managed objects, still agrees with the spec as far as the listing shows (summary fields
+/// and tags). Fields a listing does not carry can only change through an update, which moves the update time.
+fn listing_confirms<K: ManagedKind>(
+    object: &K,
+    ctx: &Context<K>,
+    status: &StatusDocument,
+    listed: &Listed<K::Summary>,
+) -> bool {
+    if listed.update_time.is_none()
+        || listed.update_time != status.update_time
+        || listed.state != status.state
+        || !ready_at_generation(object, status)
+    {
+        return false;
+    }
+    let policies = object.policies();
+    if policies.management == ManagementPolicy::ObserveOnly {
+        return true;
+    }
+    let Ok(desired) = object.desired(&ctx.kind) else {
+        return false;
+    };
+    let desired_tags = tags_with_ownership(
+        Some(&policies.tags),
+        &object.uid().unwrap_or_default(),
+        &object.namespace().unwrap_or_default(),
+        &object.name_any(),
+    );
+    plan_tags(&desired_tags, &listed.tags, &status.managed_tag_keys).is_empty()
+        && K::summary_matches(&listed.summary, &desired)
+}
+
+/// Every page of the kind's account-wide listing.
+async fn list_all<K: ManagedKind>(aws: &Aws) -> Result<Vec<Listed<K::Summary>>, AwsError> {
+    let mut listed = Vec::new();
+    let mut next_token = None;
+    for _ in 0..MAX_LIST_PAGES {
+        let (page, next) = K::list_page(aws, next_token).await?;
+        listed.extend(page);
+        match next {
+            Some(token) if !token.is_empty() => next_token = Some(token),
+            _ => return Ok(listed),
+        }
+    }
+    Err(AwsError {
+        operation: "List",
+        class: ErrorClass::Transient,
+        code: "TooManyPages".to_owned(),
+        message: format!("the listing did not end after {MAX_LIST_PAGES} pages"),
+    })
+}
+
+/// The listing loop of one kind: a complete listing once per resync period (sooner when the driver asks
+/// for one), then a review of every object the process knows in sync. Objects the listing confirms have
+/// their resync pushed out (no Get call); the others, whose resource changed or vanished in AWS, are sent
+/// to `stale` to be reconciled now. Runs until the task is dropped.
+pub async fn run_inventory<K: ManagedKind>(
+    ctx: Arc<Context<K>>,
+    objects: Store<K>,
+    stale: tokio::sync::mpsc::UnboundedSender<ObjectRef<K>>,
+) {
+    let mut failures = 0;
+    let mut next_listing = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep_until(next_listing) => {}
+            () = ctx.inventory.requested() => {}
+        }
+        let started = Instant::now();
+        ctx.inventory.begin(started);
+        match list_all::<K>(&ctx.aws).await {
+            Ok(listed) => {
+                failures = 0;
+                let count = listed.len();
+                let snapshot = ctx.inventory.publish(Snapshot::new(started, listed));
+                let changed = review_listing(&ctx, &objects, &snapshot);
+                tracing::debug!(
+                    kind = K::KIND,
+                    listed = count,
+                    changed = changed.len(),
+                    elapsed = ?started.elapsed(),
+                    "listed AWS resources"
+                );
+                for object in changed {
+                    if stale.send(object).is_err() {
+                        return;
+                    }
+                }
+                next_listing = tokio::time::Instant::from_std(started) + ctx.timing.resync_period;
+            }
+            Err(error) => {
+                tracing::warn!(kind = K::KIND, %error, "cannot list AWS resources; retrying");
+                ctx.inventory.fail(error);
+                failures += 1;
+                next_listing = tokio::time::Instant::now()
+                    + jittered_backoff(&ctx.timing, failures, rand::random_range(0.5..=1.0));
+            }
+        }
+        // Requests that arrive while a listing runs are served by the next one, but never back to back.
+        let earliest = tokio::time::Instant::from_std(started) + ctx.timing.poll_interval;
+        tokio::time::sleep_until(earliest).await;
+    }
+}
+
+/// The objects a complete listing shows out of sync (their resource changed or vanished in AWS since the
+/// last full read); the others are marked verified as of the listing's start.
+fn review_listing<K: ManagedKind>(
+    ctx: &Context<K>,
+    objects: &Store<K>,
+    snapshot: &Snapshot<K::Summary>,
+) -> Vec<ObjectRef<K>> {
+    let mut changed = Vec::new();
+    for object in objects.state() {
+        if is_paused(object.meta()) || object.meta().deletion_timestamp.is_some() {
+            continue;
+        }
+        let key = object_key(&*object);
+        // Objects not known in sync are being reconciled anyway.
+        let Some(verified_at) = ctx.verified_at(&key) else {
+            continue;
+        };
+        if verified_at >= snapshot.started {
+            continue;
+        }
+        let status = StatusDocument::of(&*object);
+        let Some(arn) = status.arn.as_deref() else {
+            continue;
+        };
+        let unchanged = snapshot
+            .by_arn
+            .get(arn)
+            .is_some_and(|listed| listing_confirms(&*object, ctx, &status, listed));
+        if unchanged {
+            ctx.reverify(&key, snapshot.started);
+        } else {
+            ctx.forget_in_sync(&key);
+            changed.push(ObjectRef::from_obj(&*object));
+        }
+    }
+    changed
 }
 
 /// What decides whether an object needs an AWS pass: its generation (the spec), its deletion and
@@ -650,16 +980,171 @@ async fn sync<K: ManagedKind>(
         tags_with_ownership(Some(&policies.tags), &uid, &namespace, &object.name_any());
 
     let Some(arn) = target_arn else {
-        return create::<K>(ctx, &desired, &desired_tags, next, None).await;
+        return create_unless_owned(object, ctx, &desired, &desired_tags, current, next, None)
+            .await;
     };
+    let origin = if known_arn.is_some() {
+        Origin::Known
+    } else {
+        Origin::AdoptArn
+    };
+    sync_existing(
+        object,
+        ctx,
+        &arn,
+        origin,
+        &desired,
+        &desired_tags,
+        current,
+        next,
+    )
+    .await
+}
+
+/// Where the ARN a pass works on came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Origin {
+    /// The status (the operator created or adopted it earlier).
+    Known,
+    /// spec.adoptArn, taken over now.
+    AdoptArn,
+    /// Found by its ownership tag: created for this object by an attempt whose result never reached the
+    /// status (a crash, a lost response, a failed status write).
+    Recovered,
+}
+
+/// Creates the resource, unless one carrying this object's ownership tag exists already: then that one is
+/// adopted (and any further ones, left by an earlier failure, deleted).
+async fn create_unless_owned<K: ManagedKind>(
+    object: &K,
+    ctx: &Context<K>,
+    desired: &K::Fields,
+    desired_tags: &BTreeMap<String, String>,
+    current: &StatusDocument,
+    next: &mut StatusDocument,
+    recreate_note: Option<String>,
+) -> Report {
+    let owned = match find_owned(object, ctx).await {
+        Ok(Some(owned)) => owned,
+        Ok(None) => return waiting_for_listing(ctx),
+        Err(err) => return Report::from_error(&err),
+    };
+    // A resource the status named but AWS no longer has may still show in an older listing.
+    let mut owned: Vec<Listed<K::Summary>> = owned
+        .into_iter()
+        .filter(|listed| Some(&listed.arn) != current.arn.as_ref())
+        .collect();
+    if owned.is_empty() {
+        ctx.record_create_attempt(&object_key(object));
+        return create::<K>(ctx, desired, desired_tags, next, recreate_note).await;
+    }
+    let keep = owned.remove(0);
+    let mut events = Vec::new();
+    for duplicate in owned {
+        match K::delete(&ctx.aws, &duplicate.arn, false).await {
+            Ok(_) => events.push(warning(
+                "DuplicateDeleted",
+                "Delete",
+                &format!(
+                    "Deleted {}: a second AWS resource tagged as this object's (kept {})",
+                    duplicate.arn, keep.arn
+                ),
+            )),
+            Err(err) => return Report::from_error(&err),
+        }
+    }
+    let mut report = sync_existing(
+        object,
+        ctx,
+        &keep.arn,
+        Origin::Recovered,
+        desired,
+        desired_tags,
+        current,
+        next,
+    )
+    .await;
+    events.append(&mut report.events);
+    report.events = events;
+    report
+}
+
+/// The lookup waits for a complete listing: say so, or say why listings fail.
+fn waiting_for_listing<K: ManagedKind>(ctx: &Context<K>) -> Report {
+    match ctx.inventory.last_error() {
+        Some(err) => Report::from_error(&err),
+        None => Report::new(looking_for_owned(), Requeue::Poll),
+    }
+}
+
+fn looking_for_owned() -> Health {
+    Health::progressing(
+        reasons::LOOKING_UP,
+        "Listing AWS resources to find one this object may already own before creating another",
+    )
+}
+
+/// The AWS resources carrying this object's ownership tag, oldest first; `None` while no listing fresh
+/// enough to prove it exists yet (one has been requested).
+async fn find_owned<K: ManagedKind>(
+    object: &K,
+    ctx: &Context<K>,
+) -> Result<Option<Vec<Listed<K::Summary>>>, AwsError> {
+    let uid = object.uid().unwrap_or_default();
+    if let Some(candidates) = object.search_owned(&ctx.aws).await? {
+        return Ok(Some(
+            super::inventory::owned_by(&candidates, &uid)
+                .into_iter()
+                .cloned()
+                .collect(),
+        ));
+    }
+    let since = ctx.last_create_attempt(&object_key(object));
+    match ctx.inventory.since(since) {
+        Some(snapshot) => Ok(Some(snapshot.owned_by(&uid).into_iter().cloned().collect())),
+        None => {
+            ctx.inventory.request(since);
+            Ok(None)
+        }
+    }
+}
+
+/// Observe, diff and act on an existing resource.
+#[allow(clippy::too_many_arguments)]
+async fn sync_existing<K: ManagedKind>(
+    object: &K,
+    ctx: &Context<K>,
+    arn: &str,
+    origin: Origin,
+    desired: &K::Fields,
+    desired_tags: &BTreeMap<String, String>,
+    current: &StatusDocument,
+    next: &mut StatusDocument,
+) -> Report {
+    let policies = object.policies();
+    let arn = arn.to_owned();
     let observed = match K::observe(&ctx.aws, &arn).await {
         Ok(Some(observed)) => observed,
-        Ok(None) if known_arn.is_some() && policies.deletion == DeletionPolicy::Delete => {
+        Ok(None) if origin == Origin::Recovered => {
+            // Deleted since it was listed: look again.
+            return Report::new(looking_for_owned(), Requeue::Poll);
+        }
+        Ok(None) if origin == Origin::Known && policies.deletion == DeletionPolicy::Delete => {
             let note = format!("{arn} was deleted outside the operator; creating it again");
-            return create::<K>(ctx, &desired, &desired_tags, next, Some(note)).await;
+            // Boxed: the create path comes back here for a recovered resource (never recursing further).
+            return Box::pin(create_unless_owned(
+                object,
+                ctx,
+                desired,
+                desired_tags,
+                current,
+                next,
+                Some(note),
+            ))
+            .await;
         }
         Ok(None) => {
-            let why = if known_arn.is_some() {
+            let why = if origin == Origin::Known {
                 "was deleted outside the operator; with deletionPolicy Retain it is not recreated"
             } else {
                 "(spec.adoptArn) does not exist in AWS"
@@ -673,17 +1158,17 @@ async fn sync<K: ManagedKind>(
         }
         Err(err) => return Report::from_read_error(&err, object, current),
     };
-    let adopted = known_arn.is_none();
+    let adopted = origin != Origin::Known;
     mirror::<K>(next, &observed);
     if let Some((health, requeue)) = health_of_state(observed.state.as_deref()) {
         return Report::new(health, requeue);
     }
 
     let mut events = Vec::new();
-    let mut changes = changed_fields(&desired, &observed.fields);
+    let mut changes = changed_fields(desired, &observed.fields);
     let mut latest = observed;
     if !changes.is_empty() {
-        match K::update(&ctx.aws, &arn, &desired).await {
+        match K::update(&ctx.aws, &arn, desired).await {
             Ok(updated) => {
                 mirror::<K>(next, &updated);
                 // Update responses may omit tags; the observed ones are still what AWS has.
@@ -698,11 +1183,11 @@ async fn sync<K: ManagedKind>(
         }
     }
 
-    let plan = plan_tags(&desired_tags, &latest.tags, &current.managed_tag_keys);
+    let plan = plan_tags(desired_tags, &latest.tags, &current.managed_tag_keys);
     if !plan.is_empty() {
         // Until the calls succeed, keep remembering every key the operator may have set.
         let mut remembered = current.managed_tag_keys.clone();
-        remembered.extend(managed_keys(&desired_tags));
+        remembered.extend(managed_keys(desired_tags));
         remembered.sort();
         remembered.dedup();
         next.managed_tag_keys = remembered;
@@ -711,14 +1196,23 @@ async fn sync<K: ManagedKind>(
         }
         changes.push(format!("tags ({})", plan.keys().join(", ")));
     }
-    next.managed_tag_keys = managed_keys(&desired_tags);
+    next.managed_tag_keys = managed_keys(desired_tags);
 
-    if adopted {
-        events.push(normal(
+    match origin {
+        Origin::Known => {}
+        Origin::AdoptArn => events.push(normal(
             "Adopted",
             "Adopt",
             &format!("Took over {arn} (spec.adoptArn)"),
-        ));
+        )),
+        Origin::Recovered => events.push(normal(
+            "Recovered",
+            "Adopt",
+            &format!(
+                "Found {arn}, created for this object by an earlier attempt whose result was not \
+                 recorded (operator restart or lost response); using it instead of creating another"
+            ),
+        )),
     }
     if !changes.is_empty() {
         // The object was already Ready at this generation (per this process's memory, or per the status
@@ -778,24 +1272,24 @@ async fn create<K: ManagedKind>(
 
 async fn apply_tag_plan(aws: &Aws, arn: &str, plan: &super::plan::TagPlan) -> Result<(), AwsError> {
     if !plan.set.is_empty() {
-        aws.ready("TagResource")
-            .await
-            .tag_resource()
-            .resource_arn(arn)
-            .set_tags(Some(plan.set.clone().into_iter().collect()))
-            .send()
-            .await
-            .map_err(|err| AwsError::from_sdk("TagResource", err))?;
+        aws.call("TagResource", Retry::Idempotent, |client| {
+            client
+                .tag_resource()
+                .resource_arn(arn)
+                .set_tags(Some(plan.set.clone().into_iter().collect()))
+                .send()
+        })
+        .await?;
     }
     if !plan.remove.is_empty() {
-        aws.ready("UntagResource")
-            .await
-            .untag_resource()
-            .resource_arn(arn)
-            .set_tag_keys(Some(plan.remove.iter().cloned().collect()))
-            .send()
-            .await
-            .map_err(|err| AwsError::from_sdk("UntagResource", err))?;
+        aws.call("UntagResource", Retry::Idempotent, |client| {
+            client
+                .untag_resource()
+                .resource_arn(arn)
+                .set_tag_keys(Some(plan.remove.iter().cloned().collect()))
+                .send()
+        })
+        .await?;
     }
     Ok(())
 }
@@ -810,81 +1304,37 @@ async fn cleanup<K: ManagedKind>(
     let policies = object.policies();
     let current = StatusDocument::of(object);
     let key = object_key(object);
-    let arn = current.arn.clone().or_else(|| policies.adopt_arn.clone());
-    let outcome = match (policies.management, arn) {
-        (ManagementPolicy::ObserveOnly, _) | (_, None) => Ok(None),
-        (ManagementPolicy::Manage, Some(arn)) => match policies.deletion {
-            DeletionPolicy::Retain => release(&ctx.aws, &arn).await.map(|()| {
-                Some(normal(
-                    "Retained",
-                    "Delete",
-                    &format!(
-                        "Left {arn} in AWS (deletionPolicy Retain) and removed the ownership tags"
-                    ),
-                ))
-            }),
-            DeletionPolicy::Delete => match object.blocks_deletion(&ctx.kind) {
-                Some(pending) => Err(Report::new(
-                    Health::progressing(pending.reason, pending.message),
-                    Requeue::Resync,
-                )),
-                None => match K::delete(&ctx.aws, &arn, ctx.deletion_retry_due(&key)).await {
-                    Ok(Deletion::Gone) => {
-                        Ok(Some(normal("Deleted", "Delete", &format!("Deleted {arn}"))))
+    let outcome = match policies.management {
+        ManagementPolicy::ObserveOnly => Ok(Vec::new()),
+        ManagementPolicy::Manage => match resources_to_release(object, ctx, &current).await {
+            Ok(arns) => {
+                let mut events = Vec::new();
+                let mut outcome = Ok(());
+                for arn in arns {
+                    match release_or_delete(object, ctx, &key, &arn).await {
+                        Ok(event) => events.push(event),
+                        Err(report) => {
+                            outcome = Err(report);
+                            break;
+                        }
                     }
-                    Ok(Deletion::InProgress(state)) => {
-                        ctx.record_deletion_failed(&key, false);
-                        Err(Report::new(
-                            Health::progressing(
-                                reasons::DELETING,
-                                format!("AWS reports state {state} for {arn}"),
-                            ),
-                            Requeue::Poll,
-                        ))
-                    }
-                    Ok(Deletion::Failed(state)) => {
-                        ctx.record_deletion_failed(&key, true);
-                        let message = format!(
-                            "AWS reports state {state} for {arn}; deletion is retried later"
-                        );
-                        Err(Report::new(
-                            Health::stalled(&state_reason(&state), &message),
-                            Requeue::Long,
-                        )
-                        .with_event(warning(
-                            &state_reason(&state),
-                            "Delete",
-                            &message,
-                        )))
-                    }
-                    Err(err) if err.class == ErrorClass::Conflict => {
-                        let message =
-                            format!("AWS refused to delete {arn} while it is in use: {err}");
-                        Err(Report::new(
-                            Health::progressing(reasons::IN_USE, &message),
-                            Requeue::Backoff,
-                        )
-                        .with_event(warning(
-                            reasons::IN_USE,
-                            "Delete",
-                            &message,
-                        )))
-                    }
-                    Err(err) => Err(Report::from_error(&err)),
-                },
-            },
+                }
+                outcome.map(|()| events)
+            }
+            Err(report) => Err(report),
         },
     };
     match outcome {
-        Ok(event) => {
+        Ok(events) => {
             remove_finalizer(api, object).await?;
-            if let Some(event) = event {
-                publish(ctx, object, &event).await;
+            for event in &events {
+                publish(ctx, object, event).await;
             }
             ctx.reset_failures(&key);
             ctx.forget_in_sync(&key);
             ctx.record_deletion_failed(&key, false);
             ctx.forget_ready_at(&key);
+            ctx.forget_create_attempt(&key);
             Ok(Action::await_change())
         }
         Err(report) => {
@@ -894,19 +1344,94 @@ async fn cleanup<K: ManagedKind>(
     }
 }
 
+/// The AWS resources a deleted object answers for: the one in status (or spec.adoptArn), or, when the
+/// status names none, any carrying its ownership tag (a create whose result never reached the status).
+async fn resources_to_release<K: ManagedKind>(
+    object: &K,
+    ctx: &Context<K>,
+    current: &StatusDocument,
+) -> Result<Vec<String>, Report> {
+    if let Some(arn) = current.arn.clone().or_else(|| object.policies().adopt_arn) {
+        return Ok(vec![arn]);
+    }
+    match find_owned(object, ctx).await {
+        Ok(Some(owned)) => Ok(owned.into_iter().map(|listed| listed.arn).collect()),
+        Ok(None) => Err(waiting_for_listing(ctx)),
+        Err(err) => Err(Report::from_error(&err)),
+    }
+}
+
+/// Applies the deletion policy to one resource: the event to publish once the finalizer is gone, or why
+/// the finalizer must stay for now.
+async fn release_or_delete<K: ManagedKind>(
+    object: &K,
+    ctx: &Context<K>,
+    key: &str,
+    arn: &str,
+) -> Result<Event, Report> {
+    if object.policies().deletion == DeletionPolicy::Retain {
+        return release(&ctx.aws, arn).await.map(|()| {
+            normal(
+                "Retained",
+                "Delete",
+                &format!(
+                    "Left {arn} in AWS (deletionPolicy Retain) and removed the ownership tags"
+                ),
+            )
+        });
+    }
+    if let Some(pending) = object.blocks_deletion(&ctx.kind) {
+        return Err(Report::new(
+            Health::progressing(pending.reason, pending.message),
+            Requeue::Resync,
+        ));
+    }
+    match K::delete(&ctx.aws, arn, ctx.deletion_retry_due(key)).await {
+        Ok(Deletion::Gone) => Ok(normal("Deleted", "Delete", &format!("Deleted {arn}"))),
+        Ok(Deletion::InProgress(state)) => {
+            ctx.record_deletion_failed(key, false);
+            Err(Report::new(
+                Health::progressing(
+                    reasons::DELETING,
+                    format!("AWS reports state {state} for {arn}"),
+                ),
+                Requeue::Poll,
+            ))
+        }
+        Ok(Deletion::Failed(state)) => {
+            ctx.record_deletion_failed(key, true);
+            let message = format!("AWS reports state {state} for {arn}; deletion is retried later");
+            Err(Report::new(
+                Health::stalled(&state_reason(&state), &message),
+                Requeue::Long,
+            )
+            .with_event(warning(&state_reason(&state), "Delete", &message)))
+        }
+        Err(err) if err.class == ErrorClass::Conflict => {
+            let message = format!("AWS refused to delete {arn} while it is in use: {err}");
+            Err(Report::new(
+                Health::progressing(reasons::IN_USE, &message),
+                Requeue::Backoff,
+            )
+            .with_event(warning(reasons::IN_USE, "Delete", &message)))
+        }
+        Err(err) => Err(Report::from_error(&err)),
+    }
+}
+
 /// Retain: the resource stays in AWS, minus the operator's ownership tags.
 async fn release(aws: &Aws, arn: &str) -> Result<(), Report> {
     let result = aws
-        .ready("UntagResource")
-        .await
-        .untag_resource()
-        .resource_arn(arn)
-        .tag_keys(OWNER_UID_TAG)
-        .tag_keys(OWNER_NAMESPACE_TAG)
-        .tag_keys(OWNER_NAME_TAG)
-        .send()
-        .await
-        .map_err(|err| AwsError::from_sdk("UntagResource", err));
+        .call("UntagResource", Retry::Idempotent, |client| {
+            client
+                .untag_resource()
+                .resource_arn(arn)
+                .tag_keys(OWNER_UID_TAG)
+                .tag_keys(OWNER_NAMESPACE_TAG)
+                .tag_keys(OWNER_NAME_TAG)
+                .send()
+        })
+        .await;
     match result {
         Ok(_) => Ok(()),
         Err(err) if err.class == ErrorClass::NotFound => Ok(()),
@@ -963,36 +1488,55 @@ async fn write_status<K: ManagedKind>(
     api: &Api<K>,
     object: &K,
     status: &StatusDocument,
-) -> Result<(), kube::Error> {
+) -> Result<(), ReconcileError> {
     let patch = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
         "status": status,
     });
-    api.patch_status(
-        &object.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
+    let name = object.name_any();
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    bounded(
+        "the status write",
+        api.patch_status(&name, &params, &Patch::Apply(&patch)),
     )
     .await
     .map(|_| ())
 }
 
+/// A Kubernetes API call bounded by [`KUBE_CALL_TIMEOUT`].
+async fn bounded<T>(
+    what: &'static str,
+    call: impl Future<Output = Result<T, kube::Error>>,
+) -> Result<T, ReconcileError> {
+    match tokio::time::timeout(KUBE_CALL_TIMEOUT, call).await {
+        Ok(result) => result.map_err(ReconcileError::Kube),
+        Err(_) => Err(ReconcileError::Timeout(what)),
+    }
+}
+
 async fn publish<K: ManagedKind>(ctx: &Context<K>, object: &K, event: &Event) {
-    if let Err(error) = ctx.recorder.publish(event, &object.object_ref(&())).await {
-        tracing::warn!(object = %object_key(object), reason = %event.reason, %error, "cannot publish event");
+    let reference = object.object_ref(&());
+    match tokio::time::timeout(KUBE_CALL_TIMEOUT, ctx.recorder.publish(event, &reference)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            tracing::warn!(object = %object_key(object), reason = %event.reason, %error, "cannot publish event")
+        }
+        Err(_) => {
+            tracing::warn!(object = %object_key(object), reason = %event.reason, "publishing an event timed out")
+        }
     }
 }
 
 /// Adds the finalizer; the resourceVersion precondition makes a concurrent change fail instead of losing
 /// someone else's finalizer.
-async fn add_finalizer<K: ManagedKind>(api: &Api<K>, object: &K) -> Result<(), kube::Error> {
+async fn add_finalizer<K: ManagedKind>(api: &Api<K>, object: &K) -> Result<(), ReconcileError> {
     let mut finalizers = object.finalizers().to_vec();
     finalizers.push(FINALIZER.to_owned());
     patch_finalizers(api, object, finalizers).await
 }
 
-async fn remove_finalizer<K: ManagedKind>(api: &Api<K>, object: &K) -> Result<(), kube::Error> {
+async fn remove_finalizer<K: ManagedKind>(api: &Api<K>, object: &K) -> Result<(), ReconcileError> {
     let finalizers = object
         .finalizers()
         .iter()
@@ -1001,7 +1545,7 @@ async fn remove_finalizer<K: ManagedKind>(api: &Api<K>, object: &K) -> Result<()
         .collect();
     match patch_finalizers(api, object, finalizers).await {
         // Already gone: the goal is met.
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(ReconcileError::Kube(kube::Error::Api(status))) if status.code == 404 => Ok(()),
         other => other,
     }
 }
@@ -1010,17 +1554,18 @@ async fn patch_finalizers<K: ManagedKind>(
     api: &Api<K>,
     object: &K,
     finalizers: Vec<String>,
-) -> Result<(), kube::Error> {
+) -> Result<(), ReconcileError> {
     let patch = serde_json::json!({
         "metadata": {
             "finalizers": finalizers,
             "resourceVersion": object.resource_version(),
         }
     });
-    api.patch(
-        &object.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
+    let name = object.name_any();
+    let params = PatchParams::default();
+    bounded(
+        "the finalizer update",
+        api.patch(&name, &params, &Patch::Merge(&patch)),
     )
     .await
     .map(|_| ())

@@ -2,11 +2,13 @@
 //! normalised fields (name, destination), the configuration is observed, diffed, and created / updated /
 //! deleted through the SDK. Logging configurations have an asynchronous lifecycle: Create and Update answer
 //! ACTIVE while Get reports CREATING / UPDATING, so every write is followed by a Get to learn the real state.
-//! Deletion waits while ChatRooms in the namespace still name the configuration.
+//! Deletion waits while ChatRooms in the namespace still name the configuration. ListLoggingConfigurations
+//! summaries carry every field, so a listing alone confirms a configuration in sync.
 
+use super::aws::{Aws, Retry};
 use super::aws_error::{AwsError, ErrorClass};
 use super::driver::{Deletion, ManagedKind, Observed, Pending, Policies};
-use super::rate_limit::Aws;
+use super::inventory::{Listed, Page};
 use super::room::referenced_names;
 use super::status::reasons;
 use crate::crd::{
@@ -130,22 +132,14 @@ async fn get(
     arn: &str,
 ) -> Result<Option<Observed<LoggingConfigurationFields>>, AwsError> {
     let config = match aws
-        .ready("GetLoggingConfiguration")
-        .await
-        .get_logging_configuration()
-        .identifier(arn)
-        .send()
+        .call("GetLoggingConfiguration", Retry::Idempotent, |client| {
+            client.get_logging_configuration().identifier(arn).send()
+        })
         .await
     {
         Ok(config) => config,
-        Err(err) => {
-            let err = AwsError::from_sdk("GetLoggingConfiguration", err);
-            return if err.class == ErrorClass::NotFound {
-                Ok(None)
-            } else {
-                Err(err)
-            };
-        }
+        Err(err) if err.class == ErrorClass::NotFound => return Ok(None),
+        Err(err) => return Err(err),
     };
     Ok(Some(Observed {
         arn: config.arn().unwrap_or(arn).to_owned(),
@@ -173,6 +167,7 @@ async fn get_after_write(
 impl ManagedKind for ChatLoggingConfiguration {
     const KIND: &'static str = "ChatLoggingConfiguration";
     type Fields = LoggingConfigurationFields;
+    type Summary = LoggingConfigurationFields;
     type Context = Store<ChatRoom>;
 
     fn policies(&self) -> Policies {
@@ -234,19 +229,23 @@ impl ManagedKind for ChatLoggingConfiguration {
         desired: &LoggingConfigurationFields,
         tags_to_set: &BTreeMap<String, String>,
     ) -> Result<Observed<LoggingConfigurationFields>, AwsError> {
-        let mut request = aws
-            .ready("CreateLoggingConfiguration")
-            .await
-            .create_logging_configuration()
-            .destination_configuration(to_aws_destination(&desired.destination_configuration)?)
-            .set_tags(Some(tags_to_set.clone().into_iter().collect()));
-        if !desired.name.is_empty() {
-            request = request.name(&desired.name);
-        }
-        let created = request
-            .send()
-            .await
-            .map_err(|err| AwsError::from_sdk("CreateLoggingConfiguration", err))?;
+        let destination = to_aws_destination(&desired.destination_configuration)?;
+        let created = aws
+            .call(
+                "CreateLoggingConfiguration",
+                Retry::OnlyIfNotRun,
+                |client| {
+                    let mut request = client
+                        .create_logging_configuration()
+                        .destination_configuration(destination.clone())
+                        .set_tags(Some(tags_to_set.clone().into_iter().collect()));
+                    if !desired.name.is_empty() {
+                        request = request.name(&desired.name);
+                    }
+                    request.send()
+                },
+            )
+            .await?;
         let written = Observed {
             arn: created.arn().unwrap_or_default().to_owned(),
             id: created.id().map(str::to_owned),
@@ -269,16 +268,17 @@ impl ManagedKind for ChatLoggingConfiguration {
         arn: &str,
         desired: &LoggingConfigurationFields,
     ) -> Result<Observed<LoggingConfigurationFields>, AwsError> {
+        let destination = to_aws_destination(&desired.destination_configuration)?;
         let updated = aws
-            .ready("UpdateLoggingConfiguration")
-            .await
-            .update_logging_configuration()
-            .identifier(arn)
-            .name(&desired.name)
-            .destination_configuration(to_aws_destination(&desired.destination_configuration)?)
-            .send()
-            .await
-            .map_err(|err| AwsError::from_sdk("UpdateLoggingConfiguration", err))?;
+            .call("UpdateLoggingConfiguration", Retry::Idempotent, |client| {
+                client
+                    .update_logging_configuration()
+                    .identifier(arn)
+                    .name(&desired.name)
+                    .destination_configuration(destination.clone())
+                    .send()
+            })
+            .await?;
         let written = Observed {
             arn: updated.arn().unwrap_or(arn).to_owned(),
             id: updated.id().map(str::to_owned),
@@ -311,23 +311,55 @@ impl ManagedKind for ChatLoggingConfiguration {
             _ => {}
         }
         match aws
-            .ready("DeleteLoggingConfiguration")
-            .await
-            .delete_logging_configuration()
-            .identifier(arn)
-            .send()
+            .call("DeleteLoggingConfiguration", Retry::Idempotent, |client| {
+                client.delete_logging_configuration().identifier(arn).send()
+            })
             .await
         {
             Ok(_) => Ok(Deletion::InProgress("DELETING".to_owned())),
-            Err(err) => {
-                let err = AwsError::from_sdk("DeleteLoggingConfiguration", err);
-                if err.class == ErrorClass::NotFound {
-                    Ok(Deletion::Gone)
-                } else {
-                    Err(err)
-                }
-            }
+            Err(err) if err.class == ErrorClass::NotFound => Ok(Deletion::Gone),
+            Err(err) => Err(err),
         }
+    }
+
+    async fn list_page(
+        aws: &Aws,
+        next_token: Option<String>,
+    ) -> Result<Page<LoggingConfigurationFields>, AwsError> {
+        let page = aws
+            .call("ListLoggingConfigurations", Retry::Idempotent, |client| {
+                client
+                    .list_logging_configurations()
+                    .max_results(50)
+                    .set_next_token(next_token.clone())
+                    .send()
+            })
+            .await?;
+        let listed = page
+            .logging_configurations()
+            .iter()
+            .map(|summary| Listed {
+                arn: summary.arn().unwrap_or_default().to_owned(),
+                create_time: time(summary.create_time()),
+                update_time: time(summary.update_time()),
+                state: summary.state().map(|s| s.as_str().to_owned()),
+                tags: tags(summary.tags()),
+                summary: LoggingConfigurationFields {
+                    name: summary.name().unwrap_or_default().to_owned(),
+                    destination_configuration: from_aws_destination(
+                        summary.destination_configuration(),
+                    ),
+                },
+            })
+            .collect();
+        Ok((listed, page.next_token().map(str::to_owned)))
+    }
+
+    fn summary_matches(
+        summary: &LoggingConfigurationFields,
+        desired: &LoggingConfigurationFields,
+    ) -> bool {
+        summary == desired
     }
 }
 

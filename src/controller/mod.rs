@@ -3,14 +3,17 @@
 //!
 //! Files: [`driver`] (the one generic reconcile driver and the per-kind trait), [`room`] and
 //! [`logging_configuration`] (the two kinds: mapping and AWS calls), [`plan`] (pure diffing and tag
-//! planning), [`status`] (conditions and the status document), [`aws_error`] (error classification),
-//! [`rate_limit`] (client-side AWS rate quotas).
+//! planning), [`status`] (conditions and the status document), [`aws`] (every AWS call: rate budget,
+//! timeouts, retries), [`aws_error`] (error classification), [`rate_limit`] (the client-side rate budget
+//! and its quotas), [`inventory`] (complete listings for drift detection and the ownership lookup).
 //!
 //! [`start`] runs both controllers in-process on given clients (what the tests and the benchmark use) and
 //! returns a handle that stops them; [`run`] is the command-line entry point.
 
+pub mod aws;
 pub mod aws_error;
 pub mod driver;
+pub mod inventory;
 pub mod logging_configuration;
 pub mod plan;
 pub mod rate_limit;
@@ -26,7 +29,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{Controller, watcher};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 /// `ivschat-operator run`: flags, each with an environment-variable equivalent.
@@ -53,12 +56,22 @@ pub struct RunArgs {
     #[arg(long, env = "IVSCHAT_OPERATOR_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
 
-    /// Client-side AWS rate limit. `none` (default): calls go out as reconciles need them and throttling is
-    /// retried with exponential backoff and jitter. `aws`: every call waits for its slot under the IVS Chat
-    /// API rate quotas (5 TPS for room operations, 3 for logging configurations, 10 for tags), so a large
-    /// burst (thousands of rooms) runs at the quota instead of being throttled.
-    #[arg(long, env = "IVSCHAT_OPERATOR_AWS_RATE_LIMIT", value_enum, default_value_t = AwsRateLimit::None)]
+    /// Client-side AWS rate budget, shared by both controllers. `aws` (default): every call waits for its
+    /// slot under the IVS Chat API rate quotas (5 TPS for room operations, 3 for logging configurations,
+    /// 10 for tags; see --aws-quota), so a burst of thousands of rooms runs at the quota instead of being
+    /// throttled. `none`: no client-side budget (throttling is still retried with backoff and jitter).
+    #[arg(long, env = "IVSCHAT_OPERATOR_AWS_RATE_LIMIT", value_enum, default_value_t = AwsRateLimit::Aws)]
     pub aws_rate_limit: AwsRateLimit,
+
+    /// Overrides of the rate budget, `NAME=TPS`, comma-separated or repeated: NAME is a group (`rooms`,
+    /// `logging-configurations`, `tags`) or an operation (e.g. `GetRoom`). E.g. `rooms=2.5` leaves half the
+    /// account's room quota to other clients.
+    #[arg(long = "aws-quota", env = "IVSCHAT_OPERATOR_AWS_QUOTAS", value_delimiter = ',', value_parser = rate_limit::parse_quota_override)]
+    pub aws_quotas: Vec<rate_limit::QuotaOverride>,
+
+    /// Longest wait for one AWS call attempt (e.g. 15s); a call that times out is retried like a 5xx.
+    #[arg(long, env = "IVSCHAT_OPERATOR_AWS_CALL_TIMEOUT", default_value = "15s", value_parser = crate::duration::parse_positive_duration)]
+    pub aws_call_timeout: Duration,
 
     /// Probes, metrics, leader election and log format.
     #[command(flatten)]
@@ -69,9 +82,9 @@ pub struct RunArgs {
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum AwsRateLimit {
     /// No client-side limit: throttling is retried with backoff.
-    #[default]
     None,
-    /// The documented IVS Chat API rate quotas.
+    /// The documented IVS Chat API rate quotas (with the --aws-quota overrides).
+    #[default]
     Aws,
 }
 
@@ -136,14 +149,15 @@ fn recorder(client: &kube::Client, controller: &str) -> Recorder {
     )
 }
 
-/// Starts both controllers on the given clients. Must be called inside a tokio runtime.
+/// Starts both controllers on the given clients, without a client-side rate budget (tests against an
+/// emulator that enforces no quotas). Must be called inside a tokio runtime.
 pub fn start(kube: kube::Client, aws: aws_sdk_ivschat::Client, options: Options) -> OperatorHandle {
-    start_with(kube, rate_limit::Aws::unlimited(aws), options)
+    start_with(kube, aws::Aws::unlimited(aws), options)
 }
 
-/// [`start`] with a given AWS access (e.g. rate limited). One `Aws` serves both controllers: the quotas are
-/// per account, not per kind.
-pub fn start_with(kube: kube::Client, aws: rate_limit::Aws, options: Options) -> OperatorHandle {
+/// [`start`] with a given AWS access (e.g. with a rate budget). One `Aws` serves both controllers: the
+/// quotas are per account, not per kind.
+pub fn start_with(kube: kube::Client, aws: aws::Aws, options: Options) -> OperatorHandle {
     let namespace = options.namespace.as_deref();
     let config = kube::runtime::Config::default().concurrency(options.concurrency);
     let rooms: Api<ChatRoom> = api(&kube, namespace);
@@ -153,6 +167,9 @@ pub fn start_with(kube: kube::Client, aws: rate_limit::Aws, options: Options) ->
     let room_store = room_controller.store();
     let config_controller = Controller::new(configs.clone(), watcher::Config::default());
     let config_store = config_controller.store();
+    // Objects whose AWS resource a listing shows changed (drift) are reconciled at once.
+    let (stale_rooms, stale_room_refs) = mpsc::unbounded_channel();
+    let (stale_configs, stale_config_refs) = mpsc::unbounded_channel();
 
     // A logging configuration's change (e.g. it became ACTIVE) wakes the rooms that name it.
     let rooms_of = room_store.clone();
@@ -160,6 +177,7 @@ pub fn start_with(kube: kube::Client, aws: rate_limit::Aws, options: Options) ->
         .watches(configs, watcher::Config::default(), move |config| {
             room::rooms_referencing(&rooms_of, &config)
         })
+        .reconcile_on(receiver_stream(stale_room_refs))
         .with_config(config.clone());
     // A room's change wakes the configurations it names and those waiting to be deleted.
     let configs_of = config_store.clone();
@@ -167,6 +185,7 @@ pub fn start_with(kube: kube::Client, aws: rate_limit::Aws, options: Options) ->
         .watches(rooms, watcher::Config::default(), move |room| {
             logging_configuration::configurations_affected_by(&configs_of, &room)
         })
+        .reconcile_on(receiver_stream(stale_config_refs))
         .with_config(config);
 
     let (stop_rooms, rooms_stopped) = oneshot::channel::<()>();
@@ -176,15 +195,17 @@ pub fn start_with(kube: kube::Client, aws: rate_limit::Aws, options: Options) ->
         aws.clone(),
         recorder(&kube, "ivschat-operator/chatroom"),
         options.timing.clone(),
-        config_store,
+        config_store.clone(),
     ));
     let config_context = Arc::new(Context::<ChatLoggingConfiguration>::new(
         kube.clone(),
         aws,
         recorder(&kube, "ivschat-operator/chatloggingconfiguration"),
         options.timing,
-        room_store,
+        room_store.clone(),
     ));
+    let room_listing = driver::run_inventory(room_context.clone(), room_store, stale_rooms);
+    let config_listing = driver::run_inventory(config_context.clone(), config_store, stale_configs);
     let room_run = room_controller
         .graceful_shutdown_on(async move {
             let _ = rooms_stopped.await;
@@ -206,12 +227,25 @@ pub fn start_with(kube: kube::Client, aws: rate_limit::Aws, options: Options) ->
             }
         });
     let task = tokio::spawn(async move {
-        tokio::join!(room_run, config_run);
+        // The listing loops never end on their own: they stop when both controllers have.
+        tokio::select! {
+            _ = async { tokio::join!(room_run, config_run) } => {}
+            _ = async { tokio::join!(room_listing, config_listing) } => {}
+        }
     });
     OperatorHandle {
         shutdown: vec![stop_rooms, stop_configs],
         task,
     }
+}
+
+/// The receiving end of a channel as a stream (for `Controller::reconcile_on`).
+fn receiver_stream<T: Send + 'static>(
+    receiver: mpsc::UnboundedReceiver<T>,
+) -> impl futures_util::Stream<Item = T> + Send {
+    futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    })
 }
 
 /// `ivschat-operator run`: connects to Kubernetes (kubeconfig or in-cluster) and AWS (the standard
@@ -230,7 +264,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(endpoint) = args.aws_endpoint_url.as_deref() {
         loader = loader.endpoint_url(endpoint);
     }
-    let aws =
+    let client =
         crate::observability::instrument_aws(&aws_sdk_ivschat::Client::new(&loader.load().await));
     let options = Options {
         timing: Timing {
@@ -240,10 +274,20 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         namespace: args.namespace.clone(),
         concurrency: args.concurrency,
     };
-    let aws = match args.aws_rate_limit {
-        AwsRateLimit::Aws => rate_limit::Aws::limited(aws, rate_limit::aws_default_quotas()),
-        AwsRateLimit::None => rate_limit::Aws::unlimited(aws),
+    let limiter = match args.aws_rate_limit {
+        AwsRateLimit::Aws => Some(Arc::new(rate_limit::RateLimiter::new(
+            rate_limit::quotas_with(&args.aws_quotas),
+        ))),
+        AwsRateLimit::None => None,
     };
+    let aws = aws::Aws::new(
+        client,
+        limiter,
+        aws::CallPolicy {
+            attempt_timeout: args.aws_call_timeout,
+            ..aws::CallPolicy::default()
+        },
+    );
     tracing::info!(
         namespace = args.namespace.as_deref().unwrap_or("<all>"),
         resync = ?args.resync_period,
@@ -314,9 +358,24 @@ mod tests {
         assert_eq!(cli.run.resync_period, Duration::from_secs(30));
         assert_eq!(cli.run.namespace.as_deref(), Some("chat"));
         assert_eq!(cli.run.concurrency, 4);
-        assert_eq!(cli.run.aws_rate_limit, AwsRateLimit::None);
-        let limited = Cli::try_parse_from(["run", "--aws-rate-limit", "aws"]).expect("valid");
-        assert_eq!(limited.run.aws_rate_limit, AwsRateLimit::Aws);
+        assert_eq!(cli.run.aws_rate_limit, AwsRateLimit::Aws);
+        assert_eq!(cli.run.aws_call_timeout, Duration::from_secs(15));
+        assert!(cli.run.aws_quotas.is_empty());
+        let unlimited = Cli::try_parse_from(["run", "--aws-rate-limit", "none"]).expect("valid");
+        assert_eq!(unlimited.run.aws_rate_limit, AwsRateLimit::None);
+        let tuned = Cli::try_parse_from([
+            "run",
+            "--aws-quota",
+            "rooms=2.5,GetRoom=1",
+            "--aws-quota",
+            "tags=4",
+        ])
+        .expect("valid");
+        let quotas = rate_limit::quotas_with(&tuned.run.aws_quotas);
+        assert_eq!(quotas["CreateRoom"], 2.5);
+        assert_eq!(quotas["GetRoom"], 1.0);
+        assert_eq!(quotas["UntagResource"], 4.0);
+        assert!(Cli::try_parse_from(["run", "--aws-quota", "rooms=0"]).is_err());
         assert!(Cli::try_parse_from(["run", "--resync-period", "never"]).is_err());
         assert!(Cli::try_parse_from(["run", "--resync-period", "0s"]).is_err());
     }

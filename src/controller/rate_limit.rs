@@ -1,7 +1,8 @@
-//! Client-side AWS rate limiting: every IVS Chat call waits for its operation's slot, so a burst of
+//! The client-side AWS rate budget: every IVS Chat call waits for its operation's slot, so a burst of
 //! reconciles runs at the account's TPS quota instead of being throttled (AWS rate quotas cannot be raised:
-//! ivschat-api.md §5.1). Calls of one operation are spaced evenly at `1 / TPS`; callers that would exceed
-//! the rate sleep until their slot rather than failing.
+//! ivschat-api.md §5.1). Calls of one operation are spaced evenly at `1 / TPS` (a token bucket of one
+//! token: idle time is never banked into a burst); callers that would exceed the rate sleep until their
+//! slot rather than failing. Also owns the default quotas and the `--aws-quota` overrides.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -27,6 +28,90 @@ pub fn aws_default_quotas() -> HashMap<&'static str, u32> {
     ])
 }
 
+/// Operation groups that share one documented quota, for `--aws-quota rooms=4` style overrides.
+const GROUPS: [(&str, &[&str]); 3] = [
+    (
+        "rooms",
+        &[
+            "CreateRoom",
+            "DeleteRoom",
+            "GetRoom",
+            "ListRooms",
+            "UpdateRoom",
+        ],
+    ),
+    (
+        "logging-configurations",
+        &[
+            "CreateLoggingConfiguration",
+            "DeleteLoggingConfiguration",
+            "GetLoggingConfiguration",
+            "ListLoggingConfigurations",
+            "UpdateLoggingConfiguration",
+        ],
+    ),
+    (
+        "tags",
+        &["ListTagsForResource", "TagResource", "UntagResource"],
+    ),
+];
+
+/// One `--aws-quota` entry: an operation (e.g. `GetRoom`) or a group (`rooms`, `logging-configurations`,
+/// `tags`) and its calls per second.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuotaOverride {
+    pub operations: Vec<&'static str>,
+    pub tps: f64,
+}
+
+/// Parses `NAME=TPS` (TPS a positive number, fractions allowed, e.g. `rooms=2.5` to leave part of the
+/// account's quota to other clients).
+pub fn parse_quota_override(text: &str) -> Result<QuotaOverride, String> {
+    let (name, tps) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=TPS (e.g. rooms=4 or GetRoom=2), got {text:?}"))?;
+    let tps: f64 = tps
+        .trim()
+        .parse()
+        .ok()
+        .filter(|tps: &f64| tps.is_finite() && *tps > 0.0)
+        .ok_or_else(|| {
+            format!("the rate in {text:?} must be a positive number of calls per second")
+        })?;
+    let name = name.trim();
+    let operations = match GROUPS.iter().find(|(group, _)| *group == name) {
+        Some((_, operations)) => operations.to_vec(),
+        None => match GROUPS
+            .iter()
+            .flat_map(|(_, operations)| operations.iter())
+            .find(|operation| **operation == name)
+        {
+            Some(operation) => vec![*operation],
+            None => {
+                return Err(format!(
+                    "unknown operation or group {name:?}: use rooms, logging-configurations, tags or an \
+                     operation name such as GetRoom"
+                ));
+            }
+        },
+    };
+    Ok(QuotaOverride { operations, tps })
+}
+
+/// The default quotas with the overrides applied in order.
+pub fn quotas_with(overrides: &[QuotaOverride]) -> HashMap<&'static str, f64> {
+    let mut quotas: HashMap<&'static str, f64> = aws_default_quotas()
+        .into_iter()
+        .map(|(operation, tps)| (operation, f64::from(tps)))
+        .collect();
+    for entry in overrides {
+        for operation in &entry.operations {
+            quotas.insert(operation, entry.tps);
+        }
+    }
+    quotas
+}
+
 /// Evenly spaced slots per operation.
 #[derive(Debug)]
 pub struct RateLimiter {
@@ -37,11 +122,11 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     /// A limiter with the given TPS per operation (operations not listed are not limited).
-    pub fn new(tps: HashMap<&'static str, u32>) -> Self {
+    pub fn new(tps: HashMap<&'static str, f64>) -> Self {
         let intervals = tps
             .into_iter()
-            .filter(|(_, tps)| *tps > 0)
-            .map(|(operation, tps)| (operation, Duration::from_secs(1) / tps))
+            .filter(|(_, tps)| tps.is_finite() && *tps > 0.0)
+            .map(|(operation, tps)| (operation, Duration::from_secs_f64(1.0 / tps)))
             .collect();
         RateLimiter {
             intervals,
@@ -64,6 +149,26 @@ impl RateLimiter {
         slot - now
     }
 
+    /// AWS throttled `operation` anyway (another client shares the account's quota): no slot of it starts
+    /// within `pause` from now.
+    pub fn pause(&self, operation: &'static str, pause: Duration) {
+        if !self.intervals.contains_key(operation) {
+            return;
+        }
+        if let Ok(mut next_slot) = self.next_slot.lock() {
+            let resume = Instant::now() + pause;
+            let slot = next_slot.entry(operation).or_insert(resume);
+            *slot = (*slot).max(resume);
+        }
+    }
+
+    /// The budget's calls per second for `operation`, if it is limited.
+    pub fn tps(&self, operation: &str) -> Option<f64> {
+        self.intervals
+            .get(operation)
+            .map(|interval| 1.0 / interval.as_secs_f64())
+    }
+
     /// Waits for the next slot of `operation`.
     pub async fn acquire(&self, operation: &'static str) {
         let wait = self.reserve(operation, Instant::now());
@@ -73,46 +178,13 @@ impl RateLimiter {
     }
 }
 
-/// The IVS Chat client the controllers use: the SDK client plus the optional rate limiter.
-#[derive(Clone, Debug)]
-pub struct Aws {
-    pub client: aws_sdk_ivschat::Client,
-    limiter: Option<std::sync::Arc<RateLimiter>>,
-}
-
-impl Aws {
-    /// No client-side limit (e.g. against the emulator without quotas).
-    pub fn unlimited(client: aws_sdk_ivschat::Client) -> Self {
-        Aws {
-            client,
-            limiter: None,
-        }
-    }
-
-    /// Calls spaced to the given TPS per operation.
-    pub fn limited(client: aws_sdk_ivschat::Client, tps: HashMap<&'static str, u32>) -> Self {
-        Aws {
-            client,
-            limiter: Some(std::sync::Arc::new(RateLimiter::new(tps))),
-        }
-    }
-
-    /// Waits until a call of `operation` may start, then hands out the client.
-    pub async fn ready(&self, operation: &'static str) -> &aws_sdk_ivschat::Client {
-        if let Some(limiter) = &self.limiter {
-            limiter.acquire(operation).await;
-        }
-        &self.client
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn calls_are_spaced_at_the_operation_rate() {
-        let limiter = RateLimiter::new(HashMap::from([("GetRoom", 5), ("TagResource", 10)]));
+        let limiter = RateLimiter::new(HashMap::from([("GetRoom", 5.0), ("TagResource", 10.0)]));
         let now = Instant::now();
         let waits: Vec<_> = (0..4).map(|_| limiter.reserve("GetRoom", now)).collect();
         assert_eq!(
@@ -138,6 +210,47 @@ mod tests {
             limiter.reserve("GetRoom", later),
             Duration::from_millis(200)
         );
+    }
+
+    #[test]
+    fn a_throttled_operation_pauses_only_itself() {
+        let limiter = RateLimiter::new(HashMap::from([("GetRoom", 5.0), ("TagResource", 10.0)]));
+        limiter.pause("GetRoom", Duration::from_secs(2));
+        let wait = limiter.reserve("GetRoom", Instant::now());
+        assert!(wait > Duration::from_millis(1900), "{wait:?}");
+        assert_eq!(
+            limiter.reserve("TagResource", Instant::now()),
+            Duration::ZERO
+        );
+        // Unknown operations stay unlimited.
+        limiter.pause("Other", Duration::from_secs(2));
+        assert_eq!(limiter.reserve("Other", Instant::now()), Duration::ZERO);
+    }
+
+    #[test]
+    fn overrides_name_groups_or_operations() {
+        let rooms = parse_quota_override("rooms=2.5").expect("valid");
+        assert_eq!(rooms.operations.len(), 5);
+        assert_eq!(rooms.tps, 2.5);
+        let get = parse_quota_override(" GetRoom = 1 ").expect("valid");
+        assert_eq!(get.operations, vec!["GetRoom"]);
+        let quotas = quotas_with(&[rooms, get]);
+        assert_eq!(quotas["ListRooms"], 2.5);
+        assert_eq!(quotas["GetRoom"], 1.0);
+        assert_eq!(quotas["TagResource"], 10.0);
+        for bad in [
+            "rooms",
+            "rooms=0",
+            "rooms=-1",
+            "rooms=fast",
+            "Rooms=1",
+            "SendEvent=1",
+            "=3",
+        ] {
+            assert!(parse_quota_override(bad).is_err(), "{bad}");
+        }
+        let message = parse_quota_override("room=1").expect_err("unknown");
+        assert!(message.contains("logging-configurations"), "{message}");
     }
 
     #[test]

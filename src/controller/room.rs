@@ -1,14 +1,17 @@
 //! ChatRoom ↔ AWS IVS Chat room, read top to bottom: the spec maps to normalised room fields (logging
 //! configuration names resolved to ARNs through the ChatLoggingConfiguration store), the room is observed,
-//! diffed, and created / updated / deleted through the SDK.
+//! diffed, and created / updated / deleted through the SDK. Rooms are listed with ListRooms: the summaries
+//! carry everything but the two message limits, and the `name` filter narrows the ownership lookup before
+//! a create.
 
+use super::aws::{Aws, Retry};
 use super::aws_error::AwsError;
 use super::driver::{Deletion, ManagedKind, Observed, Pending, Policies};
-use super::rate_limit::Aws;
+use super::inventory::{Listed, Page};
 use super::status::{StatusDocument, reasons};
 use crate::crd::{ChatLoggingConfiguration, ChatRoom, ChatRoomSpec, LoggingConfigurationTarget};
 use aws_sdk_ivschat::primitives::{DateTime, DateTimeFormat};
-use aws_sdk_ivschat::types::{FallbackResult, MessageReviewHandler};
+use aws_sdk_ivschat::types::{FallbackResult, MessageReviewHandler, RoomSummary};
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 use serde::Serialize;
@@ -28,6 +31,70 @@ pub struct RoomFields {
     pub fallback_result: String,
     /// In spec order.
     pub logging_configuration_arns: Vec<String>,
+}
+
+/// What ListRooms reports of a room's fields (all but the two message limits), normalised like
+/// [`RoomFields`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedRoomFields {
+    pub name: String,
+    pub message_review_handler_uri: String,
+    pub fallback_result: String,
+    pub logging_configuration_arns: Vec<String>,
+}
+
+impl ListedRoomFields {
+    /// The part of `fields` a listing shows.
+    pub fn of(fields: &RoomFields) -> Self {
+        ListedRoomFields {
+            name: fields.name.clone(),
+            message_review_handler_uri: fields.message_review_handler_uri.clone(),
+            fallback_result: fields.fallback_result.clone(),
+            logging_configuration_arns: fields.logging_configuration_arns.clone(),
+        }
+    }
+}
+
+/// A ListRooms summary in the driver's terms.
+pub fn listed_room(summary: &RoomSummary) -> Listed<ListedRoomFields> {
+    // The limits are not in the summary; the defaults stand in and are ignored by the comparison.
+    let fields = observed_fields(
+        summary.name(),
+        None,
+        None,
+        summary.message_review_handler(),
+        summary.logging_configuration_identifiers(),
+    );
+    Listed {
+        arn: summary.arn().unwrap_or_default().to_owned(),
+        create_time: time(summary.create_time()),
+        update_time: time(summary.update_time()),
+        state: None,
+        tags: tags(summary.tags()),
+        summary: ListedRoomFields::of(&fields),
+    }
+}
+
+/// One ListRooms page (50 rooms, the most AWS allows), optionally filtered by room name.
+async fn list_rooms_page(
+    aws: &Aws,
+    name: Option<&str>,
+    next_token: Option<String>,
+) -> Result<Page<ListedRoomFields>, AwsError> {
+    let page = aws
+        .call("ListRooms", Retry::Idempotent, |client| {
+            client
+                .list_rooms()
+                .max_results(50)
+                .set_name(name.map(str::to_owned))
+                .set_next_token(next_token.clone())
+                .send()
+        })
+        .await?;
+    Ok((
+        page.rooms().iter().map(listed_room).collect(),
+        page.next_token().map(str::to_owned),
+    ))
 }
 
 /// Maps a spec and its resolved logging-configuration ARNs to room fields.
@@ -172,6 +239,7 @@ fn handler_of(fields: &RoomFields) -> MessageReviewHandler {
 impl ManagedKind for ChatRoom {
     const KIND: &'static str = "ChatRoom";
     type Fields = RoomFields;
+    type Summary = ListedRoomFields;
     type Context = Store<ChatLoggingConfiguration>;
 
     fn policies(&self) -> Policies {
@@ -208,22 +276,14 @@ impl ManagedKind for ChatRoom {
 
     async fn observe(aws: &Aws, arn: &str) -> Result<Option<Observed<RoomFields>>, AwsError> {
         let room = match aws
-            .ready("GetRoom")
-            .await
-            .get_room()
-            .identifier(arn)
-            .send()
+            .call("GetRoom", Retry::Idempotent, |client| {
+                client.get_room().identifier(arn).send()
+            })
             .await
         {
             Ok(room) => room,
-            Err(err) => {
-                let err = AwsError::from_sdk("GetRoom", err);
-                return if err.class == super::aws_error::ErrorClass::NotFound {
-                    Ok(None)
-                } else {
-                    Err(err)
-                };
-            }
+            Err(err) if err.class == super::aws_error::ErrorClass::NotFound => return Ok(None),
+            Err(err) => return Err(err),
         };
         Ok(Some(Observed {
             arn: room.arn().unwrap_or(arn).to_owned(),
@@ -247,28 +307,28 @@ impl ManagedKind for ChatRoom {
         desired: &RoomFields,
         tags_to_set: &BTreeMap<String, String>,
     ) -> Result<Observed<RoomFields>, AwsError> {
-        let mut request = aws
-            .ready("CreateRoom")
+        let room = aws
+            .call("CreateRoom", Retry::OnlyIfNotRun, |client| {
+                let mut request = client
+                    .create_room()
+                    .maximum_message_length(desired.maximum_message_length)
+                    .maximum_message_rate_per_second(desired.maximum_message_rate_per_second)
+                    .set_tags(Some(tags_to_set.clone().into_iter().collect()));
+                if !desired.name.is_empty() {
+                    request = request.name(&desired.name);
+                }
+                if !desired.message_review_handler_uri.is_empty() {
+                    request = request.message_review_handler(handler_of(desired));
+                }
+                if !desired.logging_configuration_arns.is_empty() {
+                    request = request.set_logging_configuration_identifiers(Some(
+                        desired.logging_configuration_arns.clone(),
+                    ));
+                }
+                request.send()
+            })
             .await
-            .create_room()
-            .maximum_message_length(desired.maximum_message_length)
-            .maximum_message_rate_per_second(desired.maximum_message_rate_per_second)
-            .set_tags(Some(tags_to_set.clone().into_iter().collect()));
-        if !desired.name.is_empty() {
-            request = request.name(&desired.name);
-        }
-        if !desired.message_review_handler_uri.is_empty() {
-            request = request.message_review_handler(handler_of(desired));
-        }
-        if !desired.logging_configuration_arns.is_empty() {
-            request = request.set_logging_configuration_identifiers(Some(
-                desired.logging_configuration_arns.clone(),
-            ));
-        }
-        let room = request
-            .send()
-            .await
-            .map_err(|err| AwsError::from_sdk("CreateRoom", err).not_found_is_terminal())?;
+            .map_err(AwsError::not_found_is_terminal)?;
         let arn = room.arn().unwrap_or_default().to_owned();
         Ok(Observed {
             arn,
@@ -294,18 +354,20 @@ impl ManagedKind for ChatRoom {
     ) -> Result<Observed<RoomFields>, AwsError> {
         // Every field is sent: UpdateRoom is a patch, and `[]` / `uri: ""` are how AWS clears.
         let room = aws
-            .ready("UpdateRoom")
-            .await
-            .update_room()
-            .identifier(arn)
-            .name(&desired.name)
-            .maximum_message_length(desired.maximum_message_length)
-            .maximum_message_rate_per_second(desired.maximum_message_rate_per_second)
-            .message_review_handler(handler_of(desired))
-            .set_logging_configuration_identifiers(Some(desired.logging_configuration_arns.clone()))
-            .send()
-            .await
-            .map_err(|err| AwsError::from_sdk("UpdateRoom", err))?;
+            .call("UpdateRoom", Retry::Idempotent, |client| {
+                client
+                    .update_room()
+                    .identifier(arn)
+                    .name(&desired.name)
+                    .maximum_message_length(desired.maximum_message_length)
+                    .maximum_message_rate_per_second(desired.maximum_message_rate_per_second)
+                    .message_review_handler(handler_of(desired))
+                    .set_logging_configuration_identifiers(Some(
+                        desired.logging_configuration_arns.clone(),
+                    ))
+                    .send()
+            })
+            .await?;
         Ok(Observed {
             arn: room.arn().unwrap_or(arn).to_owned(),
             id: room.id().map(str::to_owned),
@@ -325,23 +387,47 @@ impl ManagedKind for ChatRoom {
 
     async fn delete(aws: &Aws, arn: &str, _retry_failed: bool) -> Result<Deletion, AwsError> {
         match aws
-            .ready("DeleteRoom")
-            .await
-            .delete_room()
-            .identifier(arn)
-            .send()
+            .call("DeleteRoom", Retry::Idempotent, |client| {
+                client.delete_room().identifier(arn).send()
+            })
             .await
         {
             Ok(_) => Ok(Deletion::Gone),
-            Err(err) => {
-                let err = AwsError::from_sdk("DeleteRoom", err);
-                if err.class == super::aws_error::ErrorClass::NotFound {
-                    Ok(Deletion::Gone)
-                } else {
-                    Err(err)
-                }
+            Err(err) if err.class == super::aws_error::ErrorClass::NotFound => Ok(Deletion::Gone),
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn list_page(
+        aws: &Aws,
+        next_token: Option<String>,
+    ) -> Result<Page<ListedRoomFields>, AwsError> {
+        list_rooms_page(aws, None, next_token).await
+    }
+
+    /// Named rooms: ListRooms filtered by the name is fresh and usually one call. Unnamed rooms have no
+    /// filter that narrows the search.
+    async fn search_owned(
+        &self,
+        aws: &Aws,
+    ) -> Result<Option<Vec<Listed<ListedRoomFields>>>, AwsError> {
+        let Some(name) = self.spec.name.as_deref().filter(|name| !name.is_empty()) else {
+            return Ok(None);
+        };
+        let mut found = Vec::new();
+        let mut next_token = None;
+        loop {
+            let (page, next) = list_rooms_page(aws, Some(name), next_token).await?;
+            found.extend(page);
+            match next {
+                Some(token) if !token.is_empty() => next_token = Some(token),
+                _ => return Ok(Some(found)),
             }
         }
+    }
+
+    fn summary_matches(summary: &ListedRoomFields, desired: &RoomFields) -> bool {
+        *summary == ListedRoomFields::of(desired)
     }
 }
 

@@ -24,6 +24,9 @@ pub mod reasons {
     pub const IN_USE: &str = "InUse";
     /// Deletion of the AWS resource is in progress.
     pub const DELETING: &str = "Deleting";
+    /// Before creating (or before releasing a deleted object), the operator is listing AWS for a resource
+    /// that already carries the object's ownership tag.
+    pub const LOOKING_UP: &str = "LookingUpOwnedResource";
 }
 
 /// The status of either kind, as the operator writes it (camelCase like the CRD types).

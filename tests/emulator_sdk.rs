@@ -1402,6 +1402,261 @@ async fn injected_faults_and_latency() {
     emulator.stop().await.expect("stop");
 }
 
+/// Names of the rooms ListRooms shows (one page is enough for these tests).
+async fn listed_room_names(client: &Client) -> Vec<String> {
+    let listed = client.list_rooms().send().await.expect("ListRooms");
+    listed
+        .rooms()
+        .iter()
+        .filter_map(|room| room.name().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test]
+async fn lost_responses_keep_the_change_behind_a_500() {
+    let emulator = start_with(EmulatorConfig {
+        lost_response_rate: 1.0,
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let client = emulator.sdk_client_without_retries();
+
+    // CreateRoom: the client sees a 500 saying the response was dropped, yet the room exists.
+    let error = client
+        .create_room()
+        .name("lost-create")
+        .send()
+        .await
+        .expect_err("the response is lost");
+    assert_eq!(status_of(&error), 500);
+    assert_eq!(error.code(), Some("InternalServerException"));
+    let message = error.message().unwrap_or_default();
+    assert!(
+        message.contains("CreateRoom") && message.contains("response was dropped"),
+        "{message}"
+    );
+    let listed = client
+        .list_rooms()
+        .name("lost-create")
+        .send()
+        .await
+        .expect("reads never lose their response");
+    assert_eq!(listed.rooms().len(), 1, "the create was made exactly once");
+    let arn = listed.rooms()[0].arn().expect("arn").to_string();
+    assert_eq!(
+        emulator.request_count("CreateRoom", "InternalServerException"),
+        1
+    );
+    assert_eq!(emulator.request_count("CreateRoom", "success"), 0);
+    assert_eq!(emulator.lost_response_count("CreateRoom"), 1);
+    assert!(
+        emulator
+            .metrics_text()
+            .contains("ivschat_emulator_lost_responses_total{operation=\"CreateRoom\"} 1\n")
+    );
+
+    // UpdateRoom and TagResource: errors for the client, effects on the room.
+    let error = client
+        .update_room()
+        .identifier(&arn)
+        .maximum_message_length(123)
+        .send()
+        .await
+        .expect_err("the response is lost");
+    assert_eq!(status_of(&error), 500);
+    let error = client
+        .tag_resource()
+        .resource_arn(&arn)
+        .tags("env", "test")
+        .tags("team", "chat")
+        .send()
+        .await
+        .expect_err("the response is lost")
+        .into_service_error();
+    assert!(
+        error.is_internal_server_exception(),
+        "TagResource models InternalServerException: {error:?}"
+    );
+    let room = client
+        .get_room()
+        .identifier(&arn)
+        .send()
+        .await
+        .expect("GetRoom");
+    assert_eq!(room.maximum_message_length(), Some(123));
+    let tags = room.tags().expect("tags");
+    assert_eq!(tags.get("env").map(String::as_str), Some("test"));
+
+    let error = client
+        .untag_resource()
+        .resource_arn(&arn)
+        .tag_keys("env")
+        .send()
+        .await
+        .expect_err("the response is lost");
+    assert_eq!(status_of(&error), 500);
+    let tags = client
+        .list_tags_for_resource()
+        .resource_arn(&arn)
+        .send()
+        .await
+        .expect("ListTagsForResource");
+    assert_eq!(
+        tags.tags().keys().map(String::as_str).collect::<Vec<_>>(),
+        vec!["team"]
+    );
+
+    // Logging configurations too.
+    let error = client
+        .create_logging_configuration()
+        .name("lost-logging")
+        .destination_configuration(s3("demo-logging-bucket"))
+        .send()
+        .await
+        .expect_err("the response is lost");
+    assert_eq!(status_of(&error), 500);
+    let configurations = client
+        .list_logging_configurations()
+        .send()
+        .await
+        .expect("ListLoggingConfigurations");
+    let names: Vec<_> = configurations
+        .logging_configurations()
+        .iter()
+        .filter_map(|configuration| configuration.name())
+        .collect();
+    assert_eq!(names, vec!["lost-logging"]);
+
+    // A write that fails changed nothing and answers its own error, not a lost response.
+    let missing = "arn:aws:ivschat:us-west-2:123456789012:room/abcdABCD1234";
+    let error = client
+        .update_room()
+        .identifier(missing)
+        .maximum_message_length(5)
+        .send()
+        .await
+        .expect_err("no such room");
+    assert_eq!(status_of(&error), 404);
+    assert_eq!(emulator.lost_response_count("UpdateRoom"), 1);
+
+    // The data plane is never affected.
+    client
+        .create_chat_token()
+        .room_identifier(&arn)
+        .user_id("viewer")
+        .send()
+        .await
+        .expect("CreateChatToken keeps its response");
+    client
+        .send_event()
+        .room_identifier(&arn)
+        .event_name("e")
+        .send()
+        .await
+        .expect("SendEvent keeps its response");
+
+    // DeleteRoom: a 500, and the room is gone.
+    let error = client
+        .delete_room()
+        .identifier(&arn)
+        .send()
+        .await
+        .expect_err("the response is lost");
+    assert_eq!(status_of(&error), 500);
+    let error = client
+        .get_room()
+        .identifier(&arn)
+        .send()
+        .await
+        .expect_err("deleted");
+    assert_eq!(status_of(&error), 404);
+
+    // The hazard: a client that retries a create without an idempotency token makes one room per attempt.
+    let retrying = emulator.sdk_client_with(|builder| {
+        builder.retry_config(
+            aws_sdk_ivschat::config::retry::RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(Duration::from_millis(1)),
+        )
+    });
+    retrying
+        .create_room()
+        .name("retried")
+        .send()
+        .await
+        .expect_err("every attempt loses its response");
+    let retried = listed_room_names(&client)
+        .await
+        .into_iter()
+        .filter(|name| name == "retried")
+        .count();
+    assert_eq!(retried, 3, "one room per attempt");
+
+    // Admin API: the setting is visible and can be switched off; then everything is normal again.
+    let settings = send_raw(
+        emulator.local_addr(),
+        b"GET",
+        b"/_emulator/settings",
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(settings.json()["lostResponseRate"], 1.0);
+    let response = send_raw(
+        emulator.local_addr(),
+        b"PUT",
+        b"/_emulator/settings",
+        &[],
+        br#"{"lostResponseRate": 0}"#,
+    )
+    .await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.json()["lostResponseRate"], 0.0);
+    assert_eq!(emulator.settings().lost_response_rate, 0.0);
+    let arn = create_room(&client, "normal").await;
+    client
+        .update_room()
+        .identifier(&arn)
+        .maximum_message_length(99)
+        .send()
+        .await
+        .expect("UpdateRoom answers normally");
+    client
+        .tag_resource()
+        .resource_arn(&arn)
+        .tags("env", "test")
+        .send()
+        .await
+        .expect("TagResource answers normally");
+    client
+        .delete_room()
+        .identifier(&arn)
+        .send()
+        .await
+        .expect("DeleteRoom answers normally");
+    assert_eq!(emulator.lost_response_count("CreateRoom"), 4);
+    assert_eq!(emulator.request_count("CreateRoom", "success"), 1);
+
+    // The Rust setter and the admin API refuse rates outside 0..=1 and change nothing.
+    emulator.set_lost_response_rate(0.5).expect("valid rate");
+    assert!(emulator.set_lost_response_rate(1.5).is_err());
+    assert!(emulator.set_lost_response_rate(-1.0).is_err());
+    let response = send_raw(
+        emulator.local_addr(),
+        b"POST",
+        b"/_emulator/settings",
+        &[],
+        br#"{"lostResponseRate": 2}"#,
+    )
+    .await;
+    assert_eq!(
+        (response.status, response.error_type()),
+        (400, Some("ValidationException"))
+    );
+    assert_eq!(emulator.settings().lost_response_rate, 0.5);
+    emulator.stop().await.expect("stop");
+}
+
 // ---- authentication --------------------------------------------------------------------------------------------
 
 #[tokio::test]

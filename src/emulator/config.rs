@@ -61,6 +61,10 @@ pub struct EmulatorArgs {
     /// Fraction (0..=1) of API requests answered with an injected 500 or 503.
     #[arg(long, env = "IVSCHAT_EMULATOR_FAULT_RATE", default_value_t = 0.0, value_parser = parse_fault_rate)]
     pub fault_rate: f64,
+    /// Fraction (0..=1) of successful control-plane writes (Create/Update/Delete of rooms and logging
+    /// configurations, TagResource, UntagResource) whose change is kept but whose response is replaced by a 500.
+    #[arg(long, env = "IVSCHAT_EMULATOR_LOST_RESPONSE_RATE", default_value_t = 0.0, value_parser = parse_lost_response_rate)]
+    pub lost_response_rate: f64,
     /// Extra latency added to every API request (e.g. `50ms`).
     #[arg(long, env = "IVSCHAT_EMULATOR_EXTRA_LATENCY", default_value = "0s", value_parser = parse_duration)]
     pub extra_latency: Duration,
@@ -135,6 +139,8 @@ pub struct EmulatorConfig {
     pub room_quota: Option<u32>,
     pub logging_configuration_quota: u32,
     pub fault_rate: f64,
+    /// See [`RuntimeSettings::lost_response_rate`].
+    pub lost_response_rate: f64,
     pub extra_latency: Duration,
     pub state_file: Option<PathBuf>,
     /// How long a chat token can open a messaging connection (AWS: one minute). Tests shorten it.
@@ -157,6 +163,7 @@ impl Default for EmulatorConfig {
             room_quota: None,
             logging_configuration_quota: DEFAULT_LOGGING_CONFIGURATION_QUOTA,
             fault_rate: 0.0,
+            lost_response_rate: 0.0,
             extra_latency: Duration::ZERO,
             state_file: None,
             chat_token_validity: CHAT_TOKEN_VALIDITY,
@@ -175,6 +182,7 @@ impl EmulatorConfig {
             room_quota: self.room_quota,
             logging_configuration_quota: self.logging_configuration_quota,
             fault_rate: self.fault_rate,
+            lost_response_rate: self.lost_response_rate,
             extra_latency: self.extra_latency,
         }
     }
@@ -223,6 +231,7 @@ impl From<EmulatorArgs> for EmulatorConfig {
             room_quota: args.room_quota,
             logging_configuration_quota: args.logging_configuration_quota,
             fault_rate: args.fault_rate,
+            lost_response_rate: args.lost_response_rate,
             extra_latency: args.extra_latency,
             state_file: args.state_file,
             ..EmulatorConfig::default()
@@ -240,19 +249,19 @@ pub struct RuntimeSettings {
     pub enforce_quotas: bool,
     pub room_quota: Option<u32>,
     pub logging_configuration_quota: u32,
+    /// Share of requests answered with an injected 500/503 before the operation runs (nothing changes).
     pub fault_rate: f64,
+    /// Share of successful control-plane writes whose change is kept but whose response is replaced by a 500
+    /// InternalServerException: the AWS hazard of a request that succeeded server-side while the client saw a
+    /// failure (timeout, reset, 5xx after commit). Data-plane operations and reads are never affected.
+    pub lost_response_rate: f64,
     pub extra_latency: Duration,
 }
 
 impl RuntimeSettings {
     pub fn validate(&self) -> Result<(), String> {
-        if !(0.0..=1.0).contains(&self.fault_rate) {
-            return Err(format!(
-                "fault rate {} must be between 0 and 1",
-                self.fault_rate
-            ));
-        }
-        Ok(())
+        check_rate("fault rate", self.fault_rate)?;
+        check_rate("lost response rate", self.lost_response_rate)
     }
 }
 
@@ -260,15 +269,30 @@ fn parse_transition_failures(text: &str) -> Result<TransitionFailures, String> {
     TransitionFailures::from_names(text.split(','))
 }
 
-fn parse_fault_rate(text: &str) -> Result<f64, String> {
+/// A probability: `what` names the setting in the error (NaN is refused too, since it is in no range).
+fn check_rate(what: &str, rate: f64) -> Result<(), String> {
+    if (0.0..=1.0).contains(&rate) {
+        Ok(())
+    } else {
+        Err(format!("{what} {rate} must be between 0 and 1"))
+    }
+}
+
+fn parse_rate(what: &str, text: &str) -> Result<f64, String> {
     let rate: f64 = text
         .trim()
         .parse()
-        .map_err(|err| format!("invalid fault rate {text:?}: {err}"))?;
-    if !(0.0..=1.0).contains(&rate) {
-        return Err(format!("fault rate {rate} must be between 0 and 1"));
-    }
+        .map_err(|err| format!("invalid {what} {text:?}: {err}"))?;
+    check_rate(what, rate)?;
     Ok(rate)
+}
+
+fn parse_fault_rate(text: &str) -> Result<f64, String> {
+    parse_rate("fault rate", text)
+}
+
+fn parse_lost_response_rate(text: &str) -> Result<f64, String> {
+    parse_rate("lost response rate", text)
 }
 
 #[cfg(test)]
@@ -337,6 +361,8 @@ mod tests {
             "7",
             "--fault-rate",
             "0.25",
+            "--lost-response-rate",
+            "0.5",
             "--extra-latency",
             "10ms",
             "--state-file",
@@ -349,9 +375,12 @@ mod tests {
         assert!(config.enforce_quotas);
         assert_eq!(config.room_quota, Some(7));
         assert_eq!(config.fault_rate, 0.25);
+        assert_eq!(config.lost_response_rate, 0.5);
         assert_eq!(config.extra_latency, Duration::from_millis(10));
         assert_eq!(config.state_file, Some(PathBuf::from("/tmp/state.json")));
         assert!(Cli::try_parse_from(["emulator", "--fault-rate", "1.5"]).is_err());
+        assert!(Cli::try_parse_from(["emulator", "--lost-response-rate", "-0.1"]).is_err());
+        assert!(Cli::try_parse_from(["emulator", "--lost-response-rate", "NaN"]).is_err());
     }
 
     #[test]

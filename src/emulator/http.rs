@@ -3,8 +3,10 @@
 //!
 //! API requests go through: body read (capped at [`MAX_BODY_BYTES`], 413 past it) → extra latency → SigV4
 //! verification (403) → routing (404 UnknownOperationException) → injected fault (500/503) → TPS quota (429) →
-//! the operation. Every response carries `x-amzn-RequestId`; every error carries `X-Amzn-Errortype` and a JSON
-//! body with `message`. Each API request is counted once by operation and outcome.
+//! the operation → lost response (a successful control-plane write's response replaced by a 500, its change
+//! kept; see [`super::traffic::loses_responses`]). Every response carries `x-amzn-RequestId`; every error carries
+//! `X-Amzn-Errortype` and a JSON body with `message`. Each API request is counted once by operation and outcome
+//! (a lost response as `InternalServerException`, and also in the lost-responses counter).
 //!
 //! A WebSocket upgrade (`GET /` with `Upgrade: websocket`) goes to the chat messaging endpoint ([`messaging`])
 //! before any of this.
@@ -13,8 +15,8 @@
 //! - `GET /_emulator/metrics`: the request counters as Prometheus text; `POST /_emulator/metrics/reset` zeroes them.
 //! - `GET /_emulator/settings`: the runtime settings as JSON; `POST /_emulator/settings` with any subset of
 //!   `{"loggingTransitionDelay": "2s", "failTransitions": ["create","update","delete"], "enforceQuotas": true,
-//!   "roomQuota": 5 | null, "loggingConfigurationQuota": 10, "faultRate": 0.1, "extraLatency": "50ms"}` changes
-//!   them and returns the result.
+//!   "roomQuota": 5 | null, "loggingConfigurationQuota": 10, "faultRate": 0.1, "lostResponseRate": 0.1,
+//!   "extraLatency": "50ms"}` changes them and returns the result.
 //! - `GET /_emulator/health`: `{"status":"ok"}`.
 
 use std::sync::Arc;
@@ -158,7 +160,17 @@ async fn api(
         query: uri.query(),
         body,
     };
-    operations::execute(service, route.operation, request).await
+    let output = operations::execute(service, route.operation, request).await?;
+    // Drawn only after success: a failed operation changed nothing, so there is no lost change to simulate.
+    if let Some(lost) = service.traffic.lost_response(route.operation) {
+        service.metrics.record_lost_response(route.operation.name());
+        tracing::debug!(
+            operation = route.operation.name(),
+            "change kept, response replaced by an injected 500"
+        );
+        return Err(lost);
+    }
+    Ok(output)
 }
 
 fn respond(result: Result<Output, ApiError>, request_id: &str) -> Response {
@@ -239,6 +251,7 @@ fn settings_json(settings: &RuntimeSettings) -> Value {
         "roomQuota": settings.room_quota,
         "loggingConfigurationQuota": settings.logging_configuration_quota,
         "faultRate": settings.fault_rate,
+        "lostResponseRate": settings.lost_response_rate,
         "extraLatency": format_duration(settings.extra_latency),
     })
 }
@@ -256,6 +269,7 @@ struct SettingsChanges {
     room_quota: Option<Option<u32>>,
     logging_configuration_quota: Option<u32>,
     fault_rate: Option<f64>,
+    lost_response_rate: Option<f64>,
     extra_latency: Option<Duration>,
 }
 
@@ -278,6 +292,9 @@ impl SettingsChanges {
         }
         if let Some(value) = self.fault_rate {
             settings.fault_rate = value;
+        }
+        if let Some(value) = self.lost_response_rate {
+            settings.lost_response_rate = value;
         }
         if let Some(value) = self.extra_latency {
             settings.extra_latency = value;
@@ -308,6 +325,11 @@ fn parse_settings_changes(body: &[u8]) -> Result<SettingsChanges, ApiError> {
                 "a duration such as \"2s\" or a number of seconds",
             )),
         }
+    };
+    let rate = |field: &str, value: &Value| -> Result<f64, ApiError> {
+        value
+            .as_f64()
+            .ok_or_else(|| bad(field, "a number between 0 and 1"))
     };
     let count = |field: &str, value: &Value| -> Result<u32, ApiError> {
         value
@@ -348,13 +370,8 @@ fn parse_settings_changes(body: &[u8]) -> Result<SettingsChanges, ApiError> {
             "loggingConfigurationQuota" => {
                 changes.logging_configuration_quota = Some(count(key, value)?)
             }
-            "faultRate" => {
-                changes.fault_rate = Some(
-                    value
-                        .as_f64()
-                        .ok_or_else(|| bad(key, "a number between 0 and 1"))?,
-                )
-            }
+            "faultRate" => changes.fault_rate = Some(rate(key, value)?),
+            "lostResponseRate" => changes.lost_response_rate = Some(rate(key, value)?),
             other => return Err(ApiError::field(other, "unknown setting")),
         }
     }
@@ -377,7 +394,7 @@ mod tests {
 
     #[test]
     fn settings_changes_apply_only_what_is_given() {
-        let settings = apply(r#"{"loggingTransitionDelay": "2s", "failTransitions": "create,delete", "faultRate": 0.5}"#)
+        let settings = apply(r#"{"loggingTransitionDelay": "2s", "failTransitions": "create,delete", "faultRate": 0.5, "lostResponseRate": 0.25}"#)
             .expect("valid");
         assert_eq!(settings.logging_transition_delay, Duration::from_secs(2));
         assert_eq!(
@@ -389,6 +406,7 @@ mod tests {
             }
         );
         assert_eq!(settings.fault_rate, 0.5);
+        assert_eq!(settings.lost_response_rate, 0.25);
         assert_eq!(settings.room_quota, Some(5), "untouched");
         assert_eq!(
             apply(r#"{"roomQuota": null}"#).expect("valid").room_quota,
@@ -410,6 +428,7 @@ mod tests {
     fn bad_settings_name_the_field() {
         for (body, field) in [
             (r#"{"faultRat": 1}"#, "faultRat"),
+            (r#"{"lostResponseRate": "all"}"#, "lostResponseRate"),
             (r#"{"roomQuota": -1}"#, "roomQuota"),
             (r#"{"enforceQuotas": "yes"}"#, "enforceQuotas"),
             (r#"{"failTransitions": ["explode"]}"#, "failTransitions"),
@@ -436,5 +455,6 @@ mod tests {
         assert_eq!(json["roomQuota"], 2);
         assert_eq!(json["loggingTransitionDelay"], "0ms");
         assert_eq!(json["failTransitions"], serde_json::json!([]));
+        assert_eq!(json["lostResponseRate"], 0.0);
     }
 }

@@ -1,6 +1,11 @@
 //! Request counters per operation and outcome, readable from Rust and as Prometheus text
 //! (`GET /_emulator/metrics`). Labels are bounded: the operation is one of the 17 names or `unknown`, the
 //! outcome is `success` or one of the error type names the emulator can produce.
+//!
+//! A lost response (see `lostResponseRate` in [`super::traffic`]) is counted under what the client saw,
+//! `InternalServerException`, like any other 500, so request totals and error shares stay what the client
+//! observed; a second counter, `ivschat_emulator_lost_responses_total{operation}`, counts those of them whose
+//! change was nevertheless made, which no outcome label could tell apart from an injected fault.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -17,6 +22,8 @@ pub type MetricsSnapshot = BTreeMap<(String, String), u64>;
 #[derive(Debug, Default)]
 pub struct Metrics {
     counters: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    /// Operation → requests whose change was made but whose response was replaced by a 500.
+    lost_responses: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
@@ -26,6 +33,25 @@ impl Metrics {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         *counters.entry((operation, outcome)).or_insert(0) += 1;
+    }
+
+    /// Counts a request of `operation` whose change was kept but whose response was dropped (its outcome is
+    /// recorded separately with [`Metrics::record`]).
+    pub fn record_lost_response(&self, operation: &'static str) {
+        let mut lost = self
+            .lost_responses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *lost.entry(operation).or_insert(0) += 1;
+    }
+
+    /// Requests of `operation` whose change was made although the client got a 500.
+    pub fn lost_responses(&self, operation: &str) -> u64 {
+        let lost = self
+            .lost_responses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        lost.get(operation).copied().unwrap_or(0)
     }
 
     pub fn snapshot(&self) -> MetricsSnapshot {
@@ -72,6 +98,10 @@ impl Metrics {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();
+        self.lost_responses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
     }
 
     /// Prometheus text exposition format (version 0.0.4).
@@ -85,6 +115,22 @@ impl Metrics {
             let _ = writeln!(
                 text,
                 "ivschat_emulator_requests_total{{operation=\"{operation}\",outcome=\"{outcome}\"}} {count}"
+            );
+        }
+        text.push_str(
+            "# HELP ivschat_emulator_lost_responses_total API requests whose change was made but whose response \
+             was replaced by an injected 500 (also counted as InternalServerException above).\n\
+             # TYPE ivschat_emulator_lost_responses_total counter\n",
+        );
+        let lost = self
+            .lost_responses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        for (operation, count) in lost {
+            let _ = writeln!(
+                text,
+                "ivschat_emulator_lost_responses_total{{operation=\"{operation}\"}} {count}"
             );
         }
         text
@@ -117,7 +163,24 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("# TYPE ivschat_emulator_requests_total counter"));
+        assert!(text.contains("# TYPE ivschat_emulator_lost_responses_total counter"));
+        assert!(
+            !text.contains("ivschat_emulator_lost_responses_total{"),
+            "{text}"
+        );
+
+        metrics.record("UpdateRoom", "InternalServerException");
+        metrics.record_lost_response("UpdateRoom");
+        assert_eq!(metrics.lost_responses("UpdateRoom"), 1);
+        assert_eq!(metrics.lost_responses("CreateRoom"), 0);
+        assert_eq!(metrics.count("UpdateRoom", "InternalServerException"), 1);
+        let text = metrics.prometheus_text();
+        assert!(
+            text.contains("ivschat_emulator_lost_responses_total{operation=\"UpdateRoom\"} 1\n"),
+            "{text}"
+        );
         metrics.reset();
         assert_eq!(metrics.total("CreateRoom"), 0);
+        assert_eq!(metrics.lost_responses("UpdateRoom"), 0);
     }
 }

@@ -55,6 +55,13 @@
 //!   with the SigV4 verifier's type; injected faults: 500 `InternalServerException` / 503
 //!   `ServiceUnavailableException`. Order of checks: body size, extra latency, authentication, routing, injected
 //!   fault, TPS quota, then validation and the operation itself.
+//! - **Lost responses** (`lostResponseRate`, default 0): after a control-plane write succeeded (Create/Update/
+//!   Delete of rooms and logging configurations, TagResource, UntagResource; never reads nor the data-plane
+//!   CreateChatToken / SendEvent / DeleteMessage / DisconnectUser), that share of them answer 500
+//!   `InternalServerException` saying the response was dropped after the change was made; the change stays
+//!   (and is persisted). This is the AWS hazard an injected fault cannot show: CreateRoom and
+//!   CreateLoggingConfiguration take no idempotency token, so a client that retries blindly creates twice.
+//!   Counted as `InternalServerException` plus `ivschat_emulator_lost_responses_total` (see [`metrics`]).
 //! - **Persistence** keeps rooms, logging configurations (with lifecycle timestamps) and tags; chat tokens and
 //!   the pagination key are per process. A state file that cannot be written turns the request into a 500.
 //! - **Admin API** under `/_emulator/` is unsigned (see [`http`]); the default listen address is loopback.
@@ -232,6 +239,12 @@ impl Emulator {
         self.service.metrics.prometheus_text()
     }
 
+    /// Requests of `operation` whose change was made although the response was replaced by a 500
+    /// (`lostResponseRate`); they are also counted under `InternalServerException`.
+    pub fn lost_response_count(&self, operation: &str) -> u64 {
+        self.service.metrics.lost_responses(operation)
+    }
+
     pub fn reset_metrics(&self) {
         self.service.metrics.reset();
     }
@@ -256,6 +269,13 @@ impl Emulator {
     /// Fraction (0..=1) of API requests answered with an injected 500 or 503.
     pub fn set_fault_rate(&self, rate: f64) -> anyhow::Result<()> {
         self.update_settings(|settings| settings.fault_rate = rate)
+            .map(drop)
+    }
+
+    /// Fraction (0..=1) of successful control-plane writes whose change is kept but whose response is replaced
+    /// by a 500 InternalServerException.
+    pub fn set_lost_response_rate(&self, rate: f64) -> anyhow::Result<()> {
+        self.update_settings(|settings| settings.lost_response_rate = rate)
             .map(drop)
     }
 

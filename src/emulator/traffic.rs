@@ -1,6 +1,6 @@
-//! Test switches that act on requests before they reach an operation: the runtime settings themselves, TPS quota
+//! Test switches that act on requests around an operation: the runtime settings themselves, TPS quota
 //! enforcement (one token bucket per operation, capacity and refill rate = the operation's TPS quota), injected
-//! 500/503 faults and extra latency.
+//! 500/503 faults and extra latency (all before the operation runs), and lost responses (after it succeeded).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError, RwLock};
@@ -110,6 +110,48 @@ impl Traffic {
             }
         })
     }
+
+    /// For a `lost_response_rate` share of successful control-plane writes ([`loses_responses`]), the 500
+    /// InternalServerException that replaces the response although the change was made and kept.
+    pub fn lost_response(&self, operation: Operation) -> Option<ApiError> {
+        let rate = self.settings().lost_response_rate;
+        if !loses_responses(operation) || rate <= 0.0 || rand::random::<f64>() >= rate {
+            return None;
+        }
+        Some(ApiError::InternalServer {
+            message: format!(
+                "Injected lost response: {} was carried out and its change kept, but its response was dropped",
+                operation.name()
+            ),
+        })
+    }
+}
+
+/// Whether `operation` is subject to lost responses: the control-plane writes whose outcome a client must find
+/// out by reading back (Create/Update/Delete of rooms and logging configurations, TagResource, UntagResource).
+/// Reads never are (nothing to lose), nor are the data-plane operations CreateChatToken, SendEvent,
+/// DeleteMessage and DisconnectUser (they change no resource the operator reconciles). Exhaustive on purpose:
+/// a new operation has to be classified here.
+pub fn loses_responses(operation: Operation) -> bool {
+    match operation {
+        Operation::CreateRoom
+        | Operation::UpdateRoom
+        | Operation::DeleteRoom
+        | Operation::CreateLoggingConfiguration
+        | Operation::UpdateLoggingConfiguration
+        | Operation::DeleteLoggingConfiguration
+        | Operation::TagResource
+        | Operation::UntagResource => true,
+        Operation::GetRoom
+        | Operation::ListRooms
+        | Operation::GetLoggingConfiguration
+        | Operation::ListLoggingConfigurations
+        | Operation::ListTagsForResource
+        | Operation::CreateChatToken
+        | Operation::SendEvent
+        | Operation::DeleteMessage
+        | Operation::DisconnectUser => false,
+    }
 }
 
 #[cfg(test)]
@@ -166,6 +208,52 @@ mod tests {
             traffic.settings().fault_rate,
             1.0,
             "an invalid update changes nothing"
+        );
+    }
+
+    #[test]
+    fn lost_responses_follow_the_rate_and_hit_only_control_plane_writes() {
+        let traffic = Traffic::new(EmulatorConfig::default().runtime_settings());
+        assert!(
+            Operation::ALL
+                .iter()
+                .all(|operation| (0..50).all(|_| traffic.lost_response(*operation).is_none())),
+            "rate 0 never loses a response"
+        );
+        traffic
+            .update(|settings| settings.lost_response_rate = 1.0)
+            .expect("valid");
+        for operation in Operation::ALL {
+            let lost = (0..50)
+                .filter(|_| traffic.lost_response(operation).is_some())
+                .count();
+            let expected = if loses_responses(operation) { 50 } else { 0 };
+            assert_eq!(lost, expected, "{}", operation.name());
+        }
+        match traffic.lost_response(Operation::CreateRoom) {
+            Some(ApiError::InternalServer { message }) => {
+                assert!(message.contains("CreateRoom"), "{message}");
+                assert!(message.contains("change kept"), "{message}");
+            }
+            other => panic!("expected an InternalServerException, got {other:?}"),
+        }
+        assert!(
+            !loses_responses(Operation::CreateChatToken) && !loses_responses(Operation::GetRoom)
+        );
+
+        for invalid in [-0.1, 1.5, f64::NAN] {
+            let refused = traffic.update(|settings| settings.lost_response_rate = invalid);
+            assert!(refused.is_err(), "{invalid} must be refused");
+        }
+        assert_eq!(
+            traffic.settings().lost_response_rate,
+            1.0,
+            "an invalid update changes nothing"
+        );
+        assert_eq!(
+            traffic.settings().fault_rate,
+            0.0,
+            "the two rates are independent"
         );
     }
 }

@@ -2,8 +2,9 @@
 //! judged by printed (run with `--nocapture` to see them):
 //!
 //! - 500 rooms converge with the emulator enforcing the IVS Chat rate quotas, failing 10 % of requests with
-//!   5xx and adding latency: the default rate budget keeps AWS from ever throttling the operator, and the
-//!   AWS calls per room stay under a stated ceiling.
+//!   5xx, losing the response of 5 % of writes after making them, and adding latency: the default rate
+//!   budget keeps AWS from ever throttling the operator, no lost create turns into a duplicate, and the AWS
+//!   calls per room stay under a stated ceiling.
 //! - Drift detection at 2,000 rooms: one full resync at rest costs at most 0.1 AWS calls per room (it is
 //!   a listing, 50 rooms a call), while a room changed out of band is still corrected within one resync;
 //!   a restarted operator takes the Ready rooms over from one listing, without reading each room.
@@ -146,7 +147,27 @@ async fn assert_one_room_each(aws: &Aws, rooms: &Api<ChatRoom>, count: usize) {
         .map(|room| (room.uid().unwrap_or_default(), room))
         .collect();
     let listed = aws_rooms(aws).await;
-    assert_eq!(listed.len(), count, "AWS rooms");
+    if listed.len() != count {
+        let mut by_owner: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for room in &listed {
+            let owner = room
+                .tags()
+                .and_then(|tags| tags.get("ivschat.dev/name"))
+                .cloned()
+                .unwrap_or_default();
+            by_owner.entry(owner).or_default().push(format!(
+                "{} (name {:?}, created {:?})",
+                room.arn().unwrap_or_default(),
+                room.name(),
+                room.create_time()
+            ));
+        }
+        by_owner.retain(|_, rooms| rooms.len() > 1);
+        panic!(
+            "{} AWS rooms for {count} ChatRooms; shared owners: {by_owner:#?}",
+            listed.len()
+        );
+    }
     let mut owners = BTreeMap::new();
     for room in &listed {
         let uid = room
@@ -197,6 +218,8 @@ async fn five_hundred_rooms_converge_under_quotas_faults_and_latency_without_thr
         EmulatorConfig {
             enforce_quotas: true,
             fault_rate: 0.1,
+            // Also 5 % of writes succeed but answer 500: the creates among them must be found, not repeated.
+            lost_response_rate: 0.05,
             extra_latency: Duration::from_millis(25),
             ..EmulatorConfig::default()
         },
@@ -242,12 +265,15 @@ async fn five_hundred_rooms_converge_under_quotas_faults_and_latency_without_thr
         .map(|(_, count)| count)
         .sum();
     let calls_per_room = total as f64 / ROOMS as f64;
+    let lost_creates = emulator.lost_response_count("CreateRoom");
     println!(
         "{ROOMS} rooms Ready in {:.1} s with quotas; {total} AWS calls ({calls_per_room:.2} per room, ceiling \
-         {CALLS_PER_ROOM_CEILING}); {faults} injected 5xx; {throttled} throttled",
+         {CALLS_PER_ROOM_CEILING}); {faults} 5xx, of which {lost_creates} CreateRoom responses lost after the \
+         room was created; {throttled} throttled",
         converged.as_secs_f64()
     );
     assert!(faults > 0, "the emulator injected no faults");
+    assert!(lost_creates > 0, "no create response was lost");
     assert_eq!(throttled, 0, "AWS throttled the operator");
     assert!(
         calls_per_room <= CALLS_PER_ROOM_CEILING,
@@ -256,6 +282,7 @@ async fn five_hundred_rooms_converge_under_quotas_faults_and_latency_without_thr
     emulator
         .update_settings(|settings| {
             settings.fault_rate = 0.0;
+            settings.lost_response_rate = 0.0;
             settings.enforce_quotas = false;
         })
         .expect("settings");

@@ -375,9 +375,13 @@ impl<K: ManagedKind> Context<K> {
             .mul_f64(rand::random_range(1.05..=1.25))
     }
 
-    fn record_create_attempt(&self, key: &str) {
-        if let Ok(mut attempts) = self.create_attempts.lock() {
-            attempts.insert(key.to_owned(), Instant::now());
+    /// Marks a create of `key` as sent. The time is taken when the returned guard drops, i.e. once the call
+    /// has returned, failed or been cancelled: the call may wait seconds for its rate-budget slot, and a
+    /// listing that starts during that wait cannot show what the call creates afterwards.
+    fn create_attempt(&self, key: &str) -> CreateAttempt<'_> {
+        CreateAttempt {
+            attempts: &self.create_attempts,
+            key: key.to_owned(),
         }
     }
 
@@ -418,6 +422,20 @@ impl<K: ManagedKind> Context<K> {
             })
             .unwrap_or(1);
         jittered_backoff(&self.timing, attempt, rand::random_range(0.5..=1.0))
+    }
+}
+
+/// A create in flight: see [`Context::create_attempt`].
+struct CreateAttempt<'a> {
+    attempts: &'a Mutex<HashMap<String, Instant>>,
+    key: String,
+}
+
+impl Drop for CreateAttempt<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut attempts) = self.attempts.lock() {
+            attempts.insert(std::mem::take(&mut self.key), Instant::now());
+        }
     }
 }
 
@@ -1035,7 +1053,7 @@ async fn create_unless_owned<K: ManagedKind>(
         .filter(|listed| Some(&listed.arn) != current.arn.as_ref())
         .collect();
     if owned.is_empty() {
-        ctx.record_create_attempt(&object_key(object));
+        let _attempt = ctx.create_attempt(&object_key(object));
         return create::<K>(ctx, desired, desired_tags, next, recreate_note).await;
     }
     let keep = owned.remove(0);

@@ -1360,3 +1360,107 @@ async fn at_rest_there_are_no_aws_writes_and_no_status_writes() {
     );
     s.finish().await;
 }
+
+/// `spec` with `name` set, if given.
+fn with_name(mut spec: Value, name: Option<&str>) -> Value {
+    if let Some(name) = name {
+        spec["name"] = json!(name);
+    }
+    spec
+}
+
+/// Creates an AWS room carrying the ownership tags of `object`, as a create whose result never reached
+/// the object's status (a crash, a lost response) leaves behind.
+async fn orphaned_room(s: &Scenario, object: &ChatRoom, name: Option<&str>) -> String {
+    let room = s
+        .aws
+        .create_room()
+        .set_name(name.map(str::to_owned))
+        .tags(OWNER_UID_TAG, object.uid().expect("uid"))
+        .tags(OWNER_NAMESPACE_TAG, &s.namespace)
+        .tags(OWNER_NAME_TAG, object.name_any())
+        .send()
+        .await
+        .expect("CreateRoom");
+    room.arn().expect("arn").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_created_before_a_crash_is_recovered_and_extra_copies_deleted() {
+    let mut s = Scenario::new("recover").await;
+    // Named (the lookup filters ListRooms by name) and unnamed (it reads the account-wide listing).
+    for (object_name, room_name) in [("named", Some("recovered")), ("unnamed", None)] {
+        // The previous operator process created the room (twice, as a bug of old might have) and died
+        // before recording it.
+        s.stop_operator().await;
+        let spec = with_name(json!({"maximumMessageLength": 200}), room_name);
+        let object = s.room(object_name, spec).await;
+        let first = orphaned_room(&s, &object, room_name).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let second = orphaned_room(&s, &object, room_name).await;
+        s.start_operator(s.emulator.sdk_client());
+        let ready = wait_for(&s.rooms(), object_name, "Ready", is_ready).await;
+        assert_eq!(
+            room_arn(&ready),
+            first,
+            "{object_name}: the oldest copy is kept"
+        );
+        let kept = s
+            .aws
+            .get_room()
+            .identifier(&first)
+            .send()
+            .await
+            .expect("GetRoom");
+        assert_eq!(
+            kept.maximum_message_length(),
+            Some(200),
+            "brought to the spec"
+        );
+        let gone = s.aws.get_room().identifier(&second).send().await;
+        assert!(
+            gone.is_err(),
+            "{object_name}: the extra copy {second} is left"
+        );
+        let recovered = s.wait_event(object_name, "Recovered").await;
+        assert!(
+            recovered.note.unwrap_or_default().contains(&first),
+            "{object_name}"
+        );
+        s.wait_event(object_name, "DuplicateDeleted").await;
+    }
+    assert_eq!(
+        s.emulator.request_total("CreateRoom"),
+        4,
+        "the operator created nothing (the 4 are the test's)"
+    );
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_an_object_whose_status_lost_its_arn_deletes_its_room() {
+    let mut s = Scenario::new("orphan").await;
+    // Waits for a logging configuration that never comes: finalizer on, nothing created by the operator.
+    for (object_name, room_name) in [("named", Some("orphan")), ("unnamed", None)] {
+        let spec = json!({"loggingConfigurations": [{"name": "missing"}]});
+        s.room(object_name, with_name(spec, room_name)).await;
+        let waiting = wait_for(&s.rooms(), object_name, "waiting", |r: &ChatRoom| {
+            condition(r, "Ready")
+                .is_some_and(|(_, reason, _)| reason == "WaitingForLoggingConfiguration")
+                && !r.finalizers().is_empty()
+        })
+        .await;
+        // A create by a process that died before recording it (the spec changed since, say).
+        s.stop_operator().await;
+        let orphan = orphaned_room(&s, &waiting, room_name).await;
+        s.start_operator(s.emulator.sdk_client());
+        s.rooms()
+            .delete(object_name, &DeleteParams::default())
+            .await
+            .expect("delete");
+        wait_gone(&s.rooms(), object_name).await;
+        let gone = s.aws.get_room().identifier(&orphan).send().await;
+        assert!(gone.is_err(), "{object_name}: {orphan} outlived its object");
+    }
+    s.finish().await;
+}

@@ -26,6 +26,7 @@ use driver::{Context, Timing, error_policy, reconcile};
 use futures_util::StreamExt;
 use kube::Api;
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::Store;
 use kube::runtime::{Controller, watcher};
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,21 +113,49 @@ impl Default for Options {
 pub struct OperatorHandle {
     shutdown: Vec<oneshot::Sender<()>>,
     task: JoinHandle<()>,
+    room_store: Store<ChatRoom>,
+    config_store: Store<ChatLoggingConfiguration>,
 }
 
+/// How long a stop waits for running reconciles (each bounded by its own timeouts) before cutting them off.
+const STOP_GRACE: Duration = Duration::from_secs(30);
+
 impl OperatorHandle {
-    /// Stops both controllers: no new reconciles start, running ones finish.
-    pub async fn stop(self) -> anyhow::Result<()> {
-        for signal in self.shutdown {
+    /// Stops both controllers: no new reconciles start, running ones finish (within a grace period).
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        // kube-runtime holds its reconcile runner until the store's first list: stopped before that, it
+        // would wait forever, and it has nothing to finish anyway.
+        let listed =
+            stores_listed(&self.room_store).await && stores_listed(&self.config_store).await;
+        for signal in self.shutdown.drain(..) {
             let _ = signal.send(());
         }
-        self.task.await.context("the controller task failed")
+        let grace = if listed { STOP_GRACE } else { Duration::ZERO };
+        match tokio::time::timeout(grace, &mut self.task).await {
+            Ok(result) => result.context("the controller task failed"),
+            Err(_) => {
+                self.task.abort();
+                let _ = (&mut self.task).await;
+                Ok(())
+            }
+        }
     }
 
     /// Whether the controllers have ended on their own (they only do when their watches fail for good).
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
     }
+}
+
+/// Whether a store has had its first full list (checked, not awaited).
+async fn stores_listed<K>(store: &Store<K>) -> bool
+where
+    K: kube::runtime::reflector::Lookup + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    tokio::time::timeout(Duration::from_millis(20), store.wait_until_ready())
+        .await
+        .is_ok_and(|ready| ready.is_ok())
 }
 
 fn api<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
@@ -204,8 +233,9 @@ pub fn start_with(kube: kube::Client, aws: aws::Aws, options: Options) -> Operat
         options.timing,
         room_store.clone(),
     ));
-    let room_listing = driver::run_inventory(room_context.clone(), room_store, stale_rooms);
-    let config_listing = driver::run_inventory(config_context.clone(), config_store, stale_configs);
+    let room_listing = driver::run_inventory(room_context.clone(), room_store.clone(), stale_rooms);
+    let config_listing =
+        driver::run_inventory(config_context.clone(), config_store.clone(), stale_configs);
     let room_run = room_controller
         .graceful_shutdown_on(async move {
             let _ = rooms_stopped.await;
@@ -236,6 +266,8 @@ pub fn start_with(kube: kube::Client, aws: aws::Aws, options: Options) -> Operat
     OperatorHandle {
         shutdown: vec![stop_rooms, stop_configs],
         task,
+        room_store,
+        config_store,
     }
 }
 

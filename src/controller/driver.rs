@@ -242,6 +242,9 @@ pub struct Context<K: ManagedKind> {
     pub inventory: Inventory<K::Summary>,
     /// When a create was last sent per object: only a listing that started later proves it created nothing.
     create_attempts: Mutex<HashMap<String, Instant>>,
+    /// Outcomes of AWS passes whose status write failed (the API server is down, say): the retry writes
+    /// them instead of repeating the AWS calls.
+    unwritten: Mutex<HashMap<String, Unwritten>>,
     /// When a failed AWS deletion was first reported, per object: it is retried after the long backoff,
     /// not on the watch event of the status write that reported it.
     deletion_failed_at: Mutex<HashMap<String, Instant>>,
@@ -268,6 +271,7 @@ impl<K: ManagedKind> Context<K> {
             in_sync: Mutex::new(HashMap::new()),
             inventory: Inventory::default(),
             create_attempts: Mutex::new(HashMap::new()),
+            unwritten: Mutex::new(HashMap::new()),
             deletion_failed_at: Mutex::new(HashMap::new()),
             ready_generation: Mutex::new(HashMap::new()),
         }
@@ -392,6 +396,28 @@ impl<K: ManagedKind> Context<K> {
             .and_then(|attempts| attempts.get(key).copied())
     }
 
+    /// Keeps the outcome of a pass whose status write failed.
+    fn keep_unwritten(&self, key: &str, fingerprint: u64, next: StatusDocument, report: Report) {
+        if let Ok(mut unwritten) = self.unwritten.lock() {
+            unwritten.insert(
+                key.to_owned(),
+                Unwritten {
+                    fingerprint,
+                    at: Instant::now(),
+                    next,
+                    report,
+                },
+            );
+        }
+    }
+
+    /// The kept outcome for the object in this shape, if it is recent (younger than a resync period).
+    fn take_unwritten(&self, key: &str, fingerprint: u64) -> Option<(StatusDocument, Report)> {
+        let kept = self.unwritten.lock().ok()?.remove(key)?;
+        (kept.fingerprint == fingerprint && kept.at.elapsed() < self.timing.resync_period)
+            .then_some((kept.next, kept.report))
+    }
+
     fn forget_create_attempt(&self, key: &str) {
         if let Ok(mut attempts) = self.create_attempts.lock() {
             attempts.remove(key);
@@ -423,6 +449,14 @@ impl<K: ManagedKind> Context<K> {
             .unwrap_or(1);
         jittered_backoff(&self.timing, attempt, rand::random_range(0.5..=1.0))
     }
+}
+
+/// An AWS outcome not yet in status: see [`Context::keep_unwritten`].
+struct Unwritten {
+    fingerprint: u64,
+    at: Instant,
+    next: StatusDocument,
+    report: Report,
 }
 
 /// A create in flight: see [`Context::create_attempt`].
@@ -499,6 +533,28 @@ struct Report {
     health: Health,
     requeue: Requeue,
     events: Vec<Event>,
+}
+
+impl Clone for Report {
+    fn clone(&self) -> Self {
+        // kube's Event is not Clone.
+        let events = self
+            .events
+            .iter()
+            .map(|event| Event {
+                type_: event.type_,
+                reason: event.reason.clone(),
+                note: event.note.clone(),
+                action: event.action.clone(),
+                secondary: event.secondary.clone(),
+            })
+            .collect();
+        Report {
+            health: self.health.clone(),
+            requeue: self.requeue,
+            events,
+        }
+    }
 }
 
 impl Report {
@@ -713,18 +769,32 @@ async fn apply<K: ManagedKind>(
         SyncMemory::Due(verified_at) => Some(verified_at),
         SyncMemory::Unknown => None,
     };
-    if let Some(action) = confirm_by_listing(object, ctx, &current, fingerprint, verified_at) {
-        return Ok(action);
-    }
-    let mut next = current.clone();
-    next.observed_generation = generation;
-    let report = sync(object, ctx, &current, &mut next).await;
+    let (next, report) = match ctx.take_unwritten(&key, fingerprint) {
+        Some(kept) => kept,
+        None => {
+            if let Some(action) =
+                confirm_by_listing(object, ctx, &current, fingerprint, verified_at)
+            {
+                return Ok(action);
+            }
+            let mut next = current.clone();
+            next.observed_generation = generation;
+            let report = sync(object, ctx, &current, &mut next).await;
+            (next, report)
+        }
+    };
     let ready = matches!(report.health, Health::Ready { .. });
     if ready {
         ctx.set_ready_at(&key, generation);
     }
     let settled = ready && report.requeue == Requeue::Resync;
-    let (action, _) = finish(object, ctx, api, &current, next, report).await?;
+    let (action, _) = match finish(object, ctx, api, &current, next.clone(), report.clone()).await {
+        Ok(done) => done,
+        Err(err) => {
+            ctx.keep_unwritten(&key, fingerprint, next, report);
+            return Err(err);
+        }
+    };
     if settled {
         // The status write just made (if any) comes back as a watch event with this same fingerprint.
         let until_resync = ctx.remember_in_sync(&key, fingerprint, Instant::now());

@@ -430,3 +430,56 @@ async fn a_resync_of_two_thousand_rooms_lists_them_and_still_corrects_drift() {
     );
     let _ = emulator.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_by_a_shared_quota_is_absorbed_by_backoff() {
+    let emulator = Emulator::start(
+        "127.0.0.1:0".parse().expect("address"),
+        EmulatorConfig {
+            enforce_quotas: true,
+            ..EmulatorConfig::default()
+        },
+    )
+    .await
+    .expect("starting the emulator");
+    let room = emulator
+        .sdk_client()
+        .create_room()
+        .send()
+        .await
+        .expect("CreateRoom");
+    let arn = room.arn().expect("arn").to_owned();
+    // A budget at twice the account's GetRoom quota, as when another client uses half of it unseen.
+    let aws = Budgeted::limited(
+        emulator.sdk_client(),
+        RateLimiter::new(HashMap::from([("GetRoom", 10.0)])),
+    );
+    let started = Instant::now();
+    let results: Vec<_> = stream::iter(0..30)
+        .map(|_| {
+            let aws = aws.clone();
+            let arn = arn.clone();
+            async move {
+                aws.call(
+                    "GetRoom",
+                    ivschat_operator::controller::aws::Retry::Idempotent,
+                    |client| client.get_room().identifier(&arn).send(),
+                )
+                .await
+            }
+        })
+        .buffer_unordered(30)
+        .collect()
+        .await;
+    let throttled = emulator.request_count("GetRoom", "ThrottlingException");
+    println!(
+        "30 GetRoom calls at twice the quota: {} succeeded in {:.1} s, {throttled} throttled attempts retried",
+        results.iter().filter(|r| r.is_ok()).count(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(throttled > 0, "the quota was never hit");
+    for result in results {
+        result.expect("a throttled call was not absorbed");
+    }
+    let _ = emulator.stop().await;
+}

@@ -932,6 +932,17 @@ pub async fn run_inventory<K: ManagedKind>(
                     elapsed = ?started.elapsed(),
                     "listed AWS resources"
                 );
+                if started.elapsed() > ctx.timing.resync_period {
+                    // The rate budget cannot list the account once per period: drift is still found,
+                    // only later than the resync period promises.
+                    tracing::warn!(
+                        kind = K::KIND,
+                        listed = count,
+                        elapsed = ?started.elapsed(),
+                        resync = ?ctx.timing.resync_period,
+                        "listing the account took longer than the resync period; consider a longer --resync-period"
+                    );
+                }
                 for object in changed {
                     if stale.send(object).is_err() {
                         return;

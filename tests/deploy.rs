@@ -690,10 +690,17 @@ fn policy_actions(file: &str) -> (BTreeSet<String>, Vec<Value>) {
             Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
             other => panic!("{file}: Resource {other}"),
         };
+        // List calls have no resource-level permissions in IAM: they, and only they, need "*".
+        let only_lists = statement["Action"]
+            .as_array()
+            .expect("Action list")
+            .iter()
+            .all(|action| action.as_str().is_some_and(|a| a.starts_with("ivschat:List")));
         for resource in resources {
             assert!(
                 resource == "arn:aws:ivschat:*:*:room/*"
-                    || resource == "arn:aws:ivschat:*:*:logging-configuration/*",
+                    || resource == "arn:aws:ivschat:*:*:logging-configuration/*"
+                    || (resource == "*" && only_lists),
                 "{file}: resource {resource} is not scoped to rooms or logging configurations"
             );
         }
@@ -726,7 +733,7 @@ fn iam_policies_grant_exactly_the_ivschat_calls_the_operator_makes() {
     let (observe, _) = policy_actions("deploy/iam-policy-observe-only.json");
     let reads: BTreeSet<String> = called
         .iter()
-        .filter(|op| op.starts_with("Get"))
+        .filter(|op| op.starts_with("Get") || op.starts_with("List"))
         .cloned()
         .collect();
     assert_eq!(observe, reads, "the observe-only policy is the read calls");

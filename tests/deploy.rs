@@ -695,7 +695,11 @@ fn policy_actions(file: &str) -> (BTreeSet<String>, Vec<Value>) {
             .as_array()
             .expect("Action list")
             .iter()
-            .all(|action| action.as_str().is_some_and(|a| a.starts_with("ivschat:List")));
+            .all(|action| {
+                action
+                    .as_str()
+                    .is_some_and(|a| a.starts_with("ivschat:List"))
+            });
         for resource in resources {
             assert!(
                 resource == "arn:aws:ivschat:*:*:room/*"

@@ -6,3 +6,5 @@ pub mod emulator;
 pub mod leader;
 pub mod observability;
 pub mod plugin;
+pub mod probes;
+pub mod run;

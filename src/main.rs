@@ -1,6 +1,7 @@
 //! The `ivschat-operator` binary: thin command-line front end over the library.
 //!
-//! Subcommands: `emulator` (the local IVS Chat emulator), `crds` (print the CRD YAML).
+//! Subcommands: `run` (the operator, [`ivschat_operator::run`]), `emulator` (the local IVS Chat emulator),
+//! `crds` (print the CRD YAML).
 
 use clap::{Parser, Subcommand};
 
@@ -22,7 +23,7 @@ enum Command {
     /// Print the CustomResourceDefinitions (YAML, one document per kind).
     Crds,
     /// Run the operator: reconcile ChatRoom and ChatLoggingConfiguration objects against AWS IVS Chat.
-    Run(Box<ivschat_operator::controller::RunArgs>),
+    Run(Box<ivschat_operator::run::RunArgs>),
 }
 
 #[tokio::main]
@@ -30,7 +31,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Emulator(args) => ivschat_operator::emulator::run_cli(*args).await,
-        Command::Run(args) => ivschat_operator::controller::run(*args).await,
+        Command::Run(args) => ivschat_operator::run::run(*args).await,
         Command::Crds => {
             print!("{}", ivschat_operator::crd::crds_yaml()?);
             Ok(())

@@ -7,7 +7,7 @@
 use ivschat_operator::controller::{self, Options, driver::Timing};
 use ivschat_operator::crd::{ChatLoggingConfiguration, ChatRoom};
 use ivschat_operator::emulator::{Emulator, EmulatorConfig};
-use ivschat_operator::observability::{LogFormat, OperationsArgs, operate};
+use ivschat_operator::run::{LogFormat, OperationsArgs, operate};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::events::v1::Event;

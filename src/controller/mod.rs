@@ -7,8 +7,9 @@
 //! timeouts, retries), [`aws_error`] (error classification), [`rate_limit`] (the client-side rate budget
 //! and its quotas), [`inventory`] (complete listings for drift detection and the ownership lookup).
 //!
-//! [`start`] runs both controllers in-process on given clients (what the tests and the benchmark use) and
-//! returns a handle that stops them; [`run`] is the command-line entry point.
+//! [`start`] runs both controllers in-process on given clients and returns a handle that stops them. The
+//! library knows nothing of the process around it (flags, logs, servers, leader election, signals): that is
+//! `crate::run`, which uses it exactly as the tests and the benchmark do.
 
 pub mod aws;
 pub mod aws_error;
@@ -32,62 +33,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-
-/// `ivschat-operator run`: flags, each with an environment-variable equivalent.
-#[derive(clap::Args, Debug, Clone)]
-pub struct RunArgs {
-    /// AWS region (default: from the standard AWS configuration chain).
-    #[arg(long, env = "AWS_REGION")]
-    pub region: Option<String>,
-
-    /// AWS endpoint URL, e.g. the local emulator `http://127.0.0.1:4510` (default: the AWS endpoint of the
-    /// region).
-    #[arg(long, env = "AWS_ENDPOINT_URL")]
-    pub aws_endpoint_url: Option<String>,
-
-    /// How often every resource is read from AWS to correct out-of-band changes (e.g. 10m, 30s).
-    #[arg(long, env = "IVSCHAT_OPERATOR_RESYNC_PERIOD", default_value = "10m", value_parser = crate::duration::parse_positive_duration)]
-    pub resync_period: Duration,
-
-    /// Watch only this namespace (default: all namespaces).
-    #[arg(long, env = "IVSCHAT_OPERATOR_NAMESPACE")]
-    pub namespace: Option<String>,
-
-    /// Objects reconciled in parallel per kind.
-    #[arg(long, env = "IVSCHAT_OPERATOR_CONCURRENCY", default_value_t = 16)]
-    pub concurrency: u16,
-
-    /// Client-side AWS rate budget, shared by both controllers. `aws` (default): every call waits for its
-    /// slot under the IVS Chat API rate quotas (5 TPS for room operations, 3 for logging configurations,
-    /// 10 for tags; see --aws-quota), so a burst of thousands of rooms runs at the quota instead of being
-    /// throttled. `none`: no client-side budget (throttling is still retried with backoff and jitter).
-    #[arg(long, env = "IVSCHAT_OPERATOR_AWS_RATE_LIMIT", value_enum, default_value_t = AwsRateLimit::Aws)]
-    pub aws_rate_limit: AwsRateLimit,
-
-    /// Overrides of the rate budget, `NAME=TPS`, comma-separated or repeated: NAME is a group (`rooms`,
-    /// `logging-configurations`, `tags`) or an operation (e.g. `GetRoom`). E.g. `rooms=2.5` leaves half the
-    /// account's room quota to other clients.
-    #[arg(long = "aws-quota", env = "IVSCHAT_OPERATOR_AWS_QUOTAS", value_delimiter = ',', value_parser = rate_limit::parse_quota_override)]
-    pub aws_quotas: Vec<rate_limit::QuotaOverride>,
-
-    /// Longest wait for one AWS call attempt (e.g. 15s); a call that times out is retried like a 5xx.
-    #[arg(long, env = "IVSCHAT_OPERATOR_AWS_CALL_TIMEOUT", default_value = "15s", value_parser = crate::duration::parse_positive_duration)]
-    pub aws_call_timeout: Duration,
-
-    /// Probes, metrics, leader election and log format.
-    #[command(flatten)]
-    pub operations: crate::observability::OperationsArgs,
-}
-
-/// `--aws-rate-limit`.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum AwsRateLimit {
-    /// No client-side limit: throttling is retried with backoff.
-    None,
-    /// The documented IVS Chat API rate quotas (with the --aws-quota overrides).
-    #[default]
-    Aws,
-}
 
 /// How the in-process operator runs.
 #[derive(Clone, Debug)]
@@ -117,12 +62,23 @@ pub struct OperatorHandle {
     config_store: Store<ChatLoggingConfiguration>,
 }
 
-/// How long a stop waits for running reconciles (each bounded by its own timeouts) before cutting them off.
-const STOP_GRACE: Duration = Duration::from_secs(30);
+/// How long [`OperatorHandle::stop`] lets running reconciles (each bounded by its own timeouts) finish
+/// before aborting them. A process picks its own limit with [`OperatorHandle::stop_within`].
+pub const STOP_GRACE: Duration = Duration::from_secs(30);
 
 impl OperatorHandle {
-    /// Stops both controllers: no new reconciles start, running ones finish (within a grace period).
-    pub async fn stop(mut self) -> anyhow::Result<()> {
+    /// Stops both controllers: no new reconciles start, running ones finish (within [`STOP_GRACE`]).
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.stop_within(STOP_GRACE).await
+    }
+
+    /// Stops both controllers: no new reconciles start; running ones get `limit` to finish, then are
+    /// aborted. Either way nothing of the controllers runs any more when this returns.
+    ///
+    /// The stop's only timeout is here, with the caller's limit, because only the handle can end what it
+    /// abandons: it aborts its task and waits for the abort. A timeout around this future instead would
+    /// drop the `JoinHandle`, which detaches the task, so the reconciles would go on unseen.
+    pub async fn stop_within(mut self, limit: Duration) -> anyhow::Result<()> {
         // kube-runtime holds its reconcile runner until the store's first list: stopped before that, it
         // would wait forever, and it has nothing to finish anyway.
         let listed =
@@ -130,10 +86,13 @@ impl OperatorHandle {
         for signal in self.shutdown.drain(..) {
             let _ = signal.send(());
         }
-        let grace = if listed { STOP_GRACE } else { Duration::ZERO };
-        match tokio::time::timeout(grace, &mut self.task).await {
+        let limit = if listed { limit } else { Duration::ZERO };
+        match tokio::time::timeout(limit, &mut self.task).await {
             Ok(result) => result.context("the controller task failed"),
             Err(_) => {
+                if listed {
+                    tracing::warn!(timeout = ?limit, "in-flight reconciles did not finish: abandoning them");
+                }
                 self.task.abort();
                 let _ = (&mut self.task).await;
                 Ok(())
@@ -280,135 +239,79 @@ fn receiver_stream<T: Send + 'static>(
     })
 }
 
-/// `ivschat-operator run`: connects to Kubernetes (kubeconfig or in-cluster) and AWS (the standard
-/// `aws-config` chain), then reconciles until SIGINT or SIGTERM.
-pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    // kube (ring) and the AWS SDK (aws-lc-rs) both enable rustls providers: pick one for the process.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    crate::observability::init_logging(args.operations.log_format);
-    let kube = kube::Client::try_default()
-        .await
-        .context("cannot build a Kubernetes client from the kubeconfig or the in-cluster config")?;
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if let Some(region) = args.region.clone() {
-        loader = loader.region(aws_config::Region::new(region));
-    }
-    if let Some(endpoint) = args.aws_endpoint_url.as_deref() {
-        loader = loader.endpoint_url(endpoint);
-    }
-    let client =
-        crate::observability::instrument_aws(&aws_sdk_ivschat::Client::new(&loader.load().await));
-    let options = Options {
-        timing: Timing {
-            resync_period: args.resync_period,
-            ..Timing::default()
-        },
-        namespace: args.namespace.clone(),
-        concurrency: args.concurrency,
-    };
-    let limiter = match args.aws_rate_limit {
-        AwsRateLimit::Aws => Some(Arc::new(rate_limit::RateLimiter::new(
-            rate_limit::quotas_with(&args.aws_quotas),
-        ))),
-        AwsRateLimit::None => None,
-    };
-    let aws = aws::Aws::new(
-        client,
-        limiter,
-        aws::CallPolicy {
-            attempt_timeout: args.aws_call_timeout,
-            ..aws::CallPolicy::default()
-        },
-    );
-    tracing::info!(
-        namespace = args.namespace.as_deref().unwrap_or("<all>"),
-        resync = ?args.resync_period,
-        concurrency = args.concurrency,
-        "starting the ChatRoom and ChatLoggingConfiguration controllers"
-    );
-    // Probes and metrics first, then leadership (with --leader-elect), then the controllers until SIGTERM.
-    crate::observability::operate(
-        &args.operations,
-        kube.clone(),
-        move || start_with(kube, aws, options),
-        shutdown_signal(),
-    )
-    .await
-}
-
-async fn shutdown_signal() -> anyhow::Result<()> {
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .context("cannot listen for SIGTERM")?;
-        tokio::select! {
-            result = tokio::signal::ctrl_c() => result.context("cannot listen for SIGINT"),
-            _ = terminate.recv() => Ok(()),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c()
-            .await
-            .context("cannot listen for Ctrl-C")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
-    #[derive(clap::Parser)]
-    struct Cli {
-        #[command(flatten)]
-        run: RunArgs,
+    /// Sets its flag when dropped: the end of the task that owns it.
+    struct DropFlag(Arc<AtomicBool>);
+
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
     }
 
-    #[test]
-    fn run_flags_parse_with_their_defaults() {
-        use clap::Parser as _;
-        let cli = Cli::try_parse_from([
-            "run",
-            "--aws-endpoint-url",
-            "http://127.0.0.1:4510",
-            "--region",
-            "us-west-2",
-            "--resync-period",
-            "30s",
-            "--namespace",
-            "chat",
-            "--concurrency",
-            "4",
-        ])
-        .expect("valid flags");
-        assert_eq!(
-            cli.run.aws_endpoint_url.as_deref(),
-            Some("http://127.0.0.1:4510")
-        );
-        assert_eq!(cli.run.region.as_deref(), Some("us-west-2"));
-        assert_eq!(cli.run.resync_period, Duration::from_secs(30));
-        assert_eq!(cli.run.namespace.as_deref(), Some("chat"));
-        assert_eq!(cli.run.concurrency, 4);
-        assert_eq!(cli.run.aws_rate_limit, AwsRateLimit::Aws);
-        assert_eq!(cli.run.aws_call_timeout, Duration::from_secs(15));
-        assert!(cli.run.aws_quotas.is_empty());
-        let unlimited = Cli::try_parse_from(["run", "--aws-rate-limit", "none"]).expect("valid");
-        assert_eq!(unlimited.run.aws_rate_limit, AwsRateLimit::None);
-        let tuned = Cli::try_parse_from([
-            "run",
-            "--aws-quota",
-            "rooms=2.5,GetRoom=1",
-            "--aws-quota",
-            "tags=4",
-        ])
-        .expect("valid");
-        let quotas = rate_limit::quotas_with(&tuned.run.aws_quotas);
-        assert_eq!(quotas["CreateRoom"], 2.5);
-        assert_eq!(quotas["GetRoom"], 1.0);
-        assert_eq!(quotas["UntagResource"], 4.0);
-        assert!(Cli::try_parse_from(["run", "--aws-quota", "rooms=0"]).is_err());
-        assert!(Cli::try_parse_from(["run", "--resync-period", "never"]).is_err());
-        assert!(Cli::try_parse_from(["run", "--resync-period", "0s"]).is_err());
+    /// A handle over stand-in stores (listed or not) and a task that ends `finishes_after` its stop signal
+    /// (never: `None`).
+    fn handle(listed: bool, finishes_after: Option<Duration>) -> (OperatorHandle, Arc<AtomicBool>) {
+        let (room_store, mut room_writer) = kube::runtime::reflector::store::<ChatRoom>();
+        let (config_store, mut config_writer) =
+            kube::runtime::reflector::store::<ChatLoggingConfiguration>();
+        if listed {
+            room_writer.apply_watcher_event(&watcher::Event::InitDone);
+            config_writer.apply_watcher_event(&watcher::Event::InitDone);
+        }
+        let (stop, stopped) = oneshot::channel::<()>();
+        let ended = Arc::new(AtomicBool::new(false));
+        let flag = DropFlag(ended.clone());
+        let task = tokio::spawn(async move {
+            // The writers live as long as the controllers, as in `start_with`.
+            let _writers = (room_writer, config_writer);
+            let _flag = flag;
+            let _ = stopped.await;
+            match finishes_after {
+                Some(delay) => tokio::time::sleep(delay).await,
+                None => std::future::pending().await,
+            }
+        });
+        let handle = OperatorHandle {
+            shutdown: vec![stop],
+            task,
+            room_store,
+            config_store,
+        };
+        (handle, ended)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_waits_for_running_reconciles_up_to_its_limit_then_aborts_them() {
+        let limit = Duration::from_secs(20);
+        // The time `stores_listed` gives the first store before deciding it is not listed (the second is
+        // then not looked at).
+        let not_listed = Duration::from_millis(20);
+        // (stores listed, task ends this long after the signal) -> the stop returns after
+        let cases = [
+            (true, Some(Duration::from_secs(3)), Duration::from_secs(3)),
+            (true, None, limit),
+            (true, Some(Duration::from_secs(25)), limit),
+            // Before the first list there is nothing to finish: aborted at once.
+            (false, Some(Duration::from_secs(3)), not_listed),
+        ];
+        for (listed, finishes_after, returns_after) in cases {
+            let (handle, ended) = handle(listed, finishes_after);
+            let started = tokio::time::Instant::now();
+            handle.stop_within(limit).await.expect("stopping");
+            assert_eq!(
+                started.elapsed(),
+                returns_after,
+                "listed {listed}, finishes after {finishes_after:?}"
+            );
+            assert!(
+                ended.load(Ordering::SeqCst),
+                "the task is gone when the stop returns (listed {listed}, finishes after {finishes_after:?})"
+            );
+        }
     }
 }

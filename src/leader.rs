@@ -18,9 +18,12 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::Api;
 use kube::api::PostParams;
+use std::future::Future;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::watch;
+// The runtime's clock, so that the lease timing can be tested with a paused clock.
+use tokio::time::Instant;
 
 /// Who competes for which Lease, and the timing.
 #[derive(Clone, Debug)]
@@ -86,6 +89,51 @@ pub struct Observation {
     since: Instant,
 }
 
+impl Observation {
+    /// What a candidate remembers after reading `record` at `now`: an unchanged record keeps the time it was
+    /// first seen, a changed one (a renewal, a new holder) starts the clock again.
+    fn after(
+        previous: Option<Observation>,
+        record: Option<LeaseSpec>,
+        now: Instant,
+    ) -> Observation {
+        match previous {
+            Some(previous) if previous.record == record => previous,
+            _ => Observation { record, since: now },
+        }
+    }
+}
+
+/// What a candidate has seen of the Lease across its looks.
+#[derive(Debug, Default)]
+struct Sightings {
+    last: Option<Observation>,
+}
+
+impl Sightings {
+    /// One look at the Lease just read (`None`: there is none), now: what to do, and the sighting recorded.
+    fn look(
+        &mut self,
+        identity: &str,
+        lease: Option<&Lease>,
+        lease_duration: Duration,
+    ) -> Decision {
+        let now = Instant::now();
+        let record = lease.and_then(|lease| lease.spec.clone());
+        // A Lease without a spec is free.
+        let observed = lease.map(|_| record.clone().unwrap_or_default());
+        let decision = decide(
+            identity,
+            observed.as_ref(),
+            self.last.as_ref(),
+            now,
+            lease_duration,
+        );
+        self.last = Some(Observation::after(self.last.take(), record, now));
+        decision
+    }
+}
+
 /// The pure decision: `observed` is the Lease's spec just read (`None`: no Lease), `previous` what this
 /// candidate saw before.
 pub fn decide(
@@ -124,7 +172,7 @@ pub fn decide(
 pub struct LeaderElection {
     api: Api<Lease>,
     settings: LeaseSettings,
-    observation: Mutex<Option<Observation>>,
+    sightings: Mutex<Sightings>,
     /// `true` while this replica leads; the renewal task sets it to `false` when it gives up.
     leading: watch::Sender<bool>,
     renewal: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -148,7 +196,7 @@ impl LeaderElection {
         LeaderElection {
             api: Api::namespaced(client, &settings.namespace),
             settings,
-            observation: Mutex::new(None),
+            sightings: Mutex::new(Sightings::default()),
             leading: watch::channel(false).0,
             renewal: Mutex::new(None),
         }
@@ -193,31 +241,15 @@ impl LeaderElection {
     /// One step: read the Lease and, if we may, write ourselves as its holder. `Ok(true)`: we hold it.
     async fn try_acquire_or_renew(&self) -> Result<bool, LeaseError> {
         let current = self.api.get_opt(&self.settings.lease_name).await?;
-        let now = Instant::now();
-        let spec = current.as_ref().and_then(|lease| lease.spec.clone());
-        let decision = {
-            let mut observation = self.observation.lock().map_err(|_| LeaseError::Conflict)?;
-            let decision = decide(
+        let decision = self
+            .sightings
+            .lock()
+            .map_err(|_| LeaseError::Conflict)?
+            .look(
                 &self.settings.identity,
-                current
-                    .as_ref()
-                    .map(|_| spec.clone().unwrap_or_default())
-                    .as_ref(),
-                observation.as_ref(),
-                now,
+                current.as_ref(),
                 self.settings.lease_duration,
             );
-            let changed = observation
-                .as_ref()
-                .is_none_or(|previous| previous.record != spec);
-            if changed {
-                *observation = Some(Observation {
-                    record: spec.clone(),
-                    since: now,
-                });
-            }
-            decision
-        };
         match decision {
             Decision::Wait => Ok(false),
             Decision::Create => {
@@ -251,10 +283,11 @@ impl LeaderElection {
     /// Gives the Lease up (holder emptied, so candidates take it at their next look) and stops renewing.
     /// Does nothing when another replica holds it.
     pub async fn release(&self) -> anyhow::Result<()> {
-        if let Ok(mut slot) = self.renewal.lock()
-            && let Some(task) = slot.take()
-        {
+        let renewal = self.renewal.lock().ok().and_then(|mut slot| slot.take());
+        if let Some(task) = renewal {
+            // Awaited, so that no renewal can land after the release below.
             task.abort();
+            let _ = task.await;
         }
         self.leading.send_replace(false);
         let Some(mut lease) = self.api.get_opt(&self.settings.lease_name).await? else {
@@ -322,25 +355,8 @@ struct Renewer {
 
 impl Renewer {
     async fn run(self) {
-        let mut last_renewal = Instant::now();
-        loop {
-            tokio::time::sleep(self.settings.retry_period).await;
-            match self.renew_once().await {
-                Ok(()) => last_renewal = Instant::now(),
-                Err(RenewError::Lost) => {
-                    tracing::warn!("another replica holds the leader Lease now");
-                    self.leading.send_replace(false);
-                    return;
-                }
-                Err(RenewError::Failed(error)) => {
-                    tracing::warn!(%error, "cannot renew the leader Lease");
-                }
-            }
-            if last_renewal.elapsed() >= self.settings.renew_deadline {
-                self.leading.send_replace(false);
-                return;
-            }
-        }
+        renew_until_lost(&self.settings, || self.renew_once()).await;
+        self.leading.send_replace(false);
     }
 
     async fn renew_once(&self) -> Result<(), RenewError> {
@@ -370,9 +386,36 @@ enum RenewError {
     Failed(LeaseError),
 }
 
+/// The leader's timing: `renew` every retry period; returns when leadership ends, because another replica
+/// holds the Lease or because no renewal succeeded for the renew deadline.
+async fn renew_until_lost<R, F>(settings: &LeaseSettings, mut renew: R)
+where
+    R: FnMut() -> F,
+    F: Future<Output = Result<(), RenewError>>,
+{
+    let mut last_renewal = Instant::now();
+    loop {
+        tokio::time::sleep(settings.retry_period).await;
+        match renew().await {
+            Ok(()) => last_renewal = Instant::now(),
+            Err(RenewError::Lost) => {
+                tracing::warn!("another replica holds the leader Lease now");
+                return;
+            }
+            Err(RenewError::Failed(error)) => {
+                tracing::warn!(%error, "cannot renew the leader Lease");
+            }
+        }
+        if last_renewal.elapsed() >= settings.renew_deadline {
+            return;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::time::advance;
 
     fn held(holder: &str, renewed_seconds: i64) -> LeaseSpec {
         LeaseSpec {
@@ -385,27 +428,34 @@ mod tests {
         }
     }
 
+    fn lease(spec: Option<LeaseSpec>) -> Lease {
+        Lease {
+            metadata: ObjectMeta::default(),
+            spec,
+        }
+    }
+
     #[test]
     fn a_missing_lease_is_created_and_a_free_or_own_lease_is_taken() {
         let now = Instant::now();
         let lease = Duration::from_secs(10);
-        assert_eq!(decide("me", None, None, now, lease), Decision::Create);
-        assert_eq!(
-            decide("me", Some(&LeaseSpec::default()), None, now, lease),
-            Decision::Take
-        );
         let released = LeaseSpec {
             holder_identity: Some(String::new()),
             ..LeaseSpec::default()
         };
-        assert_eq!(
-            decide("me", Some(&released), None, now, lease),
-            Decision::Take
-        );
-        assert_eq!(
-            decide("me", Some(&held("me", 1)), None, now, lease),
-            Decision::Take
-        );
+        let cases = [
+            ("no Lease", None, Decision::Create),
+            ("no holder", Some(LeaseSpec::default()), Decision::Take),
+            ("released", Some(released), Decision::Take),
+            ("our own", Some(held("me", 1)), Decision::Take),
+        ];
+        for (what, observed, expected) in cases {
+            assert_eq!(
+                decide("me", observed.as_ref(), None, now, lease),
+                expected,
+                "{what}"
+            );
+        }
     }
 
     #[test]
@@ -422,39 +472,92 @@ mod tests {
             record: Some(other.clone()),
             since: start,
         };
-        // The record's own duration (10 s) counts, not ours.
-        assert_eq!(
-            decide(
-                "me",
-                Some(&other),
-                Some(&seen),
-                start + Duration::from_secs(9),
-                lease
-            ),
-            Decision::Wait
-        );
-        assert_eq!(
-            decide(
-                "me",
-                Some(&other),
-                Some(&seen),
-                start + Duration::from_secs(10),
-                lease
-            ),
-            Decision::Take
-        );
-        // A renewal (a changed record) restarts the clock.
         let renewed = held("other", 102);
-        assert_eq!(
-            decide(
-                "me",
-                Some(&renewed),
-                Some(&seen),
-                start + Duration::from_secs(30),
-                lease
+        // (record read, seconds since first sight) -> decision
+        let cases = [
+            // The record's own duration (10 s) counts, not ours.
+            (&other, 9, Decision::Wait),
+            (&other, 10, Decision::Take),
+            // A renewal (a changed record) restarts the clock.
+            (&renewed, 30, Decision::Wait),
+        ];
+        for (observed, seconds, expected) in cases {
+            let now = start + Duration::from_secs(seconds);
+            assert_eq!(
+                decide("me", Some(observed), Some(&seen), now, lease),
+                expected,
+                "{seconds} s"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_candidate_takes_a_lease_over_once_unchanged_for_its_duration_on_its_own_clock() {
+        let ours = Duration::from_secs(15);
+        let other = lease(Some(held("other", 100)));
+        let renewed = lease(Some(held("other", 102)));
+        let no_spec = lease(None);
+        let without_duration = lease(Some(LeaseSpec {
+            lease_duration_seconds: None,
+            ..held("other", 100)
+        }));
+        // Steps of (seconds passed since the previous look, Lease read) -> decision, each case a fresh
+        // candidate.
+        let cases = [
+            (
+                "the record's 10 s count from first sight",
+                vec![
+                    (0, Some(&other), Decision::Wait),
+                    (9, Some(&other), Decision::Wait),
+                    (1, Some(&other), Decision::Take),
+                ],
             ),
-            Decision::Wait
-        );
+            (
+                "a renewal restarts the clock",
+                vec![
+                    (0, Some(&other), Decision::Wait),
+                    (6, Some(&renewed), Decision::Wait),
+                    (6, Some(&renewed), Decision::Wait),
+                    (4, Some(&renewed), Decision::Take),
+                ],
+            ),
+            (
+                "without a duration in the record, ours (15 s) counts",
+                vec![
+                    (0, Some(&without_duration), Decision::Wait),
+                    (10, Some(&without_duration), Decision::Wait),
+                    (5, Some(&without_duration), Decision::Take),
+                ],
+            ),
+            (
+                "a Lease without a spec is free, a missing one is created",
+                vec![
+                    (0, Some(&no_spec), Decision::Take),
+                    (0, None, Decision::Create),
+                ],
+            ),
+            (
+                "a Lease that disappears and comes back is seen anew",
+                vec![
+                    (0, Some(&other), Decision::Wait),
+                    (8, None, Decision::Create),
+                    (8, Some(&other), Decision::Wait),
+                    (9, Some(&other), Decision::Wait),
+                    (1, Some(&other), Decision::Take),
+                ],
+            ),
+        ];
+        for (what, steps) in cases {
+            let mut sightings = Sightings::default();
+            for (step, (seconds, read, expected)) in steps.into_iter().enumerate() {
+                advance(Duration::from_secs(seconds)).await;
+                assert_eq!(
+                    sightings.look("me", read, ours),
+                    expected,
+                    "{what}: step {step}"
+                );
+            }
+        }
     }
 
     #[test]
@@ -471,5 +574,56 @@ mod tests {
         let taken_over = held_by(&settings, Some(&held("other", 5)));
         assert_eq!(taken_over.lease_transitions, Some(1));
         assert_eq!(taken_over.holder_identity.as_deref(), Some("me"));
+    }
+
+    /// How one renewal attempt ends, in a scripted run.
+    #[derive(Clone, Copy, Debug)]
+    enum Answer {
+        Renewed,
+        Failed,
+        Lost,
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_leader_renews_every_retry_period_and_stops_at_the_renew_deadline() {
+        use Answer::{Failed, Lost, Renewed};
+        // Renew deadline 10 s, retry period 2 s.
+        let settings = LeaseSettings::new("ns", "lease", "me".to_owned(), Duration::from_secs(15));
+        // (answers of the successive renewals, every later one failing) -> leadership ends after, seconds
+        let cases: [(&[Answer], u64); 6] = [
+            (&[], 10),
+            (&[Renewed, Renewed, Renewed], 16),
+            // A renewal just in time (at 10 s, after four failures) keeps the lead for another deadline.
+            (&[Failed, Failed, Failed, Failed, Renewed], 20),
+            (&[Lost], 2),
+            (&[Renewed, Lost], 4),
+            (&[Renewed, Failed, Failed, Renewed, Lost], 10),
+        ];
+        for (answers, ends_after) in cases {
+            let started = Instant::now();
+            let mut attempts = Vec::new();
+            let mut script = answers.iter().copied();
+            renew_until_lost(&settings, || {
+                attempts.push(started.elapsed());
+                let answer = script.next().unwrap_or(Failed);
+                async move {
+                    match answer {
+                        Renewed => Ok(()),
+                        Failed => Err(RenewError::Failed(LeaseError::Conflict)),
+                        Lost => Err(RenewError::Lost),
+                    }
+                }
+            })
+            .await;
+            assert_eq!(
+                started.elapsed(),
+                Duration::from_secs(ends_after),
+                "{answers:?}"
+            );
+            let every_retry_period: Vec<Duration> = (1..=ends_after / 2)
+                .map(|n| Duration::from_secs(2 * n))
+                .collect();
+            assert_eq!(attempts, every_retry_period, "{answers:?}");
+        }
     }
 }

@@ -51,7 +51,7 @@ pub struct OperationsArgs {
 
     /// How long a Lease stays valid without renewal: a successor takes over this long after a leader died
     /// (a leader that stops releases the Lease at once).
-    #[arg(long, env = "IVSCHAT_OPERATOR_LEADER_ELECTION_LEASE_DURATION", default_value = "15s", value_parser = crate::duration::parse_positive_duration)]
+    #[arg(long, env = "IVSCHAT_OPERATOR_LEADER_ELECTION_LEASE_DURATION", default_value = "15s", value_parser = ivschat_api::duration::parse_positive_duration)]
     pub leader_election_lease_duration: Duration,
 
     /// Log format: text (for people) or json (one object per line, for log pipelines).
@@ -139,27 +139,6 @@ struct AwsLabels {
 struct OperationLabels {
     operation: &'static str,
 }
-
-/// The IVS Chat operations (the only values of the `operation` label, with "Other" for anything else).
-const OPERATIONS: [&str; 17] = [
-    "CreateChatToken",
-    "CreateLoggingConfiguration",
-    "CreateRoom",
-    "DeleteLoggingConfiguration",
-    "DeleteMessage",
-    "DeleteRoom",
-    "DisconnectUser",
-    "GetLoggingConfiguration",
-    "GetRoom",
-    "ListLoggingConfigurations",
-    "ListRooms",
-    "ListTagsForResource",
-    "SendEvent",
-    "TagResource",
-    "UntagResource",
-    "UpdateLoggingConfiguration",
-    "UpdateRoom",
-];
 
 /// The operator's metrics. One process-wide instance ([`metrics`]), like Prometheus' default registry, so
 /// the controllers and the AWS client record without threading a handle through every call.
@@ -336,12 +315,10 @@ pub async fn timed_reconcile<T, E>(
     result
 }
 
+/// The `operation` label: one of the IVS Chat operations, or "Other" for anything else (so the label set
+/// stays bounded).
 fn operation_label(operation: &str) -> &'static str {
-    OPERATIONS
-        .iter()
-        .find(|known| **known == operation)
-        .copied()
-        .unwrap_or("Other")
+    ivschat_api::Operation::from_name(operation).map_or("Other", ivschat_api::Operation::name)
 }
 
 /// The process-wide metrics.

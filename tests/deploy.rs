@@ -644,26 +644,7 @@ fn operations_called_by_the_controllers() -> BTreeSet<String> {
         }
     }
     // Calls on the Kubernetes API look alike; keep only IVS Chat operations.
-    let model = [
-        "CreateChatToken",
-        "CreateLoggingConfiguration",
-        "CreateRoom",
-        "DeleteLoggingConfiguration",
-        "DeleteMessage",
-        "DeleteRoom",
-        "DisconnectUser",
-        "GetLoggingConfiguration",
-        "GetRoom",
-        "ListLoggingConfigurations",
-        "ListRooms",
-        "ListTagsForResource",
-        "SendEvent",
-        "TagResource",
-        "UntagResource",
-        "UpdateLoggingConfiguration",
-        "UpdateRoom",
-    ];
-    operations.retain(|op| model.contains(&op.as_str()));
+    operations.retain(|op| ivschat_api::Operation::from_name(op).is_some());
     operations
 }
 

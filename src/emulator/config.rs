@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::store::CHAT_TOKEN_VALIDITY;
-pub use crate::duration::parse_duration;
+pub use ivschat_api::duration::parse_duration;
+use ivschat_api::limits::CHAT_TOKEN_VALIDITY;
 
 /// Default listen address: loopback only, because the admin endpoints under `/_emulator/` are unauthenticated.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4510";

@@ -2,22 +2,20 @@
 //! logging-configuration ARNs (build and parse), request ids and opaque chat tokens.
 
 use base64::Engine as _;
-
-/// Length of every IVS Chat id (RoomID, LoggingConfigurationID, ID, MessageID).
-pub const ID_LENGTH: usize = 12;
+use ivschat_api::limits::ID_CHARS;
 
 const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 /// A fresh random id: 12 characters of `[a-zA-Z0-9]`, like `g1H2I3j4k5L6`.
 pub fn new_id() -> String {
-    (0..ID_LENGTH)
+    (0..ID_CHARS)
         .map(|_| char::from(ALPHANUMERIC[rand::random_range(0..ALPHANUMERIC.len())]))
         .collect()
 }
 
 /// True for a well-formed 12-character alphanumeric id (MessageID, RoomID, ...).
 pub fn is_valid_id(id: &str) -> bool {
-    id.len() == ID_LENGTH && id.bytes().all(|b| b.is_ascii_alphanumeric())
+    id.len() == ID_CHARS && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// A request id in the UUID layout AWS uses for `x-amzn-RequestId`.

@@ -69,6 +69,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
+use ivschat_api::limits::{self, ATTRIBUTES_MAX_BYTES, REASON_CHARS, USER_ID_CHARS};
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use tokio::sync::{broadcast, watch};
@@ -78,7 +79,6 @@ use super::ids;
 use super::operations::wire_time;
 use super::service::{RoomEvent, RoomEventKind, Service};
 use super::store::{ChatTokenRejection, FallbackResult, IssuedChatToken};
-use super::validate::MAX_ATTRIBUTES_BYTES;
 
 /// Largest frame a client may send (a SEND_MESSAGE is a few KiB at most).
 const MAX_FRAME_BYTES: usize = 1024 * 1024;
@@ -91,8 +91,6 @@ const MAX_CLOSE_REASON_BYTES: usize = 123;
 const CLOSE_HANDSHAKE_WAIT: Duration = Duration::from_secs(2);
 /// The window of `maximumMessageRatePerSecond`.
 const RATE_WINDOW: Duration = Duration::from_secs(1);
-const MAX_USER_ID_CHARS: usize = 128;
-const MAX_REASON_CHARS: usize = 256;
 
 const SEND_MESSAGE: &str = "SEND_MESSAGE";
 const DELETE_MESSAGE: &str = "DELETE_MESSAGE";
@@ -469,9 +467,11 @@ impl Connection {
                 self.require_capability(DISCONNECT_USER, request_id)?;
                 let user_id = fields.required_string("UserId")?;
                 let length = user_id.chars().count();
-                if !(1..=MAX_USER_ID_CHARS).contains(&length) {
+                if !USER_ID_CHARS.contains(&length) {
                     return Err(fields.invalid(format!(
-                        "UserId must be 1 to {MAX_USER_ID_CHARS} characters"
+                        "UserId must be {} to {} characters",
+                        USER_ID_CHARS.start(),
+                        USER_ID_CHARS.end()
                     )));
                 }
                 let reason = fields.reason()?;
@@ -636,13 +636,13 @@ impl<'a> Fields<'a> {
     fn reason(&self) -> Result<Option<String>, ActionError> {
         match self.request.get("Reason") {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(reason))
-                if (1..=MAX_REASON_CHARS).contains(&reason.chars().count()) =>
-            {
+            Some(Value::String(reason)) if REASON_CHARS.contains(&reason.chars().count()) => {
                 Ok(Some(reason.clone()))
             }
             Some(_) => Err(self.invalid(format!(
-                "Reason must be a string of 1 to {MAX_REASON_CHARS} characters"
+                "Reason must be a string of {} to {} characters",
+                REASON_CHARS.start(),
+                REASON_CHARS.end()
             ))),
         }
     }
@@ -660,15 +660,11 @@ impl<'a> Fields<'a> {
             };
             attributes.insert(key.clone(), value.clone());
         }
-        let size: usize = attributes
-            .iter()
-            .map(|(key, value)| key.len() + value.len())
-            .sum();
-        if size > MAX_ATTRIBUTES_BYTES {
+        if limits::attributes_size(&attributes) > ATTRIBUTES_MAX_BYTES {
             return Err(ActionError::new(
                 413,
                 format!(
-                    "Attributes must not exceed {MAX_ATTRIBUTES_BYTES} bytes in total (keys and values)"
+                    "Attributes must not exceed {ATTRIBUTES_MAX_BYTES} bytes in total (keys and values)"
                 ),
                 self.request_id,
             ));

@@ -1,93 +1,8 @@
-//! The 17 operations of the API: their names, HTTP bindings (ivschat-api.md §1) and TPS quotas (§5.1), and the
-//! mapping from an HTTP method and raw path to an operation.
+//! The HTTP binding of the 17 operations (ivschat-api.md §1): the mapping from an HTTP method and raw path to
+//! an operation. The operations themselves, their groups and quotas are `ivschat_api`'s.
 
 use axum::http::Method;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Operation {
-    CreateChatToken,
-    CreateLoggingConfiguration,
-    CreateRoom,
-    DeleteLoggingConfiguration,
-    DeleteMessage,
-    DeleteRoom,
-    DisconnectUser,
-    GetLoggingConfiguration,
-    GetRoom,
-    ListLoggingConfigurations,
-    ListRooms,
-    ListTagsForResource,
-    SendEvent,
-    TagResource,
-    UntagResource,
-    UpdateLoggingConfiguration,
-    UpdateRoom,
-}
-
-impl Operation {
-    pub const ALL: [Operation; 17] = [
-        Operation::CreateChatToken,
-        Operation::CreateLoggingConfiguration,
-        Operation::CreateRoom,
-        Operation::DeleteLoggingConfiguration,
-        Operation::DeleteMessage,
-        Operation::DeleteRoom,
-        Operation::DisconnectUser,
-        Operation::GetLoggingConfiguration,
-        Operation::GetRoom,
-        Operation::ListLoggingConfigurations,
-        Operation::ListRooms,
-        Operation::ListTagsForResource,
-        Operation::SendEvent,
-        Operation::TagResource,
-        Operation::UntagResource,
-        Operation::UpdateLoggingConfiguration,
-        Operation::UpdateRoom,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Operation::CreateChatToken => "CreateChatToken",
-            Operation::CreateLoggingConfiguration => "CreateLoggingConfiguration",
-            Operation::CreateRoom => "CreateRoom",
-            Operation::DeleteLoggingConfiguration => "DeleteLoggingConfiguration",
-            Operation::DeleteMessage => "DeleteMessage",
-            Operation::DeleteRoom => "DeleteRoom",
-            Operation::DisconnectUser => "DisconnectUser",
-            Operation::GetLoggingConfiguration => "GetLoggingConfiguration",
-            Operation::GetRoom => "GetRoom",
-            Operation::ListLoggingConfigurations => "ListLoggingConfigurations",
-            Operation::ListRooms => "ListRooms",
-            Operation::ListTagsForResource => "ListTagsForResource",
-            Operation::SendEvent => "SendEvent",
-            Operation::TagResource => "TagResource",
-            Operation::UntagResource => "UntagResource",
-            Operation::UpdateLoggingConfiguration => "UpdateLoggingConfiguration",
-            Operation::UpdateRoom => "UpdateRoom",
-        }
-    }
-
-    /// The default TPS quota of IVS Chat for this operation (§5.1).
-    pub fn tps_quota(self) -> u32 {
-        match self {
-            Operation::DeleteMessage | Operation::DisconnectUser | Operation::SendEvent => 100,
-            Operation::CreateChatToken => 200,
-            Operation::CreateLoggingConfiguration
-            | Operation::DeleteLoggingConfiguration
-            | Operation::GetLoggingConfiguration
-            | Operation::ListLoggingConfigurations
-            | Operation::UpdateLoggingConfiguration => 3,
-            Operation::CreateRoom
-            | Operation::DeleteRoom
-            | Operation::GetRoom
-            | Operation::ListRooms
-            | Operation::UpdateRoom => 5,
-            Operation::ListTagsForResource | Operation::TagResource | Operation::UntagResource => {
-                10
-            }
-        }
-    }
-}
+use ivschat_api::{Operation, OperationGroup};
 
 /// An operation with the raw (still percent-encoded) `resourceArn` label of the tag operations.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,16 +32,10 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Option<Route<'a>> {
     if *method != Method::POST {
         return None;
     }
+    // Every other operation is a POST to its name, with its input in the body.
     let name = path.strip_prefix('/')?;
-    let operation = Operation::ALL
-        .into_iter()
-        .filter(|operation| {
-            !matches!(
-                operation,
-                Operation::ListTagsForResource | Operation::TagResource | Operation::UntagResource
-            )
-        })
-        .find(|operation| operation.name() == name)?;
+    let operation =
+        Operation::from_name(name).filter(|operation| operation.group() != OperationGroup::Tags)?;
     Some(Route {
         operation,
         resource_arn_label: None,
@@ -142,10 +51,7 @@ mod tests {
         for operation in Operation::ALL {
             let path = format!("/{}", operation.name());
             let routed = route(&Method::POST, &path).map(|r| r.operation);
-            if matches!(
-                operation,
-                Operation::ListTagsForResource | Operation::TagResource | Operation::UntagResource
-            ) {
+            if operation.group() == OperationGroup::Tags {
                 assert_eq!(routed, None, "{path}");
             } else {
                 assert_eq!(routed, Some(operation), "{path}");

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use ivschat_api::Operation;
+use ivschat_api::limits::{self, MAX_TAGS};
 use jiff::Timestamp;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -11,20 +13,12 @@ use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
 use super::ids;
-use super::operation::Operation;
-use super::pagination::MAX_TOKEN_LENGTH;
 use super::service::{RoomEvent, RoomEventKind, Service};
 use super::store::{
-    DEFAULT_MAX_MESSAGE_LENGTH, DEFAULT_MAX_MESSAGE_RATE, Destination, FallbackResult,
-    HandlerChange, LoggingConfiguration, MessageReviewHandler, Page, Room, RoomFilter, RoomPatch,
-    RoomSpec,
+    Destination, FallbackResult, HandlerChange, LoggingConfiguration, MessageReviewHandler, Page,
+    Room, RoomFilter, RoomPatch, RoomSpec,
 };
-use super::validate::{self, MAX_TAGS, Validator};
-
-/// Default and maximum `maxResults` of both list operations.
-const MAX_RESULTS: i64 = 50;
-/// Default `sessionDurationInMinutes`.
-const DEFAULT_SESSION_MINUTES: i64 = 60;
+use super::validate::{self, Validator};
 const CAPABILITIES: [&str; 3] = ["SEND_MESSAGE", "DISCONNECT_USER", "DELETE_MESSAGE"];
 const FALLBACK_RESULTS: [&str; 2] = ["ALLOW", "DENY"];
 
@@ -282,7 +276,11 @@ fn validate_handler(v: &mut Validator, handler: &HandlerInput) -> Option<Fallbac
 
 fn validate_logging_identifiers(v: &mut Validator, identifiers: &[String]) {
     const FIELD: &str = "loggingConfigurationIdentifiers";
-    v.size(FIELD, identifiers.len(), 3);
+    v.size(
+        FIELD,
+        identifiers.len(),
+        limits::MAX_LOGGING_CONFIGURATIONS_PER_ROOM,
+    );
     for identifier in identifiers {
         v.logging_configuration_identifier(FIELD, identifier);
     }
@@ -290,10 +288,18 @@ fn validate_logging_identifiers(v: &mut Validator, identifiers: &[String]) {
 
 fn validate_max_message_settings(v: &mut Validator, rate: Option<i64>, length: Option<i64>) {
     if let Some(rate) = rate {
-        v.range("maximumMessageRatePerSecond", rate, 1, 100);
+        v.range(
+            "maximumMessageRatePerSecond",
+            rate,
+            limits::MAXIMUM_MESSAGE_RATE_PER_SECOND,
+        );
     }
     if let Some(length) = length {
-        v.range("maximumMessageLength", length, 1, 500);
+        v.range(
+            "maximumMessageLength",
+            length,
+            limits::MAXIMUM_MESSAGE_LENGTH,
+        );
     }
 }
 
@@ -347,7 +353,7 @@ fn validate_destination(v: &mut Validator, input: &DestinationInput) -> Option<D
     if let Some(s3) = &input.s3 {
         let field = "destinationConfiguration.s3.bucketName";
         let name = v.required(field, &s3.bucket_name)?;
-        let ok = v.length(field, name, 3, 63)
+        let ok = v.length(field, name, limits::BUCKET_NAME_CHARS)
             && v.pattern(field, validate::is_bucket_name(name), "[a-z0-9-.]+");
         return ok.then(|| Destination::S3 {
             bucket_name: name.clone(),
@@ -356,7 +362,7 @@ fn validate_destination(v: &mut Validator, input: &DestinationInput) -> Option<D
     if let Some(logs) = &input.cloud_watch_logs {
         let field = "destinationConfiguration.cloudWatchLogs.logGroupName";
         let name = v.required(field, &logs.log_group_name)?;
-        let ok = v.length(field, name, 1, 512)
+        let ok = v.length(field, name, limits::LOG_GROUP_NAME_CHARS)
             && v.pattern(
                 field,
                 validate::is_log_group_name(name),
@@ -369,7 +375,7 @@ fn validate_destination(v: &mut Validator, input: &DestinationInput) -> Option<D
     if let Some(firehose) = &input.firehose {
         let field = "destinationConfiguration.firehose.deliveryStreamName";
         let name = v.required(field, &firehose.delivery_stream_name)?;
-        let ok = v.length(field, name, 1, 64)
+        let ok = v.length(field, name, limits::DELIVERY_STREAM_NAME_CHARS)
             && v.pattern(
                 field,
                 validate::is_delivery_stream_name(name),
@@ -436,8 +442,9 @@ async fn create_room(service: &Service, input: CreateRoomInput) -> Result<Output
     });
     let spec = RoomSpec {
         name: input.name.unwrap_or_default(),
-        maximum_message_rate_per_second: rate.unwrap_or(DEFAULT_MAX_MESSAGE_RATE),
-        maximum_message_length: length.unwrap_or(DEFAULT_MAX_MESSAGE_LENGTH),
+        maximum_message_rate_per_second: rate
+            .unwrap_or(limits::DEFAULT_MAXIMUM_MESSAGE_RATE_PER_SECOND),
+        maximum_message_length: length.unwrap_or(limits::DEFAULT_MAXIMUM_MESSAGE_LENGTH),
         message_review_handler: handler,
         logging_configuration_identifiers: input
             .logging_configuration_identifiers
@@ -542,8 +549,9 @@ struct ListRoomsInput {
 }
 
 fn max_results(v: &mut Validator, value: Option<i64>) -> usize {
-    let value = unset_if_zero(value).unwrap_or(MAX_RESULTS);
-    if v.range("maxResults", value, 1, MAX_RESULTS) {
+    // The largest page is also the default one.
+    let value = unset_if_zero(value).unwrap_or(*limits::MAX_RESULTS.end());
+    if v.range("maxResults", value, limits::MAX_RESULTS) {
         usize::try_from(value).unwrap_or(1)
     } else {
         1
@@ -552,7 +560,7 @@ fn max_results(v: &mut Validator, value: Option<i64>) -> usize {
 
 fn validate_next_token(v: &mut Validator, token: &Option<String>) {
     if let Some(token) = token {
-        v.length("nextToken", token, 0, MAX_TOKEN_LENGTH);
+        v.length("nextToken", token, limits::NEXT_TOKEN_CHARS);
     }
 }
 
@@ -755,13 +763,13 @@ fn validate_room_and_user(v: &mut Validator, room: &Option<String>, user: Option
     if let Some(user) = user
         && let Some(user) = v.required("userId", user)
     {
-        v.length("userId", user, 1, 128);
+        v.length("userId", user, limits::USER_ID_CHARS);
     }
 }
 
 fn validate_reason(v: &mut Validator, reason: &Option<String>) {
     if let Some(reason) = reason {
-        v.length("reason", reason, 1, 256);
+        v.length("reason", reason, limits::REASON_CHARS);
     }
 }
 
@@ -769,14 +777,18 @@ async fn create_chat_token(
     service: &Service,
     input: CreateChatTokenInput,
 ) -> Result<Output, ApiError> {
-    let minutes =
-        unset_if_zero(input.session_duration_in_minutes).unwrap_or(DEFAULT_SESSION_MINUTES);
+    let minutes = unset_if_zero(input.session_duration_in_minutes)
+        .unwrap_or(limits::DEFAULT_SESSION_DURATION_MINUTES);
     let mut v = Validator::new();
     validate_room_and_user(&mut v, &input.room_identifier, Some(&input.user_id));
     for capability in input.capabilities.iter().flatten() {
         v.one_of("capabilities", capability, &CAPABILITIES);
     }
-    v.range("sessionDurationInMinutes", minutes, 1, 180);
+    v.range(
+        "sessionDurationInMinutes",
+        minutes,
+        limits::SESSION_DURATION_MINUTES,
+    );
     if let Some(attributes) = &input.attributes {
         v.attributes("attributes", attributes);
     }
@@ -819,7 +831,7 @@ fn send_event(service: &Service, input: SendEventInput) -> Result<Output, ApiErr
     let mut v = Validator::new();
     validate_room_and_user(&mut v, &input.room_identifier, None);
     if let Some(name) = v.required("eventName", &input.event_name) {
-        v.length("eventName", name, 1, 100);
+        v.length("eventName", name, limits::EVENT_NAME_CHARS);
     }
     if let Some(attributes) = &input.attributes {
         v.attributes("attributes", attributes);

@@ -12,6 +12,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{KeyInit, Mac};
+use ivschat_api::limits::NEXT_TOKEN_CHARS;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -23,7 +24,7 @@ type HmacSha256 = hmac::Hmac<Sha256>;
 const TAG_BYTES: usize = 16;
 
 /// The model's PaginationToken length limit.
-pub const MAX_TOKEN_LENGTH: usize = 1024;
+const MAX_TOKEN_LENGTH: usize = *NEXT_TOKEN_CHARS.end();
 
 /// Position after which the next page starts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

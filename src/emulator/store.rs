@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use ivschat_api::limits::CHAT_TOKEN_VALIDITY;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -14,13 +15,6 @@ use super::error::ApiError;
 use super::ids::{self, ArnScope, ResourceKind};
 use super::lifecycle::{LoggingState, Observed, Transition, TransitionKind};
 use super::pagination::{self, Cursor};
-
-/// Default `maximumMessageRatePerSecond` (docs).
-pub const DEFAULT_MAX_MESSAGE_RATE: i64 = 10;
-/// Default `maximumMessageLength` (docs).
-pub const DEFAULT_MAX_MESSAGE_LENGTH: i64 = 500;
-/// Validity of a chat token (docs: one minute).
-pub const CHAT_TOKEN_VALIDITY: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -912,8 +906,9 @@ mod tests {
     fn spec(name: &str) -> RoomSpec {
         RoomSpec {
             name: name.into(),
-            maximum_message_rate_per_second: DEFAULT_MAX_MESSAGE_RATE,
-            maximum_message_length: DEFAULT_MAX_MESSAGE_LENGTH,
+            maximum_message_rate_per_second:
+                ivschat_api::limits::DEFAULT_MAXIMUM_MESSAGE_RATE_PER_SECOND,
+            maximum_message_length: ivschat_api::limits::DEFAULT_MAXIMUM_MESSAGE_LENGTH,
             message_review_handler: None,
             logging_configuration_identifiers: Vec::new(),
             tags: BTreeMap::new(),

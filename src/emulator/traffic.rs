@@ -6,9 +6,10 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::Instant;
 
+use ivschat_api::Operation;
+
 use super::config::RuntimeSettings;
 use super::error::ApiError;
-use super::operation::Operation;
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {

@@ -1,10 +1,13 @@
-//! The model's constraints (ivschat-api.md §2): string lengths (in Unicode code points, as Smithy counts them),
+//! The model's constraints (ivschat-api.md §2; the limits are `ivschat_api::limits`): string lengths (in Unicode code points, as Smithy counts them),
 //! patterns, integer ranges, list and map sizes and enums. A [`Validator`] collects every violation of a request
 //! so that one ValidationException names all bad fields.
 //!
 //! The patterns are simple character classes, so they are checked by hand rather than with regexes.
 
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
+
+use ivschat_api::limits::{self, ATTRIBUTES_MAX_BYTES};
 
 use super::error::{ApiError, FieldError};
 use super::ids;
@@ -45,7 +48,8 @@ impl Validator {
     }
 
     /// Length bounds in Unicode code points. Returns false (after recording it) when violated.
-    pub fn length(&mut self, field: &str, value: &str, min: usize, max: usize) -> bool {
+    pub fn length(&mut self, field: &str, value: &str, allowed: RangeInclusive<usize>) -> bool {
+        let (min, max) = allowed.into_inner();
         let length = value.chars().count();
         if length < min {
             self.fail(
@@ -75,7 +79,8 @@ impl Validator {
         matches
     }
 
-    pub fn range(&mut self, field: &str, value: i64, min: i64, max: i64) -> bool {
+    pub fn range(&mut self, field: &str, value: i64, allowed: RangeInclusive<i64>) -> bool {
+        let (min, max) = allowed.into_inner();
         if value < min {
             self.fail(
                 field,
@@ -120,14 +125,14 @@ impl Validator {
 
     /// RoomName / LoggingConfigurationName: 0–128, `^[a-zA-Z0-9-_]*$`.
     pub fn resource_name(&mut self, field: &str, value: &str) {
-        if self.length(field, value, 0, 128) {
+        if self.length(field, value, limits::RESOURCE_NAME_CHARS) {
             self.pattern(field, is_resource_name(value), "^[a-zA-Z0-9-_]*$");
         }
     }
 
     /// RoomIdentifier: 1–128 and a room ARN.
     pub fn room_identifier(&mut self, field: &str, value: &str) {
-        if self.length(field, value, 1, 128) {
+        if self.length(field, value, limits::ARN_CHARS) {
             let ok = ids::parse_arn(value).is_some_and(|arn| arn.kind == ids::ResourceKind::Room);
             self.pattern(
                 field,
@@ -139,7 +144,7 @@ impl Validator {
 
     /// LoggingConfigurationIdentifier: 1–128 and a logging-configuration ARN.
     pub fn logging_configuration_identifier(&mut self, field: &str, value: &str) {
-        if self.length(field, value, 1, 128) {
+        if self.length(field, value, limits::ARN_CHARS) {
             let ok = ids::parse_arn(value)
                 .is_some_and(|arn| arn.kind == ids::ResourceKind::LoggingConfiguration);
             self.pattern(
@@ -153,7 +158,7 @@ impl Validator {
     /// ResourceArn of the tag operations: 1–128 and a room or logging-configuration ARN (the model's regex,
     /// read literally, matches neither; see ivschat-api.md §2.1).
     pub fn resource_arn(&mut self, field: &str, value: &str) {
-        if self.length(field, value, 1, 128) {
+        if self.length(field, value, limits::ARN_CHARS) {
             self.pattern(
                 field,
                 ids::parse_arn(value).is_some(),
@@ -164,7 +169,7 @@ impl Validator {
 
     /// LambdaArn: 0–170, empty or `^arn:aws:lambda:[a-z0-9-]+:[0-9]{12}:function:.+`.
     pub fn lambda_arn(&mut self, field: &str, value: &str) {
-        if self.length(field, value, 0, 170) {
+        if self.length(field, value, limits::LAMBDA_ARN_CHARS) {
             self.pattern(
                 field,
                 is_lambda_arn(value),
@@ -175,7 +180,7 @@ impl Validator {
 
     /// MessageID / ID: exactly 12 characters of `[a-zA-Z0-9]`.
     pub fn message_id(&mut self, field: &str, value: &str) {
-        if self.length(field, value, ids::ID_LENGTH, ids::ID_LENGTH) {
+        if self.length(field, value, limits::ID_CHARS..=limits::ID_CHARS) {
             self.pattern(
                 field,
                 value.bytes().all(|b| b.is_ascii_alphanumeric()),
@@ -186,40 +191,30 @@ impl Validator {
 
     /// Tags: at most 50 entries, keys 1–128, values 0–256.
     pub fn tags(&mut self, field: &str, tags: &BTreeMap<String, String>) {
-        self.size(field, tags.len(), MAX_TAGS);
+        self.size(field, tags.len(), limits::MAX_TAGS);
         for (key, value) in tags {
             self.tag_key(field, key);
-            self.length(&format!("{field}.{key}"), value, 0, 256);
+            self.length(&format!("{field}.{key}"), value, limits::TAG_VALUE_CHARS);
         }
     }
 
     /// TagKey: 1–128.
     pub fn tag_key(&mut self, field: &str, key: &str) {
-        let length = key.chars().count();
-        if !(1..=128).contains(&length) {
+        if !limits::TAG_KEY_CHARS.contains(&key.chars().count()) {
             self.fail(field, "Tag keys must have a length between 1 and 128");
         }
     }
 
     /// ChatTokenAttributes / EventAttributes: "1 KB total" (keys and values, counted in UTF-8 bytes).
     pub fn attributes(&mut self, field: &str, attributes: &BTreeMap<String, String>) {
-        let total: usize = attributes
-            .iter()
-            .map(|(key, value)| key.len() + value.len())
-            .sum();
-        if total > MAX_ATTRIBUTES_BYTES {
+        if limits::attributes_size(attributes) > ATTRIBUTES_MAX_BYTES {
             self.fail(
                 field,
-                format!("Attributes must not exceed {MAX_ATTRIBUTES_BYTES} bytes in total (keys and values)"),
+                format!("Attributes must not exceed {ATTRIBUTES_MAX_BYTES} bytes in total (keys and values)"),
             );
         }
     }
 }
-
-/// Tags per resource (model and docs).
-pub const MAX_TAGS: usize = 50;
-/// Total size of chat-token and event attributes.
-pub const MAX_ATTRIBUTES_BYTES: usize = 1024;
 
 /// `^[a-zA-Z0-9-_]*$`
 pub fn is_resource_name(value: &str) -> bool {
@@ -304,9 +299,9 @@ mod tests {
     #[test]
     fn lengths_count_code_points() {
         let mut v = Validator::new();
-        assert!(v.length("userId", &"é".repeat(128), 1, 128));
-        assert!(!v.length("userId", &"é".repeat(129), 1, 128));
-        assert!(!v.length("userId", "", 1, 128));
+        assert!(v.length("userId", &"é".repeat(128), 1..=128));
+        assert!(!v.length("userId", &"é".repeat(129), 1..=128));
+        assert!(!v.length("userId", "", 1..=128));
         assert_eq!(fields_of(v), vec!["userId", "userId"]);
     }
 
@@ -390,9 +385,9 @@ mod tests {
     #[test]
     fn ranges_sizes_enums_ids() {
         let mut v = Validator::new();
-        assert!(v.range("maximumMessageLength", 500, 1, 500));
-        assert!(!v.range("maximumMessageLength", 501, 1, 500));
-        assert!(!v.range("maximumMessageRatePerSecond", -1, 1, 100));
+        assert!(v.range("maximumMessageLength", 500, 1..=500));
+        assert!(!v.range("maximumMessageLength", 501, 1..=500));
+        assert!(!v.range("maximumMessageRatePerSecond", -1, 1..=100));
         assert!(!v.size("loggingConfigurationIdentifiers", 4, 3));
         assert!(!v.one_of("capabilities", "SHOUT", &["SEND_MESSAGE"]));
         v.message_id("id", "abcdefghijkl");

@@ -1,5 +1,9 @@
 //! Durations as people write them on the command line and in the emulator's admin API: `10m`, `30s`,
 //! `1h30m`, `500ms` (jiff's friendly format), or a bare, possibly fractional, number of seconds.
+//!
+//! It lives in this crate rather than in the operator because the operator's flags and the emulator's
+//! (flags and admin API) must read durations the same way, and the emulator depends on nothing of the
+//! operator: this small crate is what both already share.
 
 use std::time::Duration;
 

@@ -4,9 +4,9 @@
 //! scenario as the deploy/ ServiceAccount (impersonation), and `kubectl auth can-i --as` shows what that
 //! account cannot do. The IAM policies list exactly the ivschat operations the controllers call.
 
+use ivschat_emulator::{Emulator, EmulatorConfig};
 use ivschat_operator::controller::{self, Options, driver::Timing};
 use ivschat_operator::crd::{ChatLoggingConfiguration, ChatRoom};
-use ivschat_operator::emulator::{Emulator, EmulatorConfig};
 use ivschat_operator::observability::{LogFormat, OperationsArgs, operate};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;

@@ -381,7 +381,7 @@ fn parse_settings_changes(body: &[u8]) -> Result<SettingsChanges, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::config::EmulatorConfig;
+    use crate::config::EmulatorConfig;
 
     fn apply(body: &str) -> Result<RuntimeSettings, ApiError> {
         let mut settings = RuntimeSettings {

@@ -1,14 +1,17 @@
 //! The local IVS Chat emulator: the AWS IVS Chat control-plane API (restJson1 over HTTP, SigV4-verified), served
 //! from memory with optional persistence, fault injection, quotas and request counters for tests. The AWS CLI
-//! and the Rust SDK work against it unchanged (`endpoint_url` / `--endpoint-url`).
+//! and the Rust SDK work against it unchanged (`endpoint_url` / `--endpoint-url`). `ivschat-operator emulator`
+//! serves it from the command line ([`run_cli`]); tests start it in-process ([`Emulator::start`]). The API's
+//! facts (operations, quotas, field limits) come from the `ivschat-api` crate; nothing comes from the operator.
 //!
 //! Files: [`config`] (CLI flags, library config, runtime settings), [`http`] (routing, wire encoding, admin
-//! API), [`operation`] (the 17 operations' bindings and quotas), [`operations`] (input decoding, validation,
+//! API), [`operation`] (the 17 operations' HTTP bindings), [`operations`] (input decoding, validation,
 //! defaults, outputs), [`validate`] (the model's constraints), [`store`] (resources and cross-resource
 //! invariants), [`lifecycle`] (logging-configuration states), [`pagination`] (tokens), [`error`] (wire errors),
-//! [`ids`] (ids, ARNs, tokens), [`traffic`] (quotas, faults, latency), [`metrics`], [`persistence`],
-//! [`service`] (shared state, room events), [`sigv4`] (signature verification), [`messaging`] (the chat
-//! Messaging API: WebSocket connections on the same listener, `ws://HOST:PORT`).
+//! [`ids`] (ids, ARNs, tokens), [`wire`] (timestamps on the wire), [`traffic`] (quotas, faults, latency),
+//! [`metrics`], [`persistence`], [`service`] (shared state, room events), [`sigv4`] (signature verification),
+//! [`messaging`] (the chat Messaging API: WebSocket connections on the same listener, `ws://HOST:PORT`),
+//! [`connections`] (the open messaging connections and per-room message rates).
 //!
 //! # Behaviour where AWS documents nothing (see also ivschat-api.md §7)
 //! - **Identifiers** must be ARNs (the model's patterns). An ARN of another region or account, or of a resource
@@ -67,6 +70,7 @@
 //! - **Admin API** under `/_emulator/` is unsigned (see [`http`]); the default listen address is loopback.
 
 pub mod config;
+pub mod connections;
 pub mod error;
 pub mod http;
 pub mod ids;
@@ -82,6 +86,7 @@ pub mod sigv4;
 pub mod store;
 pub mod traffic;
 pub mod validate;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -160,7 +165,7 @@ impl Emulator {
     /// Stops accepting connections, lets in-flight requests finish (up to 10 s) and waits for the server.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         // Upgraded messaging connections outlive the HTTP server's graceful shutdown unless told to close.
-        self.service.messaging.shut_down();
+        self.service.connections.shut_down();
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
@@ -315,7 +320,7 @@ impl Emulator {
 
     /// The user ids of the room's open messaging connections (one entry per connection), sorted.
     pub fn chat_connections(&self, room_arn: &str) -> Vec<String> {
-        self.service.messaging.connected_users(room_arn)
+        self.service.connections.connected_users(room_arn)
     }
 
     /// The current settings of a room (for the messaging endpoint: message length and rate limits, handler).
@@ -327,7 +332,7 @@ impl Emulator {
 impl Drop for Emulator {
     fn drop(&mut self) {
         // Not stopped explicitly: ask the server to shut down gracefully in the background.
-        self.service.messaging.shut_down();
+        self.service.connections.shut_down();
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }

@@ -2,8 +2,8 @@
 //! wherever a client takes the endpoint URL (the official JS client `amazon-ivs-chat-messaging` uses a `ws://`
 //! URL exactly as given). The facts it follows are in ivschat-messaging.md; this module owns the handshake
 //! (token checks), the client actions SEND_MESSAGE / DELETE_MESSAGE / DISCONNECT_USER, the MESSAGE / EVENT /
-//! ERROR entities sent to clients, the per-room message rate, session expiry and the registry of open
-//! connections ([`Messaging`]).
+//! ERROR entities sent to clients, the per-room message rate and session expiry. The registry of open
+//! connections and the rate window are [`super::connections`]'s.
 //!
 //! Every delivery to a room goes through the service's room-event channel ([`super::service::RoomEvent`]): the
 //! HTTP SendEvent / DeleteMessage / DisconnectUser / DeleteRoom publish there, and so do the socket actions. Each
@@ -58,9 +58,8 @@
 //! - **Slow readers**: a connection that falls more than the event buffer (1024) behind loses the oldest events
 //!   (logged), like a lossy fan-out; it stays open.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -75,10 +74,11 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
+use super::connections::Registration;
 use super::ids;
-use super::operations::wire_time;
 use super::service::{RoomEvent, RoomEventKind, Service};
 use super::store::{ChatTokenRejection, FallbackResult, IssuedChatToken};
+use super::wire::wire_time;
 
 /// Largest frame a client may send (a SEND_MESSAGE is a few KiB at most).
 const MAX_FRAME_BYTES: usize = 1024 * 1024;
@@ -89,121 +89,10 @@ const CLOSE_NORMAL: u16 = 1000;
 const MAX_CLOSE_REASON_BYTES: usize = 123;
 /// How long a closing connection waits for the client's close frame before dropping the socket.
 const CLOSE_HANDSHAKE_WAIT: Duration = Duration::from_secs(2);
-/// The window of `maximumMessageRatePerSecond`.
-const RATE_WINDOW: Duration = Duration::from_secs(1);
 
 const SEND_MESSAGE: &str = "SEND_MESSAGE";
 const DELETE_MESSAGE: &str = "DELETE_MESSAGE";
 const DISCONNECT_USER: &str = "DISCONNECT_USER";
-
-// ---- shared state ---------------------------------------------------------------------------------------------
-
-/// The messaging endpoint's shared state: which connections are open in which room (by user), each room's
-/// recent messages for the rate limit, and the shutdown signal.
-pub struct Messaging {
-    rooms: Mutex<HashMap<String, RoomActivity>>,
-    next_connection_id: AtomicU64,
-    shutdown: watch::Sender<bool>,
-}
-
-#[derive(Default)]
-struct RoomActivity {
-    /// Connection id → user id.
-    connections: HashMap<u64, String>,
-    /// When the SEND_MESSAGEs accepted within the last [`RATE_WINDOW`] arrived, oldest first.
-    recent_messages: VecDeque<Instant>,
-}
-
-impl Default for Messaging {
-    fn default() -> Self {
-        Messaging::new()
-    }
-}
-
-impl Messaging {
-    pub fn new() -> Messaging {
-        Messaging {
-            rooms: Mutex::new(HashMap::new()),
-            next_connection_id: AtomicU64::new(1),
-            shutdown: watch::Sender::new(false),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, RoomActivity>> {
-        // Every update below is a single insert/remove/push, so a poisoned map is still consistent.
-        self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The user ids of the open connections of a room (one entry per connection), sorted.
-    pub fn connected_users(&self, room_arn: &str) -> Vec<String> {
-        let mut users: Vec<String> = self
-            .lock()
-            .get(room_arn)
-            .map(|room| room.connections.values().cloned().collect())
-            .unwrap_or_default();
-        users.sort();
-        users
-    }
-
-    /// Closes every connection (code 1001); connections opened afterwards are closed at once.
-    pub fn shut_down(&self) {
-        self.shutdown.send_replace(true);
-    }
-
-    fn register(self: &Arc<Self>, room_arn: &str, user_id: &str) -> Registration {
-        let id = self.next_connection_id.fetch_add(1, Ordering::Relaxed);
-        self.lock()
-            .entry(room_arn.to_string())
-            .or_default()
-            .connections
-            .insert(id, user_id.to_string());
-        Registration {
-            messaging: Arc::clone(self),
-            room_arn: room_arn.to_string(),
-            id,
-        }
-    }
-
-    /// Admits one SEND_MESSAGE to the room if fewer than `limit` were admitted in the last second.
-    fn admit_message(&self, room_arn: &str, limit: usize, now: Instant) -> bool {
-        let mut rooms = self.lock();
-        let recent = &mut rooms
-            .entry(room_arn.to_string())
-            .or_default()
-            .recent_messages;
-        while recent
-            .front()
-            .is_some_and(|&arrived| now.duration_since(arrived) >= RATE_WINDOW)
-        {
-            recent.pop_front();
-        }
-        if recent.len() >= limit {
-            return false;
-        }
-        recent.push_back(now);
-        true
-    }
-}
-
-/// An open connection's entry in the registry; dropping it (connection ended, or the upgrade failed) removes it.
-struct Registration {
-    messaging: Arc<Messaging>,
-    room_arn: String,
-    id: u64,
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        let mut rooms = self.messaging.lock();
-        if let Some(room) = rooms.get_mut(&self.room_arn) {
-            room.connections.remove(&self.id);
-            if room.connections.is_empty() {
-                // Nobody left to send: the rate window no longer matters.
-                rooms.remove(&self.room_arn);
-            }
-        }
-    }
-}
 
 // ---- handshake ------------------------------------------------------------------------------------------------
 
@@ -236,7 +125,7 @@ pub async fn upgrade(service: Arc<Service>, mut parts: Parts) -> Response {
     };
     // Subscribe before the token is checked against its room: a DeleteRoom that lands in between is then seen.
     let events = service.subscribe();
-    let shutdown = service.messaging.shutdown.subscribe();
+    let shutdown = service.connections.watch_shutdown();
     let issued = match service.redeem_chat_token(token) {
         Ok(issued) => issued,
         Err(rejection) => {
@@ -255,7 +144,7 @@ pub async fn upgrade(service: Arc<Service>, mut parts: Parts) -> Response {
     };
     // Subscribed and registered before the 101 goes out: whatever happens after the client sees it reaches it.
     let registration = service
-        .messaging
+        .connections
         .register(&issued.room_arn, &issued.user_id);
     let session_left = duration_until(issued.session_expiration_time);
     let connection = Connection {
@@ -550,7 +439,7 @@ impl Connection {
         let rate = usize::try_from(room.maximum_message_rate_per_second).unwrap_or(0);
         if !self
             .service
-            .messaging
+            .connections
             .admit_message(&room.arn, rate, Instant::now())
         {
             return Err(ActionError::new(
@@ -794,38 +683,6 @@ mod tests {
         let cut = truncate_to_bytes(&long, MAX_CLOSE_REASON_BYTES);
         assert_eq!(cut.len(), 122, "61 two-byte characters");
         assert!(long.starts_with(cut));
-    }
-
-    #[test]
-    fn the_room_rate_is_a_sliding_second() {
-        let messaging = Messaging::new();
-        let start = Instant::now();
-        assert!(messaging.admit_message("room", 2, start));
-        assert!(messaging.admit_message("room", 2, start + Duration::from_millis(500)));
-        assert!(!messaging.admit_message("room", 2, start + Duration::from_millis(900)));
-        assert!(
-            messaging.admit_message("other", 2, start + Duration::from_millis(900)),
-            "rooms are counted apart"
-        );
-        assert!(messaging.admit_message("room", 2, start + Duration::from_millis(1000)));
-        assert!(!messaging.admit_message("room", 2, start + Duration::from_millis(1400)));
-        assert!(
-            messaging.admit_message("room", 3, start + Duration::from_millis(1400)),
-            "a raised limit applies at once"
-        );
-    }
-
-    #[test]
-    fn registrations_leave_the_registry_when_dropped() {
-        let messaging = Arc::new(Messaging::new());
-        let first = messaging.register("room", "ada");
-        let second = messaging.register("room", "bob");
-        assert_eq!(messaging.connected_users("room"), ["ada", "bob"]);
-        drop(first);
-        assert_eq!(messaging.connected_users("room"), ["bob"]);
-        drop(second);
-        assert!(messaging.connected_users("room").is_empty());
-        assert!(messaging.lock().is_empty(), "empty rooms are forgotten");
     }
 
     fn event(kind: RoomEventKind) -> RoomEvent {

@@ -158,7 +158,7 @@ pub fn loses_responses(operation: Operation) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::config::EmulatorConfig;
+    use crate::config::EmulatorConfig;
 
     #[test]
     fn buckets_allow_the_quota_then_throttle() {

@@ -105,7 +105,7 @@ fn write_atomically(path: &Path, state: &PersistedState) -> anyhow::Result<()> {
     let temporary = directory.join(format!(
         ".{file_name}.{}.{}.tmp",
         std::process::id(),
-        crate::emulator::ids::new_id()
+        crate::ids::new_id()
     ));
     let result = (|| -> anyhow::Result<()> {
         let mut handle = std::fs::File::create(&temporary)
@@ -138,14 +138,12 @@ fn write_atomically(path: &Path, state: &PersistedState) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::ids::ArnScope;
-    use crate::emulator::store::{RoomSpec, Store};
+    use crate::ids::ArnScope;
+    use crate::store::{RoomSpec, Store};
 
     fn temp_dir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "ivschat-emulator-persist-{}",
-            crate::emulator::ids::new_id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("ivschat-emulator-persist-{}", crate::ids::new_id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         dir
     }

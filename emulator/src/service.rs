@@ -9,9 +9,9 @@ use jiff::Timestamp;
 use tokio::sync::broadcast;
 
 use super::config::EmulatorConfig;
+use super::connections::Connections;
 use super::error::ApiError;
 use super::ids::ArnScope;
-use super::messaging::Messaging;
 use super::metrics::Metrics;
 use super::pagination::TokenCodec;
 use super::persistence::{self, Persister};
@@ -69,8 +69,8 @@ pub struct Service {
     persister: Option<Persister>,
     pub tokens: TokenCodec,
     events: broadcast::Sender<RoomEvent>,
-    /// Open messaging connections and per-room message rates (see [`super::messaging`]).
-    pub messaging: Arc<Messaging>,
+    /// Open messaging connections and per-room message rates (see [`super::connections`]).
+    pub connections: Arc<Connections>,
 }
 
 impl Service {
@@ -102,7 +102,7 @@ impl Service {
             persister,
             tokens: TokenCodec::new(),
             events,
-            messaging: Arc::new(Messaging::new()),
+            connections: Arc::new(Connections::new()),
         })
     }
 

@@ -19,6 +19,7 @@ use super::store::{
     Room, RoomFilter, RoomPatch, RoomSpec,
 };
 use super::validate::{self, Validator};
+use super::wire::wire_time;
 const CAPABILITIES: [&str; 3] = ["SEND_MESSAGE", "DISCONNECT_USER", "DELETE_MESSAGE"];
 const FALLBACK_RESULTS: [&str; 2] = ["ALLOW", "DENY"];
 
@@ -159,12 +160,7 @@ fn non_empty(value: Option<String>) -> Option<String> {
     value.filter(|value| !value.is_empty())
 }
 
-// ---- wire encoding ----------------------------------------------------------------------------------------
-
-/// ISO-8601 / RFC 3339 in UTC with milliseconds, e.g. `2022-03-16T04:44:09.123Z`.
-pub fn wire_time(time: Timestamp) -> String {
-    time.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-}
+// ---- output encoding ----------------------------------------------------------------------------------------
 
 fn room_json(room: &Room, full: bool) -> Value {
     let mut body = Map::new();
@@ -968,14 +964,6 @@ async fn untag_resource(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn wire_times_are_rfc3339_utc_with_milliseconds() {
-        let time = Timestamp::from_millisecond(1_647_405_849_123).expect("valid");
-        assert_eq!(wire_time(time), "2022-03-16T04:44:09.123Z");
-        let whole = Timestamp::from_second(1_647_405_849).expect("valid");
-        assert_eq!(wire_time(whole), "2022-03-16T04:44:09.000Z");
-    }
 
     #[test]
     fn tag_keys_come_from_repeated_query_parameters() {

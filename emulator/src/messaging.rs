@@ -343,7 +343,10 @@ impl Connection {
                 self.require_capability(DELETE_MESSAGE, request_id)?;
                 let message_id = fields.required_string("Id")?;
                 if !ids::is_valid_id(message_id) {
-                    return Err(fields.invalid("Id must be 12 characters of [a-zA-Z0-9]"));
+                    return Err(fields.invalid(format!(
+                        "Id must be {} characters of [a-zA-Z0-9]",
+                        limits::ID_CHARS
+                    )));
                 }
                 let reason = fields.reason()?;
                 self.require_room(request_id)?;

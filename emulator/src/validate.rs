@@ -201,7 +201,14 @@ impl Validator {
     /// TagKey: 1–128.
     pub fn tag_key(&mut self, field: &str, key: &str) {
         if !limits::TAG_KEY_CHARS.contains(&key.chars().count()) {
-            self.fail(field, "Tag keys must have a length between 1 and 128");
+            self.fail(
+                field,
+                format!(
+                    "Tag keys must have a length between {} and {}",
+                    limits::TAG_KEY_CHARS.start(),
+                    limits::TAG_KEY_CHARS.end()
+                ),
+            );
         }
     }
 

@@ -10,7 +10,7 @@
 //! connection subscribes before its 101 response is sent (so nothing published after the handshake is missed),
 //! keeps the events of its room, and adds the `RequestId` to the copy that answers one of its own requests.
 //!
-//! # Choices where the sources say nothing ([gap]) or only suggest ([inference])
+//! # Choices where the sources say nothing (\[gap\]) or only suggest (\[inference\])
 //! - **Where**: upgrades are accepted on the root path `/` (any query), the bare host the SDK connects to. A
 //!   WebSocket upgrade elsewhere is an ordinary (unknown) API request. The upgrade is not an API operation: it is
 //!   not signed and not counted in the request metrics.

@@ -36,8 +36,8 @@
 //! - Header values are trimmed and inner runs of spaces **or tabs** collapsed to one space before they go to
 //!   the signer, which collapses spaces only: botocore (the AWS CLI) collapses both, so both must verify.
 //! - The signer takes header values as text: a signed header whose value is not UTF-8 is refused with its
-//!   own message (no AWS client signs such a value: the SDK cannot, and botocore signs the text it then
-//!   sends as Latin-1, which never matched).
+//!   own message (the earlier hand-written verifier compared such values as bytes; the SDK, whose signer
+//!   this is, cannot sign one at all).
 //! - The signer has one date: a request that repeats a signed `X-Amz-Date` header is verified as if only
 //!   the first value had been signed.
 //! - The signer does not expose its canonical request, so the mismatch error carries AWS's wording without

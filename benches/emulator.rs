@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use aws_sdk_ivschat::Client;
-use ivschat_operator::emulator::{Emulator, EmulatorConfig};
+use ivschat_emulator::{Emulator, EmulatorConfig};
 
 const CONCURRENCY_LEVELS: [usize; 4] = [1, 4, 16, 64];
 const WARM_UP_REQUESTS: usize = 200;

@@ -11,8 +11,8 @@
 
 use anyhow::{Context as _, bail};
 use futures_util::StreamExt;
+use ivschat_emulator::{Emulator, EmulatorConfig};
 use ivschat_operator::crd::{ChatLoggingConfiguration, ChatRoom};
-use ivschat_operator::emulator::{Emulator, EmulatorConfig};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, Resource};

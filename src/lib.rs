@@ -1,8 +1,7 @@
-//! ivschat-operator: a Kubernetes operator for Amazon IVS Chat, and the local IVS Chat emulator it is tested against.
+//! ivschat-operator: a Kubernetes operator for Amazon IVS Chat. The local IVS Chat emulator it is tested against is
+//! the `ivschat-emulator` crate.
 pub mod controller;
 pub mod crd;
-pub mod duration;
-pub mod emulator;
 pub mod leader;
 pub mod observability;
 pub mod plugin;

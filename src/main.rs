@@ -19,7 +19,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the local IVS Chat emulator (wire-compatible with the AWS IVS Chat API).
-    Emulator(Box<ivschat_operator::emulator::EmulatorArgs>),
+    Emulator(Box<ivschat_emulator::EmulatorArgs>),
     /// Print the CustomResourceDefinitions (YAML, one document per kind).
     Crds,
     /// Run the operator: reconcile ChatRoom and ChatLoggingConfiguration objects against AWS IVS Chat.
@@ -30,7 +30,7 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Emulator(args) => ivschat_operator::emulator::run_cli(*args).await,
+        Command::Emulator(args) => ivschat_emulator::run_cli(*args).await,
         Command::Run(args) => ivschat_operator::run::run(*args).await,
         Command::Crds => {
             print!("{}", ivschat_operator::crd::crds_yaml()?);

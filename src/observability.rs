@@ -68,27 +68,6 @@ struct OperationLabels {
     operation: &'static str,
 }
 
-/// The IVS Chat operations (the only values of the `operation` label, with "Other" for anything else).
-const OPERATIONS: [&str; 17] = [
-    "CreateChatToken",
-    "CreateLoggingConfiguration",
-    "CreateRoom",
-    "DeleteLoggingConfiguration",
-    "DeleteMessage",
-    "DeleteRoom",
-    "DisconnectUser",
-    "GetLoggingConfiguration",
-    "GetRoom",
-    "ListLoggingConfigurations",
-    "ListRooms",
-    "ListTagsForResource",
-    "SendEvent",
-    "TagResource",
-    "UntagResource",
-    "UpdateLoggingConfiguration",
-    "UpdateRoom",
-];
-
 /// The operator's metrics. One process-wide instance ([`metrics`]), like Prometheus' default registry, so
 /// the controllers and the AWS client record without threading a handle through every call.
 pub struct Metrics {
@@ -264,12 +243,10 @@ pub async fn timed_reconcile<T, E>(
     result
 }
 
+/// The `operation` label: one of the IVS Chat operations, or "Other" for anything else (so the label set
+/// stays bounded).
 fn operation_label(operation: &str) -> &'static str {
-    OPERATIONS
-        .iter()
-        .find(|known| **known == operation)
-        .copied()
-        .unwrap_or("Other")
+    ivschat_api::Operation::from_name(operation).map_or("Other", ivschat_api::Operation::name)
 }
 
 /// The process-wide metrics.

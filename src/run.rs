@@ -34,7 +34,7 @@ pub struct RunArgs {
     pub aws_endpoint_url: Option<String>,
 
     /// How often every resource is read from AWS to correct out-of-band changes (e.g. 10m, 30s).
-    #[arg(long, env = "IVSCHAT_OPERATOR_RESYNC_PERIOD", default_value = "10m", value_parser = crate::duration::parse_positive_duration)]
+    #[arg(long, env = "IVSCHAT_OPERATOR_RESYNC_PERIOD", default_value = "10m", value_parser = ivschat_api::duration::parse_positive_duration)]
     pub resync_period: Duration,
 
     /// Watch only this namespace (default: all namespaces).
@@ -59,7 +59,7 @@ pub struct RunArgs {
     pub aws_quotas: Vec<rate_limit::QuotaOverride>,
 
     /// Longest wait for one AWS call attempt (e.g. 15s); a call that times out is retried like a 5xx.
-    #[arg(long, env = "IVSCHAT_OPERATOR_AWS_CALL_TIMEOUT", default_value = "15s", value_parser = crate::duration::parse_positive_duration)]
+    #[arg(long, env = "IVSCHAT_OPERATOR_AWS_CALL_TIMEOUT", default_value = "15s", value_parser = ivschat_api::duration::parse_positive_duration)]
     pub aws_call_timeout: Duration,
 
     /// Probes, metrics, leader election and log format.
@@ -108,7 +108,7 @@ pub struct OperationsArgs {
 
     /// How long a Lease stays valid without renewal: a successor takes over this long after a leader died
     /// (a leader that stops releases the Lease at once).
-    #[arg(long, env = "IVSCHAT_OPERATOR_LEADER_ELECTION_LEASE_DURATION", default_value = "15s", value_parser = crate::duration::parse_positive_duration)]
+    #[arg(long, env = "IVSCHAT_OPERATOR_LEADER_ELECTION_LEASE_DURATION", default_value = "15s", value_parser = ivschat_api::duration::parse_positive_duration)]
     pub leader_election_lease_duration: Duration,
 
     /// Log format: text (for people) or json (one object per line, for log pipelines).

@@ -2,9 +2,9 @@
 //! endpoints over HTTP: a silent endpoint times out instead of hanging, a connection that is reset is
 //! retried and then reported as transient, and a create that got a 5xx is not sent again.
 
+use ivschat_emulator::{Emulator, EmulatorConfig};
 use ivschat_operator::controller::aws::{Aws, CallPolicy, Retry};
 use ivschat_operator::controller::aws_error::ErrorClass;
-use ivschat_operator::emulator::{Emulator, EmulatorConfig};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

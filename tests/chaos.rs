@@ -24,10 +24,10 @@
 use aws_sdk_ivschat::Client as Aws;
 use aws_sdk_ivschat::types::DestinationConfiguration as AwsDestination;
 use futures_util::StreamExt as _;
+use ivschat_emulator::{Emulator, EmulatorConfig};
 use ivschat_operator::crd::{
     ChatLoggingConfiguration, ChatRoom, OWNER_NAME_TAG, OWNER_NAMESPACE_TAG, OWNER_UID_TAG,
 };
-use ivschat_operator::emulator::{Emulator, EmulatorConfig};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, Resource, ResourceExt};

@@ -9,9 +9,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
+use ivschat_emulator::{Emulator, EmulatorConfig};
 use ivschat_operator::controller::{self, Options, driver::Timing};
 use ivschat_operator::crd::{CONDITION_READY, ChatRoom};
-use ivschat_operator::emulator::{Emulator, EmulatorConfig};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};

@@ -3,12 +3,12 @@
 //! transition delay), then asserts AWS state through the SDK and Kubernetes state through the API.
 
 use aws_sdk_ivschat::Client as Aws;
+use ivschat_emulator::{Emulator, EmulatorConfig, TransitionFailures};
 use ivschat_operator::controller::{self, OperatorHandle, Options, driver::Timing};
 use ivschat_operator::crd::{
     ChatLoggingConfiguration, ChatRoom, OWNER_NAME_TAG, OWNER_NAMESPACE_TAG, OWNER_UID_TAG,
     PAUSED_ANNOTATION,
 };
-use ivschat_operator::emulator::{Emulator, EmulatorConfig, TransitionFailures};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};

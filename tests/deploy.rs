@@ -4,9 +4,9 @@
 //! scenario as the deploy/ ServiceAccount (impersonation), and `kubectl auth can-i --as` shows what that
 //! account cannot do. The IAM policies list exactly the ivschat operations the controllers call.
 
+use ivschat_emulator::{Emulator, EmulatorConfig};
 use ivschat_operator::controller::{self, Options, driver::Timing};
 use ivschat_operator::crd::{ChatLoggingConfiguration, ChatRoom};
-use ivschat_operator::emulator::{Emulator, EmulatorConfig};
 use ivschat_operator::run::{LogFormat, OperationsArgs, operate};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
@@ -644,26 +644,7 @@ fn operations_called_by_the_controllers() -> BTreeSet<String> {
         }
     }
     // Calls on the Kubernetes API look alike; keep only IVS Chat operations.
-    let model = [
-        "CreateChatToken",
-        "CreateLoggingConfiguration",
-        "CreateRoom",
-        "DeleteLoggingConfiguration",
-        "DeleteMessage",
-        "DeleteRoom",
-        "DisconnectUser",
-        "GetLoggingConfiguration",
-        "GetRoom",
-        "ListLoggingConfigurations",
-        "ListRooms",
-        "ListTagsForResource",
-        "SendEvent",
-        "TagResource",
-        "UntagResource",
-        "UpdateLoggingConfiguration",
-        "UpdateRoom",
-    ];
-    operations.retain(|op| model.contains(&op.as_str()));
+    operations.retain(|op| ivschat_api::Operation::from_name(op).is_some());
     operations
 }
 

@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use aws_sdk_ivschat::Client;
 use aws_sdk_ivschat::types::{DestinationConfiguration, S3DestinationConfiguration};
-use ivschat_operator::emulator::{Emulator, EmulatorConfig};
+use ivschat_emulator::{Emulator, EmulatorConfig};
 use regex::Regex;
 use serde_json::{Map, Value};
 

@@ -21,7 +21,7 @@ use aws_sdk_ivschat::Client;
 use aws_sdk_ivschat::types::{
     CloudWatchLogsDestinationConfiguration, DestinationConfiguration, S3DestinationConfiguration,
 };
-use ivschat_operator::emulator::{Emulator, EmulatorConfig};
+use ivschat_emulator::{Emulator, EmulatorConfig};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 

@@ -26,7 +26,7 @@ use std::time::{Duration, SystemTime};
 
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_smithy_runtime_api::client::identity::Identity;
-use ivschat_operator::emulator::{Emulator, EmulatorConfig};
+use ivschat_emulator::{Emulator, EmulatorConfig};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use serde_json::{Map, Value, json};

@@ -11,7 +11,7 @@ use aws_sdk_ivschat::Client;
 use aws_sdk_ivschat::operation::create_room::builders::CreateRoomFluentBuilder;
 use aws_sdk_ivschat::types::{ChatTokenCapability, FallbackResult, MessageReviewHandler};
 use futures_util::{SinkExt as _, StreamExt as _};
-use ivschat_operator::emulator::{Emulator, EmulatorConfig};
+use ivschat_emulator::{Emulator, EmulatorConfig};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use aws_sdk_ivschat::Client;
 use aws_sdk_ivschat::types::ChatTokenCapability;
-use ivschat_operator::emulator::{Emulator, EmulatorConfig};
+use ivschat_emulator::{Emulator, EmulatorConfig};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, BufReader};
 

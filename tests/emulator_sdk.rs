@@ -17,7 +17,7 @@ use aws_sdk_ivschat::types::{
     ResourceType, S3DestinationConfiguration, UpdateLoggingConfigurationState,
     ValidationExceptionReason,
 };
-use ivschat_operator::emulator::{
+use ivschat_emulator::{
     ChatTokenRejection, Emulator, EmulatorConfig, RoomEventKind, TransitionFailures,
 };
 use serde_json::{Value, json};

@@ -4,8 +4,8 @@
 //! SIGKILL of the leader hands over once the Lease expires. Plus the elector itself against the real API
 //! server: exclusive, conflict-safe, released on demand.
 
+use ivschat_emulator::{Emulator, EmulatorConfig};
 use ivschat_operator::crd::ChatRoom;
-use ivschat_operator::emulator::{Emulator, EmulatorConfig};
 use ivschat_operator::leader::{LeaderElection, LeaseSettings};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;

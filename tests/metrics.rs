@@ -3,7 +3,7 @@
 //! enforces the IVS Chat rate quotas, so that some calls are throttled. Every AWS series must agree exactly
 //! with the emulator's own request counters, and the labels must stay within their bounded sets.
 
-use ivschat_operator::emulator::{Emulator, EmulatorConfig};
+use ivschat_emulator::{Emulator, EmulatorConfig};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::io::{Read as _, Write as _};

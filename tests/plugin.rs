@@ -10,8 +10,8 @@ use std::process::Output;
 use std::sync::OnceLock;
 
 use aws_sdk_ivschat::Client as Aws;
+use ivschat_emulator::{Emulator, EmulatorConfig, RoomEvent, RoomEventKind};
 use ivschat_operator::crd::{CONDITION_READY, ChatRoom};
-use ivschat_operator::emulator::{Emulator, EmulatorConfig, RoomEvent, RoomEventKind};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};

@@ -11,11 +11,11 @@
 
 use aws_sdk_ivschat::Client as Aws;
 use futures_util::{StreamExt, TryStreamExt, stream};
+use ivschat_emulator::{Emulator, EmulatorConfig};
 use ivschat_operator::controller::aws::Aws as Budgeted;
 use ivschat_operator::controller::rate_limit::{RateLimiter, quotas_with};
 use ivschat_operator::controller::{self, Options, driver::Timing};
 use ivschat_operator::crd::{ChatRoom, OWNER_UID_TAG};
-use ivschat_operator::emulator::{Emulator, EmulatorConfig};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, Resource, ResourceExt};

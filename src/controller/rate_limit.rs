@@ -2,59 +2,36 @@
 //! reconciles runs at the account's TPS quota instead of being throttled (AWS rate quotas cannot be raised:
 //! ivschat-api.md §5.1). Calls of one operation are spaced evenly at `1 / TPS` (a token bucket of one
 //! token: idle time is never banked into a burst); callers that would exceed the rate sleep until their
-//! slot rather than failing. Also owns the default quotas and the `--aws-quota` overrides.
+//! slot rather than failing. Also owns which operations are budgeted (their quotas are ivschat-api's) and the
+//! `--aws-quota` overrides.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
+
+use ivschat_api::{Operation, OperationGroup};
 use tokio::time::Instant;
+
+/// The operation groups the controllers call, so the ones the budget covers; the messaging operations are
+/// the plugin's, one call per command, and are never budgeted.
+const BUDGETED_GROUPS: [OperationGroup; 3] = [
+    OperationGroup::Rooms,
+    OperationGroup::LoggingConfigurations,
+    OperationGroup::Tags,
+];
+
+fn budgeted_operations() -> impl Iterator<Item = Operation> {
+    BUDGETED_GROUPS
+        .into_iter()
+        .flat_map(OperationGroup::operations)
+}
 
 /// The default IVS Chat API rate quotas (TPS), per operation the controllers call.
 pub fn aws_default_quotas() -> HashMap<&'static str, u32> {
-    HashMap::from([
-        ("CreateRoom", 5),
-        ("DeleteRoom", 5),
-        ("GetRoom", 5),
-        ("ListRooms", 5),
-        ("UpdateRoom", 5),
-        ("CreateLoggingConfiguration", 3),
-        ("DeleteLoggingConfiguration", 3),
-        ("GetLoggingConfiguration", 3),
-        ("ListLoggingConfigurations", 3),
-        ("UpdateLoggingConfiguration", 3),
-        ("ListTagsForResource", 10),
-        ("TagResource", 10),
-        ("UntagResource", 10),
-    ])
+    budgeted_operations()
+        .map(|operation| (operation.name(), operation.tps_quota()))
+        .collect()
 }
-
-/// Operation groups that share one documented quota, for `--aws-quota rooms=4` style overrides.
-const GROUPS: [(&str, &[&str]); 3] = [
-    (
-        "rooms",
-        &[
-            "CreateRoom",
-            "DeleteRoom",
-            "GetRoom",
-            "ListRooms",
-            "UpdateRoom",
-        ],
-    ),
-    (
-        "logging-configurations",
-        &[
-            "CreateLoggingConfiguration",
-            "DeleteLoggingConfiguration",
-            "GetLoggingConfiguration",
-            "ListLoggingConfigurations",
-            "UpdateLoggingConfiguration",
-        ],
-    ),
-    (
-        "tags",
-        &["ListTagsForResource", "TagResource", "UntagResource"],
-    ),
-];
 
 /// One `--aws-quota` entry: an operation (e.g. `GetRoom`) or a group (`rooms`, `logging-configurations`,
 /// `tags`) and its calls per second.
@@ -79,14 +56,11 @@ pub fn parse_quota_override(text: &str) -> Result<QuotaOverride, String> {
             format!("the rate in {text:?} must be a positive number of calls per second")
         })?;
     let name = name.trim();
-    let operations = match GROUPS.iter().find(|(group, _)| *group == name) {
-        Some((_, operations)) => operations.to_vec(),
-        None => match GROUPS
-            .iter()
-            .flat_map(|(_, operations)| operations.iter())
-            .find(|operation| **operation == name)
-        {
-            Some(operation) => vec![*operation],
+    // Groups share one documented quota, so `rooms=4` sets all five room operations.
+    let operations = match BUDGETED_GROUPS.iter().find(|group| group.name() == name) {
+        Some(group) => group.operations().map(Operation::name).collect(),
+        None => match budgeted_operations().find(|operation| operation.name() == name) {
+            Some(operation) => vec![operation.name()],
             None => {
                 return Err(format!(
                     "unknown operation or group {name:?}: use rooms, logging-configurations, tags or an \

@@ -1,28 +1,19 @@
 //! Argument validation: turns the parsed command line into a [`Request`] whose every value is within the
-//! limits IVS Chat documents (ivschat-api.md §2), so an invalid argument is refused with all its problems
+//! limits IVS Chat documents (`ivschat_api::limits`), so an invalid argument is refused with all its problems
 //! listed before the plugin talks to Kubernetes or AWS.
 
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 
 use regex::Regex;
 
+use ivschat_api::limits::{
+    ARN_CHARS, ATTRIBUTES_MAX_BYTES, EVENT_NAME_CHARS, ID_CHARS, REASON_CHARS,
+    SESSION_DURATION_MINUTES, USER_ID_CHARS, attributes_size,
+};
+
 use super::cli::{Command, GlobalArgs};
 use crate::crd::patterns;
-
-/// `userId`: 1-128 characters, any text.
-pub const USER_ID_MAX_CHARS: usize = 128;
-/// `reason` of DeleteMessage / DisconnectUser: 1-256 characters.
-pub const REASON_MAX_CHARS: usize = 256;
-/// SendEvent `eventName`: 1-100 characters.
-pub const EVENT_NAME_MAX_CHARS: usize = 100;
-/// Message IDs are exactly 12 letters and digits.
-pub const MESSAGE_ID_CHARS: usize = 12;
-/// `sessionDurationInMinutes`: 1-180.
-pub const SESSION_DURATION_MINUTES: std::ops::RangeInclusive<i64> = 1..=180;
-/// Chat-token and event attributes: 1 KiB in total (keys and values, UTF-8 bytes), as the emulator counts.
-pub const ATTRIBUTES_MAX_BYTES: usize = 1024;
-/// `RoomIdentifier`: at most 128 characters.
-pub const ROOM_ARN_MAX_CHARS: usize = 128;
 
 /// What a chat token lets its user do besides receiving messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -110,9 +101,11 @@ impl Problems {
         self.0.push(problem.into());
     }
 
-    fn text_length(&mut self, flag: &str, value: &str, max: usize) {
+    /// A length within `allowed` (whose lower end is 1: every limited argument is required to be non-empty).
+    fn text_length(&mut self, flag: &str, value: &str, allowed: RangeInclusive<usize>) {
         let chars = value.chars().count();
-        if chars == 0 {
+        let max = *allowed.end();
+        if chars < *allowed.start() {
             self.add(format!("{flag} must not be empty"));
         } else if chars > max {
             self.add(format!(
@@ -129,7 +122,7 @@ pub fn validate(global: &GlobalArgs, command: &Command) -> Result<Request, Inval
     let request = match command {
         Command::Token(args) => {
             let room = room_target(args.room.as_deref(), global.arn.as_deref(), &mut problems);
-            problems.text_length("--user-id", &args.user_id, USER_ID_MAX_CHARS);
+            problems.text_length("--user-id", &args.user_id, USER_ID_CHARS);
             let mut capabilities = Vec::new();
             for text in &args.capabilities {
                 match Capability::parse(text) {
@@ -169,7 +162,7 @@ pub fn validate(global: &GlobalArgs, command: &Command) -> Result<Request, Inval
         }
         Command::SendEvent(args) => {
             let room = room_target(args.room.as_deref(), global.arn.as_deref(), &mut problems);
-            problems.text_length("--name", &args.name, EVENT_NAME_MAX_CHARS);
+            problems.text_length("--name", &args.name, EVENT_NAME_CHARS);
             let attributes = attributes(&args.attributes, &mut problems);
             Request::SendEvent {
                 room,
@@ -181,12 +174,12 @@ pub fn validate(global: &GlobalArgs, command: &Command) -> Result<Request, Inval
             let room = room_target(args.room.as_deref(), global.arn.as_deref(), &mut problems);
             if !is_message_id(&args.id) {
                 problems.add(format!(
-                    "--id {:?} is not a message ID: message IDs are exactly {MESSAGE_ID_CHARS} letters and digits",
+                    "--id {:?} is not a message ID: message IDs are exactly {ID_CHARS} letters and digits",
                     args.id
                 ));
             }
             if let Some(reason) = &args.reason {
-                problems.text_length("--reason", reason, REASON_MAX_CHARS);
+                problems.text_length("--reason", reason, REASON_CHARS);
             }
             Request::DeleteMessage {
                 room,
@@ -196,9 +189,9 @@ pub fn validate(global: &GlobalArgs, command: &Command) -> Result<Request, Inval
         }
         Command::DisconnectUser(args) => {
             let room = room_target(args.room.as_deref(), global.arn.as_deref(), &mut problems);
-            problems.text_length("--user-id", &args.user_id, USER_ID_MAX_CHARS);
+            problems.text_length("--user-id", &args.user_id, USER_ID_CHARS);
             if let Some(reason) = &args.reason {
-                problems.text_length("--reason", reason, REASON_MAX_CHARS);
+                problems.text_length("--reason", reason, REASON_CHARS);
             }
             Request::DisconnectUser {
                 room,
@@ -305,20 +298,12 @@ fn attributes(pairs: &[String], problems: &mut Problems) -> BTreeMap<String, Str
     attributes
 }
 
-/// Size of attributes as IVS Chat counts it: the UTF-8 bytes of every key and value.
-pub fn attributes_size(attributes: &BTreeMap<String, String>) -> usize {
-    attributes
-        .iter()
-        .map(|(key, value)| key.len() + value.len())
-        .sum()
-}
-
 pub fn is_message_id(text: &str) -> bool {
-    text.len() == MESSAGE_ID_CHARS && text.bytes().all(|byte| byte.is_ascii_alphanumeric())
+    text.len() == ID_CHARS && text.bytes().all(|byte| byte.is_ascii_alphanumeric())
 }
 
 pub fn is_room_arn(text: &str) -> bool {
-    text.len() <= ROOM_ARN_MAX_CHARS
+    ARN_CHARS.contains(&text.len())
         && Regex::new(patterns::ROOM_ARN).is_ok_and(|pattern| pattern.is_match(text))
 }
 
@@ -441,13 +426,13 @@ mod tests {
 
     #[test]
     fn lengths_are_counted_in_characters_at_their_limits() {
-        let user = "é".repeat(USER_ID_MAX_CHARS);
+        let user = "é".repeat(*USER_ID_CHARS.end());
         assert!(parse(&["disconnect-user", "r", "--user-id", &user]).is_ok());
-        let user = "é".repeat(USER_ID_MAX_CHARS + 1);
+        let user = "é".repeat(USER_ID_CHARS.end() + 1);
         assert!(
             problems(&["disconnect-user", "r", "--user-id", &user])[0].contains("129 characters")
         );
-        let reason = "x".repeat(REASON_MAX_CHARS);
+        let reason = "x".repeat(*REASON_CHARS.end());
         assert!(
             parse(&[
                 "disconnect-user",
@@ -459,7 +444,7 @@ mod tests {
             ])
             .is_ok()
         );
-        let reason = "x".repeat(REASON_MAX_CHARS + 1);
+        let reason = "x".repeat(REASON_CHARS.end() + 1);
         assert!(
             problems(&[
                 "disconnect-user",
@@ -471,7 +456,7 @@ mod tests {
             ])[0]
                 .contains("--reason is 257")
         );
-        let name = "n".repeat(EVENT_NAME_MAX_CHARS + 1);
+        let name = "n".repeat(EVENT_NAME_CHARS.end() + 1);
         assert!(problems(&["send-event", "r", "--name", &name])[0].contains("at most 100"));
         assert!(problems(&["send-event", "r", "--name", ""])[0].contains("must not be empty"));
     }

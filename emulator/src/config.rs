@@ -1,0 +1,400 @@
+//! Emulator configuration: the `ivschat-operator emulator` command-line flags ([`EmulatorArgs`]), the library
+//! configuration ([`EmulatorConfig`]) and the subset that can be changed while the emulator runs
+//! ([`RuntimeSettings`]).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use ivschat_api::duration::parse_duration;
+use ivschat_api::limits::CHAT_TOKEN_VALIDITY;
+
+/// Default listen address: loopback only, because the admin endpoints under `/_emulator/` are unauthenticated.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4510";
+/// The AWS default quota of logging configurations per account and region (adjustable in AWS, so a flag here).
+pub const DEFAULT_LOGGING_CONFIGURATION_QUOTA: u32 = 10;
+
+/// Flags of `ivschat-operator emulator`. Every flag can also come from an `IVSCHAT_EMULATOR_*` variable.
+#[derive(clap::Args, Debug, Clone)]
+pub struct EmulatorArgs {
+    /// Address to listen on (HOST:PORT). Loopback by default: the `/_emulator/*` admin endpoints are unsigned.
+    #[arg(long, env = "IVSCHAT_EMULATOR_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// AWS region the emulator pretends to be (appears in ARNs and must match the SigV4 scope).
+    #[arg(long, env = "IVSCHAT_EMULATOR_REGION", default_value = "us-west-2")]
+    pub region: String,
+    /// AWS account id used in ARNs.
+    #[arg(
+        long,
+        env = "IVSCHAT_EMULATOR_ACCOUNT_ID",
+        default_value = "123456789012"
+    )]
+    pub account_id: String,
+    /// The only access key id accepted in SigV4 signatures.
+    #[arg(long, env = "IVSCHAT_EMULATOR_ACCESS_KEY_ID", default_value = "test")]
+    pub access_key_id: String,
+    /// The secret key SigV4 signatures are verified with.
+    #[arg(
+        long,
+        env = "IVSCHAT_EMULATOR_SECRET_ACCESS_KEY",
+        default_value = "test",
+        hide_env_values = true
+    )]
+    pub secret_access_key: String,
+    /// How long logging configurations stay CREATING / UPDATING / DELETING (e.g. `2s`, `500ms`).
+    #[arg(long, env = "IVSCHAT_EMULATOR_LOGGING_TRANSITION_DELAY", default_value = "0s", value_parser = parse_duration)]
+    pub logging_transition_delay: Duration,
+    /// Logging-configuration transitions that end in *_FAILED: a comma-separated subset of create,update,delete.
+    #[arg(long, env = "IVSCHAT_EMULATOR_FAIL_TRANSITIONS", default_value = "", value_parser = parse_transition_failures)]
+    pub fail_transitions: TransitionFailures,
+    /// Enforce the per-operation TPS quotas of IVS Chat (429 ThrottlingException past them).
+    #[arg(long, env = "IVSCHAT_EMULATOR_ENFORCE_QUOTAS")]
+    pub enforce_quotas: bool,
+    /// Maximum number of rooms (402 ServiceQuotaExceededException past it). Unlimited when absent.
+    #[arg(long, env = "IVSCHAT_EMULATOR_ROOM_QUOTA")]
+    pub room_quota: Option<u32>,
+    /// Maximum number of logging configurations (402 ServiceQuotaExceededException past it).
+    #[arg(long, env = "IVSCHAT_EMULATOR_LOGGING_CONFIGURATION_QUOTA", default_value_t = DEFAULT_LOGGING_CONFIGURATION_QUOTA)]
+    pub logging_configuration_quota: u32,
+    /// Fraction (0..=1) of API requests answered with an injected 500 or 503.
+    #[arg(long, env = "IVSCHAT_EMULATOR_FAULT_RATE", default_value_t = 0.0, value_parser = parse_fault_rate)]
+    pub fault_rate: f64,
+    /// Fraction (0..=1) of successful control-plane writes (Create/Update/Delete of rooms and logging
+    /// configurations, TagResource, UntagResource) whose change is kept but whose response is replaced by a 500.
+    #[arg(long, env = "IVSCHAT_EMULATOR_LOST_RESPONSE_RATE", default_value_t = 0.0, value_parser = parse_lost_response_rate)]
+    pub lost_response_rate: f64,
+    /// Extra latency added to every API request (e.g. `50ms`).
+    #[arg(long, env = "IVSCHAT_EMULATOR_EXTRA_LATENCY", default_value = "0s", value_parser = parse_duration)]
+    pub extra_latency: Duration,
+    /// Keep rooms, logging configurations and tags in this JSON file across restarts (written atomically).
+    #[arg(long, env = "IVSCHAT_EMULATOR_STATE_FILE")]
+    pub state_file: Option<PathBuf>,
+}
+
+/// Which logging-configuration transitions end in a `*_FAILED` state instead of succeeding.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransitionFailures {
+    pub create: bool,
+    pub update: bool,
+    pub delete: bool,
+}
+
+impl TransitionFailures {
+    pub const NONE: TransitionFailures = TransitionFailures {
+        create: false,
+        update: false,
+        delete: false,
+    };
+    pub const ALL: TransitionFailures = TransitionFailures {
+        create: true,
+        update: true,
+        delete: true,
+    };
+
+    /// The names of the enabled failures, in the order create, update, delete (the admin API's list form).
+    pub fn names(&self) -> Vec<&'static str> {
+        [
+            ("create", self.create),
+            ("update", self.update),
+            ("delete", self.delete),
+        ]
+        .into_iter()
+        .filter_map(|(name, enabled)| enabled.then_some(name))
+        .collect()
+    }
+
+    /// Builds the set from names such as `["create", "delete"]`.
+    pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
+        let mut failures = TransitionFailures::NONE;
+        for name in names {
+            match name.trim().to_ascii_lowercase().as_str() {
+                "" => {}
+                "create" => failures.create = true,
+                "update" => failures.update = true,
+                "delete" => failures.delete = true,
+                "all" => failures = TransitionFailures::ALL,
+                other => {
+                    return Err(format!(
+                        "unknown transition {other:?}: expected create, update, delete or all"
+                    ));
+                }
+            }
+        }
+        Ok(failures)
+    }
+}
+
+/// Library configuration of an [`super::Emulator`]. `Default` gives the same values as the CLI defaults.
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    pub region: String,
+    pub account_id: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub logging_transition_delay: Duration,
+    pub fail_transitions: TransitionFailures,
+    pub enforce_quotas: bool,
+    pub room_quota: Option<u32>,
+    pub logging_configuration_quota: u32,
+    pub fault_rate: f64,
+    /// See [`RuntimeSettings::lost_response_rate`].
+    pub lost_response_rate: f64,
+    pub extra_latency: Duration,
+    pub state_file: Option<PathBuf>,
+    /// How long a chat token can open a messaging connection (AWS: one minute). Tests shorten it.
+    pub chat_token_validity: Duration,
+    /// How long one minute of `sessionDurationInMinutes` lasts (AWS: 60 s), so tests can see sessions expire
+    /// without waiting a real minute; `sessionExpirationTime` reflects the scaled duration.
+    pub chat_session_minute: Duration,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        EmulatorConfig {
+            region: "us-west-2".to_string(),
+            account_id: "123456789012".to_string(),
+            access_key_id: "test".to_string(),
+            secret_access_key: "test".to_string(),
+            logging_transition_delay: Duration::ZERO,
+            fail_transitions: TransitionFailures::NONE,
+            enforce_quotas: false,
+            room_quota: None,
+            logging_configuration_quota: DEFAULT_LOGGING_CONFIGURATION_QUOTA,
+            fault_rate: 0.0,
+            lost_response_rate: 0.0,
+            extra_latency: Duration::ZERO,
+            state_file: None,
+            chat_token_validity: CHAT_TOKEN_VALIDITY,
+            chat_session_minute: Duration::from_secs(60),
+        }
+    }
+}
+
+impl EmulatorConfig {
+    /// The settings that can later be changed at run time.
+    pub fn runtime_settings(&self) -> RuntimeSettings {
+        RuntimeSettings {
+            logging_transition_delay: self.logging_transition_delay,
+            fail_transitions: self.fail_transitions,
+            enforce_quotas: self.enforce_quotas,
+            room_quota: self.room_quota,
+            logging_configuration_quota: self.logging_configuration_quota,
+            fault_rate: self.fault_rate,
+            lost_response_rate: self.lost_response_rate,
+            extra_latency: self.extra_latency,
+        }
+    }
+
+    /// Rejects values the emulator cannot work with (an account id or region that would make invalid ARNs).
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.account_id.is_empty() || !self.account_id.bytes().all(|b| b.is_ascii_digit()) {
+            anyhow::bail!(
+                "account id {:?} must be digits only (it appears in ARNs)",
+                self.account_id
+            );
+        }
+        if self.region.is_empty()
+            || !self
+                .region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            anyhow::bail!(
+                "region {:?} must match [a-z0-9-]+ (it appears in ARNs)",
+                self.region
+            );
+        }
+        if self.access_key_id.is_empty() {
+            anyhow::bail!("the access key id must not be empty");
+        }
+        if self.chat_token_validity.is_zero() || self.chat_session_minute.is_zero() {
+            anyhow::bail!("the chat token validity and the chat session minute must be positive");
+        }
+        self.runtime_settings()
+            .validate()
+            .map_err(anyhow::Error::msg)
+    }
+}
+
+impl From<EmulatorArgs> for EmulatorConfig {
+    fn from(args: EmulatorArgs) -> Self {
+        EmulatorConfig {
+            region: args.region,
+            account_id: args.account_id,
+            access_key_id: args.access_key_id,
+            secret_access_key: args.secret_access_key,
+            logging_transition_delay: args.logging_transition_delay,
+            fail_transitions: args.fail_transitions,
+            enforce_quotas: args.enforce_quotas,
+            room_quota: args.room_quota,
+            logging_configuration_quota: args.logging_configuration_quota,
+            fault_rate: args.fault_rate,
+            lost_response_rate: args.lost_response_rate,
+            extra_latency: args.extra_latency,
+            state_file: args.state_file,
+            ..EmulatorConfig::default()
+        }
+    }
+}
+
+/// Behaviour switches that tests flip while the emulator runs (Rust API and `/_emulator/settings`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuntimeSettings {
+    /// Duration of CREATING / UPDATING / DELETING for transitions started from now on.
+    pub logging_transition_delay: Duration,
+    /// Transitions started from now on that end in `*_FAILED`.
+    pub fail_transitions: TransitionFailures,
+    pub enforce_quotas: bool,
+    pub room_quota: Option<u32>,
+    pub logging_configuration_quota: u32,
+    /// Share of requests answered with an injected 500/503 before the operation runs (nothing changes).
+    pub fault_rate: f64,
+    /// Share of successful control-plane writes whose change is kept but whose response is replaced by a 500
+    /// InternalServerException: the AWS hazard of a request that succeeded server-side while the client saw a
+    /// failure (timeout, reset, 5xx after commit). Data-plane operations and reads are never affected.
+    pub lost_response_rate: f64,
+    pub extra_latency: Duration,
+}
+
+impl RuntimeSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        check_rate("fault rate", self.fault_rate)?;
+        check_rate("lost response rate", self.lost_response_rate)
+    }
+}
+
+fn parse_transition_failures(text: &str) -> Result<TransitionFailures, String> {
+    TransitionFailures::from_names(text.split(','))
+}
+
+/// A probability: `what` names the setting in the error (NaN is refused too, since it is in no range).
+fn check_rate(what: &str, rate: f64) -> Result<(), String> {
+    if (0.0..=1.0).contains(&rate) {
+        Ok(())
+    } else {
+        Err(format!("{what} {rate} must be between 0 and 1"))
+    }
+}
+
+fn parse_rate(what: &str, text: &str) -> Result<f64, String> {
+    let rate: f64 = text
+        .trim()
+        .parse()
+        .map_err(|err| format!("invalid {what} {text:?}: {err}"))?;
+    check_rate(what, rate)?;
+    Ok(rate)
+}
+
+fn parse_fault_rate(text: &str) -> Result<f64, String> {
+    parse_rate("fault rate", text)
+}
+
+fn parse_lost_response_rate(text: &str) -> Result<f64, String> {
+    parse_rate("lost response rate", text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: EmulatorArgs,
+    }
+
+    #[test]
+    fn transition_failures_parse_from_a_list() {
+        assert_eq!(
+            TransitionFailures::from_names("".split(',')),
+            Ok(TransitionFailures::NONE)
+        );
+        let parsed = TransitionFailures::from_names("create, delete".split(','));
+        assert_eq!(
+            parsed,
+            Ok(TransitionFailures {
+                create: true,
+                update: false,
+                delete: true
+            })
+        );
+        assert_eq!(
+            TransitionFailures::from_names(["all"]),
+            Ok(TransitionFailures::ALL)
+        );
+        assert!(TransitionFailures::from_names(["explode"]).is_err());
+        assert_eq!(
+            TransitionFailures::ALL.names(),
+            vec!["create", "update", "delete"]
+        );
+    }
+
+    #[test]
+    fn cli_defaults_match_the_library_defaults() {
+        let cli = Cli::try_parse_from(["emulator"]).expect("defaults must parse");
+        assert_eq!(cli.args.listen.to_string(), DEFAULT_LISTEN);
+        let from_cli = EmulatorConfig::from(cli.args);
+        let default = EmulatorConfig::default();
+        assert_eq!(from_cli.region, default.region);
+        assert_eq!(from_cli.account_id, default.account_id);
+        assert_eq!(from_cli.access_key_id, default.access_key_id);
+        assert_eq!(from_cli.secret_access_key, default.secret_access_key);
+        assert_eq!(from_cli.runtime_settings(), default.runtime_settings());
+        assert_eq!(from_cli.state_file, None);
+    }
+
+    #[test]
+    fn cli_flags_are_parsed() {
+        let cli = Cli::try_parse_from([
+            "emulator",
+            "--listen",
+            "127.0.0.1:0",
+            "--logging-transition-delay",
+            "2s",
+            "--fail-transitions",
+            "create,update,delete",
+            "--enforce-quotas",
+            "--room-quota",
+            "7",
+            "--fault-rate",
+            "0.25",
+            "--lost-response-rate",
+            "0.5",
+            "--extra-latency",
+            "10ms",
+            "--state-file",
+            "/tmp/state.json",
+        ])
+        .expect("flags must parse");
+        let config = EmulatorConfig::from(cli.args);
+        assert_eq!(config.logging_transition_delay, Duration::from_secs(2));
+        assert_eq!(config.fail_transitions, TransitionFailures::ALL);
+        assert!(config.enforce_quotas);
+        assert_eq!(config.room_quota, Some(7));
+        assert_eq!(config.fault_rate, 0.25);
+        assert_eq!(config.lost_response_rate, 0.5);
+        assert_eq!(config.extra_latency, Duration::from_millis(10));
+        assert_eq!(config.state_file, Some(PathBuf::from("/tmp/state.json")));
+        assert!(Cli::try_parse_from(["emulator", "--fault-rate", "1.5"]).is_err());
+        assert!(Cli::try_parse_from(["emulator", "--lost-response-rate", "-0.1"]).is_err());
+        assert!(Cli::try_parse_from(["emulator", "--lost-response-rate", "NaN"]).is_err());
+    }
+
+    #[test]
+    fn invalid_account_ids_and_regions_are_refused() {
+        let config = EmulatorConfig {
+            account_id: "12ab".into(),
+            ..EmulatorConfig::default()
+        };
+        assert!(config.validate().is_err());
+        let config = EmulatorConfig {
+            region: "US_WEST".into(),
+            ..EmulatorConfig::default()
+        };
+        assert!(config.validate().is_err());
+        assert!(EmulatorConfig::default().validate().is_ok());
+    }
+}

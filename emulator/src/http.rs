@@ -1,0 +1,460 @@
+//! The HTTP front end: one axum fallback handler that routes every request itself, so unknown paths and methods,
+//! bodies and headers of any shape reach code that answers them in the AWS error format.
+//!
+//! API requests go through: body read (capped at [`MAX_BODY_BYTES`], 413 past it) → extra latency → SigV4
+//! verification (403) → routing (404 UnknownOperationException) → injected fault (500/503) → TPS quota (429) →
+//! the operation → lost response (a successful control-plane write's response replaced by a 500, its change
+//! kept; see [`super::traffic::loses_responses`]). Every response carries `x-amzn-RequestId`; every error carries
+//! `X-Amzn-Errortype` and a JSON body with `message`. Each API request is counted once by operation and outcome
+//! (a lost response as `InternalServerException`, and also in the lost-responses counter).
+//!
+//! A WebSocket upgrade (`GET /` with `Upgrade: websocket`) goes to the chat messaging endpoint ([`messaging`])
+//! before any of this.
+//!
+//! `/_emulator/*` is the unsigned admin API for tests (never counted in the metrics):
+//! - `GET /_emulator/metrics`: the request counters as Prometheus text; `POST /_emulator/metrics/reset` zeroes them.
+//! - `GET /_emulator/settings`: the runtime settings as JSON; `POST /_emulator/settings` with any subset of
+//!   `{"loggingTransitionDelay": "2s", "failTransitions": ["create","update","delete"], "enforceQuotas": true,
+//!   "roomQuota": 5 | null, "loggingConfigurationQuota": 10, "faultRate": 0.1, "lostResponseRate": 0.1,
+//!   "extraLatency": "50ms"}` changes them and returns the result.
+//! - `GET /_emulator/health`: `{"status":"ok"}`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::Response;
+use serde_json::{Map, Value, json};
+
+use super::config::{RuntimeSettings, TransitionFailures, parse_duration};
+use super::error::ApiError;
+use super::ids;
+use super::messaging;
+use super::metrics::{SUCCESS, UNKNOWN_OPERATION};
+use super::operation;
+use super::operations::{self, Output};
+use super::service::Service;
+use super::sigv4;
+
+/// Largest request body accepted (IVS Chat inputs are a few KiB at most).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// SigV4 signing name of the service.
+const SIGNING_SERVICE: &str = "ivschat";
+const ADMIN_PREFIX: &str = "/_emulator";
+
+pub fn router(service: Arc<Service>) -> Router {
+    Router::new().fallback(handle).with_state(service)
+}
+
+async fn handle(State(service): State<Arc<Service>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    if messaging::is_messaging_upgrade(&parts.method, parts.uri.path(), &parts.headers) {
+        // The chat messaging endpoint shares the listener; it is not an API operation (unsigned, uncounted).
+        return messaging::upgrade(service, parts).await;
+    }
+    let request_id = ids::new_request_id();
+    let path = parts.uri.path();
+    let too_large =
+        content_length(&parts.headers).is_some_and(|length| length > MAX_BODY_BYTES as u64);
+    let body = if too_large {
+        None
+    } else {
+        axum::body::to_bytes(body, MAX_BODY_BYTES).await.ok()
+    };
+
+    if path == ADMIN_PREFIX || path.starts_with("/_emulator/") {
+        let result = match &body {
+            Some(body) => admin(&service, &parts.method, path, body),
+            None => Err(ApiError::PayloadTooLarge {
+                limit_bytes: MAX_BODY_BYTES,
+            }),
+        };
+        return respond(result, &request_id);
+    }
+
+    let route = operation::route(&parts.method, path);
+    let operation_label = route
+        .as_ref()
+        .map_or(UNKNOWN_OPERATION, |route| route.operation.name());
+    let result = match body {
+        Some(body) => {
+            api(
+                &service,
+                &parts.method,
+                &parts.uri,
+                &parts.headers,
+                &body,
+                route,
+            )
+            .await
+        }
+        None => Err(ApiError::PayloadTooLarge {
+            limit_bytes: MAX_BODY_BYTES,
+        }),
+    };
+    let outcome = match &result {
+        Ok(_) => SUCCESS,
+        Err(error) => error.error_type(),
+    };
+    service.metrics.record(operation_label, outcome);
+    if let Err(error) = &result {
+        tracing::debug!(operation = operation_label, %request_id, status = error.status(), error = %error, "request failed");
+    }
+    respond(result, &request_id)
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+async fn api(
+    service: &Service,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    route: Option<operation::Route<'_>>,
+) -> Result<Output, ApiError> {
+    let latency = service.traffic.settings().extra_latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let credentials = sigv4::Credentials {
+        access_key_id: service.config.access_key_id.clone(),
+        secret_access_key: service.config.secret_access_key.clone(),
+    };
+    sigv4::verify(
+        method,
+        uri,
+        headers,
+        body,
+        &credentials,
+        &service.config.region,
+        SIGNING_SERVICE,
+        jiff::Timestamp::now(),
+    )
+    .map_err(|error| ApiError::Authentication {
+        error_type: error.error_type(),
+        message: error.message(),
+    })?;
+    let route = route.ok_or_else(|| ApiError::UnknownOperation {
+        message: format!("No IVS Chat operation is bound to {method} {}", uri.path()),
+    })?;
+    if let Some(fault) = service.traffic.injected_fault() {
+        return Err(fault);
+    }
+    service
+        .traffic
+        .admit(route.operation, &service.config.account_id)?;
+    let request = operations::Request {
+        resource_arn_label: route.resource_arn_label,
+        query: uri.query(),
+        body,
+    };
+    let output = operations::execute(service, route.operation, request).await?;
+    // Drawn only after success: a failed operation changed nothing, so there is no lost change to simulate.
+    if let Some(lost) = service.traffic.lost_response(route.operation) {
+        service.metrics.record_lost_response(route.operation.name());
+        tracing::debug!(
+            operation = route.operation.name(),
+            "change kept, response replaced by an injected 500"
+        );
+        return Err(lost);
+    }
+    Ok(output)
+}
+
+fn respond(result: Result<Output, ApiError>, request_id: &str) -> Response {
+    const JSON: &str = "application/json";
+    let (status, error_type, body) = match result {
+        Ok(Output::Json(body)) => (StatusCode::OK, None, Some((JSON, body.to_string()))),
+        Ok(Output::Text(text)) => (
+            StatusCode::OK,
+            None,
+            Some(("text/plain; version=0.0.4; charset=utf-8", text)),
+        ),
+        Ok(Output::NoContent) => (StatusCode::NO_CONTENT, None, None),
+        Err(error) => {
+            let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            (
+                status,
+                Some(error.error_type()),
+                Some((JSON, error.body().to_string())),
+            )
+        }
+    };
+    let mut response = match body {
+        Some((content_type, body)) => {
+            let mut response = Response::new(Body::from(body));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            response
+        }
+        None => Response::new(Body::empty()),
+    };
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        headers.insert("x-amzn-requestid", value);
+    }
+    if let Some(error_type) = error_type {
+        headers.insert("x-amzn-errortype", HeaderValue::from_static(error_type));
+    }
+    response
+}
+
+// ---- admin API ----------------------------------------------------------------------------------------------
+
+fn admin(service: &Service, method: &Method, path: &str, body: &[u8]) -> Result<Output, ApiError> {
+    match (method.clone(), path.trim_start_matches(ADMIN_PREFIX)) {
+        (Method::GET, "/metrics") => Ok(Output::Text(service.metrics.prometheus_text())),
+        (Method::POST, "/metrics/reset") => {
+            service.metrics.reset();
+            Ok(Output::Json(json!({})))
+        }
+        (Method::GET, "/settings") => Ok(Output::Json(settings_json(&service.traffic.settings()))),
+        (Method::POST | Method::PUT | Method::PATCH, "/settings") => {
+            let changes = parse_settings_changes(body)?;
+            let updated = service
+                .traffic
+                .update(|settings| changes.apply(settings))
+                .map_err(|message| ApiError::Validation {
+                    message,
+                    reason: super::error::ValidationReason::Other,
+                    fields: vec![],
+                })?;
+            tracing::info!(settings = ?updated, "emulator settings changed");
+            Ok(Output::Json(settings_json(&updated)))
+        }
+        (Method::GET, "/health") => Ok(Output::Json(json!({ "status": "ok" }))),
+        _ => Err(ApiError::UnknownOperation {
+            message: format!("No emulator admin endpoint at {method} {path}"),
+        }),
+    }
+}
+
+fn settings_json(settings: &RuntimeSettings) -> Value {
+    json!({
+        "loggingTransitionDelay": format_duration(settings.logging_transition_delay),
+        "failTransitions": settings.fail_transitions.names(),
+        "enforceQuotas": settings.enforce_quotas,
+        "roomQuota": settings.room_quota,
+        "loggingConfigurationQuota": settings.logging_configuration_quota,
+        "faultRate": settings.fault_rate,
+        "lostResponseRate": settings.lost_response_rate,
+        "extraLatency": format_duration(settings.extra_latency),
+    })
+}
+
+fn format_duration(duration: Duration) -> String {
+    format!("{}ms", duration.as_millis())
+}
+
+/// Requested changes to the runtime settings; `None` = keep.
+#[derive(Default)]
+struct SettingsChanges {
+    logging_transition_delay: Option<Duration>,
+    fail_transitions: Option<TransitionFailures>,
+    enforce_quotas: Option<bool>,
+    room_quota: Option<Option<u32>>,
+    logging_configuration_quota: Option<u32>,
+    fault_rate: Option<f64>,
+    lost_response_rate: Option<f64>,
+    extra_latency: Option<Duration>,
+}
+
+impl SettingsChanges {
+    fn apply(self, settings: &mut RuntimeSettings) {
+        if let Some(value) = self.logging_transition_delay {
+            settings.logging_transition_delay = value;
+        }
+        if let Some(value) = self.fail_transitions {
+            settings.fail_transitions = value;
+        }
+        if let Some(value) = self.enforce_quotas {
+            settings.enforce_quotas = value;
+        }
+        if let Some(value) = self.room_quota {
+            settings.room_quota = value;
+        }
+        if let Some(value) = self.logging_configuration_quota {
+            settings.logging_configuration_quota = value;
+        }
+        if let Some(value) = self.fault_rate {
+            settings.fault_rate = value;
+        }
+        if let Some(value) = self.lost_response_rate {
+            settings.lost_response_rate = value;
+        }
+        if let Some(value) = self.extra_latency {
+            settings.extra_latency = value;
+        }
+    }
+}
+
+fn parse_settings_changes(body: &[u8]) -> Result<SettingsChanges, ApiError> {
+    let object: Map<String, Value> =
+        serde_json::from_slice(if body.is_empty() { b"{}" } else { body }).map_err(|err| {
+            ApiError::Serialization {
+                message: format!("Settings must be a JSON object: {err}"),
+            }
+        })?;
+    let mut changes = SettingsChanges::default();
+    let bad = |field: &str, expected: &str| ApiError::field(field, format!("expected {expected}"));
+    let duration = |field: &str, value: &Value| -> Result<Duration, ApiError> {
+        match value {
+            Value::String(text) => {
+                parse_duration(text).map_err(|message| ApiError::field(field, message))
+            }
+            Value::Number(number) => number
+                .as_f64()
+                .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
+                .ok_or_else(|| bad(field, "a non-negative number of seconds")),
+            _ => Err(bad(
+                field,
+                "a duration such as \"2s\" or a number of seconds",
+            )),
+        }
+    };
+    let rate = |field: &str, value: &Value| -> Result<f64, ApiError> {
+        value
+            .as_f64()
+            .ok_or_else(|| bad(field, "a number between 0 and 1"))
+    };
+    let count = |field: &str, value: &Value| -> Result<u32, ApiError> {
+        value
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| bad(field, "a non-negative integer"))
+    };
+    for (key, value) in &object {
+        match key.as_str() {
+            "loggingTransitionDelay" => {
+                changes.logging_transition_delay = Some(duration(key, value)?)
+            }
+            "extraLatency" => changes.extra_latency = Some(duration(key, value)?),
+            "failTransitions" => {
+                let names = match value {
+                    Value::Array(items) => items
+                        .iter()
+                        .map(|item| item.as_str().ok_or_else(|| bad(key, "a list of strings")))
+                        .collect::<Result<Vec<&str>, ApiError>>()?,
+                    Value::String(text) => text.split(',').collect(),
+                    _ => return Err(bad(key, "a list such as [\"create\", \"delete\"]")),
+                };
+                changes.fail_transitions = Some(
+                    TransitionFailures::from_names(names)
+                        .map_err(|message| ApiError::field(key, message))?,
+                );
+            }
+            "enforceQuotas" => {
+                changes.enforce_quotas = Some(value.as_bool().ok_or_else(|| bad(key, "a boolean"))?)
+            }
+            "roomQuota" => {
+                changes.room_quota = Some(if value.is_null() {
+                    None
+                } else {
+                    Some(count(key, value)?)
+                });
+            }
+            "loggingConfigurationQuota" => {
+                changes.logging_configuration_quota = Some(count(key, value)?)
+            }
+            "faultRate" => changes.fault_rate = Some(rate(key, value)?),
+            "lostResponseRate" => changes.lost_response_rate = Some(rate(key, value)?),
+            other => return Err(ApiError::field(other, "unknown setting")),
+        }
+    }
+    Ok(changes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::EmulatorConfig;
+
+    fn apply(body: &str) -> Result<RuntimeSettings, ApiError> {
+        let mut settings = RuntimeSettings {
+            room_quota: Some(5),
+            ..EmulatorConfig::default().runtime_settings()
+        };
+        parse_settings_changes(body.as_bytes())?.apply(&mut settings);
+        Ok(settings)
+    }
+
+    #[test]
+    fn settings_changes_apply_only_what_is_given() {
+        let settings = apply(r#"{"loggingTransitionDelay": "2s", "failTransitions": "create,delete", "faultRate": 0.5, "lostResponseRate": 0.25}"#)
+            .expect("valid");
+        assert_eq!(settings.logging_transition_delay, Duration::from_secs(2));
+        assert_eq!(
+            settings.fail_transitions,
+            TransitionFailures {
+                create: true,
+                update: false,
+                delete: true
+            }
+        );
+        assert_eq!(settings.fault_rate, 0.5);
+        assert_eq!(settings.lost_response_rate, 0.25);
+        assert_eq!(settings.room_quota, Some(5), "untouched");
+        assert_eq!(
+            apply(r#"{"roomQuota": null}"#).expect("valid").room_quota,
+            None
+        );
+        assert_eq!(
+            apply(r#"{"roomQuota": 7, "extraLatency": 0.25}"#)
+                .expect("valid")
+                .extra_latency,
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            apply("").expect("empty body changes nothing").room_quota,
+            Some(5)
+        );
+    }
+
+    #[test]
+    fn bad_settings_name_the_field() {
+        for (body, field) in [
+            (r#"{"faultRat": 1}"#, "faultRat"),
+            (r#"{"lostResponseRate": "all"}"#, "lostResponseRate"),
+            (r#"{"roomQuota": -1}"#, "roomQuota"),
+            (r#"{"enforceQuotas": "yes"}"#, "enforceQuotas"),
+            (r#"{"failTransitions": ["explode"]}"#, "failTransitions"),
+            (r#"{"extraLatency": "soon"}"#, "extraLatency"),
+        ] {
+            match apply(body) {
+                Err(ApiError::Validation { fields, .. }) => {
+                    assert_eq!(fields[0].name, field, "{body}")
+                }
+                other => panic!("{body}: expected a validation error, got {other:?}"),
+            }
+        }
+        assert!(matches!(apply("[1]"), Err(ApiError::Serialization { .. })));
+    }
+
+    #[test]
+    fn settings_render_as_json() {
+        let settings = EmulatorConfig {
+            room_quota: Some(2),
+            ..EmulatorConfig::default()
+        }
+        .runtime_settings();
+        let json = settings_json(&settings);
+        assert_eq!(json["roomQuota"], 2);
+        assert_eq!(json["loggingTransitionDelay"], "0ms");
+        assert_eq!(json["failTransitions"], serde_json::json!([]));
+        assert_eq!(json["lostResponseRate"], 0.0);
+    }
+}

@@ -4,9 +4,9 @@
 
 use super::drift::confirm_by_listing;
 use super::kube_io::finish;
-use super::memory::{SyncMemory, fingerprint};
+use super::memory::{SyncMemory, fingerprint, memory_key};
 use super::report::{Report, Requeue, health_of_state, normal, warning};
-use super::{Context, ManagedKind, Observed, ReconcileError, object_key};
+use super::{Context, ManagedKind, Observed, ReconcileError};
 use crate::controller::aws::{Aws, Retry};
 use crate::controller::aws_error::{AwsError, ErrorClass};
 use crate::controller::inventory::Listed;
@@ -35,14 +35,14 @@ pub(super) async fn apply<K: ManagedKind>(
     if stalled_on_spec && current.observed_generation == generation {
         return Ok(Action::await_change());
     }
-    let key = object_key(object);
+    let key = memory_key(object);
     let fingerprint = fingerprint(object, &ctx.kind);
-    let verified_at = match ctx.sync_memory(&key, fingerprint) {
+    let verified_at = match ctx.memory.sync_memory(&key, fingerprint) {
         SyncMemory::Fresh(until_resync) => return Ok(Action::requeue(until_resync)),
         SyncMemory::Due(verified_at) => Some(verified_at),
         SyncMemory::Unknown => None,
     };
-    let (next, report) = match ctx.take_unwritten(&key, fingerprint) {
+    let (next, report) = match ctx.memory.take_unwritten(&key, fingerprint) {
         Some(kept) => kept,
         None => {
             if let Some(action) =
@@ -58,22 +58,24 @@ pub(super) async fn apply<K: ManagedKind>(
     };
     let ready = matches!(report.health, Health::Ready { .. });
     if ready {
-        ctx.set_ready_at(&key, generation);
+        ctx.memory.set_ready_at(&key, generation);
     }
     let settled = ready && report.requeue == Requeue::Resync;
     let (action, _) = match finish(object, ctx, api, &current, next.clone(), report.clone()).await {
         Ok(done) => done,
         Err(err) => {
-            ctx.keep_unwritten(&key, fingerprint, next, report);
+            ctx.memory.keep_unwritten(&key, fingerprint, next, report);
             return Err(err);
         }
     };
     if settled {
         // The status write just made (if any) comes back as a watch event with this same fingerprint.
-        let until_resync = ctx.remember_in_sync(&key, fingerprint, Instant::now());
+        let until_resync = ctx
+            .memory
+            .remember_in_sync(&key, fingerprint, Instant::now());
         return Ok(Action::requeue(until_resync));
     }
-    ctx.forget_in_sync(&key);
+    ctx.memory.forget_in_sync(&key);
     Ok(action)
 }
 
@@ -201,7 +203,7 @@ async fn create_unless_owned<K: ManagedKind>(
         .filter(|listed| Some(&listed.arn) != current.arn.as_ref())
         .collect();
     if owned.is_empty() {
-        let _attempt = ctx.create_attempt(&object_key(object));
+        let _attempt = ctx.memory.create_attempt(&memory_key(object));
         return create::<K>(ctx, desired, desired_tags, next, recreate_note).await;
     }
     let keep = owned.remove(0);
@@ -265,7 +267,7 @@ pub(super) async fn find_owned<K: ManagedKind>(
                 .collect(),
         ));
     }
-    let since = ctx.last_create_attempt(&object_key(object));
+    let since = ctx.memory.last_create_attempt(&memory_key(object));
     match ctx.inventory.since(since) {
         Some(snapshot) => Ok(Some(snapshot.owned_by(&uid).into_iter().cloned().collect())),
         None => {
@@ -383,7 +385,9 @@ async fn sync_existing<K: ManagedKind>(
     if !changes.is_empty() {
         // The object was already Ready at this generation (per this process's memory, or per the status
         // it wrote): the difference came from outside.
-        let was_in_sync = ctx.was_ready_at(&object_key(object), object.meta().generation)
+        let was_in_sync = ctx
+            .memory
+            .was_ready_at(&memory_key(object), object.meta().generation)
             || (current.observed_generation == object.meta().generation
                 && current
                     .condition(CONDITION_READY)

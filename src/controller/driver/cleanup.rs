@@ -2,8 +2,9 @@
 
 use super::apply::{find_owned, waiting_for_listing};
 use super::kube_io::{finish, publish, remove_finalizer};
+use super::memory::memory_key;
 use super::report::{Report, Requeue, normal, state_reason, warning};
-use super::{Context, Deletion, ManagedKind, ReconcileError, object_key};
+use super::{Context, Deletion, ManagedKind, ReconcileError};
 use crate::controller::aws::{Aws, Retry};
 use crate::controller::aws_error::ErrorClass;
 use crate::controller::status::{Health, StatusDocument, reasons};
@@ -23,7 +24,7 @@ pub(super) async fn cleanup<K: ManagedKind>(
 ) -> Result<Action, ReconcileError> {
     let policies = object.policies();
     let current = StatusDocument::of(object);
-    let key = object_key(object);
+    let key = memory_key(object);
     let outcome = match policies.management {
         ManagementPolicy::ObserveOnly => Ok(Vec::new()),
         ManagementPolicy::Manage => match resources_to_release(object, ctx, &current).await {
@@ -50,11 +51,9 @@ pub(super) async fn cleanup<K: ManagedKind>(
             for event in &events {
                 publish(ctx, object, event).await;
             }
-            ctx.reset_failures(&key);
-            ctx.forget_in_sync(&key);
-            ctx.record_deletion_failed(&key, false);
-            ctx.forget_ready_at(&key);
-            ctx.forget_create_attempt(&key);
+            // The object is gone: nothing of it may outlive it, or be inherited by an object created again
+            // under the same name (it has another UID anyway).
+            ctx.memory.forget(&key);
             Ok(Action::await_change())
         }
         Err(report) => {
@@ -106,20 +105,22 @@ async fn release_or_delete<K: ManagedKind>(
             Requeue::Resync,
         ));
     }
-    match K::delete(&ctx.aws, arn, ctx.deletion_retry_due(key)).await {
+    // When a failed deletion is sent again is the memory's rule (`Memory::retry_failed_deletion`); the
+    // Long requeue below is the timer that brings the object back once it is due.
+    let deletion = K::delete(&ctx.aws, arn, ctx.memory.retry_failed_deletion(key)).await;
+    if let Ok(deletion) = &deletion {
+        ctx.memory.deletion_reported(key, deletion);
+    }
+    match deletion {
         Ok(Deletion::Gone) => Ok(normal("Deleted", "Delete", &format!("Deleted {arn}"))),
-        Ok(Deletion::InProgress(state)) => {
-            ctx.record_deletion_failed(key, false);
-            Err(Report::new(
-                Health::progressing(
-                    reasons::DELETING,
-                    format!("AWS reports state {state} for {arn}"),
-                ),
-                Requeue::Poll,
-            ))
-        }
+        Ok(Deletion::InProgress(state)) => Err(Report::new(
+            Health::progressing(
+                reasons::DELETING,
+                format!("AWS reports state {state} for {arn}"),
+            ),
+            Requeue::Poll,
+        )),
         Ok(Deletion::Failed(state)) => {
-            ctx.record_deletion_failed(key, true);
             let message = format!("AWS reports state {state} for {arn}; deletion is retried later");
             Err(Report::new(
                 Health::stalled(&state_reason(&state), &message),

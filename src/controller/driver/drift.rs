@@ -3,7 +3,8 @@
 //! be confirmed by a listing instead of a Get call.
 
 use super::memory::jittered_backoff;
-use super::{Context, ManagedKind, object_key};
+use super::memory::memory_key;
+use super::{Context, ManagedKind};
 use crate::controller::aws::Aws;
 use crate::controller::aws_error::{AwsError, ErrorClass};
 use crate::controller::inventory::{Listed, Snapshot};
@@ -13,6 +14,7 @@ use crate::crd::{CONDITION_READY, ManagementPolicy, is_paused, tags_with_ownersh
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -33,12 +35,16 @@ pub(super) fn confirm_by_listing<K: ManagedKind>(
     if !ready_at_generation(object, current) {
         return None;
     }
-    let key = object_key(object);
+    let key = memory_key(object);
     match ctx.inventory.since(verified_at) {
         Some(snapshot) => {
             let listed = snapshot.by_arn.get(arn)?;
-            listing_confirms(object, ctx, current, listed)
-                .then(|| Action::requeue(ctx.remember_in_sync(&key, fingerprint, snapshot.started)))
+            listing_confirms(object, ctx, current, listed).then(|| {
+                Action::requeue(
+                    ctx.memory
+                        .remember_in_sync(&key, fingerprint, snapshot.started),
+                )
+            })
         }
         // No listing since the last confirmation: the listing loop is late or failing. Ask for one and
         // look again shortly, up to one extra resync period; after that, read the resource itself.
@@ -180,20 +186,25 @@ pub async fn run_inventory<K: ManagedKind>(
 }
 
 /// The objects a complete listing shows out of sync (their resource changed or vanished in AWS since the
-/// last full read); the others are marked verified as of the listing's start.
+/// last full read); the others are marked verified as of the listing's start. The memory of objects that
+/// left the store without the operator's cleanup is dropped on the way.
 fn review_listing<K: ManagedKind>(
     ctx: &Context<K>,
     objects: &Store<K>,
     snapshot: &Snapshot<K::Summary>,
 ) -> Vec<ObjectRef<K>> {
+    let seen_at = Instant::now();
+    let objects = objects.state();
+    let present: HashSet<String> = objects.iter().map(|object| memory_key(&**object)).collect();
+    ctx.memory.retain(&present, seen_at);
     let mut changed = Vec::new();
-    for object in objects.state() {
+    for object in objects {
         if is_paused(object.meta()) || object.meta().deletion_timestamp.is_some() {
             continue;
         }
-        let key = object_key(&*object);
+        let key = memory_key(&*object);
         // Objects not known in sync are being reconciled anyway.
-        let Some(verified_at) = ctx.verified_at(&key) else {
+        let Some(verified_at) = ctx.memory.verified_at(&key) else {
             continue;
         };
         if verified_at >= snapshot.started {
@@ -208,9 +219,9 @@ fn review_listing<K: ManagedKind>(
             .get(arn)
             .is_some_and(|listed| listing_confirms(&*object, ctx, &status, listed));
         if unchanged {
-            ctx.reverify(&key, snapshot.started);
+            ctx.memory.reverify(&key, snapshot.started);
         } else {
-            ctx.forget_in_sync(&key);
+            ctx.memory.forget_in_sync(&key);
             changed.push(ObjectRef::from_obj(&*object));
         }
     }

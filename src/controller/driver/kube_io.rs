@@ -1,6 +1,7 @@
 //! Everything a pass writes to the API server: the status (server-side apply with one field manager, only
 //! when it changed), events, and the finalizer; each call bounded by [`KUBE_CALL_TIMEOUT`].
 
+use super::memory::memory_key;
 use super::report::{Report, Requeue};
 use super::{Context, ManagedKind, ReconcileError, object_key};
 use crate::controller::status::{StatusDocument, merge_conditions};
@@ -39,10 +40,10 @@ pub(super) async fn finish<K: ManagedKind>(
     for event in &report.events {
         publish(ctx, object, event).await;
     }
-    let key = object_key(object);
+    let key = memory_key(object);
     let delay = match report.requeue {
         Requeue::Resync => {
-            ctx.reset_failures(&key);
+            ctx.memory.reset_failures(&key);
             Some(
                 ctx.timing
                     .resync_period
@@ -50,13 +51,13 @@ pub(super) async fn finish<K: ManagedKind>(
             )
         }
         Requeue::Poll => {
-            ctx.reset_failures(&key);
+            ctx.memory.reset_failures(&key);
             Some(ctx.timing.poll_interval)
         }
-        Requeue::Backoff => Some(ctx.next_backoff(&key)),
+        Requeue::Backoff => Some(ctx.memory.next_backoff(&key)),
         Requeue::Long => Some(ctx.timing.long_backoff),
         Requeue::AwaitChange => {
-            ctx.reset_failures(&key);
+            ctx.memory.reset_failures(&key);
             None
         }
     };

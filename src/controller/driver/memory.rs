@@ -1,63 +1,167 @@
-//! What this process remembers of each object between passes: consecutive failures (backoff), whether it
-//! was found in sync (and when its resync is due), its last create attempt, outcomes whose status write
-//! failed, failed deletions, and the generation it was last Ready at.
+//! What this process remembers of each object between passes: one [`ObjectMemory`] record per object,
+//! keyed by the object's UID, so that an object deleted and created again under the same name starts
+//! with nothing (it is a new object, with a new AWS resource to create), and removed when the object goes
+//! away ([`Memory::forget`] once the finalizer is released, [`Memory::retain`] for objects that left
+//! the store without the operator's cleanup), so that nothing leaks.
+//!
+//! Each part of a record protects one thing:
+//! - **failures**: consecutive failures, for the exponential backoff; reset by any pass that ends well.
+//! - **in sync**: what the object looked like ([`fingerprint`]) when AWS last confirmed it, and when its
+//!   resync is due. A reconcile triggered by the operator's own status write (or by an unrelated change of
+//!   a referenced object) then costs no AWS call, and a listing can push the resync out.
+//! - **last create attempt**: creates take no idempotency token, so only a listing that *started* after
+//!   the last attempt proves the attempt created nothing (the crash-safe create's snapshot rule).
+//! - **unwritten outcome**: the AWS outcome of a pass whose status write failed (the API server is down,
+//!   say), written by the retry instead of repeating the AWS calls.
+//! - **failed deletion**: when AWS first reported a failed deletion; see [`Memory::retry_failed_deletion`].
+//! - **ready generation**: the generation the object was last Ready at, so that a difference found at the
+//!   same generation is reported as drift, whatever transitions happened in between.
 
 use super::report::Report;
-use super::{Context, ManagedKind, Timing};
+use super::{Deletion, ManagedKind, Timing};
 use crate::controller::status::StatusDocument;
 use crate::crd::is_paused;
-use kube::ResourceExt;
-use std::collections::HashMap;
+use kube::{Resource, ResourceExt};
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-impl<K: ManagedKind> Context<K> {
-    pub(super) fn was_ready_at(&self, key: &str, generation: Option<i64>) -> bool {
-        self.ready_generation
+/// Everything the process remembers of one object. A missing record and a default one mean the same:
+/// nothing known.
+#[derive(Default)]
+struct ObjectMemory {
+    /// When the record last changed: [`Memory::retain`] never drops a record younger than the store
+    /// view it prunes by.
+    touched: Option<Instant>,
+    failures: u32,
+    in_sync: Option<InSync>,
+    last_create_attempt: Option<Instant>,
+    unwritten: Option<Unwritten>,
+    deletion_failed_at: Option<Instant>,
+    /// `Some(generation)` once Ready (the generation itself may be unset).
+    ready_generation: Option<Option<i64>>,
+}
+
+/// The object matched AWS: see [`Memory::sync_memory`].
+#[derive(Clone, Copy, Debug)]
+struct InSync {
+    fingerprint: u64,
+    verified_at: Instant,
+    due: Instant,
+}
+
+/// An AWS outcome not yet in status: see [`Memory::keep_unwritten`].
+struct Unwritten {
+    fingerprint: u64,
+    at: Instant,
+    next: StatusDocument,
+    report: Report,
+}
+
+/// What the process remembers of an object's sync.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum SyncMemory {
+    /// In sync, and not due for a resync for this long.
+    Fresh(Duration),
+    /// In sync as of the given instant, and due for a resync.
+    Due(Instant),
+    /// Never seen in sync by this process in its current shape.
+    Unknown,
+}
+
+/// The memory records of one controller's objects, keyed by UID ([`memory_key`]).
+pub(super) struct Memory {
+    timing: Timing,
+    records: Mutex<HashMap<String, ObjectMemory>>,
+}
+
+/// The key of an object's record: its UID. Only objects that never went through the API server (unit
+/// tests) have none; they fall back on their namespace and name.
+pub(super) fn memory_key<K: Resource>(object: &K) -> String {
+    object.uid().unwrap_or_else(|| {
+        format!(
+            "{}/{}",
+            object.namespace().unwrap_or_default(),
+            object.name_any()
+        )
+    })
+}
+
+impl Memory {
+    pub(super) fn new(timing: Timing) -> Self {
+        Memory {
+            timing,
+            records: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn records(&self) -> MutexGuard<'_, HashMap<String, ObjectMemory>> {
+        // A panic while holding the lock cannot leave a record half written in a way that matters more
+        // than losing the memory altogether would.
+        self.records
             .lock()
-            .ok()
-            .is_some_and(|ready| ready.get(key) == Some(&generation))
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub(super) fn set_ready_at(&self, key: &str, generation: Option<i64>) {
-        if let Ok(mut ready) = self.ready_generation.lock() {
-            ready.insert(key.to_owned(), generation);
+    /// Changes the record of `key`, creating it if needed.
+    fn update<T>(&self, key: &str, change: impl FnOnce(&mut ObjectMemory) -> T) -> T {
+        let mut records = self.records();
+        let record = records.entry(key.to_owned()).or_default();
+        record.touched = Some(Instant::now());
+        change(record)
+    }
+
+    /// Reads the record of `key` (`None`: nothing remembered).
+    fn read<T>(&self, key: &str, read: impl FnOnce(&ObjectMemory) -> T) -> Option<T> {
+        self.records().get(key).map(read)
+    }
+
+    // -- Lifetime -----------------------------------------------------------------------------------------
+
+    /// The object is gone (its finalizer released, or it went away without one): forget all of it.
+    pub(super) fn forget(&self, key: &str) {
+        self.records().remove(key);
+    }
+
+    /// Drops the records of objects no longer in the store (deleted without the operator's cleanup, e.g.
+    /// their finalizer removed by hand). `present`: the keys of the objects the store held at `seen_at`;
+    /// a record touched since then belongs to an object the view may have missed, and stays.
+    pub(super) fn retain(&self, present: &HashSet<String>, seen_at: Instant) {
+        self.records().retain(|key, record| {
+            present.contains(key) || record.touched.is_some_and(|touched| touched >= seen_at)
+        });
+    }
+
+    /// How many objects have a record.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.records().len()
+    }
+
+    // -- Backoff ------------------------------------------------------------------------------------------
+
+    /// The next exponential backoff of the object, with jitter (50-100 % of the nominal delay).
+    pub(super) fn next_backoff(&self, key: &str) -> Duration {
+        let attempt = self.update(key, |record| {
+            record.failures = record.failures.saturating_add(1);
+            record.failures
+        });
+        jittered_backoff(&self.timing, attempt, rand::random_range(0.5..=1.0))
+    }
+
+    /// A pass ended well: the next failure starts the backoff over.
+    pub(super) fn reset_failures(&self, key: &str) {
+        if self.read(key, |record| record.failures > 0) == Some(true) {
+            self.update(key, |record| record.failures = 0);
         }
     }
 
-    pub(super) fn forget_ready_at(&self, key: &str) {
-        if let Ok(mut ready) = self.ready_generation.lock() {
-            ready.remove(key);
-        }
-    }
+    // -- In sync ------------------------------------------------------------------------------------------
 
-    /// Whether a failed deletion was reported at least the long backoff ago (so it is time to retry).
-    pub(super) fn deletion_retry_due(&self, key: &str) -> bool {
-        self.deletion_failed_at
-            .lock()
-            .ok()
-            .and_then(|failed| failed.get(key).copied())
-            .is_some_and(|at| at.elapsed() >= self.timing.long_backoff)
-    }
-
-    /// Records a failed deletion (keeping the first time it was seen); `false` clears the record.
-    pub(super) fn record_deletion_failed(&self, key: &str, failed: bool) {
-        if let Ok(mut records) = self.deletion_failed_at.lock() {
-            if failed {
-                records.entry(key.to_owned()).or_insert_with(Instant::now);
-            } else {
-                records.remove(key);
-            }
-        }
-    }
-
-    /// What this process knows of an object's sync with AWS, given its current fingerprint.
+    /// What this process knows of the object's sync with AWS, given its current fingerprint.
     pub(super) fn sync_memory(&self, key: &str, fingerprint: u64) -> SyncMemory {
-        let Ok(in_sync) = self.in_sync.lock() else {
-            return SyncMemory::Unknown;
-        };
-        match in_sync.get(key) {
+        match self.read(key, |record| record.in_sync).flatten() {
             Some(entry) if entry.fingerprint == fingerprint => {
                 let now = Instant::now();
                 if now < entry.due {
@@ -72,14 +176,13 @@ impl<K: ManagedKind> Context<K> {
 
     /// When AWS last confirmed the object in sync, if this process knows it to be.
     pub(super) fn verified_at(&self, key: &str) -> Option<Instant> {
-        self.in_sync
-            .lock()
-            .ok()
-            .and_then(|in_sync| in_sync.get(key).map(|entry| entry.verified_at))
+        self.read(key, |record| record.in_sync.map(|entry| entry.verified_at))
+            .flatten()
     }
 
     /// The object matched AWS as of `verified_at`: its resync is due a little over one resync period later,
     /// after the next listing (which starts one period after the previous one) has had time to complete.
+    /// Returns how long until then.
     pub(super) fn remember_in_sync(
         &self,
         key: &str,
@@ -87,55 +190,73 @@ impl<K: ManagedKind> Context<K> {
         verified_at: Instant,
     ) -> Duration {
         let due = verified_at + self.resync_delay();
-        if let Ok(mut in_sync) = self.in_sync.lock() {
-            in_sync.insert(
-                key.to_owned(),
-                InSync {
-                    fingerprint,
-                    verified_at,
-                    due,
-                },
-            );
-        }
+        self.update(key, |record| {
+            record.in_sync = Some(InSync {
+                fingerprint,
+                verified_at,
+                due,
+            });
+        });
         due.saturating_duration_since(Instant::now())
     }
 
     /// A listing that started at `verified_at` confirmed the object: push its resync out.
     pub(super) fn reverify(&self, key: &str, verified_at: Instant) {
         let due = verified_at + self.resync_delay();
-        if let Ok(mut in_sync) = self.in_sync.lock()
-            && let Some(entry) = in_sync.get_mut(key)
-            && entry.verified_at < verified_at
-        {
-            entry.verified_at = verified_at;
-            entry.due = due;
+        self.update(key, |record| {
+            if let Some(entry) = &mut record.in_sync
+                && entry.verified_at < verified_at
+            {
+                entry.verified_at = verified_at;
+                entry.due = due;
+            }
+        });
+    }
+
+    pub(super) fn forget_in_sync(&self, key: &str) {
+        if self.read(key, |record| record.in_sync.is_some()) == Some(true) {
+            self.update(key, |record| record.in_sync = None);
         }
     }
 
     /// One resync period plus 5-25 %: later than the next listing, and spread so objects do not wake
     /// together.
-    pub(super) fn resync_delay(&self) -> Duration {
+    fn resync_delay(&self) -> Duration {
         self.timing
             .resync_period
             .mul_f64(rand::random_range(1.05..=1.25))
     }
 
-    /// Marks a create of `key` as sent. The time is taken when the returned guard drops, i.e. once the call
-    /// has returned, failed or been cancelled: the call may wait seconds for its rate-budget slot, and a
-    /// listing that starts during that wait cannot show what the call creates afterwards.
+    // -- Ready generation ---------------------------------------------------------------------------------
+
+    pub(super) fn was_ready_at(&self, key: &str, generation: Option<i64>) -> bool {
+        self.read(key, |record| record.ready_generation == Some(generation)) == Some(true)
+    }
+
+    pub(super) fn set_ready_at(&self, key: &str, generation: Option<i64>) {
+        self.update(key, |record| record.ready_generation = Some(generation));
+    }
+
+    // -- Create attempts ----------------------------------------------------------------------------------
+
+    /// Marks a create of the object as sent. The time is taken when the returned guard drops, i.e. once
+    /// the call has returned, failed or been cancelled: the call may wait seconds for its rate-budget slot,
+    /// and a listing that starts during that wait cannot show what the call creates afterwards.
     pub(super) fn create_attempt(&self, key: &str) -> CreateAttempt<'_> {
         CreateAttempt {
-            attempts: &self.create_attempts,
+            memory: self,
             key: key.to_owned(),
         }
     }
 
+    /// When a create of the object was last sent: only a listing that started later proves it created
+    /// nothing.
     pub(super) fn last_create_attempt(&self, key: &str) -> Option<Instant> {
-        self.create_attempts
-            .lock()
-            .ok()
-            .and_then(|attempts| attempts.get(key).copied())
+        self.read(key, |record| record.last_create_attempt)
+            .flatten()
     }
+
+    // -- Unwritten outcomes -------------------------------------------------------------------------------
 
     /// Keeps the outcome of a pass whose status write failed.
     pub(super) fn keep_unwritten(
@@ -145,17 +266,14 @@ impl<K: ManagedKind> Context<K> {
         next: StatusDocument,
         report: Report,
     ) {
-        if let Ok(mut unwritten) = self.unwritten.lock() {
-            unwritten.insert(
-                key.to_owned(),
-                Unwritten {
-                    fingerprint,
-                    at: Instant::now(),
-                    next,
-                    report,
-                },
-            );
-        }
+        self.update(key, |record| {
+            record.unwritten = Some(Unwritten {
+                fingerprint,
+                at: Instant::now(),
+                next,
+                report,
+            });
+        });
     }
 
     /// The kept outcome for the object in this shape, if it is recent (younger than a resync period).
@@ -164,83 +282,49 @@ impl<K: ManagedKind> Context<K> {
         key: &str,
         fingerprint: u64,
     ) -> Option<(StatusDocument, Report)> {
-        let kept = self.unwritten.lock().ok()?.remove(key)?;
+        let mut records = self.records();
+        let kept = records.get_mut(key)?.unwritten.take()?;
         (kept.fingerprint == fingerprint && kept.at.elapsed() < self.timing.resync_period)
             .then_some((kept.next, kept.report))
     }
 
-    pub(super) fn forget_create_attempt(&self, key: &str) {
-        if let Ok(mut attempts) = self.create_attempts.lock() {
-            attempts.remove(key);
-        }
+    // -- Failed deletions ---------------------------------------------------------------------------------
+
+    /// The one rule for retrying a deletion that failed in AWS (e.g. DELETE_FAILED): the failure is
+    /// reported, and the delete is sent again only once the long backoff has passed since it was first
+    /// reported, not at the watch event of the status write that reported it (the pass that reports it
+    /// requeues after the long backoff). `true`: send the delete again.
+    pub(super) fn retry_failed_deletion(&self, key: &str) -> bool {
+        self.read(key, |record| record.deletion_failed_at)
+            .flatten()
+            .is_some_and(|at| at.elapsed() >= self.timing.long_backoff)
     }
 
-    pub(super) fn forget_in_sync(&self, key: &str) {
-        if let Ok(mut in_sync) = self.in_sync.lock() {
-            in_sync.remove(key);
+    /// What a delete call reported: a failure is remembered from the first time it is seen; progress
+    /// (AWS deleting) clears it, so a later failure waits the long backoff again.
+    pub(super) fn deletion_reported(&self, key: &str, deletion: &Deletion) {
+        match deletion {
+            Deletion::Failed(_) => self.update(key, |record| {
+                record.deletion_failed_at.get_or_insert_with(Instant::now);
+            }),
+            Deletion::InProgress(_) => self.update(key, |record| record.deletion_failed_at = None),
+            Deletion::Gone => {}
         }
-    }
-
-    pub(super) fn reset_failures(&self, key: &str) {
-        if let Ok(mut failures) = self.failures.lock() {
-            failures.remove(key);
-        }
-    }
-
-    /// The next exponential backoff for `key`, with jitter (50-100 % of the nominal delay).
-    pub(super) fn next_backoff(&self, key: &str) -> Duration {
-        let attempt = self
-            .failures
-            .lock()
-            .map(|mut failures| {
-                let count = failures.entry(key.to_owned()).or_insert(0);
-                *count = count.saturating_add(1);
-                *count
-            })
-            .unwrap_or(1);
-        jittered_backoff(&self.timing, attempt, rand::random_range(0.5..=1.0))
     }
 }
 
-/// An AWS outcome not yet in status: see [`Context::keep_unwritten`].
-pub(super) struct Unwritten {
-    fingerprint: u64,
-    at: Instant,
-    next: StatusDocument,
-    report: Report,
-}
-
-/// A create in flight: see [`Context::create_attempt`].
+/// A create in flight: see [`Memory::create_attempt`].
 pub(super) struct CreateAttempt<'a> {
-    attempts: &'a Mutex<HashMap<String, Instant>>,
+    memory: &'a Memory,
     key: String,
 }
 
 impl Drop for CreateAttempt<'_> {
     fn drop(&mut self) {
-        if let Ok(mut attempts) = self.attempts.lock() {
-            attempts.insert(std::mem::take(&mut self.key), Instant::now());
-        }
+        self.memory.update(&self.key, |record| {
+            record.last_create_attempt = Some(Instant::now());
+        });
     }
-}
-
-/// An object found in sync: see [`Context::sync_memory`].
-#[derive(Clone, Copy, Debug)]
-pub(super) struct InSync {
-    fingerprint: u64,
-    verified_at: Instant,
-    due: Instant,
-}
-
-/// What the process remembers of an object's sync.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum SyncMemory {
-    /// In sync, and not due for a resync for this long.
-    Fresh(Duration),
-    /// In sync as of the given instant, and due for a resync.
-    Due(Instant),
-    /// Never seen in sync by this process in its current shape.
-    Unknown,
 }
 
 /// `base * 2^(attempt-1)`, capped, scaled by `jitter` (0..=1).
@@ -343,5 +427,52 @@ mod tests {
         assert_eq!(jittered_backoff(&timing, 9, 1.0), Duration::from_secs(10));
         assert_eq!(jittered_backoff(&timing, 60, 1.0), Duration::from_secs(10));
         assert_eq!(jittered_backoff(&timing, 3, 0.5), Duration::from_secs(2));
+    }
+
+    /// Everything a record can hold, for tests of its lifetime.
+    fn remember_everything(memory: &Memory, key: &str) {
+        memory.remember_in_sync(key, 7, Instant::now());
+        memory.set_ready_at(key, Some(1));
+        drop(memory.create_attempt(key));
+        memory.next_backoff(key);
+        memory.deletion_reported(key, &Deletion::Failed("DELETE_FAILED".into()));
+        memory.keep_unwritten(
+            key,
+            7,
+            StatusDocument::default(),
+            Report::new(
+                crate::controller::status::Health::ready("Synced", "in sync"),
+                super::super::report::Requeue::Resync,
+            ),
+        );
+    }
+
+    #[test]
+    fn records_are_per_uid_and_removed_with_the_object() {
+        let memory = Memory::new(Timing::default());
+        remember_everything(&memory, "uid-old");
+        // The same name created again is another object (another UID): it inherits nothing.
+        assert_eq!(memory.sync_memory("uid-new", 7), SyncMemory::Unknown);
+        assert!(!memory.was_ready_at("uid-new", Some(1)));
+        assert_eq!(memory.last_create_attempt("uid-new"), None);
+        assert!(memory.take_unwritten("uid-new", 7).is_none());
+        assert!(matches!(
+            memory.sync_memory("uid-old", 7),
+            SyncMemory::Fresh(_)
+        ));
+        // Cleanup (or the object going away) removes the whole record.
+        memory.forget("uid-old");
+        assert_eq!(memory.len(), 0);
+        assert_eq!(memory.sync_memory("uid-old", 7), SyncMemory::Unknown);
+        assert_eq!(memory.last_create_attempt("uid-old"), None);
+    }
+
+    #[test]
+    fn the_memory_key_is_the_uid() {
+        let mut room = ChatRoom::new("room", ChatRoomSpec::default());
+        room.metadata.namespace = Some("ns".into());
+        assert_eq!(memory_key(&room), "ns/room");
+        room.metadata.uid = Some("3f1c".into());
+        assert_eq!(memory_key(&room), "3f1c");
     }
 }

@@ -37,7 +37,7 @@ pub use report::{StateKind, state_kind, state_reason};
 use apply::apply;
 use cleanup::cleanup;
 use kube_io::add_finalizer;
-use memory::{InSync, Unwritten};
+use memory::{Memory, memory_key};
 
 use crate::controller::aws::Aws;
 use crate::controller::inventory::Inventory;
@@ -46,9 +46,8 @@ use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::Recorder;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Longest reconcile: the last guard, above every per-call timeout and rate-budget wait.
 const RECONCILE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -87,25 +86,10 @@ pub struct Context<K: ManagedKind> {
     pub recorder: Recorder,
     pub timing: Timing,
     pub kind: K::Context,
-    /// Consecutive failures per object ("namespace/name"), for exponential backoff.
-    failures: Mutex<HashMap<String, u32>>,
-    /// Objects found in sync: what they looked like ([`fingerprint`]), when AWS last confirmed it, and when
-    /// their resync is due. A reconcile triggered by the operator's own status write (or by an unrelated
-    /// change of a referenced object) then costs no AWS call.
-    in_sync: Mutex<HashMap<String, InSync>>,
+    /// What the process remembers of each object between passes, one record per UID.
+    memory: Memory,
     /// The latest complete listing of the kind.
     pub inventory: Inventory<K::Summary>,
-    /// When a create was last sent per object: only a listing that started later proves it created nothing.
-    create_attempts: Mutex<HashMap<String, Instant>>,
-    /// Outcomes of AWS passes whose status write failed (the API server is down, say): the retry writes
-    /// them instead of repeating the AWS calls.
-    unwritten: Mutex<HashMap<String, Unwritten>>,
-    /// When a failed AWS deletion was first reported, per object: it is retried after the long backoff,
-    /// not on the watch event of the status write that reported it.
-    deletion_failed_at: Mutex<HashMap<String, Instant>>,
-    /// The generation each object was last Ready at: a difference found while the generation is unchanged
-    /// was made outside the operator (drift), whatever transitions happened in between.
-    ready_generation: Mutex<HashMap<String, Option<i64>>>,
 }
 
 impl<K: ManagedKind> Context<K> {
@@ -117,18 +101,13 @@ impl<K: ManagedKind> Context<K> {
         kind: K::Context,
     ) -> Self {
         Context {
+            memory: Memory::new(timing.clone()),
             kube,
             aws,
             recorder,
             timing,
             kind,
-            failures: Mutex::new(HashMap::new()),
-            in_sync: Mutex::new(HashMap::new()),
             inventory: Inventory::default(),
-            create_attempts: Mutex::new(HashMap::new()),
-            unwritten: Mutex::new(HashMap::new()),
-            deletion_failed_at: Mutex::new(HashMap::new()),
-            ready_generation: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -172,6 +151,8 @@ async fn reconcile_object<K: ManagedKind>(
     let has_finalizer = object.finalizers().iter().any(|f| f == FINALIZER);
     if object.meta().deletion_timestamp.is_some() {
         if !has_finalizer {
+            // Going away without the operator's cleanup (its finalizer removed by hand).
+            ctx.memory.forget(&memory_key(&*object));
             return Ok(Action::await_change());
         }
         return cleanup(&*object, &ctx, &api).await;
@@ -191,7 +172,7 @@ pub fn error_policy<K: ManagedKind>(
     ctx: Arc<Context<K>>,
 ) -> Action {
     tracing::warn!(kind = K::KIND, object = %object_key(&*object), %error, "reconcile failed");
-    Action::requeue(ctx.next_backoff(&object_key(&*object)))
+    Action::requeue(ctx.memory.next_backoff(&memory_key(&*object)))
 }
 
 fn object_key<K: ManagedKind>(object: &K) -> String {

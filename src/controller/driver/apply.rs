@@ -19,7 +19,7 @@ use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use std::collections::BTreeMap;
-use std::time::Instant;
+use tokio::time::Instant;
 
 pub(super) async fn apply<K: ManagedKind>(
     object: &K,

@@ -16,7 +16,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Instant;
+use tokio::time::Instant;
 
 /// Most pages one listing reads (50 resources a page): a runaway pagination ends in an error.
 const MAX_LIST_PAGES: usize = 10_000;
@@ -132,7 +132,7 @@ pub async fn run_inventory<K: ManagedKind>(
     stale: tokio::sync::mpsc::UnboundedSender<ObjectRef<K>>,
 ) {
     let mut failures = 0;
-    let mut next_listing = tokio::time::Instant::now();
+    let mut next_listing = Instant::now();
     loop {
         tokio::select! {
             () = tokio::time::sleep_until(next_listing) => {}
@@ -169,18 +169,18 @@ pub async fn run_inventory<K: ManagedKind>(
                         return;
                     }
                 }
-                next_listing = tokio::time::Instant::from_std(started) + ctx.timing.resync_period;
+                next_listing = started + ctx.timing.resync_period;
             }
             Err(error) => {
                 tracing::warn!(kind = K::KIND, %error, "cannot list AWS resources; retrying");
                 ctx.inventory.fail(error);
                 failures += 1;
-                next_listing = tokio::time::Instant::now()
+                next_listing = Instant::now()
                     + jittered_backoff(&ctx.timing, failures, rand::random_range(0.5..=1.0));
             }
         }
         // Requests that arrive while a listing runs are served by the next one, but never back to back.
-        let earliest = tokio::time::Instant::from_std(started) + ctx.timing.poll_interval;
+        let earliest = started + ctx.timing.poll_interval;
         tokio::time::sleep_until(earliest).await;
     }
 }

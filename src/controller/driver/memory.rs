@@ -25,7 +25,8 @@ use kube::{Resource, ResourceExt};
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// Everything the process remembers of one object. A missing record and a default one mean the same:
 /// nothing known.
@@ -474,5 +475,179 @@ mod tests {
         assert_eq!(memory_key(&room), "ns/room");
         room.metadata.uid = Some("3f1c".into());
         assert_eq!(memory_key(&room), "3f1c");
+    }
+    /// Round numbers, so the expected instants read plainly.
+    fn paused_timing() -> Timing {
+        Timing {
+            resync_period: Duration::from_secs(100),
+            poll_interval: Duration::from_secs(2),
+            base_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(8),
+            long_backoff: Duration::from_secs(300),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn backoff_grows_per_failure_up_to_the_cap_and_restarts_after_a_success() {
+        let memory = Memory::new(paused_timing());
+        for nominal in [1, 2, 4, 8, 8, 8] {
+            let nominal = Duration::from_secs(nominal);
+            let delay = memory.next_backoff("uid");
+            assert!(
+                delay >= nominal / 2 && delay <= nominal,
+                "{delay:?} for {nominal:?}"
+            );
+        }
+        // Another object has its own count.
+        assert!(memory.next_backoff("other") <= Duration::from_secs(1));
+        memory.reset_failures("uid");
+        assert!(memory.next_backoff("uid") <= Duration::from_secs(1));
+        assert!(memory.next_backoff("uid") > Duration::from_secs(1) / 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_object_in_sync_is_fresh_until_a_little_over_one_resync_period() {
+        let memory = Memory::new(paused_timing());
+        let verified_at = Instant::now();
+        let until = memory.remember_in_sync("uid", 7, verified_at);
+        // One period plus 5-25 %: after the next listing, spread over 20 s.
+        assert!(
+            until >= Duration::from_secs(105) && until <= Duration::from_secs(125),
+            "{until:?}"
+        );
+        assert_eq!(memory.sync_memory("uid", 7), SyncMemory::Fresh(until));
+        assert_eq!(
+            memory.sync_memory("uid", 8),
+            SyncMemory::Unknown,
+            "another shape of the object is not known in sync"
+        );
+        tokio::time::advance(until - Duration::from_secs(1)).await;
+        assert_eq!(
+            memory.sync_memory("uid", 7),
+            SyncMemory::Fresh(Duration::from_secs(1))
+        );
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(memory.sync_memory("uid", 7), SyncMemory::Due(verified_at));
+
+        // A listing that started later confirms it: due again a little over a period after that listing.
+        let listed_at = Instant::now() - Duration::from_secs(10);
+        memory.reverify("uid", listed_at);
+        assert_eq!(memory.verified_at("uid"), Some(listed_at));
+        let SyncMemory::Fresh(left) = memory.sync_memory("uid", 7) else {
+            panic!("reverified: {:?}", memory.sync_memory("uid", 7));
+        };
+        assert!(
+            left >= Duration::from_secs(95) && left <= Duration::from_secs(115),
+            "{left:?}"
+        );
+        // An older listing changes nothing.
+        memory.reverify("uid", verified_at);
+        assert_eq!(memory.verified_at("uid"), Some(listed_at));
+        memory.forget_in_sync("uid");
+        assert_eq!(memory.sync_memory("uid", 7), SyncMemory::Unknown);
+        assert_eq!(memory.verified_at("uid"), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_deletion_is_sent_again_one_long_backoff_after_it_was_first_reported() {
+        let memory = Memory::new(paused_timing());
+        let failed = Deletion::Failed("DELETE_FAILED".into());
+        assert!(!memory.retry_failed_deletion("uid"));
+        memory.deletion_reported("uid", &failed);
+        assert!(!memory.retry_failed_deletion("uid"));
+        // Reported again (the watch event of the status write): the first report still counts.
+        tokio::time::advance(Duration::from_secs(200)).await;
+        memory.deletion_reported("uid", &failed);
+        tokio::time::advance(Duration::from_secs(99)).await;
+        assert!(!memory.retry_failed_deletion("uid"));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(memory.retry_failed_deletion("uid"));
+        // AWS deleting again: a later failure waits the whole long backoff once more.
+        memory.deletion_reported("uid", &Deletion::InProgress("DELETING".into()));
+        assert!(!memory.retry_failed_deletion("uid"));
+        memory.deletion_reported("uid", &failed);
+        tokio::time::advance(Duration::from_secs(299)).await;
+        assert!(!memory.retry_failed_deletion("uid"));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(memory.retry_failed_deletion("uid"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_a_listing_started_after_the_create_attempt_ended_can_prove_it() {
+        use crate::controller::inventory::{Inventory, Snapshot};
+        let memory = Memory::new(paused_timing());
+        let inventory = Inventory::<()>::default();
+        assert_eq!(memory.last_create_attempt("uid"), None);
+        let attempt = memory.create_attempt("uid");
+        // The call waits for its rate-budget slot while a listing starts and completes.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let during = Instant::now();
+        inventory.begin(during);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        inventory.publish(Snapshot::new(during, vec![]));
+        assert_eq!(
+            memory.last_create_attempt("uid"),
+            None,
+            "the time is taken when the call ends"
+        );
+        drop(attempt);
+        assert_eq!(memory.last_create_attempt("uid"), Some(Instant::now()));
+        assert!(
+            inventory.since(memory.last_create_attempt("uid")).is_none(),
+            "a listing that started while the create was pending proves nothing"
+        );
+        tokio::time::advance(Duration::from_millis(1)).await;
+        let after = Instant::now();
+        inventory.begin(after);
+        inventory.publish(Snapshot::new(after, vec![]));
+        assert!(
+            inventory
+                .since(memory.last_create_attempt("uid"))
+                .is_some_and(|snapshot| snapshot.started == after)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unwritten_outcomes_are_given_back_once_for_the_same_shape_within_a_period() {
+        let memory = Memory::new(paused_timing());
+        let report = || {
+            Report::new(
+                crate::controller::status::Health::ready("Synced", "in sync"),
+                super::super::report::Requeue::Resync,
+            )
+        };
+        memory.keep_unwritten("uid", 7, StatusDocument::default(), report());
+        assert!(memory.take_unwritten("uid", 8).is_none(), "another shape");
+        assert!(
+            memory.take_unwritten("uid", 7).is_none(),
+            "taken (and dropped) above"
+        );
+        memory.keep_unwritten("uid", 7, StatusDocument::default(), report());
+        assert!(memory.take_unwritten("uid", 7).is_some());
+        assert!(memory.take_unwritten("uid", 7).is_none(), "only once");
+        memory.keep_unwritten("uid", 7, StatusDocument::default(), report());
+        tokio::time::advance(Duration::from_secs(100)).await;
+        assert!(
+            memory.take_unwritten("uid", 7).is_none(),
+            "too old to trust"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn records_of_objects_gone_from_the_store_are_dropped_unless_touched_since() {
+        let memory = Memory::new(paused_timing());
+        remember_everything(&memory, "present");
+        remember_everything(&memory, "gone");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let seen_at = Instant::now();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        // Created after the store was looked at: the view may simply not show it yet.
+        memory.set_ready_at("new", Some(1));
+        memory.retain(&HashSet::from(["present".to_owned()]), seen_at);
+        assert_eq!(memory.len(), 2);
+        assert!(memory.was_ready_at("present", Some(1)));
+        assert!(memory.was_ready_at("new", Some(1)));
+        assert!(!memory.was_ready_at("gone", Some(1)));
+        assert_eq!(memory.last_create_attempt("gone"), None);
     }
 }

@@ -4,5 +4,6 @@ pub mod crd;
 pub mod duration;
 pub mod emulator;
 pub mod leader;
+pub mod metrics;
 pub mod observability;
 pub mod plugin;

@@ -118,6 +118,7 @@ impl Scenario {
                 timing: test_timing(),
                 namespace: Some(self.namespace.clone()),
                 concurrency: 4,
+                ..Options::default()
             },
         ));
     }

@@ -14,6 +14,7 @@
 
 use super::aws_error::{AwsError, ErrorClass};
 use super::rate_limit::RateLimiter;
+use crate::metrics::Metrics;
 use aws_sdk_ivschat::config::http::HttpResponse;
 use aws_sdk_ivschat::config::retry::RetryConfig;
 use aws_sdk_ivschat::error::{ProvideErrorMetadata, SdkError};
@@ -113,6 +114,12 @@ impl Aws {
         }
     }
 
+    /// The same access with every HTTP attempt counted in `metrics` (by operation and outcome).
+    pub fn counted_in(mut self, metrics: &Metrics) -> Self {
+        self.client = crate::metrics::instrument_aws(&self.client, metrics);
+        self
+    }
+
     /// The same client and budget with another call policy.
     pub fn with_policy(mut self, policy: CallPolicy) -> Self {
         self.policy = policy;
@@ -146,7 +153,8 @@ impl Aws {
                     Ok(Err(err)) => AwsError::from_sdk(operation, err),
                     Err(_) => AwsError::timed_out(operation, self.policy.attempt_timeout),
                 };
-            // (Every attempt, throttled or not, is counted by the client's metrics interceptor.)
+            // (Every attempt, throttled or not, is counted by the client's metrics interceptor, when the
+            // client is `counted_in` metrics.)
             if err.is_throttling()
                 && let Some(limiter) = &self.limiter
             {

@@ -21,6 +21,7 @@ pub mod room;
 pub mod status;
 
 use crate::crd::{ChatLoggingConfiguration, ChatRoom};
+use crate::metrics::Metrics;
 use anyhow::Context as _;
 use driver::{Context, Timing, error_policy, reconcile};
 use futures_util::StreamExt;
@@ -93,6 +94,9 @@ pub enum AwsRateLimit {
 #[derive(Clone, Debug)]
 pub struct Options {
     pub timing: Timing,
+    /// Where the controllers count reconciles and AWS calls; the process serves the same [`Metrics`] on
+    /// /metrics.
+    pub metrics: Metrics,
     /// Watch only this namespace (`None`: all).
     pub namespace: Option<String>,
     /// Objects reconciled in parallel per kind.
@@ -103,6 +107,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             timing: Timing::default(),
+            metrics: Metrics::new(),
             namespace: None,
             concurrency: 16,
         }
@@ -187,6 +192,7 @@ pub fn start(kube: kube::Client, aws: aws_sdk_ivschat::Client, options: Options)
 /// [`start`] with a given AWS access (e.g. with a rate budget). One `Aws` serves both controllers: the
 /// quotas are per account, not per kind.
 pub fn start_with(kube: kube::Client, aws: aws::Aws, options: Options) -> OperatorHandle {
+    let aws = aws.counted_in(&options.metrics);
     let namespace = options.namespace.as_deref();
     let config = kube::runtime::Config::default().concurrency(options.concurrency);
     let rooms: Api<ChatRoom> = api(&kube, namespace);
@@ -225,6 +231,7 @@ pub fn start_with(kube: kube::Client, aws: aws::Aws, options: Options) -> Operat
         recorder(&kube, "ivschat-operator/chatroom"),
         options.timing.clone(),
         config_store.clone(),
+        options.metrics.clone(),
     ));
     let config_context = Arc::new(Context::<ChatLoggingConfiguration>::new(
         kube.clone(),
@@ -232,6 +239,7 @@ pub fn start_with(kube: kube::Client, aws: aws::Aws, options: Options) -> Operat
         recorder(&kube, "ivschat-operator/chatloggingconfiguration"),
         options.timing,
         room_store.clone(),
+        options.metrics,
     ));
     let room_listing = driver::run_inventory(room_context.clone(), room_store.clone(), stale_rooms);
     let config_listing =
@@ -296,13 +304,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(endpoint) = args.aws_endpoint_url.as_deref() {
         loader = loader.endpoint_url(endpoint);
     }
-    let client =
-        crate::observability::instrument_aws(&aws_sdk_ivschat::Client::new(&loader.load().await));
+    let client = aws_sdk_ivschat::Client::new(&loader.load().await);
     let options = Options {
         timing: Timing {
             resync_period: args.resync_period,
             ..Timing::default()
         },
+        // The registry the process serves on /metrics.
+        metrics: crate::observability::metrics().clone(),
         namespace: args.namespace.clone(),
         concurrency: args.concurrency,
     };

@@ -5,7 +5,7 @@
 use super::drift::confirm_by_listing;
 use super::kube_io::finish;
 use super::memory::{SyncMemory, fingerprint, memory_key};
-use super::report::{Report, Requeue, health_of_state, normal, warning};
+use super::report::{Pass, Report, Requeue, health_of_state, normal, warning};
 use super::{Context, ManagedKind, Observed, ReconcileError};
 use crate::controller::aws::{Aws, Retry};
 use crate::controller::aws_error::{AwsError, ErrorClass};
@@ -25,7 +25,7 @@ pub(super) async fn apply<K: ManagedKind>(
     object: &K,
     ctx: &Context<K>,
     api: &Api<K>,
-) -> Result<Action, ReconcileError> {
+) -> Result<Pass, ReconcileError> {
     let current = StatusDocument::of(object);
     let generation = object.meta().generation;
     // A spec AWS rejected stays rejected: no AWS call until the generation changes.
@@ -33,12 +33,12 @@ pub(super) async fn apply<K: ManagedKind>(
         .condition(CONDITION_STALLED)
         .is_some_and(|c| c.status == "True" && c.reason == ErrorClass::Terminal.reason());
     if stalled_on_spec && current.observed_generation == generation {
-        return Ok(Action::await_change());
+        return Ok(Pass::quiet(Action::await_change()));
     }
     let key = memory_key(object);
     let fingerprint = fingerprint(object, &ctx.kind);
     let verified_at = match ctx.memory.sync_memory(&key, fingerprint) {
-        SyncMemory::Fresh(until_resync) => return Ok(Action::requeue(until_resync)),
+        SyncMemory::Fresh(until_resync) => return Ok(Pass::quiet(Action::requeue(until_resync))),
         SyncMemory::Due(verified_at) => Some(verified_at),
         SyncMemory::Unknown => None,
     };
@@ -48,7 +48,7 @@ pub(super) async fn apply<K: ManagedKind>(
             if let Some(action) =
                 confirm_by_listing(object, ctx, &current, fingerprint, verified_at)
             {
-                return Ok(action);
+                return Ok(Pass::quiet(action));
             }
             let mut next = current.clone();
             next.observed_generation = generation;
@@ -61,7 +61,7 @@ pub(super) async fn apply<K: ManagedKind>(
         ctx.memory.set_ready_at(&key, generation);
     }
     let settled = ready && report.requeue == Requeue::Resync;
-    let (action, _) = match finish(object, ctx, api, &current, next.clone(), report.clone()).await {
+    let pass = match finish(object, ctx, api, &current, next.clone(), report.clone()).await {
         Ok(done) => done,
         Err(err) => {
             ctx.memory.keep_unwritten(&key, fingerprint, next, report);
@@ -73,10 +73,13 @@ pub(super) async fn apply<K: ManagedKind>(
         let until_resync = ctx
             .memory
             .remember_in_sync(&key, fingerprint, Instant::now());
-        return Ok(Action::requeue(until_resync));
+        return Ok(Pass {
+            action: Action::requeue(until_resync),
+            ..pass
+        });
     }
     ctx.memory.forget_in_sync(&key);
-    Ok(action)
+    Ok(pass)
 }
 
 /// Copies what AWS reported into the status.

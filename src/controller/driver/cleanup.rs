@@ -3,7 +3,7 @@
 use super::apply::{find_owned, waiting_for_listing};
 use super::kube_io::{finish, publish, remove_finalizer};
 use super::memory::memory_key;
-use super::report::{Report, Requeue, normal, state_reason, warning};
+use super::report::{Pass, Report, Requeue, normal, state_reason, warning};
 use super::{Context, Deletion, ManagedKind, ReconcileError};
 use crate::controller::aws::{Aws, Retry};
 use crate::controller::aws_error::ErrorClass;
@@ -21,7 +21,7 @@ pub(super) async fn cleanup<K: ManagedKind>(
     object: &K,
     ctx: &Context<K>,
     api: &Api<K>,
-) -> Result<Action, ReconcileError> {
+) -> Result<Pass, ReconcileError> {
     let policies = object.policies();
     let current = StatusDocument::of(object);
     let key = memory_key(object);
@@ -54,11 +54,11 @@ pub(super) async fn cleanup<K: ManagedKind>(
             // The object is gone: nothing of it may outlive it, or be inherited by an object created again
             // under the same name (it has another UID anyway).
             ctx.memory.forget(&key);
-            Ok(Action::await_change())
+            Ok(Pass::quiet(Action::await_change()))
         }
         Err(report) => {
             let next = current.clone();
-            Ok(finish(object, ctx, api, &current, next, report).await?.0)
+            finish(object, ctx, api, &current, next, report).await
         }
     }
 }

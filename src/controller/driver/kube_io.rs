@@ -2,7 +2,7 @@
 //! when it changed), events, and the finalizer; each call bounded by [`KUBE_CALL_TIMEOUT`].
 
 use super::memory::memory_key;
-use super::report::{Report, Requeue};
+use super::report::{Pass, Report, Requeue, outcome_of};
 use super::{Context, ManagedKind, ReconcileError, object_key};
 use crate::controller::status::{StatusDocument, merge_conditions};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -21,8 +21,8 @@ pub const FIELD_MANAGER: &str = "ivschat-operator";
 /// reconcile, and with it the object, forever.
 const KUBE_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Writes the status if it changed, publishes the events and turns the report into an [`Action`] (and
-/// its delay, when it has one).
+/// Writes the status if it changed, publishes the events and turns the report into a [`Pass`]: when to
+/// look again, and the health reported.
 pub(super) async fn finish<K: ManagedKind>(
     object: &K,
     ctx: &Context<K>,
@@ -30,10 +30,9 @@ pub(super) async fn finish<K: ManagedKind>(
     current: &StatusDocument,
     mut next: StatusDocument,
     report: Report,
-) -> Result<(Action, Option<Duration>), ReconcileError> {
+) -> Result<Pass, ReconcileError> {
     let now = Time(jiff::Timestamp::now());
     next.conditions = merge_conditions(&current.conditions, &report.health, &now);
-    crate::observability::record_health(&report.health);
     if next != *current {
         write_status(api, object, &next).await?;
     }
@@ -61,8 +60,10 @@ pub(super) async fn finish<K: ManagedKind>(
             None
         }
     };
-    let action = delay.map_or_else(Action::await_change, Action::requeue);
-    Ok((action, delay))
+    Ok(Pass {
+        action: delay.map_or_else(Action::await_change, Action::requeue),
+        reported: Some(outcome_of(&report.health)),
+    })
 }
 
 /// Server-side apply of the whole status with the operator's one field manager.

@@ -38,10 +38,12 @@ use apply::apply;
 use cleanup::cleanup;
 use kube_io::add_finalizer;
 use memory::{Memory, memory_key};
+use report::Pass;
 
 use crate::controller::aws::Aws;
 use crate::controller::inventory::Inventory;
 use crate::crd::is_paused;
+use crate::metrics::Metrics;
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
@@ -86,6 +88,8 @@ pub struct Context<K: ManagedKind> {
     pub recorder: Recorder,
     pub timing: Timing,
     pub kind: K::Context,
+    /// Where reconciles are counted and timed.
+    pub metrics: Metrics,
     /// What the process remembers of each object between passes, one record per UID.
     memory: Memory,
     /// The latest complete listing of the kind.
@@ -99,6 +103,7 @@ impl<K: ManagedKind> Context<K> {
         recorder: Recorder,
         timing: Timing,
         kind: K::Context,
+        metrics: Metrics,
     ) -> Self {
         Context {
             memory: Memory::new(timing.clone()),
@@ -107,6 +112,7 @@ impl<K: ManagedKind> Context<K> {
             recorder,
             timing,
             kind,
+            metrics,
             inventory: Inventory::default(),
         }
     }
@@ -128,21 +134,25 @@ pub async fn reconcile<K: ManagedKind>(
     object: Arc<K>,
     ctx: Arc<Context<K>>,
 ) -> Result<Action, ReconcileError> {
-    crate::observability::timed_reconcile(K::KIND, async {
+    let metrics = ctx.metrics.clone();
+    let pass = async {
         tokio::time::timeout(RECONCILE_TIMEOUT, reconcile_object(object, ctx))
             .await
             .unwrap_or(Err(ReconcileError::Timeout("the reconcile")))
-    })
-    .await
+    };
+    metrics
+        .timed_reconcile(K::KIND, pass, |pass: &Pass| pass.reported)
+        .await
+        .map(|pass| pass.action)
 }
 
 async fn reconcile_object<K: ManagedKind>(
     object: Arc<K>,
     ctx: Arc<Context<K>>,
-) -> Result<Action, ReconcileError> {
+) -> Result<Pass, ReconcileError> {
     // Paused: no AWS call at all, not even for deletion; unpausing is an object change that wakes us.
     if is_paused(object.meta()) {
-        return Ok(Action::await_change());
+        return Ok(Pass::quiet(Action::await_change()));
     }
     let namespace = object.namespace().ok_or(ReconcileError::NoNamespace)?;
     let api: Api<K> = Api::namespaced(ctx.kube.clone(), &namespace);
@@ -153,14 +163,14 @@ async fn reconcile_object<K: ManagedKind>(
         if !has_finalizer {
             // Going away without the operator's cleanup (its finalizer removed by hand).
             ctx.memory.forget(&memory_key(&*object));
-            return Ok(Action::await_change());
+            return Ok(Pass::quiet(Action::await_change()));
         }
         return cleanup(&*object, &ctx, &api).await;
     }
     if !has_finalizer {
         // Before any AWS call, so that nothing created in AWS can outlive the object unnoticed.
         add_finalizer(&api, &*object).await?;
-        return Ok(Action::await_change());
+        return Ok(Pass::quiet(Action::await_change()));
     }
     apply(&*object, &ctx, &api).await
 }

@@ -5,6 +5,8 @@ use super::ManagedKind;
 use crate::controller::aws_error::{AwsError, ErrorClass};
 use crate::controller::status::{Health, StatusDocument, truncate};
 use crate::crd::CONDITION_READY;
+use crate::metrics::ReconcileOutcome;
+use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 
 /// Longest event note (the Events API limit).
@@ -23,6 +25,33 @@ pub(super) enum Requeue {
     Long,
     /// Only a change of the object helps.
     AwaitChange,
+}
+
+/// What one reconcile did: when to look again, and the health its pass reported (the outcome label of
+/// the reconcile metric), if it got as far as reporting one.
+pub(super) struct Pass {
+    pub(super) action: Action,
+    pub(super) reported: Option<ReconcileOutcome>,
+}
+
+impl Pass {
+    /// A reconcile that reported nothing (paused, nothing due, a finalizer added or released): counted
+    /// as `skipped`.
+    pub(super) fn quiet(action: Action) -> Self {
+        Pass {
+            action,
+            reported: None,
+        }
+    }
+}
+
+/// The outcome label of a reconcile that reported `health`.
+pub(super) fn outcome_of(health: &Health) -> ReconcileOutcome {
+    match health {
+        Health::Ready { .. } => ReconcileOutcome::ready,
+        Health::Progressing { .. } => ReconcileOutcome::progressing,
+        Health::Stalled { .. } => ReconcileOutcome::stalled,
+    }
 }
 
 /// What one pass concluded.

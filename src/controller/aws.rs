@@ -18,6 +18,8 @@ use crate::metrics::Metrics;
 use aws_sdk_ivschat::config::http::HttpResponse;
 use aws_sdk_ivschat::config::retry::RetryConfig;
 use aws_sdk_ivschat::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ivschat::primitives::{DateTime, DateTimeFormat};
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -172,6 +174,17 @@ impl Aws {
             attempt += 1;
         }
     }
+}
+
+/// An SDK timestamp as the status records it (RFC 3339).
+pub fn sdk_time(value: Option<&DateTime>) -> Option<String> {
+    value.and_then(|t| t.fmt(DateTimeFormat::DateTime).ok())
+}
+
+/// SDK tags, ordered (absent: none).
+pub fn sdk_tags(tags: Option<&HashMap<String, String>>) -> BTreeMap<String, String> {
+    tags.map(|t| t.clone().into_iter().collect())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 
 use super::aws::{Aws, Retry, sdk_tags, sdk_time};
 use super::aws_error::{AwsError, ErrorClass};
-use super::driver::{Deletion, ManagedKind, Observed, Pending, Policies};
+use super::driver::{Deletion, ManagedKind, Observed, Pending};
 use super::inventory::{Listed, Page};
 use super::room::referenced_names;
 use super::status::reasons;
@@ -169,15 +169,6 @@ impl ManagedKind for ChatLoggingConfiguration {
     type Fields = LoggingConfigurationFields;
     type Summary = LoggingConfigurationFields;
     type Context = Store<ChatRoom>;
-
-    fn policies(&self) -> Policies {
-        Policies {
-            deletion: self.spec.deletion_policy,
-            management: self.spec.management_policy,
-            adopt_arn: self.spec.adopt_arn.clone(),
-            tags: self.spec.tags.clone(),
-        }
-    }
 
     async fn context_ready(rooms: &Self::Context) {
         // Deletion must see every room that still names this configuration.

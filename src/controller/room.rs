@@ -6,7 +6,7 @@
 
 use super::aws::{Aws, Retry, sdk_tags, sdk_time};
 use super::aws_error::AwsError;
-use super::driver::{Deletion, ManagedKind, Observed, Pending, Policies};
+use super::driver::{Deletion, ManagedKind, Observed, Pending};
 use super::inventory::{Listed, Page};
 use super::status::{StatusDocument, reasons};
 use crate::crd::{ChatLoggingConfiguration, ChatRoom, ChatRoomSpec, LoggingConfigurationTarget};
@@ -255,15 +255,6 @@ impl ManagedKind for ChatRoom {
     type Fields = RoomFields;
     type Summary = ListedRoomFields;
     type Context = Store<ChatLoggingConfiguration>;
-
-    fn policies(&self) -> Policies {
-        Policies {
-            deletion: self.spec.deletion_policy,
-            management: self.spec.management_policy,
-            adopt_arn: self.spec.adopt_arn.clone(),
-            tags: self.spec.tags.clone(),
-        }
-    }
 
     async fn context_ready(configs: &Self::Context) {
         super::driver::store_ready(configs).await;

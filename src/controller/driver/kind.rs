@@ -5,25 +5,16 @@ use crate::controller::aws::Aws;
 use crate::controller::aws_error::AwsError;
 use crate::controller::inventory::{Listed, Page};
 use crate::controller::status::StatusDocument;
-use crate::crd::{DeletionPolicy, ManagementPolicy};
+use crate::crd::{ManagedSpec, Policies};
 use kube::Resource;
 use kube::core::NamespaceResourceScope;
+use kube::core::object::HasSpec;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::future::Future;
 use std::time::Duration;
-
-/// What the spec says about the AWS resource's life, common to both kinds.
-#[derive(Clone, Debug, Default)]
-pub struct Policies {
-    pub deletion: DeletionPolicy,
-    pub management: ManagementPolicy,
-    pub adopt_arn: Option<String>,
-    /// The user's tags (without the ownership tags).
-    pub tags: BTreeMap<String, String>,
-}
 
 /// An AWS resource as read (or as returned by a write): identity, times, state, normalised fields and tags.
 #[derive(Clone, Debug, PartialEq)]
@@ -59,6 +50,7 @@ pub enum Deletion {
 /// One kind of AWS-backed custom resource.
 pub trait ManagedKind:
     Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + HasSpec<Spec: ManagedSpec>
     + Clone
     + Debug
     + Serialize
@@ -78,7 +70,10 @@ pub trait ManagedKind:
     /// objects).
     type Context: Send + Sync + 'static;
 
-    fn policies(&self) -> Policies;
+    /// What the spec says about the AWS resource's life (the part every managed spec shares).
+    fn policies(&self) -> Policies {
+        self.spec().policies()
+    }
 
     /// Maps the spec to the desired AWS fields.
     fn desired(&self, context: &Self::Context) -> Result<Self::Fields, Pending>;

@@ -29,7 +29,7 @@ mod memory;
 mod report;
 
 pub use drift::run_inventory;
-pub use kind::{Deletion, ManagedKind, Observed, Pending, Policies, store_ready};
+pub use kind::{Deletion, ManagedKind, Observed, Pending, store_ready};
 pub use kube_io::{FIELD_MANAGER, FINALIZER};
 pub use memory::jittered_backoff;
 pub use report::{StateKind, state_kind, state_reason};

@@ -9,8 +9,9 @@
 //! - **No create without a lookup.** Creates take no idempotency token, so before every create (and
 //!   before releasing a finalizer with no ARN in status) the driver looks for a resource that already
 //!   carries the object's ownership tag: a fresh filtered listing where the kind has one (rooms by name),
-//!   otherwise a complete [`Snapshot`] that started after this object's last create attempt. A crash or a
-//!   lost response between the create and the status write therefore ends in adoption, never a duplicate.
+//!   otherwise a complete [`Snapshot`](crate::controller::inventory::Snapshot) that started after this
+//!   object's last create attempt. A crash or a lost response between the create and the status write
+//!   therefore ends in adoption, never a duplicate.
 //! - **Drift is found by listing.** [`run_inventory`] lists the kind once per resync period and compares
 //!   each summary with the last full read recorded in status (update time, tags, summary fields); only
 //!   objects whose resource changed or vanished are reconciled, and only those cost a Get call.

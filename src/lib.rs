@@ -3,7 +3,7 @@
 pub mod controller;
 pub mod crd;
 pub mod leader;
-pub mod observability;
+pub mod metrics;
 pub mod plugin;
 pub mod probes;
 pub mod run;

@@ -11,7 +11,7 @@
 use crate::controller::driver::Timing;
 use crate::controller::{self, OperatorHandle, aws, rate_limit};
 use crate::leader::{LeaderElection, LeaseSettings};
-use crate::observability::metrics;
+use crate::metrics::Metrics;
 use crate::probes::Probes;
 use anyhow::Context as _;
 use axum::http::{HeaderName, StatusCode, header};
@@ -156,11 +156,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .await
         .context("cannot build a Kubernetes client from the kubeconfig or the in-cluster config")?;
     let aws = aws_access(&args).await;
+    // The process's one metrics registry: the controllers count into it, /metrics serves it.
+    let metrics = Metrics::new();
     let options = controller::Options {
         timing: Timing {
             resync_period: args.resync_period,
             ..Timing::default()
         },
+        metrics: metrics.clone(),
         namespace: args.namespace.clone(),
         concurrency: args.concurrency,
     };
@@ -173,14 +176,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     operate(
         &args.operations,
         kube.clone(),
+        &metrics,
         move || controller::start_with(kube, aws, options),
         shutdown_signal(),
     )
     .await
 }
 
-/// The AWS access the flags describe: region and endpoint, every attempt counted in the metrics, the rate
-/// budget and the attempt timeout.
+/// The AWS access the flags describe: region and endpoint, the rate budget and the attempt timeout (the
+/// controllers count every attempt in their metrics: [`aws::Aws::counted_in`]).
 async fn aws_access(args: &RunArgs) -> aws::Aws {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(region) = args.region.clone() {
@@ -189,8 +193,7 @@ async fn aws_access(args: &RunArgs) -> aws::Aws {
     if let Some(endpoint) = args.aws_endpoint_url.as_deref() {
         loader = loader.endpoint_url(endpoint);
     }
-    let client =
-        crate::observability::instrument_aws(&aws_sdk_ivschat::Client::new(&loader.load().await));
+    let client = aws_sdk_ivschat::Client::new(&loader.load().await);
     let limiter = match args.aws_rate_limit {
         AwsRateLimit::Aws => Some(Arc::new(rate_limit::RateLimiter::new(
             rate_limit::quotas_with(&args.aws_quotas),
@@ -265,6 +268,7 @@ impl Stoppable for OperatorHandle {
 pub async fn operate<H, S, F>(
     args: &OperationsArgs,
     kube: kube::Client,
+    metrics: &Metrics,
     start: S,
     shutdown: F,
 ) -> anyhow::Result<()>
@@ -277,7 +281,10 @@ where
     let servers = Servers::start(
         args.metrics_bind_address,
         args.health_probe_bind_address,
-        || metrics().encode(),
+        {
+            let metrics = metrics.clone();
+            move || metrics.encode()
+        },
         probes.clone(),
     )
     .await?;
@@ -288,7 +295,7 @@ where
         tracing::info!(%address, "serving /healthz and /readyz");
     }
     probes.set_ready(true);
-    let outcome = reconcile_while_leading(args, kube, start, shutdown, &probes).await;
+    let outcome = reconcile_while_leading(args, kube, metrics, start, shutdown, &probes).await;
     servers.stop().await;
     outcome
 }
@@ -297,6 +304,7 @@ where
 async fn reconcile_while_leading<H, S, F>(
     args: &OperationsArgs,
     kube: kube::Client,
+    metrics: &Metrics,
     start: S,
     shutdown: F,
     probes: &Probes,
@@ -316,7 +324,7 @@ where
             identity = %settings.identity,
             "waiting for leadership"
         );
-        metrics().set_leader(false);
+        metrics.set_leader(false);
         tokio::select! {
             result = election.acquire() => result?,
             result = &mut shutdown => {
@@ -329,7 +337,7 @@ where
     } else {
         None
     };
-    metrics().set_leader(true);
+    metrics.set_leader(true);
 
     let handle = start();
     let ended = async {
@@ -362,7 +370,7 @@ where
     };
     probes.set_ready(false);
     let stopped = handle.stop_within(STOP_TIMEOUT).await;
-    metrics().set_leader(false);
+    metrics.set_leader(false);
     if let Some(election) = election {
         // Only after the controllers stopped: the successor must not start while we still reconcile.
         match election.release().await {
@@ -678,7 +686,7 @@ mod tests {
                 tokio::time::sleep(Duration::from_millis(signal_after)).await;
                 signal.map_err(anyhow::Error::msg)
             };
-            let outcome = operate(&args, kube.clone(), move || stand_in, shutdown).await;
+            let outcome = operate(&args, kube.clone(), &Metrics::new(), move || stand_in, shutdown).await;
             assert_eq!(
                 outcome.err().map(|error| error.to_string()),
                 error.map(str::to_owned),

@@ -89,6 +89,7 @@ impl World {
                 },
                 namespace: Some(NAMESPACE.to_owned()),
                 concurrency: 2,
+                ..Options::default()
             },
         );
         let plugin_dir = Path::new(PLUGIN).parent().expect("the plugin's directory");

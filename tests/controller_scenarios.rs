@@ -118,6 +118,7 @@ impl Scenario {
                 timing: test_timing(),
                 namespace: Some(self.namespace.clone()),
                 concurrency: 4,
+                ..Options::default()
             },
         ));
     }
@@ -1462,5 +1463,111 @@ async fn deleting_an_object_whose_status_lost_its_arn_deletes_its_room() {
         let gone = s.aws.get_room().identifier(&orphan).send().await;
         assert!(gone.is_err(), "{object_name}: {orphan} outlived its object");
     }
+    s.finish().await;
+}
+
+/// An object deleted without the operator's cleanup (its finalizer removed by hand) and created again
+/// under the same name is a new object, with a new UID: it gets its own AWS room at once, not after a
+/// resync period spent on what the process remembered of the old object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_recreated_under_the_same_name_is_created_at_once() {
+    let mut s = Scenario::new("recreated").await;
+    // A resync period far beyond the test, so that only the recreation itself can create the new room.
+    s.stop_operator().await;
+    s.operator = Some(controller::start(
+        s.kube.clone(),
+        s.emulator.sdk_client(),
+        Options {
+            timing: Timing {
+                resync_period: Duration::from_secs(600),
+                ..test_timing()
+            },
+            namespace: Some(s.namespace.clone()),
+            ..Options::default()
+        },
+    ));
+    let spec = json!({"name": "recreated-room", "tags": {"team": "chat"}});
+    s.room("room", spec.clone()).await;
+    let first = wait_for(&s.rooms(), "room", "Ready", is_ready).await;
+    let first_arn = room_arn(&first);
+
+    // Paused first, so that the operator neither cleans up nor puts its finalizer back while the
+    // finalizer is removed by hand; the object then goes away at once, leaving its room in AWS.
+    s.rooms()
+        .patch(
+            "room",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {PAUSED_ANNOTATION: "true"}}})),
+        )
+        .await
+        .expect("pausing the room");
+    let unfinalized = json!([
+        {"op": "test", "path": "/metadata/finalizers", "value": ["ivschat.dev/finalizer"]},
+        {"op": "remove", "path": "/metadata/finalizers"},
+    ]);
+    s.rooms()
+        .patch(
+            "room",
+            &PatchParams::default(),
+            &Patch::Json::<()>(serde_json::from_value(unfinalized).expect("a JSON patch")),
+        )
+        .await
+        .expect("removing the finalizer by hand");
+    s.rooms()
+        .delete("room", &DeleteParams::default())
+        .await
+        .expect("deleting the room");
+    wait_gone(&s.rooms(), "room").await;
+
+    let recreated_at = Instant::now();
+    let creates_before = s.emulator.request_total("CreateRoom");
+    s.room("room", spec).await;
+    let within = Duration::from_secs(10);
+    let second = loop {
+        let room = s.rooms().get_opt("room").await.expect("reading the room");
+        if let Some(room) = room.filter(is_ready) {
+            break room;
+        }
+        assert!(
+            recreated_at.elapsed() < within,
+            "the recreated room is not Ready within {within:?} (resync period 600 s): {:#?}",
+            s.rooms().get_opt("room").await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let second_arn = room_arn(&second);
+    assert_ne!(second_arn, first_arn, "a new object gets a new room");
+    assert_ne!(second.uid(), first.uid());
+    assert_eq!(
+        s.emulator.request_total("CreateRoom"),
+        creates_before + 1,
+        "exactly one create for the new object"
+    );
+    let created = s
+        .aws
+        .get_room()
+        .identifier(&second_arn)
+        .send()
+        .await
+        .expect("the new room exists in AWS");
+    assert_eq!(
+        created
+            .tags()
+            .and_then(|tags| tags.get(OWNER_UID_TAG))
+            .cloned(),
+        second.uid()
+    );
+    // The old object's room was left behind (its cleanup never ran) and is still tagged as the old one's.
+    let old = s
+        .aws
+        .get_room()
+        .identifier(&first_arn)
+        .send()
+        .await
+        .expect("the old room is still in AWS");
+    assert_eq!(
+        old.tags().and_then(|tags| tags.get(OWNER_UID_TAG)).cloned(),
+        first.uid()
+    );
     s.finish().await;
 }

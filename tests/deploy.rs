@@ -7,6 +7,7 @@
 use ivschat_emulator::{Emulator, EmulatorConfig};
 use ivschat_operator::controller::{self, Options, driver::Timing};
 use ivschat_operator::crd::{ChatLoggingConfiguration, ChatRoom};
+use ivschat_operator::metrics::Metrics;
 use ivschat_operator::run::{LogFormat, OperationsArgs, operate};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
@@ -626,8 +627,20 @@ fn operations_called_by_the_controllers() -> BTreeSet<String> {
     let call = regex::Regex::new(r"\.((?:create|get|update|delete|list|tag|untag)_[a-z_]+)\(\)")
         .expect("regex");
     let mut operations = BTreeSet::new();
-    for entry in std::fs::read_dir(repo_path("src/controller")).expect("src/controller") {
-        let path = entry.expect("entry").path();
+    // Every source file under src/controller, subdirectories (e.g. the driver's) included.
+    let mut directories = vec![repo_path("src/controller")];
+    let mut files = Vec::new();
+    while let Some(directory) = directories.pop() {
+        for entry in std::fs::read_dir(&directory).expect("src/controller") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                directories.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    for path in files {
         let source = std::fs::read_to_string(&path).expect("source");
         for capture in call.captures_iter(&source) {
             let pascal: String = capture[1]
@@ -866,9 +879,12 @@ async fn the_controllers_run_a_full_scenario_as_the_deploy_service_account() {
     let lease_client = operator.clone();
     let operator_task = tokio::spawn(async move {
         let aws = emulator_client;
+        let metrics = Metrics::new();
+        let controller_metrics = metrics.clone();
         operate(
             &operations,
             lease_client,
+            &metrics,
             move || {
                 controller::start(
                     operator,
@@ -881,6 +897,7 @@ async fn the_controllers_run_a_full_scenario_as_the_deploy_service_account() {
                             max_backoff: Duration::from_secs(2),
                             long_backoff: Duration::from_secs(3),
                         },
+                        metrics: controller_metrics,
                         namespace: None,
                         concurrency: 4,
                     },
@@ -1118,6 +1135,7 @@ async fn argocd_health_reads_the_statuses_the_operator_writes() {
             },
             namespace: Some(namespace.to_owned()),
             concurrency: 4,
+            ..Options::default()
         },
     );
     let rooms: Api<ChatRoom> = Api::namespaced(admin.clone(), namespace);

@@ -241,6 +241,7 @@ async fn five_hundred_rooms_converge_under_quotas_faults_and_latency_without_thr
             },
             namespace: Some("scale-quotas".into()),
             concurrency: 16,
+            ..Options::default()
         },
     );
     let rooms: Api<ChatRoom> = Api::namespaced(kube.clone(), "scale-quotas");
@@ -316,6 +317,7 @@ async fn a_resync_of_two_thousand_rooms_lists_them_and_still_corrects_drift() {
             },
             namespace: Some("scale-drift".into()),
             concurrency: 16,
+            ..Options::default()
         },
     );
     let rooms: Api<ChatRoom> = Api::namespaced(kube.clone(), "scale-drift");
@@ -409,6 +411,7 @@ async fn a_resync_of_two_thousand_rooms_lists_them_and_still_corrects_drift() {
             },
             namespace: Some("scale-drift".into()),
             concurrency: 16,
+            ..Options::default()
         },
     );
     tokio::time::sleep(RESYNC / 2).await;

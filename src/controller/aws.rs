@@ -14,9 +14,12 @@
 
 use super::aws_error::{AwsError, ErrorClass};
 use super::rate_limit::RateLimiter;
+use crate::metrics::Metrics;
 use aws_sdk_ivschat::config::http::HttpResponse;
 use aws_sdk_ivschat::config::retry::RetryConfig;
 use aws_sdk_ivschat::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ivschat::primitives::{DateTime, DateTimeFormat};
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -113,6 +116,12 @@ impl Aws {
         }
     }
 
+    /// The same access with every HTTP attempt counted in `metrics` (by operation and outcome).
+    pub fn counted_in(mut self, metrics: &Metrics) -> Self {
+        self.client = crate::metrics::instrument_aws(&self.client, metrics);
+        self
+    }
+
     /// The same client and budget with another call policy.
     pub fn with_policy(mut self, policy: CallPolicy) -> Self {
         self.policy = policy;
@@ -146,7 +155,8 @@ impl Aws {
                     Ok(Err(err)) => AwsError::from_sdk(operation, err),
                     Err(_) => AwsError::timed_out(operation, self.policy.attempt_timeout),
                 };
-            // (Every attempt, throttled or not, is counted by the client's metrics interceptor.)
+            // (Every attempt, throttled or not, is counted by the client's metrics interceptor, when the
+            // client is `counted_in` metrics.)
             if err.is_throttling()
                 && let Some(limiter) = &self.limiter
             {
@@ -164,6 +174,17 @@ impl Aws {
             attempt += 1;
         }
     }
+}
+
+/// An SDK timestamp as the status records it (RFC 3339).
+pub fn sdk_time(value: Option<&DateTime>) -> Option<String> {
+    value.and_then(|t| t.fmt(DateTimeFormat::DateTime).ok())
+}
+
+/// SDK tags, ordered (absent: none).
+pub fn sdk_tags(tags: Option<&HashMap<String, String>>) -> BTreeMap<String, String> {
+    tags.map(|t| t.clone().into_iter().collect())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

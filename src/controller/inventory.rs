@@ -16,8 +16,8 @@ use super::aws_error::AwsError;
 use crate::crd::OWNER_UID_TAG;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 /// One resource as a listing reports it: identity, times, state and tags, plus the kind's summary fields.
 #[derive(Clone, Debug, PartialEq)]
@@ -213,23 +213,25 @@ mod tests {
         assert!(snapshot.owned_by("uid-3").is_empty());
     }
 
-    #[test]
-    fn a_snapshot_proves_only_what_existed_when_it_started() {
+    #[tokio::test(start_paused = true)]
+    async fn a_snapshot_proves_only_what_existed_when_it_started() {
         let inventory = Inventory::<()>::default();
         assert!(inventory.since(None).is_none(), "no listing yet");
         let before = Instant::now();
-        std::thread::sleep(Duration::from_millis(2));
+        tokio::time::advance(Duration::from_millis(2)).await;
         let started = Instant::now();
         inventory.begin(started);
+        tokio::time::advance(Duration::from_secs(3)).await;
         inventory.publish(Snapshot::new(started, vec![]));
         assert!(inventory.since(None).is_some());
         assert!(inventory.since(Some(before)).is_some());
-        // A create attempted after the listing started may be missing from it.
+        // A create attempted at the very instant the listing started, or later, may be missing from it.
+        assert!(inventory.since(Some(started)).is_none());
         let attempt = Instant::now();
         assert!(inventory.since(Some(attempt)).is_none());
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn requests_are_kept_until_the_loop_waits_and_skipped_when_covered() {
         let inventory = Inventory::<()>::default();
         inventory.request(None);
@@ -238,7 +240,7 @@ mod tests {
             .expect("a request made before the wait is kept");
         // A listing under way that started after `since` covers the request.
         let since = Instant::now();
-        std::thread::sleep(Duration::from_millis(2));
+        tokio::time::advance(Duration::from_millis(2)).await;
         inventory.begin(Instant::now());
         inventory.request(Some(since));
         assert!(
@@ -251,5 +253,17 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(1), inventory.requested())
             .await
             .expect("an uncovered request wakes the loop");
+        // Once the listing ended, nothing covers a request any more.
+        inventory.fail(AwsError {
+            operation: "ListRooms",
+            class: crate::controller::aws_error::ErrorClass::Transient,
+            code: "InternalServerException".into(),
+            message: String::new(),
+        });
+        assert!(inventory.last_error().is_some());
+        inventory.request(Some(since));
+        tokio::time::timeout(Duration::from_secs(1), inventory.requested())
+            .await
+            .expect("no listing under way: the request wakes the loop");
     }
 }

@@ -5,9 +5,9 @@
 //! Deletion waits while ChatRooms in the namespace still name the configuration. ListLoggingConfigurations
 //! summaries carry every field, so a listing alone confirms a configuration in sync.
 
-use super::aws::{Aws, Retry};
+use super::aws::{Aws, Retry, sdk_tags, sdk_time};
 use super::aws_error::{AwsError, ErrorClass};
-use super::driver::{Deletion, ManagedKind, Observed, Pending, Policies};
+use super::driver::{Deletion, ManagedKind, Observed, Pending};
 use super::inventory::{Listed, Page};
 use super::room::referenced_names;
 use super::status::reasons;
@@ -15,7 +15,6 @@ use crate::crd::{
     ChatLoggingConfiguration, ChatRoom, CloudWatchLogsDestination, DestinationConfiguration,
     FirehoseDestination, S3Destination,
 };
-use aws_sdk_ivschat::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_ivschat::types::{
     CloudWatchLogsDestinationConfiguration, DestinationConfiguration as AwsDestination,
     FirehoseDestinationConfiguration, S3DestinationConfiguration,
@@ -23,7 +22,7 @@ use aws_sdk_ivschat::types::{
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// The AWS logging-configuration fields the spec controls.
 #[derive(Serialize, Clone, Debug, PartialEq, Eq)]
@@ -118,13 +117,25 @@ pub fn configurations_affected_by(
     affected
 }
 
-fn time(value: Option<&DateTime>) -> Option<String> {
-    value.and_then(|t| t.fmt(DateTimeFormat::DateTime).ok())
-}
-
-fn tags(tags: Option<&HashMap<String, String>>) -> BTreeMap<String, String> {
-    tags.map(|t| t.clone().into_iter().collect())
-        .unwrap_or_default()
+/// [`Observed`] from any logging-configuration-shaped SDK answer: GetLoggingConfiguration,
+/// CreateLoggingConfiguration and UpdateLoggingConfiguration return the same fields in three output
+/// types, so one macro builds all three. `$arn`: the ARN to report if the answer has none.
+macro_rules! observed_logging_configuration {
+    ($config:expr, $arn:expr) => {{
+        let config = $config;
+        Observed {
+            arn: config.arn().unwrap_or($arn).to_owned(),
+            id: config.id().map(str::to_owned),
+            create_time: sdk_time(config.create_time()),
+            update_time: sdk_time(config.update_time()),
+            state: config.state().map(|s| s.as_str().to_owned()),
+            fields: LoggingConfigurationFields {
+                name: config.name().unwrap_or_default().to_owned(),
+                destination_configuration: from_aws_destination(config.destination_configuration()),
+            },
+            tags: sdk_tags(config.tags()),
+        }
+    }};
 }
 
 async fn get(
@@ -141,18 +152,7 @@ async fn get(
         Err(err) if err.class == ErrorClass::NotFound => return Ok(None),
         Err(err) => return Err(err),
     };
-    Ok(Some(Observed {
-        arn: config.arn().unwrap_or(arn).to_owned(),
-        id: config.id().map(str::to_owned),
-        create_time: time(config.create_time()),
-        update_time: time(config.update_time()),
-        state: config.state().map(|s| s.as_str().to_owned()),
-        fields: LoggingConfigurationFields {
-            name: config.name().unwrap_or_default().to_owned(),
-            destination_configuration: from_aws_destination(config.destination_configuration()),
-        },
-        tags: tags(config.tags()),
-    }))
+    Ok(Some(observed_logging_configuration!(config, arn)))
 }
 
 /// After a write, AWS may already have forgotten the resource (deleted out of band in between): then the
@@ -169,15 +169,6 @@ impl ManagedKind for ChatLoggingConfiguration {
     type Fields = LoggingConfigurationFields;
     type Summary = LoggingConfigurationFields;
     type Context = Store<ChatRoom>;
-
-    fn policies(&self) -> Policies {
-        Policies {
-            deletion: self.spec.deletion_policy,
-            management: self.spec.management_policy,
-            adopt_arn: self.spec.adopt_arn.clone(),
-            tags: self.spec.tags.clone(),
-        }
-    }
 
     async fn context_ready(rooms: &Self::Context) {
         // Deletion must see every room that still names this configuration.
@@ -246,20 +237,7 @@ impl ManagedKind for ChatLoggingConfiguration {
                 },
             )
             .await?;
-        let written = Observed {
-            arn: created.arn().unwrap_or_default().to_owned(),
-            id: created.id().map(str::to_owned),
-            create_time: time(created.create_time()),
-            update_time: time(created.update_time()),
-            state: created.state().map(|s| s.as_str().to_owned()),
-            fields: LoggingConfigurationFields {
-                name: created.name().unwrap_or_default().to_owned(),
-                destination_configuration: from_aws_destination(
-                    created.destination_configuration(),
-                ),
-            },
-            tags: tags(created.tags()),
-        };
+        let written = observed_logging_configuration!(created, "");
         get_after_write(aws, written).await
     }
 
@@ -279,20 +257,7 @@ impl ManagedKind for ChatLoggingConfiguration {
                     .send()
             })
             .await?;
-        let written = Observed {
-            arn: updated.arn().unwrap_or(arn).to_owned(),
-            id: updated.id().map(str::to_owned),
-            create_time: time(updated.create_time()),
-            update_time: time(updated.update_time()),
-            state: updated.state().map(|s| s.as_str().to_owned()),
-            fields: LoggingConfigurationFields {
-                name: updated.name().unwrap_or_default().to_owned(),
-                destination_configuration: from_aws_destination(
-                    updated.destination_configuration(),
-                ),
-            },
-            tags: tags(updated.tags()),
-        };
+        let written = observed_logging_configuration!(updated, arn);
         get_after_write(aws, written).await
     }
 
@@ -340,10 +305,10 @@ impl ManagedKind for ChatLoggingConfiguration {
             .iter()
             .map(|summary| Listed {
                 arn: summary.arn().unwrap_or_default().to_owned(),
-                create_time: time(summary.create_time()),
-                update_time: time(summary.update_time()),
+                create_time: sdk_time(summary.create_time()),
+                update_time: sdk_time(summary.update_time()),
                 state: summary.state().map(|s| s.as_str().to_owned()),
-                tags: tags(summary.tags()),
+                tags: sdk_tags(summary.tags()),
                 summary: LoggingConfigurationFields {
                     name: summary.name().unwrap_or_default().to_owned(),
                     destination_configuration: from_aws_destination(

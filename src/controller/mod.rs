@@ -2,10 +2,12 @@
 //! against AWS IVS Chat (or any compatible endpoint, such as the local emulator).
 //!
 //! Files: [`driver`] (the one generic reconcile driver and the per-kind trait), [`room`] and
-//! [`logging_configuration`] (the two kinds: mapping and AWS calls), [`plan`] (pure diffing and tag
-//! planning), [`status`] (conditions and the status document), [`aws`] (every AWS call: rate budget,
-//! timeouts, retries), [`aws_error`] (error classification), [`rate_limit`] (the client-side rate budget
+//! [`logging_configuration`] (the two kinds: mapping and AWS calls), `registration` (the wiring every
+//! kind gets: watches, wake-ups, drift channel, context, run), [`plan`] (pure diffing and tag planning),
+//! [`status`] (conditions and the status document), [`aws`] (every AWS call: rate budget, timeouts,
+//! retries, metrics), [`aws_error`] (error classification), [`rate_limit`] (the client-side rate budget
 //! and its quotas), [`inventory`] (complete listings for drift detection and the ownership lookup).
+//! Metrics are [`crate::metrics`], handed in through [`Options::metrics`].
 //!
 //! [`start`] runs both controllers in-process on given clients and returns a handle that stops them. The
 //! library knows nothing of the process around it (flags, logs, servers, leader election, signals): that is
@@ -18,26 +20,27 @@ pub mod inventory;
 pub mod logging_configuration;
 pub mod plan;
 pub mod rate_limit;
+mod registration;
 pub mod room;
 pub mod status;
 
 use crate::crd::{ChatLoggingConfiguration, ChatRoom};
+use crate::metrics::Metrics;
 use anyhow::Context as _;
-use driver::{Context, Timing, error_policy, reconcile};
-use futures_util::StreamExt;
-use kube::Api;
-use kube::runtime::events::{Recorder, Reporter};
+use driver::Timing;
 use kube::runtime::reflector::Store;
-use kube::runtime::{Controller, watcher};
-use std::sync::Arc;
+use registration::Registration;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// How the in-process operator runs.
 #[derive(Clone, Debug)]
 pub struct Options {
     pub timing: Timing,
+    /// Where the controllers count reconciles and AWS calls; the process serves the same [`Metrics`] on
+    /// /metrics.
+    pub metrics: Metrics,
     /// Watch only this namespace (`None`: all).
     pub namespace: Option<String>,
     /// Objects reconciled in parallel per kind.
@@ -48,6 +51,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             timing: Timing::default(),
+            metrics: Metrics::new(),
             namespace: None,
             concurrency: 16,
         }
@@ -117,26 +121,6 @@ where
         .is_ok_and(|ready| ready.is_ok())
 }
 
-fn api<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
-where
-    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
-{
-    match namespace {
-        Some(namespace) => Api::namespaced(client.clone(), namespace),
-        None => Api::all(client.clone()),
-    }
-}
-
-fn recorder(client: &kube::Client, controller: &str) -> Recorder {
-    Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: controller.to_owned(),
-            instance: std::env::var("POD_NAME").ok(),
-        },
-    )
-}
-
 /// Starts both controllers on the given clients, without a client-side rate budget (tests against an
 /// emulator that enforces no quotas). Must be called inside a tokio runtime.
 pub fn start(kube: kube::Client, aws: aws_sdk_ivschat::Client, options: Options) -> OperatorHandle {
@@ -146,81 +130,30 @@ pub fn start(kube: kube::Client, aws: aws_sdk_ivschat::Client, options: Options)
 /// [`start`] with a given AWS access (e.g. with a rate budget). One `Aws` serves both controllers: the
 /// quotas are per account, not per kind.
 pub fn start_with(kube: kube::Client, aws: aws::Aws, options: Options) -> OperatorHandle {
+    let aws = aws.counted_in(&options.metrics);
     let namespace = options.namespace.as_deref();
-    let config = kube::runtime::Config::default().concurrency(options.concurrency);
-    let rooms: Api<ChatRoom> = api(&kube, namespace);
-    let configs: Api<ChatLoggingConfiguration> = api(&kube, namespace);
+    let rooms = Registration::<ChatRoom>::watch(&kube, namespace);
+    let configs = Registration::<ChatLoggingConfiguration>::watch(&kube, namespace);
+    let (room_store, config_store) = (rooms.store(), configs.store());
 
-    let room_controller = Controller::new(rooms.clone(), watcher::Config::default());
-    let room_store = room_controller.store();
-    let config_controller = Controller::new(configs.clone(), watcher::Config::default());
-    let config_store = config_controller.store();
-    // Objects whose AWS resource a listing shows changed (drift) are reconciled at once.
-    let (stale_rooms, stale_room_refs) = mpsc::unbounded_channel();
-    let (stale_configs, stale_config_refs) = mpsc::unbounded_channel();
-
-    // A logging configuration's change (e.g. it became ACTIVE) wakes the rooms that name it.
+    // A logging configuration's change (e.g. it became ACTIVE) wakes the rooms that name it; a room's
+    // change wakes the configurations it names and those waiting to be deleted. Each kind's context is
+    // the other's store.
     let rooms_of = room_store.clone();
-    let room_controller = room_controller
-        .watches(configs, watcher::Config::default(), move |config| {
+    let (room_run, stop_rooms) = rooms
+        .woken_by(&kube, namespace, move |config| {
             room::rooms_referencing(&rooms_of, &config)
         })
-        .reconcile_on(receiver_stream(stale_room_refs))
-        .with_config(config.clone());
-    // A room's change wakes the configurations it names and those waiting to be deleted.
+        .run(&kube, &aws, &options, config_store.clone());
     let configs_of = config_store.clone();
-    let config_controller = config_controller
-        .watches(rooms, watcher::Config::default(), move |room| {
+    let (config_run, stop_configs) = configs
+        .woken_by(&kube, namespace, move |room| {
             logging_configuration::configurations_affected_by(&configs_of, &room)
         })
-        .reconcile_on(receiver_stream(stale_config_refs))
-        .with_config(config);
+        .run(&kube, &aws, &options, room_store.clone());
 
-    let (stop_rooms, rooms_stopped) = oneshot::channel::<()>();
-    let (stop_configs, configs_stopped) = oneshot::channel::<()>();
-    let room_context = Arc::new(Context::<ChatRoom>::new(
-        kube.clone(),
-        aws.clone(),
-        recorder(&kube, "ivschat-operator/chatroom"),
-        options.timing.clone(),
-        config_store.clone(),
-    ));
-    let config_context = Arc::new(Context::<ChatLoggingConfiguration>::new(
-        kube.clone(),
-        aws,
-        recorder(&kube, "ivschat-operator/chatloggingconfiguration"),
-        options.timing,
-        room_store.clone(),
-    ));
-    let room_listing = driver::run_inventory(room_context.clone(), room_store.clone(), stale_rooms);
-    let config_listing =
-        driver::run_inventory(config_context.clone(), config_store.clone(), stale_configs);
-    let room_run = room_controller
-        .graceful_shutdown_on(async move {
-            let _ = rooms_stopped.await;
-        })
-        .run(reconcile, error_policy, room_context)
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "ChatRoom controller");
-            }
-        });
-    let config_run = config_controller
-        .graceful_shutdown_on(async move {
-            let _ = configs_stopped.await;
-        })
-        .run(reconcile, error_policy, config_context)
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "ChatLoggingConfiguration controller");
-            }
-        });
     let task = tokio::spawn(async move {
-        // The listing loops never end on their own: they stop when both controllers have.
-        tokio::select! {
-            _ = async { tokio::join!(room_run, config_run) } => {}
-            _ = async { tokio::join!(room_listing, config_listing) } => {}
-        }
+        tokio::join!(room_run, config_run);
     });
     OperatorHandle {
         shutdown: vec![stop_rooms, stop_configs],
@@ -230,18 +163,11 @@ pub fn start_with(kube: kube::Client, aws: aws::Aws, options: Options) -> Operat
     }
 }
 
-/// The receiving end of a channel as a stream (for `Controller::reconcile_on`).
-fn receiver_stream<T: Send + 'static>(
-    receiver: mpsc::UnboundedReceiver<T>,
-) -> impl futures_util::Stream<Item = T> + Send {
-    futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|item| (item, receiver))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kube::runtime::watcher;
+    use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
     /// Sets its flag when dropped: the end of the task that owns it.

@@ -4,18 +4,17 @@
 //! carry everything but the two message limits, and the `name` filter narrows the ownership lookup before
 //! a create.
 
-use super::aws::{Aws, Retry};
+use super::aws::{Aws, Retry, sdk_tags, sdk_time};
 use super::aws_error::AwsError;
-use super::driver::{Deletion, ManagedKind, Observed, Pending, Policies};
+use super::driver::{Deletion, ManagedKind, Observed, Pending};
 use super::inventory::{Listed, Page};
 use super::status::{StatusDocument, reasons};
 use crate::crd::{ChatLoggingConfiguration, ChatRoom, ChatRoomSpec, LoggingConfigurationTarget};
-use aws_sdk_ivschat::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_ivschat::types::{FallbackResult, MessageReviewHandler, RoomSummary};
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// The AWS room fields the spec controls, with AWS defaults applied, so that equal rooms compare equal.
 #[derive(Serialize, Clone, Debug, PartialEq, Eq)]
@@ -67,10 +66,10 @@ pub fn listed_room(summary: &RoomSummary) -> Listed<ListedRoomFields> {
     );
     Listed {
         arn: summary.arn().unwrap_or_default().to_owned(),
-        create_time: time(summary.create_time()),
-        update_time: time(summary.update_time()),
+        create_time: sdk_time(summary.create_time()),
+        update_time: sdk_time(summary.update_time()),
         state: None,
-        tags: tags(summary.tags()),
+        tags: sdk_tags(summary.tags()),
         summary: ListedRoomFields::of(&fields),
     }
 }
@@ -190,13 +189,28 @@ pub fn rooms_referencing(
         .collect()
 }
 
-fn time(value: Option<&DateTime>) -> Option<String> {
-    value.and_then(|t| t.fmt(DateTimeFormat::DateTime).ok())
-}
-
-fn tags(tags: Option<&HashMap<String, String>>) -> BTreeMap<String, String> {
-    tags.map(|t| t.clone().into_iter().collect())
-        .unwrap_or_default()
+/// [`Observed`] from any room-shaped SDK answer: GetRoom, CreateRoom and UpdateRoom return the same
+/// fields in three output types, so one macro builds all three. `$arn`: the ARN to report if the answer
+/// has none.
+macro_rules! observed_room {
+    ($room:expr, $arn:expr) => {{
+        let room = $room;
+        Observed {
+            arn: room.arn().unwrap_or($arn).to_owned(),
+            id: room.id().map(str::to_owned),
+            create_time: sdk_time(room.create_time()),
+            update_time: sdk_time(room.update_time()),
+            state: None,
+            fields: observed_fields(
+                room.name(),
+                room.maximum_message_length(),
+                room.maximum_message_rate_per_second(),
+                room.message_review_handler(),
+                room.logging_configuration_identifiers(),
+            ),
+            tags: sdk_tags(room.tags()),
+        }
+    }};
 }
 
 /// Room fields as AWS reports them, normalised like [`fields_from_spec`].
@@ -242,15 +256,6 @@ impl ManagedKind for ChatRoom {
     type Summary = ListedRoomFields;
     type Context = Store<ChatLoggingConfiguration>;
 
-    fn policies(&self) -> Policies {
-        Policies {
-            deletion: self.spec.deletion_policy,
-            management: self.spec.management_policy,
-            adopt_arn: self.spec.adopt_arn.clone(),
-            tags: self.spec.tags.clone(),
-        }
-    }
-
     async fn context_ready(configs: &Self::Context) {
         super::driver::store_ready(configs).await;
     }
@@ -285,21 +290,7 @@ impl ManagedKind for ChatRoom {
             Err(err) if err.class == super::aws_error::ErrorClass::NotFound => return Ok(None),
             Err(err) => return Err(err),
         };
-        Ok(Some(Observed {
-            arn: room.arn().unwrap_or(arn).to_owned(),
-            id: room.id().map(str::to_owned),
-            create_time: time(room.create_time()),
-            update_time: time(room.update_time()),
-            state: None,
-            fields: observed_fields(
-                room.name(),
-                room.maximum_message_length(),
-                room.maximum_message_rate_per_second(),
-                room.message_review_handler(),
-                room.logging_configuration_identifiers(),
-            ),
-            tags: tags(room.tags()),
-        }))
+        Ok(Some(observed_room!(room, arn)))
     }
 
     async fn create(
@@ -329,22 +320,7 @@ impl ManagedKind for ChatRoom {
             })
             .await
             .map_err(AwsError::not_found_is_terminal)?;
-        let arn = room.arn().unwrap_or_default().to_owned();
-        Ok(Observed {
-            arn,
-            id: room.id().map(str::to_owned),
-            create_time: time(room.create_time()),
-            update_time: time(room.update_time()),
-            state: None,
-            fields: observed_fields(
-                room.name(),
-                room.maximum_message_length(),
-                room.maximum_message_rate_per_second(),
-                room.message_review_handler(),
-                room.logging_configuration_identifiers(),
-            ),
-            tags: tags(room.tags()),
-        })
+        Ok(observed_room!(room, ""))
     }
 
     async fn update(
@@ -368,21 +344,7 @@ impl ManagedKind for ChatRoom {
                     .send()
             })
             .await?;
-        Ok(Observed {
-            arn: room.arn().unwrap_or(arn).to_owned(),
-            id: room.id().map(str::to_owned),
-            create_time: time(room.create_time()),
-            update_time: time(room.update_time()),
-            state: None,
-            fields: observed_fields(
-                room.name(),
-                room.maximum_message_length(),
-                room.maximum_message_rate_per_second(),
-                room.message_review_handler(),
-                room.logging_configuration_identifiers(),
-            ),
-            tags: tags(room.tags()),
-        })
+        Ok(observed_room!(room, arn))
     }
 
     async fn delete(aws: &Aws, arn: &str, _retry_failed: bool) -> Result<Deletion, AwsError> {

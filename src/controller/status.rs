@@ -29,30 +29,19 @@ pub mod reasons {
     pub const LOOKING_UP: &str = "LookingUpOwnedResource";
 }
 
-/// The status of either kind, as the operator writes it (camelCase like the CRD types).
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct StatusDocument {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub arn: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub create_time: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub update_time: Option<String>,
-    /// ChatLoggingConfiguration only: the AWS state.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    /// ChatRoom only: the logging configuration ARNs the room has.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub logging_configuration_arns: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub managed_tag_keys: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<Condition>,
+crate::crd::managed_status! {
+    /// The status of either kind, as the operator writes it (camelCase like the CRD types).
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+    #[serde(rename_all = "camelCase")]
+    pub struct StatusDocument describing "resource" {
+        /// ChatLoggingConfiguration only: the AWS state.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub state: Option<String>,
+
+        /// ChatRoom only: the logging configuration ARNs the room has.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub logging_configuration_arns: Vec<String>,
+    }
 }
 
 impl StatusDocument {

@@ -5,119 +5,89 @@
 //! CEL "exactly one" rule, which keeps the schema structural and the error message readable.
 
 use super::patterns;
-use super::schema::{for_kubernetes, tags};
-use super::{DeletionPolicy, ManagementPolicy};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use super::schema::for_kubernetes;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
-/// Desired state of an Amazon IVS Chat logging configuration.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[allow(
-    clippy::duplicated_attributes,
-    reason = "each printcolumn(...) repeats `type_ = \"string\"`; they are separate columns, not duplicates"
-)]
-#[kube(
-    group = "ivschat.dev",
-    version = "v1alpha1",
-    kind = "ChatLoggingConfiguration",
-    namespaced,
-    status = "ChatLoggingConfigurationStatus",
-    derive = "PartialEq",
-    shortname = "chlc",
-    category = "ivschat",
-    doc = "ChatLoggingConfiguration is an Amazon IVS Chat logging configuration (where rooms send their \
-        messages and events: an S3 bucket, a CloudWatch Logs log group or a Firehose delivery stream), \
-        managed by the ivschat-operator. ChatRooms in the same namespace refer to it by name. Set the \
-        annotation `ivschat.dev/paused: \"true\"` to pause reconciliation: the operator then makes no AWS \
-        call for the object (deletion waits until the annotation is removed or set to another value).",
-    printcolumn(
-        name = "ID",
-        type_ = "string",
-        json_path = ".status.id",
-        description = "AWS logging configuration ID"
-    ),
-    printcolumn(
-        name = "State",
-        type_ = "string",
-        json_path = ".status.state",
-        description = "AWS state"
-    ),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
-        description = "Status of the Ready condition"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    ),
-    printcolumn(
-        name = "ARN",
-        type_ = "string",
-        json_path = ".status.arn",
-        priority = 1,
-        description = "AWS logging configuration ARN"
-    )
-)]
-#[serde(rename_all = "camelCase")]
-#[schemars(
-    transform = for_kubernetes,
-    extend("x-kubernetes-validations" = [
-        {
-            "rule": "self.managementPolicy != 'ObserveOnly' || has(self.adoptArn)",
-            "message": "spec.adoptArn is required when spec.managementPolicy is ObserveOnly",
-        },
-        {
-            "rule": "!has(self.adoptArn) || has(oldSelf.adoptArn)",
-            "message": "spec.adoptArn cannot be added after creation",
-        },
-        {
-            "rule": "!has(oldSelf.adoptArn) || (has(self.adoptArn) && self.adoptArn == oldSelf.adoptArn)",
-            "message": "spec.adoptArn is immutable once set (it cannot be changed or removed)",
-        },
-    ])
-)]
-pub struct ChatLoggingConfigurationSpec {
-    /// Name of the logging configuration in AWS (not the Kubernetes object name): 0-128 characters of
-    /// letters, digits, `-` and `_`. Names need not be unique in AWS. Omitted: no name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 128), pattern(patterns::AWS_NAME))]
-    pub name: Option<String>,
-
-    /// Where the logs go: exactly one of s3, cloudWatchLogs, firehose. Can be changed after creation.
-    pub destination_configuration: DestinationConfiguration,
-
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(schema_with = "tags")]
-    pub tags: BTreeMap<String, String>,
-
-    /// What happens to the AWS logging configuration when this object is deleted. `Delete` (default): it
-    /// is deleted. `Retain`: it is left in AWS, untouched, and only the Kubernetes object goes away.
-    #[serde(default)]
-    pub deletion_policy: DeletionPolicy,
-
-    /// Whether the operator may write to AWS. `Manage` (default): the operator creates, updates, tags and
-    /// deletes the logging configuration so that it matches this spec. `ObserveOnly`: the operator never
-    /// writes to AWS (whatever deletionPolicy says); it only reads the logging configuration named by
-    /// adoptArn, which is then required, and mirrors it into status.
-    #[serde(default)]
-    pub management_policy: ManagementPolicy,
-
-    /// ARN of an existing AWS logging configuration to take over instead of creating a new one
-    /// (`arn:aws:ivschat:<region>:<account>:logging-configuration/<id>`). With managementPolicy Manage the
-    /// operator then updates and tags it like one it created. Required when managementPolicy is
-    /// ObserveOnly. Can only be set when the object is created, and cannot be changed or removed afterwards.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(
-        length(min = 1, max = 128),
-        pattern(patterns::LOGGING_CONFIGURATION_ARN)
+managed_spec! {
+    /// Desired state of an Amazon IVS Chat logging configuration.
+    #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[allow(
+        clippy::duplicated_attributes,
+        reason = "each printcolumn(...) repeats `type_ = \"string\"`; they are separate columns, not duplicates"
     )]
-    pub adopt_arn: Option<String>,
+    #[kube(
+        group = "ivschat.dev",
+        version = "v1alpha1",
+        kind = "ChatLoggingConfiguration",
+        namespaced,
+        status = "ChatLoggingConfigurationStatus",
+        derive = "PartialEq",
+        shortname = "chlc",
+        category = "ivschat",
+        doc = "ChatLoggingConfiguration is an Amazon IVS Chat logging configuration (where rooms send their \
+            messages and events: an S3 bucket, a CloudWatch Logs log group or a Firehose delivery stream), \
+            managed by the ivschat-operator. ChatRooms in the same namespace refer to it by name. Set the \
+            annotation `ivschat.dev/paused: \"true\"` to pause reconciliation: the operator then makes no AWS \
+            call for the object (deletion waits until the annotation is removed or set to another value).",
+        printcolumn(
+            name = "ID",
+            type_ = "string",
+            json_path = ".status.id",
+            description = "AWS logging configuration ID"
+        ),
+        printcolumn(
+            name = "State",
+            type_ = "string",
+            json_path = ".status.state",
+            description = "AWS state"
+        ),
+        printcolumn(
+            name = "Ready",
+            type_ = "string",
+            json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+            description = "Status of the Ready condition"
+        ),
+        printcolumn(
+            name = "Age",
+            type_ = "date",
+            json_path = ".metadata.creationTimestamp"
+        ),
+        printcolumn(
+            name = "ARN",
+            type_ = "string",
+            json_path = ".status.arn",
+            priority = 1,
+            description = "AWS logging configuration ARN"
+        )
+    )]
+    #[serde(rename_all = "camelCase")]
+    #[schemars(transform = for_kubernetes)]
+    pub struct ChatLoggingConfigurationSpec {
+        /// Name of the logging configuration in AWS (not the Kubernetes object name): 0-128 characters of
+        /// letters, digits, `-` and `_`. Names need not be unique in AWS. Omitted: no name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(length(max = 128), pattern(patterns::AWS_NAME))]
+        pub name: Option<String>,
+
+        /// Where the logs go: exactly one of s3, cloudWatchLogs, firehose. Can be changed after creation.
+        pub destination_configuration: DestinationConfiguration,
+    }
+    adopt_arn_pattern = patterns::LOGGING_CONFIGURATION_ARN;
+    deletion_policy_doc = "What happens to the AWS logging configuration when this object is deleted. `Delete` \
+        (default): it is deleted. `Retain`: it is left in AWS, untouched, and only the \
+        Kubernetes object goes away.";
+    management_policy_doc = "Whether the operator may write to AWS. `Manage` (default): the operator creates, \
+        updates, tags and deletes the logging configuration so that it matches this spec. \
+        `ObserveOnly`: the operator never writes to AWS (whatever deletionPolicy says); it only \
+        reads the logging configuration named by adoptArn, which is then required, and mirrors \
+        it into status.";
+    adopt_arn_doc = "ARN of an existing AWS logging configuration to take over instead of creating a new one \
+        (`arn:aws:ivschat:<region>:<account>:logging-configuration/<id>`). With managementPolicy \
+        Manage the operator then updates and tags it like one it created. Required when \
+        managementPolicy is ObserveOnly. Can only be set when the object is created, and cannot \
+        be changed or removed afterwards.";
 }
 
 /// The AWS `DestinationConfiguration` union: exactly one member is set.
@@ -171,45 +141,17 @@ pub struct FirehoseDestination {
     pub delivery_stream_name: String,
 }
 
-/// Observed state of the AWS logging configuration, following kstatus (conditions Ready, Reconciling,
-/// Stalled).
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-#[schemars(transform = for_kubernetes)]
-pub struct ChatLoggingConfigurationStatus {
-    /// ARN of the AWS logging configuration.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub arn: Option<String>,
-
-    /// ID of the AWS logging configuration (the last part of its ARN).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-
-    /// When AWS created the logging configuration (RFC 3339, as AWS reported it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub create_time: Option<String>,
-
-    /// When AWS last updated the logging configuration (RFC 3339, as AWS reported it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub update_time: Option<String>,
-
-    /// The AWS state: CREATING, CREATE_FAILED, DELETING, DELETE_FAILED, UPDATING, UPDATE_FAILED or ACTIVE.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<String>,
-
-    /// The metadata.generation this status describes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-
-    /// AWS tag keys the operator set on the resource (the spec's tags plus its ownership tags), so that
-    /// a tag removed from the spec is removed in AWS while tags others added in AWS are left alone.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub managed_tag_keys: Vec<String>,
-
-    /// Conditions Ready, Reconciling and Stalled (kstatus), one per type.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
-    pub conditions: Vec<Condition>,
+managed_status! {
+    /// Observed state of the AWS logging configuration, following kstatus (conditions Ready, Reconciling,
+    /// Stalled).
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[serde(rename_all = "camelCase")]
+    #[schemars(transform = for_kubernetes, transform = super::managed::conditions_by_type)]
+    pub struct ChatLoggingConfigurationStatus describing "logging configuration" {
+        /// The AWS state: CREATING, CREATE_FAILED, DELETING, DELETE_FAILED, UPDATING, UPDATE_FAILED or ACTIVE.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub state: Option<String>,
+    }
 }
 
 impl ChatLoggingConfiguration {
@@ -222,6 +164,7 @@ impl ChatLoggingConfiguration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crd::{DeletionPolicy, ManagementPolicy};
 
     #[test]
     fn spec_round_trips_with_aws_field_names() {

@@ -4,147 +4,120 @@
 //! rejects what AWS would reject; the rules spanning several fields are CEL rules on `spec`.
 
 use super::patterns;
-use super::schema::{for_kubernetes, tags};
-use super::{DeletionPolicy, ManagementPolicy};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use super::schema::for_kubernetes;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// AWS default of `maximumMessageLength` when the field is omitted.
 pub const DEFAULT_MAXIMUM_MESSAGE_LENGTH: i32 = 500;
 /// AWS default of `maximumMessageRatePerSecond` when the field is omitted.
 pub const DEFAULT_MAXIMUM_MESSAGE_RATE_PER_SECOND: i32 = 10;
 
-/// Desired state of an Amazon IVS Chat room.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[allow(
-    clippy::duplicated_attributes,
-    reason = "each printcolumn(...) repeats `type_ = \"string\"`; they are separate columns, not duplicates"
-)]
-#[kube(
-    group = "ivschat.dev",
-    version = "v1alpha1",
-    kind = "ChatRoom",
-    namespaced,
-    status = "ChatRoomStatus",
-    derive = "PartialEq",
-    shortname = "chr",
-    category = "ivschat",
-    doc = "ChatRoom is an Amazon IVS Chat room managed by the ivschat-operator. The operator creates the room \
-        (or adopts the one named by spec.adoptArn), keeps it equal to the spec, and reports it in status. \
-        Set the annotation `ivschat.dev/paused: \"true\"` to pause reconciliation: the operator then makes no \
-        AWS call for the object (deletion waits until the annotation is removed or set to another value).",
-    printcolumn(
-        name = "ID",
-        type_ = "string",
-        json_path = ".status.id",
-        description = "AWS room ID"
-    ),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
-        description = "Status of the Ready condition"
-    ),
-    printcolumn(
-        name = "Reason",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
-        description = "Reason of the Ready condition"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    ),
-    printcolumn(
-        name = "ARN",
-        type_ = "string",
-        json_path = ".status.arn",
-        priority = 1,
-        description = "AWS room ARN"
-    )
-)]
-#[serde(rename_all = "camelCase")]
-#[schemars(
-    transform = for_kubernetes,
-    extend("x-kubernetes-validations" = [
-        {
-            "rule": "self.managementPolicy != 'ObserveOnly' || has(self.adoptArn)",
-            "message": "spec.adoptArn is required when spec.managementPolicy is ObserveOnly",
-        },
-        {
-            "rule": "!has(self.adoptArn) || has(oldSelf.adoptArn)",
-            "message": "spec.adoptArn cannot be added after creation",
-        },
-        {
-            "rule": "!has(oldSelf.adoptArn) || (has(self.adoptArn) && self.adoptArn == oldSelf.adoptArn)",
-            "message": "spec.adoptArn is immutable once set (it cannot be changed or removed)",
-        },
-    ])
-)]
-pub struct ChatRoomSpec {
-    /// Name of the room in AWS (not the Kubernetes object name): 0-128 characters of letters, digits, `-`
-    /// and `_`. Names need not be unique in AWS. Omitted: the room has no name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 128), pattern(patterns::AWS_NAME))]
-    pub name: Option<String>,
-
-    /// Maximum number of characters (Unicode code points) in a single message, 1-500. Omitted: AWS applies
-    /// its default of 500.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 500))]
-    pub maximum_message_length: Option<i32>,
-
-    /// Maximum number of messages per second that can be sent to the room (by all clients together),
-    /// 1-100. Omitted: AWS applies its default of 10.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 100))]
-    pub maximum_message_rate_per_second: Option<i32>,
-
-    /// Lambda function that reviews every message before it is delivered. Omitted (or an empty uri): no
-    /// review.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message_review_handler: Option<MessageReviewHandler>,
-
-    /// Logging configurations the room sends its messages and events to: at most 3 entries, each naming
-    /// either a ChatLoggingConfiguration in the same namespace (`name`) or an existing AWS logging
-    /// configuration (`arn`), without duplicates. Omitted or empty: the room logs nowhere.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(
-        length(max = 3),
-        extend("x-kubernetes-validations" = [{
-            "rule": "self.all(x, self.exists_one(y, y == x))",
-            "message": "spec.loggingConfigurations must not contain the same entry twice",
-        }])
+managed_spec! {
+    /// Desired state of an Amazon IVS Chat room.
+    #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[allow(
+        clippy::duplicated_attributes,
+        reason = "each printcolumn(...) repeats `type_ = \"string\"`; they are separate columns, not duplicates"
     )]
-    pub logging_configurations: Vec<LoggingConfigurationReference>,
+    #[kube(
+        group = "ivschat.dev",
+        version = "v1alpha1",
+        kind = "ChatRoom",
+        namespaced,
+        status = "ChatRoomStatus",
+        derive = "PartialEq",
+        shortname = "chr",
+        category = "ivschat",
+        doc = "ChatRoom is an Amazon IVS Chat room managed by the ivschat-operator. The operator creates the room \
+            (or adopts the one named by spec.adoptArn), keeps it equal to the spec, and reports it in status. \
+            Set the annotation `ivschat.dev/paused: \"true\"` to pause reconciliation: the operator then makes no \
+            AWS call for the object (deletion waits until the annotation is removed or set to another value).",
+        printcolumn(
+            name = "ID",
+            type_ = "string",
+            json_path = ".status.id",
+            description = "AWS room ID"
+        ),
+        printcolumn(
+            name = "Ready",
+            type_ = "string",
+            json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+            description = "Status of the Ready condition"
+        ),
+        printcolumn(
+            name = "Reason",
+            type_ = "string",
+            json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+            description = "Reason of the Ready condition"
+        ),
+        printcolumn(
+            name = "Age",
+            type_ = "date",
+            json_path = ".metadata.creationTimestamp"
+        ),
+        printcolumn(
+            name = "ARN",
+            type_ = "string",
+            json_path = ".status.arn",
+            priority = 1,
+            description = "AWS room ARN"
+        )
+    )]
+    #[serde(rename_all = "camelCase")]
+    #[schemars(transform = for_kubernetes)]
+    pub struct ChatRoomSpec {
+        /// Name of the room in AWS (not the Kubernetes object name): 0-128 characters of letters, digits, `-`
+        /// and `_`. Names need not be unique in AWS. Omitted: the room has no name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(length(max = 128), pattern(patterns::AWS_NAME))]
+        pub name: Option<String>,
 
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(schema_with = "tags")]
-    pub tags: BTreeMap<String, String>,
+        /// Maximum number of characters (Unicode code points) in a single message, 1-500. Omitted: AWS applies
+        /// its default of 500.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(range(min = 1, max = 500))]
+        pub maximum_message_length: Option<i32>,
 
-    /// What happens to the AWS room when this object is deleted. `Delete` (default): the room is deleted.
-    /// `Retain`: the room is left in AWS, untouched, and only the Kubernetes object goes away.
-    #[serde(default)]
-    pub deletion_policy: DeletionPolicy,
+        /// Maximum number of messages per second that can be sent to the room (by all clients together),
+        /// 1-100. Omitted: AWS applies its default of 10.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(range(min = 1, max = 100))]
+        pub maximum_message_rate_per_second: Option<i32>,
 
-    /// Whether the operator may write to AWS. `Manage` (default): the operator creates, updates, tags and
-    /// deletes the room so that it matches this spec. `ObserveOnly`: the operator never writes to AWS (no
-    /// create, update, tag or delete, whatever deletionPolicy says); it only reads the room named by
-    /// adoptArn, which is then required, and mirrors it into status.
-    #[serde(default)]
-    pub management_policy: ManagementPolicy,
+        /// Lambda function that reviews every message before it is delivered. Omitted (or an empty uri): no
+        /// review.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub message_review_handler: Option<MessageReviewHandler>,
 
-    /// ARN of an existing AWS room to take over instead of creating a new one
-    /// (`arn:aws:ivschat:<region>:<account>:room/<id>`). With managementPolicy Manage the operator then
-    /// updates and tags that room like one it created. Required when managementPolicy is ObserveOnly. Can
-    /// only be set when the object is created, and cannot be changed or removed afterwards.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 128), pattern(patterns::ROOM_ARN))]
-    pub adopt_arn: Option<String>,
+        /// Logging configurations the room sends its messages and events to: at most 3 entries, each naming
+        /// either a ChatLoggingConfiguration in the same namespace (`name`) or an existing AWS logging
+        /// configuration (`arn`), without duplicates. Omitted or empty: the room logs nowhere.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        #[schemars(
+            length(max = 3),
+            extend("x-kubernetes-validations" = [{
+                "rule": "self.all(x, self.exists_one(y, y == x))",
+                "message": "spec.loggingConfigurations must not contain the same entry twice",
+            }])
+        )]
+        pub logging_configurations: Vec<LoggingConfigurationReference>,
+    }
+    adopt_arn_pattern = patterns::ROOM_ARN;
+    deletion_policy_doc = "What happens to the AWS room when this object is deleted. `Delete` (default): the room \
+        is deleted. `Retain`: the room is left in AWS, untouched, and only the Kubernetes object \
+        goes away.";
+    management_policy_doc = "Whether the operator may write to AWS. `Manage` (default): the operator creates, \
+        updates, tags and deletes the room so that it matches this spec. `ObserveOnly`: the \
+        operator never writes to AWS (no create, update, tag or delete, whatever deletionPolicy \
+        says); it only reads the room named by adoptArn, which is then required, and mirrors it \
+        into status.";
+    adopt_arn_doc = "ARN of an existing AWS room to take over instead of creating a new one \
+        (`arn:aws:ivschat:<region>:<account>:room/<id>`). With managementPolicy Manage the \
+        operator then updates and tags that room like one it created. Required when \
+        managementPolicy is ObserveOnly. Can only be set when the object is created, and cannot \
+        be changed or removed afterwards.";
 }
 
 /// The Lambda function that reviews messages, and what happens when it fails.
@@ -232,44 +205,16 @@ impl LoggingConfigurationReference {
     }
 }
 
-/// Observed state of the AWS room, following kstatus (conditions Ready, Reconciling, Stalled).
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-#[schemars(transform = for_kubernetes)]
-pub struct ChatRoomStatus {
-    /// ARN of the AWS room.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub arn: Option<String>,
-
-    /// ID of the AWS room (the last part of its ARN).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-
-    /// When AWS created the room (RFC 3339, as AWS reported it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub create_time: Option<String>,
-
-    /// When AWS last updated the room (RFC 3339, as AWS reported it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub update_time: Option<String>,
-
-    /// The metadata.generation this status describes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-
-    /// ARNs of the logging configurations the room was given, in spec order (names resolved to ARNs).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub logging_configuration_arns: Vec<String>,
-
-    /// AWS tag keys the operator set on the resource (the spec's tags plus its ownership tags), so that
-    /// a tag removed from the spec is removed in AWS while tags others added in AWS are left alone.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub managed_tag_keys: Vec<String>,
-
-    /// Conditions Ready, Reconciling and Stalled (kstatus), one per type.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
-    pub conditions: Vec<Condition>,
+managed_status! {
+    /// Observed state of the AWS room, following kstatus (conditions Ready, Reconciling, Stalled).
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[serde(rename_all = "camelCase")]
+    #[schemars(transform = for_kubernetes, transform = super::managed::conditions_by_type)]
+    pub struct ChatRoomStatus describing "room" {
+        /// ARNs of the logging configurations the room was given, in spec order (names resolved to ARNs).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub logging_configuration_arns: Vec<String>,
+    }
 }
 
 impl ChatRoomSpec {
@@ -312,6 +257,7 @@ impl ChatRoom {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crd::{DeletionPolicy, ManagementPolicy};
 
     #[test]
     fn aws_defaults_apply_when_fields_are_omitted() {

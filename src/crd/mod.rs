@@ -8,6 +8,8 @@
 //! [`crds_yaml`] renders both CustomResourceDefinitions exactly as `crds/ivschat.dev.yaml` holds them
 //! (regenerate with `make crds`, i.e. `cargo run --quiet --locked -- crds > crds/ivschat.dev.yaml`).
 
+#[macro_use]
+mod managed;
 mod chat_logging_configuration;
 mod chat_room;
 mod schema;
@@ -20,6 +22,8 @@ pub use chat_room::{
     ChatRoom, ChatRoomSpec, ChatRoomStatus, FallbackResult, LoggingConfigurationReference,
     LoggingConfigurationTarget, MessageReviewHandler,
 };
+pub(crate) use managed::managed_status;
+pub use managed::{ManagedSpec, Policies};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::CustomResourceExt;

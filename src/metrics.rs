@@ -1,6 +1,8 @@
-//! The Prometheus metrics (bounded label sets only: kinds, outcomes and AWS operation names, never object
-//! names): the reconcile and AWS call counters, the reconcile timer, and the interceptor that counts every
-//! AWS attempt. The process ([`crate::run`]) serves them at `/metrics`.
+//! The operator's Prometheus metrics, with bounded label sets only (kinds, outcomes and AWS operation
+//! names, never object names). A leaf: it knows nothing of the controllers or the process. Whoever runs
+//! the operator creates one [`Metrics`], hands clones to the controllers (`controller::Options::metrics`)
+//! and serves [`Metrics::encode`] on `/metrics`; the controllers record into it through their context,
+//! and every HTTP attempt of the IVS Chat client is counted by the interceptor [`instrument_aws`] adds.
 
 use aws_sdk_ivschat::config::interceptors::FinalizerInterceptorContextRef;
 use aws_sdk_ivschat::config::{ConfigBag, Intercept, RuntimeComponents};
@@ -11,11 +13,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::future::Future;
-use std::sync::OnceLock;
+use std::sync::Arc;
 use std::time::Duration;
-
-// ---------------------------------------------------------------------------------------------------------
-// Metrics
 
 /// How a reconcile ended (the label values of `ivschat_operator_reconciles_total`).
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
@@ -68,9 +67,36 @@ struct OperationLabels {
     operation: &'static str,
 }
 
-/// The operator's metrics. One process-wide instance ([`metrics`]), like Prometheus' default registry, so
-/// the controllers and the AWS client record without threading a handle through every call.
+/// The IVS Chat operations (the only values of the `operation` label, with "Other" for anything else).
+const OPERATIONS: [&str; 17] = [
+    "CreateChatToken",
+    "CreateLoggingConfiguration",
+    "CreateRoom",
+    "DeleteLoggingConfiguration",
+    "DeleteMessage",
+    "DeleteRoom",
+    "DisconnectUser",
+    "GetLoggingConfiguration",
+    "GetRoom",
+    "ListLoggingConfigurations",
+    "ListRooms",
+    "ListTagsForResource",
+    "SendEvent",
+    "TagResource",
+    "UntagResource",
+    "UpdateLoggingConfiguration",
+    "UpdateRoom",
+];
+
+/// The operator's metrics: a registry and its families. Cheap to clone (every clone records into the
+/// same registry), so each controller and the AWS client's interceptor hold their own handle.
+#[derive(Clone, Debug)]
 pub struct Metrics {
+    inner: Arc<Families>,
+}
+
+#[derive(Debug)]
+struct Families {
     registry: Registry,
     reconciles: Family<ReconcileLabels, Counter>,
     reconcile_duration: Family<KindLabels, Histogram>,
@@ -80,8 +106,15 @@ pub struct Metrics {
     leader: Gauge,
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Metrics {
-    fn new() -> Self {
+    /// A fresh registry with every family registered (and no samples yet).
+    pub fn new() -> Self {
         let mut registry = Registry::with_prefix("ivschat_operator");
         let reconciles = Family::<ReconcileLabels, Counter>::default();
         registry.register(
@@ -124,13 +157,15 @@ impl Metrics {
             leader.clone(),
         );
         Metrics {
-            registry,
-            reconciles,
-            reconcile_duration,
-            aws_requests,
-            aws_throttles,
-            queue_depth,
-            leader,
+            inner: Arc::new(Families {
+                registry,
+                reconciles,
+                reconcile_duration,
+                aws_requests,
+                aws_throttles,
+                queue_depth,
+                leader,
+            }),
         }
     }
 
@@ -141,10 +176,12 @@ impl Metrics {
         outcome: ReconcileOutcome,
         duration: Duration,
     ) {
-        self.reconciles
+        self.inner
+            .reconciles
             .get_or_create(&ReconcileLabels { kind, outcome })
             .inc();
-        self.reconcile_duration
+        self.inner
+            .reconcile_duration
             .get_or_create(&KindLabels { kind })
             .observe(duration.as_secs_f64());
     }
@@ -152,32 +189,60 @@ impl Metrics {
     /// Marks a reconcile of `kind` as started; the returned guard ends it (and records nothing else), so the
     /// in-flight gauge stays right even when a reconcile future is dropped.
     pub fn reconcile_started(&self, kind: &'static str) -> InFlight {
-        let gauge = self.queue_depth.get_or_create(&KindLabels { kind }).clone();
+        let gauge = self
+            .inner
+            .queue_depth
+            .get_or_create(&KindLabels { kind })
+            .clone();
         gauge.inc();
         InFlight { gauge }
+    }
+
+    /// Measures one reconcile of `kind`: in flight while it runs, then its duration and its outcome, which
+    /// `outcome` reads from a finished reconcile's value (`None`: nothing was reported, e.g. paused:
+    /// `skipped`); a failed reconcile is `error`.
+    pub async fn timed_reconcile<T, E>(
+        &self,
+        kind: &'static str,
+        reconcile: impl Future<Output = Result<T, E>>,
+        outcome: impl FnOnce(&T) -> Option<ReconcileOutcome>,
+    ) -> Result<T, E> {
+        let _in_flight = self.reconcile_started(kind);
+        let started = tokio::time::Instant::now();
+        // The whole reconcile (every poll, not only the first) stays in the span it started in: kube-runtime's
+        // "reconciling object" span naming the object, so every log line of a reconcile says which object.
+        let result = tracing::Instrument::instrument(reconcile, tracing::Span::current()).await;
+        let outcome = match &result {
+            Err(_) => ReconcileOutcome::error,
+            Ok(value) => outcome(value).unwrap_or(ReconcileOutcome::skipped),
+        };
+        self.reconcile_finished(kind, outcome, started.elapsed());
+        result
     }
 
     /// Records one AWS call of `operation` (an IVS Chat operation name; others are counted as "Other").
     pub fn aws_call(&self, operation: &str, outcome: AwsOutcome) {
         let operation = operation_label(operation);
-        self.aws_requests
+        self.inner
+            .aws_requests
             .get_or_create(&AwsLabels { operation, outcome })
             .inc();
         if outcome == AwsOutcome::throttled {
-            self.aws_throttles
+            self.inner
+                .aws_throttles
                 .get_or_create(&OperationLabels { operation })
                 .inc();
         }
     }
 
     pub fn set_leader(&self, leader: bool) {
-        self.leader.set(i64::from(leader));
+        self.inner.leader.set(i64::from(leader));
     }
 
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
         let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
+        prometheus_client::encoding::text::encode(&mut text, &self.inner.registry)?;
         Ok(text)
     }
 }
@@ -193,66 +258,12 @@ impl Drop for InFlight {
     }
 }
 
-tokio::task_local! {
-    /// The outcome the driver reported for the reconcile running in this future (see [`record_health`]).
-    static RECONCILE_OUTCOME: std::cell::Cell<Option<ReconcileOutcome>>;
-}
-
-/// Called by the reconcile driver where a pass concluded: the health it reports becomes the outcome label
-/// of the reconcile that [`timed_reconcile`] is measuring (outside one, it does nothing).
-pub fn record_health(health: &crate::controller::status::Health) {
-    use crate::controller::status::Health;
-    let outcome = match health {
-        Health::Ready { .. } => ReconcileOutcome::ready,
-        Health::Progressing { .. } => ReconcileOutcome::progressing,
-        Health::Stalled { .. } => ReconcileOutcome::stalled,
-    };
-    let _ = RECONCILE_OUTCOME.try_with(|cell| cell.set(Some(outcome)));
-}
-
-/// Wraps one reconcile of `kind`: counts it in flight while it runs, then records its duration and outcome
-/// (the health given to [`record_health`]; `skipped` when the pass reported none, e.g. paused; `error` when
-/// the reconcile failed).
-pub async fn timed_reconcile<T, E>(
-    kind: &'static str,
-    reconcile: impl Future<Output = Result<T, E>>,
-) -> Result<T, E> {
-    let _in_flight = metrics().reconcile_started(kind);
-    let started = std::time::Instant::now();
-    // The whole reconcile (every poll, not only the first) stays in the span it started in: kube-runtime's
-    // "reconciling object" span naming the object, so every log line of a reconcile says which object.
-    let span = tracing::Span::current();
-    let (result, reported) = RECONCILE_OUTCOME
-        .scope(
-            std::cell::Cell::new(None),
-            tracing::Instrument::instrument(
-                async {
-                    let result = reconcile.await;
-                    (result, RECONCILE_OUTCOME.with(std::cell::Cell::get))
-                },
-                span,
-            ),
-        )
-        .await;
-    let outcome = match (&result, reported) {
-        (Err(_), _) => ReconcileOutcome::error,
-        (Ok(_), Some(outcome)) => outcome,
-        (Ok(_), None) => ReconcileOutcome::skipped,
-    };
-    metrics().reconcile_finished(kind, outcome, started.elapsed());
-    result
-}
-
-/// The `operation` label: one of the IVS Chat operations, or "Other" for anything else (so the label set
-/// stays bounded).
 fn operation_label(operation: &str) -> &'static str {
-    ivschat_api::Operation::from_name(operation).map_or("Other", ivschat_api::Operation::name)
-}
-
-/// The process-wide metrics.
-pub fn metrics() -> &'static Metrics {
-    static METRICS: OnceLock<Metrics> = OnceLock::new();
-    METRICS.get_or_init(Metrics::new)
+    OPERATIONS
+        .iter()
+        .find(|known| **known == operation)
+        .copied()
+        .unwrap_or("Other")
 }
 
 /// The outcome of an AWS response from its HTTP status and error code (`x-amzn-errortype`, whose part before
@@ -275,9 +286,11 @@ pub fn aws_outcome(status: Option<u16>, error_type: Option<&str>) -> AwsOutcome 
     }
 }
 
-/// Counts every HTTP attempt of an IVS Chat client in [`metrics`].
+/// Counts every HTTP attempt of an IVS Chat client in its [`Metrics`].
 #[derive(Debug)]
-struct AwsCallCounter;
+struct AwsCallCounter {
+    metrics: Metrics,
+}
 
 impl Intercept for AwsCallCounter {
     fn name(&self) -> &'static str {
@@ -299,17 +312,22 @@ impl Intercept for AwsCallCounter {
             response.map(|r| r.status().as_u16()),
             response.and_then(|r| r.headers().get("x-amzn-errortype")),
         );
-        metrics().aws_call(operation, outcome);
+        self.metrics.aws_call(operation, outcome);
         Ok(())
     }
 }
 
-/// The same client with every request counted in [`metrics`].
-pub fn instrument_aws(client: &aws_sdk_ivschat::Client) -> aws_sdk_ivschat::Client {
+/// The same client with every request counted in `metrics`.
+pub fn instrument_aws(
+    client: &aws_sdk_ivschat::Client,
+    metrics: &Metrics,
+) -> aws_sdk_ivschat::Client {
     let config = client
         .config()
         .to_builder()
-        .interceptor(AwsCallCounter)
+        .interceptor(AwsCallCounter {
+            metrics: metrics.clone(),
+        })
         .build();
     aws_sdk_ivschat::Client::from_conf(config)
 }
@@ -382,10 +400,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn timed_reconciles_take_their_outcome_from_the_reported_health() {
-        use crate::controller::status::Health;
+    async fn timed_reconciles_take_their_outcome_from_the_reported_value() {
+        let metrics = Metrics::new();
         let count = |outcome: &str| -> f64 {
-            let text = metrics().encode().expect("encoding");
+            let text = metrics.encode().expect("encoding");
             let series = format!(
                 "ivschat_operator_reconciles_total{{kind=\"TestKind\",outcome=\"{outcome}\"}} "
             );
@@ -394,29 +412,47 @@ mod tests {
                 .and_then(|value| value.parse().ok())
                 .unwrap_or(0.0)
         };
-        let ok: Result<(), ()> = timed_reconcile("TestKind", async {
-            record_health(&Health::stalled("InvalidSpec", "rejected"));
-            Ok(())
-        })
-        .await;
-        assert!(ok.is_ok());
-        let _: Result<(), ()> = timed_reconcile("TestKind", async {
-            record_health(&Health::ready("Synced", "in sync"));
-            Ok(())
-        })
-        .await;
-        let _: Result<(), ()> = timed_reconcile("TestKind", async { Ok(()) }).await;
-        let _: Result<(), ()> = timed_reconcile("TestKind", async { Err(()) }).await;
-        // Outside a timed reconcile, reporting is harmless.
-        record_health(&Health::ready("Synced", "in sync"));
+        let reported = |value: &Option<ReconcileOutcome>| *value;
+        let ok: Result<_, ()> = metrics
+            .timed_reconcile(
+                "TestKind",
+                async { Ok(Some(ReconcileOutcome::stalled)) },
+                reported,
+            )
+            .await;
+        assert_eq!(ok, Ok(Some(ReconcileOutcome::stalled)));
+        let _: Result<_, ()> = metrics
+            .timed_reconcile(
+                "TestKind",
+                async { Ok(Some(ReconcileOutcome::ready)) },
+                reported,
+            )
+            .await;
+        let _: Result<_, ()> = metrics
+            .timed_reconcile("TestKind", async { Ok(None) }, reported)
+            .await;
+        let _: Result<Option<ReconcileOutcome>, ()> = metrics
+            .timed_reconcile("TestKind", async { Err(()) }, reported)
+            .await;
         assert_eq!(count("stalled"), 1.0);
         assert_eq!(count("ready"), 1.0);
         assert_eq!(count("skipped"), 1.0);
         assert_eq!(count("error"), 1.0);
-        let text = metrics().encode().expect("encoding");
+        let text = metrics.encode().expect("encoding");
         assert!(
             text.contains("ivschat_operator_reconciles_in_flight{kind=\"TestKind\"} 0"),
             "{text}"
+        );
+        // Clones record into the same registry; a new Metrics is a registry of its own.
+        metrics
+            .clone()
+            .reconcile_finished("TestKind", ReconcileOutcome::ready, Duration::ZERO);
+        assert_eq!(count("ready"), 2.0);
+        assert!(
+            !Metrics::new()
+                .encode()
+                .expect("encoding")
+                .contains("TestKind")
         );
     }
 }

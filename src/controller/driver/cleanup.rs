@@ -1,0 +1,161 @@
+//! Deletion: release or delete the AWS resource according to the policies, then drop the finalizer.
+
+use super::apply::{find_owned, waiting_for_listing};
+use super::kube_io::{finish, publish, remove_finalizer};
+use super::memory::memory_key;
+use super::report::{Pass, Report, Requeue, normal, state_reason, warning};
+use super::{Context, Deletion, ManagedKind, ReconcileError};
+use crate::controller::aws::{Aws, Retry};
+use crate::controller::aws_error::ErrorClass;
+use crate::controller::status::{Health, StatusDocument, reasons};
+use crate::crd::{
+    DeletionPolicy, ManagementPolicy, OWNER_NAME_TAG, OWNER_NAMESPACE_TAG, OWNER_UID_TAG,
+};
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::events::Event;
+
+/// Deletion: release or delete the AWS resource according to the policies, then drop the finalizer.
+/// Does not depend on the spec being valid, so a bad spec never blocks deletion.
+pub(super) async fn cleanup<K: ManagedKind>(
+    object: &K,
+    ctx: &Context<K>,
+    api: &Api<K>,
+) -> Result<Pass, ReconcileError> {
+    let policies = object.policies();
+    let current = StatusDocument::of(object);
+    let key = memory_key(object);
+    let outcome = match policies.management {
+        ManagementPolicy::ObserveOnly => Ok(Vec::new()),
+        ManagementPolicy::Manage => match resources_to_release(object, ctx, &current).await {
+            Ok(arns) => {
+                let mut events = Vec::new();
+                let mut outcome = Ok(());
+                for arn in arns {
+                    match release_or_delete(object, ctx, &key, &arn).await {
+                        Ok(event) => events.push(event),
+                        Err(report) => {
+                            outcome = Err(report);
+                            break;
+                        }
+                    }
+                }
+                outcome.map(|()| events)
+            }
+            Err(report) => Err(report),
+        },
+    };
+    match outcome {
+        Ok(events) => {
+            remove_finalizer(api, object).await?;
+            for event in &events {
+                publish(ctx, object, event).await;
+            }
+            // The object is gone: nothing of it may outlive it, or be inherited by an object created again
+            // under the same name (it has another UID anyway).
+            ctx.memory.forget(&key);
+            Ok(Pass::quiet(Action::await_change()))
+        }
+        Err(report) => {
+            let next = current.clone();
+            finish(object, ctx, api, &current, next, report).await
+        }
+    }
+}
+
+/// The AWS resources a deleted object answers for: the one in status (or spec.adoptArn), or, when the
+/// status names none, any carrying its ownership tag (a create whose result never reached the status).
+async fn resources_to_release<K: ManagedKind>(
+    object: &K,
+    ctx: &Context<K>,
+    current: &StatusDocument,
+) -> Result<Vec<String>, Report> {
+    if let Some(arn) = current.arn.clone().or_else(|| object.policies().adopt_arn) {
+        return Ok(vec![arn]);
+    }
+    match find_owned(object, ctx).await {
+        Ok(Some(owned)) => Ok(owned.into_iter().map(|listed| listed.arn).collect()),
+        Ok(None) => Err(waiting_for_listing(ctx)),
+        Err(err) => Err(Report::from_error(&err)),
+    }
+}
+
+/// Applies the deletion policy to one resource: the event to publish once the finalizer is gone, or why
+/// the finalizer must stay for now.
+async fn release_or_delete<K: ManagedKind>(
+    object: &K,
+    ctx: &Context<K>,
+    key: &str,
+    arn: &str,
+) -> Result<Event, Report> {
+    if object.policies().deletion == DeletionPolicy::Retain {
+        return release(&ctx.aws, arn).await.map(|()| {
+            normal(
+                "Retained",
+                "Delete",
+                &format!(
+                    "Left {arn} in AWS (deletionPolicy Retain) and removed the ownership tags"
+                ),
+            )
+        });
+    }
+    if let Some(pending) = object.blocks_deletion(&ctx.kind) {
+        return Err(Report::new(
+            Health::progressing(pending.reason, pending.message),
+            Requeue::Resync,
+        ));
+    }
+    // When a failed deletion is sent again is the memory's rule (`Memory::retry_failed_deletion`); the
+    // Long requeue below is the timer that brings the object back once it is due.
+    let deletion = K::delete(&ctx.aws, arn, ctx.memory.retry_failed_deletion(key)).await;
+    if let Ok(deletion) = &deletion {
+        ctx.memory.deletion_reported(key, deletion);
+    }
+    match deletion {
+        Ok(Deletion::Gone) => Ok(normal("Deleted", "Delete", &format!("Deleted {arn}"))),
+        Ok(Deletion::InProgress(state)) => Err(Report::new(
+            Health::progressing(
+                reasons::DELETING,
+                format!("AWS reports state {state} for {arn}"),
+            ),
+            Requeue::Poll,
+        )),
+        Ok(Deletion::Failed(state)) => {
+            let message = format!("AWS reports state {state} for {arn}; deletion is retried later");
+            Err(Report::new(
+                Health::stalled(&state_reason(&state), &message),
+                Requeue::Long,
+            )
+            .with_event(warning(&state_reason(&state), "Delete", &message)))
+        }
+        Err(err) if err.class == ErrorClass::Conflict => {
+            let message = format!("AWS refused to delete {arn} while it is in use: {err}");
+            Err(Report::new(
+                Health::progressing(reasons::IN_USE, &message),
+                Requeue::Backoff,
+            )
+            .with_event(warning(reasons::IN_USE, "Delete", &message)))
+        }
+        Err(err) => Err(Report::from_error(&err)),
+    }
+}
+
+/// Retain: the resource stays in AWS, minus the operator's ownership tags.
+async fn release(aws: &Aws, arn: &str) -> Result<(), Report> {
+    let result = aws
+        .call("UntagResource", Retry::Idempotent, |client| {
+            client
+                .untag_resource()
+                .resource_arn(arn)
+                .tag_keys(OWNER_UID_TAG)
+                .tag_keys(OWNER_NAMESPACE_TAG)
+                .tag_keys(OWNER_NAME_TAG)
+                .send()
+        })
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(err) if err.class == ErrorClass::NotFound => Ok(()),
+        Err(err) => Err(Report::from_error(&err)),
+    }
+}

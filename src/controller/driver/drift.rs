@@ -1,0 +1,229 @@
+//! Drift found by listing: [`run_inventory`] lists the kind once per resync period and reviews every object
+//! this process knows in sync; [`confirm_by_listing`] lets a due resync (or a first look after a restart)
+//! be confirmed by a listing instead of a Get call.
+
+use super::memory::jittered_backoff;
+use super::memory::memory_key;
+use super::{Context, ManagedKind};
+use crate::controller::aws::Aws;
+use crate::controller::aws_error::{AwsError, ErrorClass};
+use crate::controller::inventory::{Listed, Snapshot};
+use crate::controller::plan::plan_tags;
+use crate::controller::status::StatusDocument;
+use crate::crd::{CONDITION_READY, ManagementPolicy, is_paused, tags_with_ownership};
+use kube::ResourceExt;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::{ObjectRef, Store};
+use std::collections::HashSet;
+use std::sync::Arc;
+use tokio::time::Instant;
+
+/// Most pages one listing reads (50 resources a page): a runaway pagination ends in an error.
+const MAX_LIST_PAGES: usize = 10_000;
+
+/// A resync (or a first look after a restart) of an object whose status records a full read that matched
+/// its spec: a complete listing that started after that read and still shows the resource unchanged
+/// confirms it without a Get call. `None`: a full read is needed.
+pub(super) fn confirm_by_listing<K: ManagedKind>(
+    object: &K,
+    ctx: &Context<K>,
+    current: &StatusDocument,
+    fingerprint: u64,
+    verified_at: Option<Instant>,
+) -> Option<Action> {
+    let arn = current.arn.as_deref()?;
+    if !ready_at_generation(object, current) {
+        return None;
+    }
+    let key = memory_key(object);
+    match ctx.inventory.since(verified_at) {
+        Some(snapshot) => {
+            let listed = snapshot.by_arn.get(arn)?;
+            listing_confirms(object, ctx, current, listed).then(|| {
+                Action::requeue(
+                    ctx.memory
+                        .remember_in_sync(&key, fingerprint, snapshot.started),
+                )
+            })
+        }
+        // No listing since the last confirmation: the listing loop is late or failing. Ask for one and
+        // look again shortly, up to one extra resync period; after that, read the resource itself.
+        None => {
+            let overdue = verified_at.is_some_and(|at| at.elapsed() > ctx.timing.resync_period * 2);
+            if overdue {
+                return None;
+            }
+            ctx.inventory.request(verified_at);
+            Some(Action::requeue(
+                ctx.timing.poll_interval.max(ctx.timing.resync_period / 20),
+            ))
+        }
+    }
+}
+
+/// Whether the status says AWS matched this very generation of the spec.
+fn ready_at_generation<K: ManagedKind>(object: &K, status: &StatusDocument) -> bool {
+    status.observed_generation == object.meta().generation
+        && status
+            .condition(CONDITION_READY)
+            .is_some_and(|c| c.status == "True")
+}
+
+/// Whether a listed resource is still what the status recorded at the last full read (same update time and
+/// state) and, for managed objects, still agrees with the spec as far as the listing shows (summary fields
+/// and tags). Fields a listing does not carry can only change through an update, which moves the update time.
+fn listing_confirms<K: ManagedKind>(
+    object: &K,
+    ctx: &Context<K>,
+    status: &StatusDocument,
+    listed: &Listed<K::Summary>,
+) -> bool {
+    if listed.update_time.is_none()
+        || listed.update_time != status.update_time
+        || listed.state != status.state
+        || !ready_at_generation(object, status)
+    {
+        return false;
+    }
+    let policies = object.policies();
+    if policies.management == ManagementPolicy::ObserveOnly {
+        return true;
+    }
+    let Ok(desired) = object.desired(&ctx.kind) else {
+        return false;
+    };
+    let desired_tags = tags_with_ownership(
+        Some(&policies.tags),
+        &object.uid().unwrap_or_default(),
+        &object.namespace().unwrap_or_default(),
+        &object.name_any(),
+    );
+    plan_tags(&desired_tags, &listed.tags, &status.managed_tag_keys).is_empty()
+        && K::summary_matches(&listed.summary, &desired)
+}
+
+/// Every page of the kind's account-wide listing.
+async fn list_all<K: ManagedKind>(aws: &Aws) -> Result<Vec<Listed<K::Summary>>, AwsError> {
+    let mut listed = Vec::new();
+    let mut next_token = None;
+    for _ in 0..MAX_LIST_PAGES {
+        let (page, next) = K::list_page(aws, next_token).await?;
+        listed.extend(page);
+        match next {
+            Some(token) if !token.is_empty() => next_token = Some(token),
+            _ => return Ok(listed),
+        }
+    }
+    Err(AwsError {
+        operation: "List",
+        class: ErrorClass::Transient,
+        code: "TooManyPages".to_owned(),
+        message: format!("the listing did not end after {MAX_LIST_PAGES} pages"),
+    })
+}
+
+/// The listing loop of one kind: a complete listing once per resync period (sooner when the driver asks
+/// for one), then a review of every object the process knows in sync. Objects the listing confirms have
+/// their resync pushed out (no Get call); the others, whose resource changed or vanished in AWS, are sent
+/// to `stale` to be reconciled now. Runs until the task is dropped.
+pub async fn run_inventory<K: ManagedKind>(
+    ctx: Arc<Context<K>>,
+    objects: Store<K>,
+    stale: tokio::sync::mpsc::UnboundedSender<ObjectRef<K>>,
+) {
+    let mut failures = 0;
+    let mut next_listing = Instant::now();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep_until(next_listing) => {}
+            () = ctx.inventory.requested() => {}
+        }
+        let started = Instant::now();
+        ctx.inventory.begin(started);
+        match list_all::<K>(&ctx.aws).await {
+            Ok(listed) => {
+                failures = 0;
+                let count = listed.len();
+                let snapshot = ctx.inventory.publish(Snapshot::new(started, listed));
+                let changed = review_listing(&ctx, &objects, &snapshot);
+                tracing::debug!(
+                    kind = K::KIND,
+                    listed = count,
+                    changed = changed.len(),
+                    elapsed = ?started.elapsed(),
+                    "listed AWS resources"
+                );
+                if started.elapsed() > ctx.timing.resync_period {
+                    // The rate budget cannot list the account once per period: drift is still found,
+                    // only later than the resync period promises.
+                    tracing::warn!(
+                        kind = K::KIND,
+                        listed = count,
+                        elapsed = ?started.elapsed(),
+                        resync = ?ctx.timing.resync_period,
+                        "listing the account took longer than the resync period; consider a longer --resync-period"
+                    );
+                }
+                for object in changed {
+                    if stale.send(object).is_err() {
+                        return;
+                    }
+                }
+                next_listing = started + ctx.timing.resync_period;
+            }
+            Err(error) => {
+                tracing::warn!(kind = K::KIND, %error, "cannot list AWS resources; retrying");
+                ctx.inventory.fail(error);
+                failures += 1;
+                next_listing = Instant::now()
+                    + jittered_backoff(&ctx.timing, failures, rand::random_range(0.5..=1.0));
+            }
+        }
+        // Requests that arrive while a listing runs are served by the next one, but never back to back.
+        let earliest = started + ctx.timing.poll_interval;
+        tokio::time::sleep_until(earliest).await;
+    }
+}
+
+/// The objects a complete listing shows out of sync (their resource changed or vanished in AWS since the
+/// last full read); the others are marked verified as of the listing's start. The memory of objects that
+/// left the store without the operator's cleanup is dropped on the way.
+fn review_listing<K: ManagedKind>(
+    ctx: &Context<K>,
+    objects: &Store<K>,
+    snapshot: &Snapshot<K::Summary>,
+) -> Vec<ObjectRef<K>> {
+    let seen_at = Instant::now();
+    let objects = objects.state();
+    let present: HashSet<String> = objects.iter().map(|object| memory_key(&**object)).collect();
+    ctx.memory.retain(&present, seen_at);
+    let mut changed = Vec::new();
+    for object in objects {
+        if is_paused(object.meta()) || object.meta().deletion_timestamp.is_some() {
+            continue;
+        }
+        let key = memory_key(&*object);
+        // Objects not known in sync are being reconciled anyway.
+        let Some(verified_at) = ctx.memory.verified_at(&key) else {
+            continue;
+        };
+        if verified_at >= snapshot.started {
+            continue;
+        }
+        let status = StatusDocument::of(&*object);
+        let Some(arn) = status.arn.as_deref() else {
+            continue;
+        };
+        let unchanged = snapshot
+            .by_arn
+            .get(arn)
+            .is_some_and(|listed| listing_confirms(&*object, ctx, &status, listed));
+        if unchanged {
+            ctx.memory.reverify(&key, snapshot.started);
+        } else {
+            ctx.memory.forget_in_sync(&key);
+            changed.push(ObjectRef::from_obj(&*object));
+        }
+    }
+    changed
+}

@@ -1,0 +1,155 @@
+//! The per-kind trait [`ManagedKind`] and the types it speaks in: what a kind tells the driver about its
+//! spec ([`Policies`], [`Pending`]) and about its AWS resource ([`Observed`], [`Deletion`], listings).
+
+use crate::controller::aws::Aws;
+use crate::controller::aws_error::AwsError;
+use crate::controller::inventory::{Listed, Page};
+use crate::controller::status::StatusDocument;
+use crate::crd::{ManagedSpec, Policies};
+use kube::Resource;
+use kube::core::NamespaceResourceScope;
+use kube::core::object::HasSpec;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::future::Future;
+use std::time::Duration;
+
+/// An AWS resource as read (or as returned by a write): identity, times, state, normalised fields and tags.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observed<F> {
+    pub arn: String,
+    pub id: Option<String>,
+    pub create_time: Option<String>,
+    pub update_time: Option<String>,
+    /// The AWS lifecycle state, for kinds that have one.
+    pub state: Option<String>,
+    pub fields: F,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The desired state cannot be computed yet (a reference is missing or not ready), or deletion must wait.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pending {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// Progress of a delete call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Deletion {
+    /// The AWS resource no longer exists.
+    Gone,
+    /// AWS is deleting it (state given): check again soon.
+    InProgress(String),
+    /// The last deletion failed in AWS (state given): report it and try again after the long backoff.
+    Failed(String),
+}
+
+/// One kind of AWS-backed custom resource.
+pub trait ManagedKind:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + HasSpec<Spec: ManagedSpec>
+    + Clone
+    + Debug
+    + Serialize
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    /// The kind's name, for metrics labels (static, so label sets stay bounded).
+    const KIND: &'static str;
+
+    /// The normalised AWS fields the spec controls (defaults applied), compared with [`changed_fields`](crate::controller::plan::changed_fields).
+    type Fields: Serialize + Clone + PartialEq + Debug + Send + Sync + 'static;
+    /// What a listing reports of a resource besides identity, times, state and tags.
+    type Summary: Clone + Debug + Send + Sync + 'static;
+    /// What the kind needs besides the object to compute its desired state (e.g. a store of referenced
+    /// objects).
+    type Context: Send + Sync + 'static;
+
+    /// What the spec says about the AWS resource's life (the part every managed spec shares).
+    fn policies(&self) -> Policies {
+        self.spec().policies()
+    }
+
+    /// Maps the spec to the desired AWS fields.
+    fn desired(&self, context: &Self::Context) -> Result<Self::Fields, Pending>;
+
+    /// Resolves once the context can be trusted (e.g. a store of referenced objects has its first full
+    /// list), so that a restart never mistakes an empty store for missing references.
+    fn context_ready(_context: &Self::Context) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
+    /// Whether deleting the AWS resource must wait (e.g. rooms still use a logging configuration).
+    fn blocks_deletion(&self, _context: &Self::Context) -> Option<Pending> {
+        None
+    }
+
+    /// Kind-specific status fields mirrored from the observed fields.
+    fn mirror_fields(_fields: &Self::Fields, _status: &mut StatusDocument) {}
+
+    /// Reads the resource; `None` when AWS does not know it.
+    fn observe(
+        aws: &Aws,
+        arn: &str,
+    ) -> impl Future<Output = Result<Option<Observed<Self::Fields>>, AwsError>> + Send;
+
+    fn create(
+        aws: &Aws,
+        desired: &Self::Fields,
+        tags: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<Observed<Self::Fields>, AwsError>> + Send;
+
+    /// Sets every field to `desired` (tags are the driver's business).
+    fn update(
+        aws: &Aws,
+        arn: &str,
+        desired: &Self::Fields,
+    ) -> impl Future<Output = Result<Observed<Self::Fields>, AwsError>> + Send;
+
+    /// Deletes the resource; NotFound is [`Deletion::Gone`]. `retry_failed`: a failed deletion was already
+    /// reported and waited for, so try again rather than report it once more.
+    fn delete(
+        aws: &Aws,
+        arn: &str,
+        retry_failed: bool,
+    ) -> impl Future<Output = Result<Deletion, AwsError>> + Send;
+
+    /// One page of the account-wide listing, and the token of the next page.
+    fn list_page(
+        aws: &Aws,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<Self::Summary>, AwsError>> + Send;
+
+    /// A fresh, narrowed listing of the resources that may carry this object's ownership tag (rooms: by
+    /// the spec's name), every page; `None` when the kind has no filter that narrows the search for this
+    /// object, so the lookup uses a complete account-wide [`Snapshot`](crate::controller::inventory::Snapshot) instead.
+    fn search_owned(
+        &self,
+        _aws: &Aws,
+    ) -> impl Future<Output = Result<Option<Vec<Listed<Self::Summary>>>, AwsError>> + Send {
+        async { Ok(None) }
+    }
+
+    /// Whether a listed summary agrees with the desired fields, as far as the summary tells.
+    fn summary_matches(summary: &Self::Summary, desired: &Self::Fields) -> bool;
+}
+
+/// Resolves once `store` has had its first full list (or its writer is gone).
+///
+/// Each attempt is a fresh `wait_until_ready` bounded by a short timeout: a waiter registered before the
+/// store became ready was observed never to be woken, while a new one sees the ready state at once.
+pub async fn store_ready<K>(store: &kube::runtime::reflector::Store<K>)
+where
+    K: kube::runtime::reflector::Lookup + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    while tokio::time::timeout(Duration::from_millis(100), store.wait_until_ready())
+        .await
+        .is_err()
+    {}
+}

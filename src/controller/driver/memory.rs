@@ -1,0 +1,653 @@
+//! What this process remembers of each object between passes: one [`ObjectMemory`] record per object,
+//! keyed by the object's UID, so that an object deleted and created again under the same name starts
+//! with nothing (it is a new object, with a new AWS resource to create), and removed when the object goes
+//! away ([`Memory::forget`] once the finalizer is released, [`Memory::retain`] for objects that left
+//! the store without the operator's cleanup), so that nothing leaks.
+//!
+//! Each part of a record protects one thing:
+//! - **failures**: consecutive failures, for the exponential backoff; reset by any pass that ends well.
+//! - **in sync**: what the object looked like ([`fingerprint`]) when AWS last confirmed it, and when its
+//!   resync is due. A reconcile triggered by the operator's own status write (or by an unrelated change of
+//!   a referenced object) then costs no AWS call, and a listing can push the resync out.
+//! - **last create attempt**: creates take no idempotency token, so only a listing that *started* after
+//!   the last attempt proves the attempt created nothing (the crash-safe create's snapshot rule).
+//! - **unwritten outcome**: the AWS outcome of a pass whose status write failed (the API server is down,
+//!   say), written by the retry instead of repeating the AWS calls.
+//! - **failed deletion**: when AWS first reported a failed deletion; see [`Memory::retry_failed_deletion`].
+//! - **ready generation**: the generation the object was last Ready at, so that a difference found at the
+//!   same generation is reported as drift, whatever transitions happened in between.
+
+use super::report::Report;
+use super::{Deletion, ManagedKind, Timing};
+use crate::controller::status::StatusDocument;
+use crate::crd::is_paused;
+use kube::{Resource, ResourceExt};
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Everything the process remembers of one object. A missing record and a default one mean the same:
+/// nothing known.
+#[derive(Default)]
+struct ObjectMemory {
+    /// When the record last changed: [`Memory::retain`] never drops a record younger than the store
+    /// view it prunes by.
+    touched: Option<Instant>,
+    failures: u32,
+    in_sync: Option<InSync>,
+    last_create_attempt: Option<Instant>,
+    unwritten: Option<Unwritten>,
+    deletion_failed_at: Option<Instant>,
+    /// `Some(generation)` once Ready (the generation itself may be unset).
+    ready_generation: Option<Option<i64>>,
+}
+
+/// The object matched AWS: see [`Memory::sync_memory`].
+#[derive(Clone, Copy, Debug)]
+struct InSync {
+    fingerprint: u64,
+    verified_at: Instant,
+    due: Instant,
+}
+
+/// An AWS outcome not yet in status: see [`Memory::keep_unwritten`].
+struct Unwritten {
+    fingerprint: u64,
+    at: Instant,
+    next: StatusDocument,
+    report: Report,
+}
+
+/// What the process remembers of an object's sync.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum SyncMemory {
+    /// In sync, and not due for a resync for this long.
+    Fresh(Duration),
+    /// In sync as of the given instant, and due for a resync.
+    Due(Instant),
+    /// Never seen in sync by this process in its current shape.
+    Unknown,
+}
+
+/// The memory records of one controller's objects, keyed by UID ([`memory_key`]).
+pub(super) struct Memory {
+    timing: Timing,
+    records: Mutex<HashMap<String, ObjectMemory>>,
+}
+
+/// The key of an object's record: its UID. Only objects that never went through the API server (unit
+/// tests) have none; they fall back on their namespace and name.
+pub(super) fn memory_key<K: Resource>(object: &K) -> String {
+    object.uid().unwrap_or_else(|| {
+        format!(
+            "{}/{}",
+            object.namespace().unwrap_or_default(),
+            object.name_any()
+        )
+    })
+}
+
+impl Memory {
+    pub(super) fn new(timing: Timing) -> Self {
+        Memory {
+            timing,
+            records: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn records(&self) -> MutexGuard<'_, HashMap<String, ObjectMemory>> {
+        // A panic while holding the lock cannot leave a record half written in a way that matters more
+        // than losing the memory altogether would.
+        self.records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Changes the record of `key`, creating it if needed.
+    fn update<T>(&self, key: &str, change: impl FnOnce(&mut ObjectMemory) -> T) -> T {
+        let mut records = self.records();
+        let record = records.entry(key.to_owned()).or_default();
+        record.touched = Some(Instant::now());
+        change(record)
+    }
+
+    /// Reads the record of `key` (`None`: nothing remembered).
+    fn read<T>(&self, key: &str, read: impl FnOnce(&ObjectMemory) -> T) -> Option<T> {
+        self.records().get(key).map(read)
+    }
+
+    // -- Lifetime -----------------------------------------------------------------------------------------
+
+    /// The object is gone (its finalizer released, or it went away without one): forget all of it.
+    pub(super) fn forget(&self, key: &str) {
+        self.records().remove(key);
+    }
+
+    /// Drops the records of objects no longer in the store (deleted without the operator's cleanup, e.g.
+    /// their finalizer removed by hand). `present`: the keys of the objects the store held at `seen_at`;
+    /// a record touched since then belongs to an object the view may have missed, and stays.
+    pub(super) fn retain(&self, present: &HashSet<String>, seen_at: Instant) {
+        self.records().retain(|key, record| {
+            present.contains(key) || record.touched.is_some_and(|touched| touched >= seen_at)
+        });
+    }
+
+    /// How many objects have a record.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.records().len()
+    }
+
+    // -- Backoff ------------------------------------------------------------------------------------------
+
+    /// The next exponential backoff of the object, with jitter (50-100 % of the nominal delay).
+    pub(super) fn next_backoff(&self, key: &str) -> Duration {
+        let attempt = self.update(key, |record| {
+            record.failures = record.failures.saturating_add(1);
+            record.failures
+        });
+        jittered_backoff(&self.timing, attempt, rand::random_range(0.5..=1.0))
+    }
+
+    /// A pass ended well: the next failure starts the backoff over.
+    pub(super) fn reset_failures(&self, key: &str) {
+        if self.read(key, |record| record.failures > 0) == Some(true) {
+            self.update(key, |record| record.failures = 0);
+        }
+    }
+
+    // -- In sync ------------------------------------------------------------------------------------------
+
+    /// What this process knows of the object's sync with AWS, given its current fingerprint.
+    pub(super) fn sync_memory(&self, key: &str, fingerprint: u64) -> SyncMemory {
+        match self.read(key, |record| record.in_sync).flatten() {
+            Some(entry) if entry.fingerprint == fingerprint => {
+                let now = Instant::now();
+                if now < entry.due {
+                    SyncMemory::Fresh(entry.due - now)
+                } else {
+                    SyncMemory::Due(entry.verified_at)
+                }
+            }
+            _ => SyncMemory::Unknown,
+        }
+    }
+
+    /// When AWS last confirmed the object in sync, if this process knows it to be.
+    pub(super) fn verified_at(&self, key: &str) -> Option<Instant> {
+        self.read(key, |record| record.in_sync.map(|entry| entry.verified_at))
+            .flatten()
+    }
+
+    /// The object matched AWS as of `verified_at`: its resync is due a little over one resync period later,
+    /// after the next listing (which starts one period after the previous one) has had time to complete.
+    /// Returns how long until then.
+    pub(super) fn remember_in_sync(
+        &self,
+        key: &str,
+        fingerprint: u64,
+        verified_at: Instant,
+    ) -> Duration {
+        let due = verified_at + self.resync_delay();
+        self.update(key, |record| {
+            record.in_sync = Some(InSync {
+                fingerprint,
+                verified_at,
+                due,
+            });
+        });
+        due.saturating_duration_since(Instant::now())
+    }
+
+    /// A listing that started at `verified_at` confirmed the object: push its resync out.
+    pub(super) fn reverify(&self, key: &str, verified_at: Instant) {
+        let due = verified_at + self.resync_delay();
+        self.update(key, |record| {
+            if let Some(entry) = &mut record.in_sync
+                && entry.verified_at < verified_at
+            {
+                entry.verified_at = verified_at;
+                entry.due = due;
+            }
+        });
+    }
+
+    pub(super) fn forget_in_sync(&self, key: &str) {
+        if self.read(key, |record| record.in_sync.is_some()) == Some(true) {
+            self.update(key, |record| record.in_sync = None);
+        }
+    }
+
+    /// One resync period plus 5-25 %: later than the next listing, and spread so objects do not wake
+    /// together.
+    fn resync_delay(&self) -> Duration {
+        self.timing
+            .resync_period
+            .mul_f64(rand::random_range(1.05..=1.25))
+    }
+
+    // -- Ready generation ---------------------------------------------------------------------------------
+
+    pub(super) fn was_ready_at(&self, key: &str, generation: Option<i64>) -> bool {
+        self.read(key, |record| record.ready_generation == Some(generation)) == Some(true)
+    }
+
+    pub(super) fn set_ready_at(&self, key: &str, generation: Option<i64>) {
+        self.update(key, |record| record.ready_generation = Some(generation));
+    }
+
+    // -- Create attempts ----------------------------------------------------------------------------------
+
+    /// Marks a create of the object as sent. The time is taken when the returned guard drops, i.e. once
+    /// the call has returned, failed or been cancelled: the call may wait seconds for its rate-budget slot,
+    /// and a listing that starts during that wait cannot show what the call creates afterwards.
+    pub(super) fn create_attempt(&self, key: &str) -> CreateAttempt<'_> {
+        CreateAttempt {
+            memory: self,
+            key: key.to_owned(),
+        }
+    }
+
+    /// When a create of the object was last sent: only a listing that started later proves it created
+    /// nothing.
+    pub(super) fn last_create_attempt(&self, key: &str) -> Option<Instant> {
+        self.read(key, |record| record.last_create_attempt)
+            .flatten()
+    }
+
+    // -- Unwritten outcomes -------------------------------------------------------------------------------
+
+    /// Keeps the outcome of a pass whose status write failed.
+    pub(super) fn keep_unwritten(
+        &self,
+        key: &str,
+        fingerprint: u64,
+        next: StatusDocument,
+        report: Report,
+    ) {
+        self.update(key, |record| {
+            record.unwritten = Some(Unwritten {
+                fingerprint,
+                at: Instant::now(),
+                next,
+                report,
+            });
+        });
+    }
+
+    /// The kept outcome for the object in this shape, if it is recent (younger than a resync period).
+    pub(super) fn take_unwritten(
+        &self,
+        key: &str,
+        fingerprint: u64,
+    ) -> Option<(StatusDocument, Report)> {
+        let mut records = self.records();
+        let kept = records.get_mut(key)?.unwritten.take()?;
+        (kept.fingerprint == fingerprint && kept.at.elapsed() < self.timing.resync_period)
+            .then_some((kept.next, kept.report))
+    }
+
+    // -- Failed deletions ---------------------------------------------------------------------------------
+
+    /// The one rule for retrying a deletion that failed in AWS (e.g. DELETE_FAILED): the failure is
+    /// reported, and the delete is sent again only once the long backoff has passed since it was first
+    /// reported, not at the watch event of the status write that reported it (the pass that reports it
+    /// requeues after the long backoff). `true`: send the delete again.
+    pub(super) fn retry_failed_deletion(&self, key: &str) -> bool {
+        self.read(key, |record| record.deletion_failed_at)
+            .flatten()
+            .is_some_and(|at| at.elapsed() >= self.timing.long_backoff)
+    }
+
+    /// What a delete call reported: a failure is remembered from the first time it is seen; progress
+    /// (AWS deleting) clears it, so a later failure waits the long backoff again.
+    pub(super) fn deletion_reported(&self, key: &str, deletion: &Deletion) {
+        match deletion {
+            Deletion::Failed(_) => self.update(key, |record| {
+                record.deletion_failed_at.get_or_insert_with(Instant::now);
+            }),
+            Deletion::InProgress(_) => self.update(key, |record| record.deletion_failed_at = None),
+            Deletion::Gone => {}
+        }
+    }
+}
+
+/// A create in flight: see [`Memory::create_attempt`].
+pub(super) struct CreateAttempt<'a> {
+    memory: &'a Memory,
+    key: String,
+}
+
+impl Drop for CreateAttempt<'_> {
+    fn drop(&mut self) {
+        self.memory.update(&self.key, |record| {
+            record.last_create_attempt = Some(Instant::now());
+        });
+    }
+}
+
+/// `base * 2^(attempt-1)`, capped, scaled by `jitter` (0..=1).
+pub fn jittered_backoff(timing: &Timing, attempt: u32, jitter: f64) -> Duration {
+    let exponent = attempt.saturating_sub(1).min(20);
+    let nominal = timing
+        .base_backoff
+        .saturating_mul(1 << exponent)
+        .min(timing.max_backoff);
+    nominal.mul_f64(jitter.clamp(0.0, 1.0))
+}
+
+/// What decides whether an object needs an AWS pass: its generation (the spec), its deletion and
+/// finalizers, and the desired state computed from the context (e.g. the referenced configurations' ARNs
+/// and states). Status writes and unrelated changes of referenced objects leave it unchanged.
+pub(super) fn fingerprint<K: ManagedKind>(object: &K, context: &K::Context) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    object.meta().generation.hash(&mut hasher);
+    object.meta().deletion_timestamp.is_some().hash(&mut hasher);
+    object.finalizers().hash(&mut hasher);
+    is_paused(object.meta()).hash(&mut hasher);
+    match object.desired(context) {
+        Ok(desired) => serde_json::to_string(&desired)
+            .unwrap_or_default()
+            .hash(&mut hasher),
+        Err(pending) => pending.message.hash(&mut hasher),
+    }
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{
+        ChatLoggingConfiguration, ChatLoggingConfigurationSpec, ChatLoggingConfigurationStatus,
+        ChatRoom, ChatRoomSpec, ChatRoomStatus, LoggingConfigurationReference,
+    };
+    use kube::runtime::reflector::store;
+    use kube::runtime::watcher;
+
+    #[test]
+    fn fingerprint_ignores_status_but_not_spec_pause_or_references() {
+        let (configs, mut writer) = store::<ChatLoggingConfiguration>();
+        let mut room = ChatRoom::new(
+            "room",
+            ChatRoomSpec {
+                logging_configurations: vec![LoggingConfigurationReference {
+                    name: Some("logs".into()),
+                    arn: None,
+                }],
+                ..ChatRoomSpec::default()
+            },
+        );
+        room.metadata.namespace = Some("ns".into());
+        room.metadata.generation = Some(1);
+        let base = fingerprint(&room, &configs);
+
+        // The operator's own status write: same fingerprint, so no AWS call.
+        let mut written = room.clone();
+        written.status = Some(ChatRoomStatus {
+            arn: Some("arn".into()),
+            ..Default::default()
+        });
+        assert_eq!(fingerprint(&written, &configs), base);
+
+        let mut respecced = room.clone();
+        respecced.metadata.generation = Some(2);
+        assert_ne!(fingerprint(&respecced, &configs), base);
+
+        let mut paused = room.clone();
+        paused
+            .metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(crate::crd::PAUSED_ANNOTATION.into(), "true".into());
+        assert_ne!(fingerprint(&paused, &configs), base);
+
+        // The referenced configuration becomes ACTIVE: the desired state changes.
+        let mut config =
+            ChatLoggingConfiguration::new("logs", ChatLoggingConfigurationSpec::default());
+        config.metadata.namespace = Some("ns".into());
+        config.status = Some(ChatLoggingConfigurationStatus {
+            arn: Some("arn:logs".into()),
+            state: Some("ACTIVE".into()),
+            ..Default::default()
+        });
+        writer.apply_watcher_event(&watcher::Event::Apply(config));
+        assert_ne!(fingerprint(&room, &configs), base);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_jitter_scales_it() {
+        let timing = Timing {
+            base_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(10),
+            ..Timing::default()
+        };
+        assert_eq!(jittered_backoff(&timing, 1, 1.0), Duration::from_secs(1));
+        assert_eq!(jittered_backoff(&timing, 3, 1.0), Duration::from_secs(4));
+        assert_eq!(jittered_backoff(&timing, 9, 1.0), Duration::from_secs(10));
+        assert_eq!(jittered_backoff(&timing, 60, 1.0), Duration::from_secs(10));
+        assert_eq!(jittered_backoff(&timing, 3, 0.5), Duration::from_secs(2));
+    }
+
+    /// Everything a record can hold, for tests of its lifetime.
+    fn remember_everything(memory: &Memory, key: &str) {
+        memory.remember_in_sync(key, 7, Instant::now());
+        memory.set_ready_at(key, Some(1));
+        drop(memory.create_attempt(key));
+        memory.next_backoff(key);
+        memory.deletion_reported(key, &Deletion::Failed("DELETE_FAILED".into()));
+        memory.keep_unwritten(
+            key,
+            7,
+            StatusDocument::default(),
+            Report::new(
+                crate::controller::status::Health::ready("Synced", "in sync"),
+                super::super::report::Requeue::Resync,
+            ),
+        );
+    }
+
+    #[test]
+    fn records_are_per_uid_and_removed_with_the_object() {
+        let memory = Memory::new(Timing::default());
+        remember_everything(&memory, "uid-old");
+        // The same name created again is another object (another UID): it inherits nothing.
+        assert_eq!(memory.sync_memory("uid-new", 7), SyncMemory::Unknown);
+        assert!(!memory.was_ready_at("uid-new", Some(1)));
+        assert_eq!(memory.last_create_attempt("uid-new"), None);
+        assert!(memory.take_unwritten("uid-new", 7).is_none());
+        assert!(matches!(
+            memory.sync_memory("uid-old", 7),
+            SyncMemory::Fresh(_)
+        ));
+        // Cleanup (or the object going away) removes the whole record.
+        memory.forget("uid-old");
+        assert_eq!(memory.len(), 0);
+        assert_eq!(memory.sync_memory("uid-old", 7), SyncMemory::Unknown);
+        assert_eq!(memory.last_create_attempt("uid-old"), None);
+    }
+
+    #[test]
+    fn the_memory_key_is_the_uid() {
+        let mut room = ChatRoom::new("room", ChatRoomSpec::default());
+        room.metadata.namespace = Some("ns".into());
+        assert_eq!(memory_key(&room), "ns/room");
+        room.metadata.uid = Some("3f1c".into());
+        assert_eq!(memory_key(&room), "3f1c");
+    }
+    /// Round numbers, so the expected instants read plainly.
+    fn paused_timing() -> Timing {
+        Timing {
+            resync_period: Duration::from_secs(100),
+            poll_interval: Duration::from_secs(2),
+            base_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(8),
+            long_backoff: Duration::from_secs(300),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn backoff_grows_per_failure_up_to_the_cap_and_restarts_after_a_success() {
+        let memory = Memory::new(paused_timing());
+        for nominal in [1, 2, 4, 8, 8, 8] {
+            let nominal = Duration::from_secs(nominal);
+            let delay = memory.next_backoff("uid");
+            assert!(
+                delay >= nominal / 2 && delay <= nominal,
+                "{delay:?} for {nominal:?}"
+            );
+        }
+        // Another object has its own count.
+        assert!(memory.next_backoff("other") <= Duration::from_secs(1));
+        memory.reset_failures("uid");
+        assert!(memory.next_backoff("uid") <= Duration::from_secs(1));
+        assert!(memory.next_backoff("uid") > Duration::from_secs(1) / 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_object_in_sync_is_fresh_until_a_little_over_one_resync_period() {
+        let memory = Memory::new(paused_timing());
+        let verified_at = Instant::now();
+        let until = memory.remember_in_sync("uid", 7, verified_at);
+        // One period plus 5-25 %: after the next listing, spread over 20 s.
+        assert!(
+            until >= Duration::from_secs(105) && until <= Duration::from_secs(125),
+            "{until:?}"
+        );
+        assert_eq!(memory.sync_memory("uid", 7), SyncMemory::Fresh(until));
+        assert_eq!(
+            memory.sync_memory("uid", 8),
+            SyncMemory::Unknown,
+            "another shape of the object is not known in sync"
+        );
+        tokio::time::advance(until - Duration::from_secs(1)).await;
+        assert_eq!(
+            memory.sync_memory("uid", 7),
+            SyncMemory::Fresh(Duration::from_secs(1))
+        );
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(memory.sync_memory("uid", 7), SyncMemory::Due(verified_at));
+
+        // A listing that started later confirms it: due again a little over a period after that listing.
+        let listed_at = Instant::now() - Duration::from_secs(10);
+        memory.reverify("uid", listed_at);
+        assert_eq!(memory.verified_at("uid"), Some(listed_at));
+        let SyncMemory::Fresh(left) = memory.sync_memory("uid", 7) else {
+            panic!("reverified: {:?}", memory.sync_memory("uid", 7));
+        };
+        assert!(
+            left >= Duration::from_secs(95) && left <= Duration::from_secs(115),
+            "{left:?}"
+        );
+        // An older listing changes nothing.
+        memory.reverify("uid", verified_at);
+        assert_eq!(memory.verified_at("uid"), Some(listed_at));
+        memory.forget_in_sync("uid");
+        assert_eq!(memory.sync_memory("uid", 7), SyncMemory::Unknown);
+        assert_eq!(memory.verified_at("uid"), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_deletion_is_sent_again_one_long_backoff_after_it_was_first_reported() {
+        let memory = Memory::new(paused_timing());
+        let failed = Deletion::Failed("DELETE_FAILED".into());
+        assert!(!memory.retry_failed_deletion("uid"));
+        memory.deletion_reported("uid", &failed);
+        assert!(!memory.retry_failed_deletion("uid"));
+        // Reported again (the watch event of the status write): the first report still counts.
+        tokio::time::advance(Duration::from_secs(200)).await;
+        memory.deletion_reported("uid", &failed);
+        tokio::time::advance(Duration::from_secs(99)).await;
+        assert!(!memory.retry_failed_deletion("uid"));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(memory.retry_failed_deletion("uid"));
+        // AWS deleting again: a later failure waits the whole long backoff once more.
+        memory.deletion_reported("uid", &Deletion::InProgress("DELETING".into()));
+        assert!(!memory.retry_failed_deletion("uid"));
+        memory.deletion_reported("uid", &failed);
+        tokio::time::advance(Duration::from_secs(299)).await;
+        assert!(!memory.retry_failed_deletion("uid"));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(memory.retry_failed_deletion("uid"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_a_listing_started_after_the_create_attempt_ended_can_prove_it() {
+        use crate::controller::inventory::{Inventory, Snapshot};
+        let memory = Memory::new(paused_timing());
+        let inventory = Inventory::<()>::default();
+        assert_eq!(memory.last_create_attempt("uid"), None);
+        let attempt = memory.create_attempt("uid");
+        // The call waits for its rate-budget slot while a listing starts and completes.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let during = Instant::now();
+        inventory.begin(during);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        inventory.publish(Snapshot::new(during, vec![]));
+        assert_eq!(
+            memory.last_create_attempt("uid"),
+            None,
+            "the time is taken when the call ends"
+        );
+        drop(attempt);
+        assert_eq!(memory.last_create_attempt("uid"), Some(Instant::now()));
+        assert!(
+            inventory.since(memory.last_create_attempt("uid")).is_none(),
+            "a listing that started while the create was pending proves nothing"
+        );
+        tokio::time::advance(Duration::from_millis(1)).await;
+        let after = Instant::now();
+        inventory.begin(after);
+        inventory.publish(Snapshot::new(after, vec![]));
+        assert!(
+            inventory
+                .since(memory.last_create_attempt("uid"))
+                .is_some_and(|snapshot| snapshot.started == after)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unwritten_outcomes_are_given_back_once_for_the_same_shape_within_a_period() {
+        let memory = Memory::new(paused_timing());
+        let report = || {
+            Report::new(
+                crate::controller::status::Health::ready("Synced", "in sync"),
+                super::super::report::Requeue::Resync,
+            )
+        };
+        memory.keep_unwritten("uid", 7, StatusDocument::default(), report());
+        assert!(memory.take_unwritten("uid", 8).is_none(), "another shape");
+        assert!(
+            memory.take_unwritten("uid", 7).is_none(),
+            "taken (and dropped) above"
+        );
+        memory.keep_unwritten("uid", 7, StatusDocument::default(), report());
+        assert!(memory.take_unwritten("uid", 7).is_some());
+        assert!(memory.take_unwritten("uid", 7).is_none(), "only once");
+        memory.keep_unwritten("uid", 7, StatusDocument::default(), report());
+        tokio::time::advance(Duration::from_secs(100)).await;
+        assert!(
+            memory.take_unwritten("uid", 7).is_none(),
+            "too old to trust"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn records_of_objects_gone_from_the_store_are_dropped_unless_touched_since() {
+        let memory = Memory::new(paused_timing());
+        remember_everything(&memory, "present");
+        remember_everything(&memory, "gone");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let seen_at = Instant::now();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        // Created after the store was looked at: the view may simply not show it yet.
+        memory.set_ready_at("new", Some(1));
+        memory.retain(&HashSet::from(["present".to_owned()]), seen_at);
+        assert_eq!(memory.len(), 2);
+        assert!(memory.was_ready_at("present", Some(1)));
+        assert!(memory.was_ready_at("new", Some(1)));
+        assert!(!memory.was_ready_at("gone", Some(1)));
+        assert_eq!(memory.last_create_attempt("gone"), None);
+    }
+}

@@ -1,0 +1,195 @@
+//! The one reconcile driver both kinds share, over the small per-kind trait [`ManagedKind`].
+//!
+//! The driver owns everything that is the same for every kind: pause, the finalizer (added before any AWS
+//! call), observe-only, adoption, deletion policy, out-of-band deletion, tag management, error handling,
+//! conditions, events and requeue decisions. A kind only says how its spec maps to normalised AWS fields
+//! and how to call its AWS operations (observe / create / update / delete / list).
+//!
+//! Two rules keep AWS honest and cheap:
+//! - **No create without a lookup.** Creates take no idempotency token, so before every create (and
+//!   before releasing a finalizer with no ARN in status) the driver looks for a resource that already
+//!   carries the object's ownership tag: a fresh filtered listing where the kind has one (rooms by name),
+//!   otherwise a complete [`Snapshot`](crate::controller::inventory::Snapshot) that started after this
+//!   object's last create attempt. A crash or a lost response between the create and the status write
+//!   therefore ends in adoption, never a duplicate.
+//! - **Drift is found by listing.** [`run_inventory`] lists the kind once per resync period and compares
+//!   each summary with the last full read recorded in status (update time, tags, summary fields); only
+//!   objects whose resource changed or vanished are reconciled, and only those cost a Get call.
+//!
+//! Files, in the order a pass runs through them: [`kind`] (the trait and its types), [`memory`] (what this
+//! process remembers of each object between passes), [`apply`] (observe, diff, act), [`drift`] (the
+//! listing loop and confirmation by listing), [`cleanup`] (deletion), [`report`] (what a pass concluded:
+//! health, requeue, events) and [`kube_io`] (status, events and finalizers on the API server).
+
+mod apply;
+mod cleanup;
+mod drift;
+mod kind;
+mod kube_io;
+mod memory;
+mod report;
+
+pub use drift::run_inventory;
+pub use kind::{Deletion, ManagedKind, Observed, Pending, store_ready};
+pub use kube_io::{FIELD_MANAGER, FINALIZER};
+pub use memory::jittered_backoff;
+pub use report::{StateKind, state_kind, state_reason};
+
+use apply::apply;
+use cleanup::cleanup;
+use kube_io::add_finalizer;
+use memory::{Memory, memory_key};
+use report::Pass;
+
+use crate::controller::aws::Aws;
+use crate::controller::inventory::Inventory;
+use crate::crd::is_paused;
+use crate::metrics::Metrics;
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::events::Recorder;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Longest reconcile: the last guard, above every per-call timeout and rate-budget wait.
+const RECONCILE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Timing of requeues.
+#[derive(Clone, Debug)]
+pub struct Timing {
+    /// Every resource is read from AWS at least this often, so out-of-band changes are corrected.
+    pub resync_period: Duration,
+    /// How soon to look again while AWS reports a transition (CREATING, UPDATING, DELETING).
+    pub poll_interval: Duration,
+    /// First retry after a transient error; doubles per consecutive failure.
+    pub base_backoff: Duration,
+    /// Cap of the exponential backoff.
+    pub max_backoff: Duration,
+    /// Retry period for errors that need outside help (access denied, quotas, failed states).
+    pub long_backoff: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            resync_period: Duration::from_secs(600),
+            poll_interval: Duration::from_secs(2),
+            base_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+            long_backoff: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Shared state of one controller.
+pub struct Context<K: ManagedKind> {
+    pub kube: kube::Client,
+    pub aws: Aws,
+    pub recorder: Recorder,
+    pub timing: Timing,
+    pub kind: K::Context,
+    /// Where reconciles are counted and timed.
+    pub metrics: Metrics,
+    /// What the process remembers of each object between passes, one record per UID.
+    memory: Memory,
+    /// The latest complete listing of the kind.
+    pub inventory: Inventory<K::Summary>,
+}
+
+impl<K: ManagedKind> Context<K> {
+    pub fn new(
+        kube: kube::Client,
+        aws: Aws,
+        recorder: Recorder,
+        timing: Timing,
+        kind: K::Context,
+        metrics: Metrics,
+    ) -> Self {
+        Context {
+            memory: Memory::new(timing.clone()),
+            kube,
+            aws,
+            recorder,
+            timing,
+            kind,
+            metrics,
+            inventory: Inventory::default(),
+        }
+    }
+}
+
+/// Failures that are not about AWS: the Kubernetes API refused a finalizer or status write.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("Kubernetes API call failed: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0} timed out")]
+    Timeout(&'static str),
+    #[error("the object has no namespace")]
+    NoNamespace,
+}
+
+/// The controller's reconcile function for any kind, measured (in flight, duration, outcome) for metrics.
+pub async fn reconcile<K: ManagedKind>(
+    object: Arc<K>,
+    ctx: Arc<Context<K>>,
+) -> Result<Action, ReconcileError> {
+    let metrics = ctx.metrics.clone();
+    let pass = async {
+        tokio::time::timeout(RECONCILE_TIMEOUT, reconcile_object(object, ctx))
+            .await
+            .unwrap_or(Err(ReconcileError::Timeout("the reconcile")))
+    };
+    metrics
+        .timed_reconcile(K::KIND, pass, |pass: &Pass| pass.reported)
+        .await
+        .map(|pass| pass.action)
+}
+
+async fn reconcile_object<K: ManagedKind>(
+    object: Arc<K>,
+    ctx: Arc<Context<K>>,
+) -> Result<Pass, ReconcileError> {
+    // Paused: no AWS call at all, not even for deletion; unpausing is an object change that wakes us.
+    if is_paused(object.meta()) {
+        return Ok(Pass::quiet(Action::await_change()));
+    }
+    let namespace = object.namespace().ok_or(ReconcileError::NoNamespace)?;
+    let api: Api<K> = Api::namespaced(ctx.kube.clone(), &namespace);
+    tracing::debug!(kind = K::KIND, object = %object_key(object.as_ref()), "reconciling");
+    K::context_ready(&ctx.kind).await;
+    let has_finalizer = object.finalizers().iter().any(|f| f == FINALIZER);
+    if object.meta().deletion_timestamp.is_some() {
+        if !has_finalizer {
+            // Going away without the operator's cleanup (its finalizer removed by hand).
+            ctx.memory.forget(&memory_key(&*object));
+            return Ok(Pass::quiet(Action::await_change()));
+        }
+        return cleanup(&*object, &ctx, &api).await;
+    }
+    if !has_finalizer {
+        // Before any AWS call, so that nothing created in AWS can outlive the object unnoticed.
+        add_finalizer(&api, &*object).await?;
+        return Ok(Pass::quiet(Action::await_change()));
+    }
+    apply(&*object, &ctx, &api).await
+}
+
+/// Requeue for failures of the Kubernetes API itself.
+pub fn error_policy<K: ManagedKind>(
+    object: Arc<K>,
+    error: &ReconcileError,
+    ctx: Arc<Context<K>>,
+) -> Action {
+    tracing::warn!(kind = K::KIND, object = %object_key(&*object), %error, "reconcile failed");
+    Action::requeue(ctx.memory.next_backoff(&memory_key(&*object)))
+}
+
+fn object_key<K: ManagedKind>(object: &K) -> String {
+    format!(
+        "{}/{}",
+        object.namespace().unwrap_or_default(),
+        object.name_any()
+    )
+}

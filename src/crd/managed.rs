@@ -1,0 +1,176 @@
+//! What every AWS-backed kind shares in its API, written once:
+//!
+//! - in the spec, the fields that say what the operator may do with the AWS resource (`tags`,
+//!   `deletionPolicy`, `managementPolicy`, `adoptArn`), the CEL rules that tie `adoptArn` to the
+//!   management policy and make it immutable ([`adopt_arn_rules`]), and [`ManagedSpec::policies`], the
+//!   driver's view of them;
+//! - in the status, the fields that report the resource (ARN, ID, AWS times, observed generation, managed
+//!   tag keys, conditions as a list-map keyed on `type`: [`conditions_by_type`]).
+//!
+//! A kind declares its spec with [`managed_spec!`] and its status with [`managed_status!`]: each appends
+//! the shared fields to the kind's own, so the Rust field paths and the schema stay flat (`spec.adoptArn`,
+//! `status.arn`) exactly as if every field were written out in each kind.
+
+use super::{DeletionPolicy, ManagementPolicy};
+use schemars::Schema;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// What the spec says about the AWS resource's life, common to every kind.
+#[derive(Clone, Debug, Default)]
+pub struct Policies {
+    pub deletion: DeletionPolicy,
+    pub management: ManagementPolicy,
+    pub adopt_arn: Option<String>,
+    /// The user's tags (without the ownership tags).
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A spec declared with [`managed_spec!`].
+pub trait ManagedSpec {
+    fn policies(&self) -> Policies;
+}
+
+/// Container transform of a managed spec: the CEL rules on `adoptArn`, which span fields (the management
+/// policy) and versions (`oldSelf`), so they live on the spec object rather than on the field.
+pub fn adopt_arn_rules(schema: &mut Schema) {
+    let rules = json!([
+        {
+            "rule": "self.managementPolicy != 'ObserveOnly' || has(self.adoptArn)",
+            "message": "spec.adoptArn is required when spec.managementPolicy is ObserveOnly",
+        },
+        {
+            "rule": "!has(self.adoptArn) || has(oldSelf.adoptArn)",
+            "message": "spec.adoptArn cannot be added after creation",
+        },
+        {
+            "rule": "!has(oldSelf.adoptArn) || (has(self.adoptArn) && self.adoptArn == oldSelf.adoptArn)",
+            "message": "spec.adoptArn is immutable once set (it cannot be changed or removed)",
+        },
+    ]);
+    append_validations(schema, rules);
+}
+
+/// Container transform of a managed status: `conditions` is a list-map keyed on `type`, so two field
+/// managers owning different conditions merge instead of replacing each other's.
+pub fn conditions_by_type(schema: &mut Schema) {
+    if let Some(Value::Object(conditions)) = schema
+        .get_mut("properties")
+        .and_then(|properties| properties.get_mut("conditions"))
+    {
+        conditions.insert("x-kubernetes-list-type".to_owned(), json!("map"));
+        conditions.insert("x-kubernetes-list-map-keys".to_owned(), json!(["type"]));
+    }
+}
+
+fn append_validations(schema: &mut Schema, rules: Value) {
+    let Some(object) = schema.as_object_mut() else {
+        return;
+    };
+    let validations = object
+        .entry("x-kubernetes-validations")
+        .or_insert_with(|| json!([]));
+    if let (Value::Array(existing), Value::Array(rules)) = (validations, rules) {
+        existing.extend(rules);
+    }
+}
+
+/// Declares a kind's spec: the kind's own fields, then `tags`, `deletionPolicy`, `managementPolicy` and
+/// `adoptArn` (its ARN pattern given), plus [`ManagedSpec`]. The kind words the three policy fields'
+/// descriptions for its resource (`kubectl explain` shows them).
+macro_rules! managed_spec {
+    (
+        $(#[$meta:meta])*
+        pub struct $spec:ident {
+            $($fields:tt)*
+        }
+        adopt_arn_pattern = $pattern:path;
+        deletion_policy_doc = $deletion_doc:tt;
+        management_policy_doc = $management_doc:tt;
+        adopt_arn_doc = $adopt_doc:tt;
+    ) => {
+        $(#[$meta])*
+        #[schemars(transform = $crate::crd::managed::adopt_arn_rules)]
+        pub struct $spec {
+            $($fields)*
+
+            #[serde(default, skip_serializing_if = "::std::collections::BTreeMap::is_empty")]
+            #[schemars(schema_with = "crate::crd::schema::tags")]
+            pub tags: ::std::collections::BTreeMap<String, String>,
+
+            #[doc = $deletion_doc]
+            #[serde(default)]
+            pub deletion_policy: $crate::crd::DeletionPolicy,
+
+            #[doc = $management_doc]
+            #[serde(default)]
+            pub management_policy: $crate::crd::ManagementPolicy,
+
+            #[doc = $adopt_doc]
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[schemars(length(min = 1, max = 128), pattern($pattern))]
+            pub adopt_arn: Option<String>,
+        }
+
+        impl $crate::crd::ManagedSpec for $spec {
+            fn policies(&self) -> $crate::crd::Policies {
+                $crate::crd::Policies {
+                    deletion: self.deletion_policy,
+                    management: self.management_policy,
+                    adopt_arn: self.adopt_arn.clone(),
+                    tags: self.tags.clone(),
+                }
+            }
+        }
+    };
+}
+
+/// Declares a status: the ARN, ID and AWS times of the resource (`$resource` names it in the
+/// descriptions), the kind's own fields, then the observed generation, the managed tag keys and the
+/// conditions. A CRD status also takes the [`conditions_by_type`] transform; the driver's
+/// [`StatusDocument`](crate::controller::status::StatusDocument), the union of every kind's status, is
+/// declared with it too.
+macro_rules! managed_status {
+    (
+        $(#[$meta:meta])*
+        pub struct $status:ident describing $resource:tt {
+            $($fields:tt)*
+        }
+    ) => {
+        $(#[$meta])*
+        pub struct $status {
+            #[doc = concat!("ARN of the AWS ", $resource, ".")]
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub arn: Option<String>,
+
+            #[doc = concat!("ID of the AWS ", $resource, " (the last part of its ARN).")]
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub id: Option<String>,
+
+            #[doc = concat!("When AWS created the ", $resource, " (RFC 3339, as AWS reported it).")]
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub create_time: Option<String>,
+
+            #[doc = concat!("When AWS last updated the ", $resource, " (RFC 3339, as AWS reported it).")]
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub update_time: Option<String>,
+
+            $($fields)*
+
+            /// The metadata.generation this status describes.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub observed_generation: Option<i64>,
+
+            /// AWS tag keys the operator set on the resource (the spec's tags plus its ownership tags), so that
+            /// a tag removed from the spec is removed in AWS while tags others added in AWS are left alone.
+            #[serde(default, skip_serializing_if = "Vec::is_empty")]
+            pub managed_tag_keys: Vec<String>,
+
+            /// Conditions Ready, Reconciling and Stalled (kstatus), one per type.
+            #[serde(default, skip_serializing_if = "Vec::is_empty")]
+            pub conditions: Vec<::k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+        }
+    };
+}
+
+pub(crate) use managed_status;

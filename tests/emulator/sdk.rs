@@ -20,26 +20,14 @@ use aws_sdk_ivschat::types::{
 use ivschat_operator::emulator::{
     ChatTokenRejection, Emulator, EmulatorConfig, RoomEventKind, TransitionFailures,
 };
+use ivschat_testsupport::sigv4::Signer;
+use ivschat_testsupport::{emulator, serial};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const LAMBDA: &str = "arn:aws:lambda:us-west-2:123456789012:function:review";
 
 // ---- harness ---------------------------------------------------------------------------------------------------
-
-async fn start() -> Emulator {
-    start_with(EmulatorConfig::default()).await
-}
-
-async fn start_with(config: EmulatorConfig) -> Emulator {
-    Emulator::start(loopback(), config)
-        .await
-        .expect("the emulator starts")
-}
-
-fn loopback() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 0))
-}
 
 fn s3(bucket: &str) -> DestinationConfiguration {
     DestinationConfiguration::S3(
@@ -173,34 +161,10 @@ async fn raw(
             Auth::UnknownKey => ("AKIDUNKNOWN", "test"),
             _ => ("test", "test"),
         };
-        let identity: aws_smithy_runtime_api::client::identity::Identity =
-            aws_credential_types::Credentials::new(key, secret, None, None, "raw-test").into();
-        let params = aws_sigv4::sign::v4::SigningParams::builder()
-            .identity(&identity)
-            .region("us-west-2")
-            .name("ivschat")
-            .time(SystemTime::now())
-            .settings(aws_sigv4::http_request::SigningSettings::default())
-            .build()
-            .expect("signing params")
-            .into();
         let url = format!("http://{host}{path_and_query}");
-        let signable = aws_sigv4::http_request::SignableRequest::new(
-            method,
-            url.as_str(),
-            headers
-                .iter()
-                .map(|(name, value)| (name.as_str(), value.as_str())),
-            aws_sigv4::http_request::SignableBody::Bytes(body),
-        )
-        .expect("signable");
-        let (instructions, _) = aws_sigv4::http_request::sign(signable, &params)
-            .expect("sign")
-            .into_parts();
-        let signed: Vec<(String, String)> = instructions
-            .headers()
-            .map(|(name, value)| (name.to_string(), value.to_string()))
-            .collect();
+        let signed = Signer::new(key, secret, "us-west-2")
+            .headers(method, &url, &headers, body)
+            .expect("sign");
         headers.extend(signed);
     }
     send_raw(
@@ -304,7 +268,7 @@ fn encode_label(arn: &str) -> String {
 
 #[tokio::test]
 async fn rooms_round_trip_every_member() {
-    let emulator = start().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let client = emulator.sdk_client();
     let logging = create_logging_configuration(&client, "room-logs").await;
     let handler = MessageReviewHandler::builder()
@@ -461,7 +425,7 @@ async fn rooms_round_trip_every_member() {
 
 #[tokio::test]
 async fn create_room_applies_documented_defaults() {
-    let emulator = start().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let client = emulator.sdk_client();
     let bare = client
         .create_room()
@@ -521,7 +485,7 @@ async fn create_room_applies_documented_defaults() {
 
 #[tokio::test]
 async fn update_room_is_a_patch_and_bumps_update_time() {
-    let emulator = start().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let client = emulator.sdk_client();
     let logging = create_logging_configuration(&client, "patch-logs").await;
     let created = client
@@ -628,7 +592,7 @@ fn names(list: &[&str]) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn validation_errors_name_every_bad_field() {
-    let emulator = start().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let client = emulator.sdk_client();
     let logging = create_logging_configuration(&client, "v").await;
     let room = create_room(&client, "v").await;
@@ -896,7 +860,7 @@ async fn validation_errors_name_every_bad_field() {
 
 #[tokio::test]
 async fn unknown_resources_are_404_with_resource_id_and_type() {
-    let emulator = start().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let client = emulator.sdk_client();
     let room = "arn:aws:ivschat:us-west-2:123456789012:room/missingRoom1";
     let logging = "arn:aws:ivschat:us-west-2:123456789012:logging-configuration/missingLogs1";
@@ -1113,7 +1077,7 @@ async fn unknown_resources_are_404_with_resource_id_and_type() {
 
 #[tokio::test]
 async fn conflicts_are_409() {
-    let emulator = start().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let client = emulator.sdk_client();
     let logging = create_logging_configuration(&client, "attached").await;
     let room = client
@@ -1182,7 +1146,7 @@ async fn conflicts_are_409() {
 
 #[tokio::test]
 async fn quotas_are_402_with_the_limit() {
-    let emulator = start_with(EmulatorConfig {
+    let emulator = emulator::start(EmulatorConfig {
         room_quota: Some(2),
         logging_configuration_quota: 1,
         ..EmulatorConfig::default()
@@ -1229,7 +1193,9 @@ async fn quotas_are_402_with_the_limit() {
 
 #[tokio::test]
 async fn tps_quotas_throttle_with_429_when_enforced() {
-    let emulator = start_with(EmulatorConfig {
+    // Bursts must outrun the quotas: never beside a heavy test.
+    let _alone = serial::alone().await;
+    let emulator = emulator::start(EmulatorConfig {
         enforce_quotas: true,
         ..EmulatorConfig::default()
     })
@@ -1309,7 +1275,7 @@ async fn tps_quotas_throttle_with_429_when_enforced() {
 
 #[tokio::test]
 async fn injected_faults_and_latency() {
-    let emulator = start_with(EmulatorConfig {
+    let emulator = emulator::start(EmulatorConfig {
         fault_rate: 1.0,
         ..EmulatorConfig::default()
     })
@@ -1414,7 +1380,7 @@ async fn listed_room_names(client: &Client) -> Vec<String> {
 
 #[tokio::test]
 async fn lost_responses_keep_the_change_behind_a_500() {
-    let emulator = start_with(EmulatorConfig {
+    let emulator = emulator::start(EmulatorConfig {
         lost_response_rate: 1.0,
         ..EmulatorConfig::default()
     })
@@ -1661,7 +1627,7 @@ async fn lost_responses_keep_the_change_behind_a_500() {
 
 #[tokio::test]
 async fn authentication_failures_are_403() {
-    let emulator = start().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let wrong_secret = emulator.sdk_client_with(|builder| {
         builder.credentials_provider(aws_sdk_ivschat::config::Credentials::new(
             "test", "wrong", None, None, "t",
@@ -1749,7 +1715,7 @@ async fn authentication_failures_are_403() {
 
 #[tokio::test]
 async fn pagination_crosses_pages_and_rejects_bad_tokens() {
-    let emulator = start().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let client = emulator.sdk_client();
     let mut created = Vec::new();
     for i in 0..7 {
@@ -1918,7 +1884,7 @@ async fn pagination_crosses_pages_and_rejects_bad_tokens() {
 
 #[tokio::test]
 async fn list_rooms_filters_and_update_time_order() {
-    let emulator = start().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let client = emulator.sdk_client();
     let logging = create_logging_configuration(&client, "filter").await;
     let other_lambda = "arn:aws:lambda:us-west-2:123456789012:function:other";
@@ -2045,7 +2011,7 @@ async fn list_rooms_filters_and_update_time_order() {
 
 #[tokio::test]
 async fn tags_on_rooms_and_logging_configurations() {
-    let emulator = start().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let client = emulator.sdk_client();
     let room = create_room(&client, "tagged").await;
     let logging = create_logging_configuration(&client, "tagged").await;
@@ -2213,7 +2179,7 @@ async fn state_of(client: &Client, arn: &str) -> Option<LoggingConfigurationStat
 
 #[tokio::test]
 async fn logging_configurations_round_trip_every_member() {
-    let emulator = start().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let client = emulator.sdk_client();
     let created = client
         .create_logging_configuration()
@@ -2341,7 +2307,7 @@ async fn logging_configurations_round_trip_every_member() {
 #[tokio::test]
 async fn logging_configuration_lifecycle_with_delay_and_failures() {
     let delay = Duration::from_millis(1500);
-    let emulator = start_with(EmulatorConfig {
+    let emulator = emulator::start(EmulatorConfig {
         logging_transition_delay: delay,
         ..EmulatorConfig::default()
     })
@@ -2483,7 +2449,7 @@ async fn logging_configuration_lifecycle_with_delay_and_failures() {
 
 #[tokio::test]
 async fn failing_transitions_flag_at_start_up() {
-    let emulator = start_with(EmulatorConfig {
+    let emulator = emulator::start(EmulatorConfig {
         fail_transitions: TransitionFailures::ALL,
         ..EmulatorConfig::default()
     })
@@ -2502,7 +2468,7 @@ async fn failing_transitions_flag_at_start_up() {
 
 #[tokio::test]
 async fn chat_tokens_and_messaging_operations() {
-    let emulator = start().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let client = emulator.sdk_client();
     let room = create_room(&client, "chat").await;
     let mut events = emulator.subscribe_room_events();
@@ -2686,7 +2652,7 @@ async fn state_file_survives_a_restart() {
         ..EmulatorConfig::default()
     };
 
-    let emulator = start_with(config.clone()).await;
+    let emulator = emulator::start(config.clone()).await;
     let client = emulator.sdk_client();
     let logging = client
         .create_logging_configuration()
@@ -2753,7 +2719,7 @@ async fn state_file_survives_a_restart() {
         .collect();
     assert_eq!(leftovers.len(), 1, "no temporary files left: {leftovers:?}");
 
-    let restarted = start_with(config).await;
+    let restarted = emulator::start(config).await;
     let client = restarted.sdk_client();
     let after_room = client
         .get_room()
@@ -2826,7 +2792,7 @@ async fn state_file_survives_a_restart() {
         .await
         .expect("delete");
     restarted.stop().await.expect("stop");
-    let again = start_with(EmulatorConfig {
+    let again = emulator::start(EmulatorConfig {
         state_file: Some(state_file),
         ..EmulatorConfig::default()
     })
@@ -2877,7 +2843,7 @@ fn before_rooms_without_request_id(
 
 #[tokio::test]
 async fn metrics_count_requests_by_operation_and_outcome() {
-    let emulator = start().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let client = emulator.sdk_client_without_retries();
     let room = create_room(&client, "m").await;
     client
@@ -2978,7 +2944,7 @@ async fn metrics_count_requests_by_operation_and_outcome() {
 
 #[tokio::test]
 async fn every_response_has_a_request_id_and_hostile_input_gets_4xx() {
-    let emulator = start().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let client = emulator.sdk_client();
     let room = create_room(&client, "hostile").await;
     let identifier = json!({"identifier": room}).to_string();
@@ -3124,7 +3090,7 @@ async fn every_response_has_a_request_id_and_hostile_input_gets_4xx() {
 
 #[tokio::test]
 async fn concurrent_creates_are_all_listed_once() {
-    let emulator = start().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let client = emulator.sdk_client();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..24 {
@@ -3154,8 +3120,8 @@ async fn concurrent_creates_are_all_listed_once() {
 
 #[tokio::test]
 async fn many_emulators_run_side_by_side() {
-    let first = start().await;
-    let second = start_with(EmulatorConfig {
+    let first = emulator::start(EmulatorConfig::default()).await;
+    let second = emulator::start(EmulatorConfig {
         region: "eu-west-1".into(),
         account_id: "999999999999".into(),
         ..EmulatorConfig::default()

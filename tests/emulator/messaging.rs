@@ -588,32 +588,36 @@ async fn malformed_frames_get_a_400_error() {
         (&error["ErrorCode"], error.get("RequestId")),
         (&json!(400), None)
     );
-    send(&mut ada, json!(["an", "array"])).await;
-    assert_eq!(next_entity(&mut ada).await["ErrorCode"], 400);
-    send(&mut ada, json!({"Action": "SHOUT", "RequestId": "x1"})).await;
-    let error = next_entity(&mut ada).await;
-    assert_eq!(
-        (&error["ErrorCode"], &error["RequestId"]),
-        (&json!(400), &json!("x1"))
-    );
-    send(&mut ada, json!({"RequestId": "x2", "Content": "no action"})).await;
-    assert_eq!(next_entity(&mut ada).await["RequestId"], "x2");
-    send(
-        &mut ada,
-        json!({"Action": "SEND_MESSAGE", "RequestId": 7, "Content": "x"}),
-    )
-    .await;
-    assert_eq!(next_entity(&mut ada).await["ErrorCode"], 400);
-    send(
-        &mut ada,
-        json!({"Action": "SEND_MESSAGE", "RequestId": "x3"}),
-    )
-    .await;
-    assert_eq!(
-        next_entity(&mut ada).await["ErrorCode"],
-        400,
-        "Content is required"
-    );
+    // Each frame with the members the error must have (`Content is required` for the last one).
+    let cases = [
+        (json!(["an", "array"]), json!({"ErrorCode": 400})),
+        (
+            json!({"Action": "SHOUT", "RequestId": "x1"}),
+            json!({"ErrorCode": 400, "RequestId": "x1"}),
+        ),
+        (
+            json!({"RequestId": "x2", "Content": "no action"}),
+            json!({"RequestId": "x2"}),
+        ),
+        (
+            json!({"Action": "SEND_MESSAGE", "RequestId": 7, "Content": "x"}),
+            json!({"ErrorCode": 400}),
+        ),
+        (
+            json!({"Action": "SEND_MESSAGE", "RequestId": "x3"}),
+            json!({"ErrorCode": 400}),
+        ),
+    ];
+    for (frame, expected) in cases {
+        send(&mut ada, frame.clone()).await;
+        let error = next_entity(&mut ada).await;
+        for (member, value) in expected.as_object().expect("members") {
+            assert_eq!(
+                &error[member], value,
+                "{member} of the answer to {frame}: {error}"
+            );
+        }
+    }
     ada.send(Message::binary(vec![1, 2, 3]))
         .await
         .expect("send");

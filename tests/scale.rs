@@ -16,6 +16,7 @@ use ivschat_operator::controller::rate_limit::{RateLimiter, quotas_with};
 use ivschat_operator::controller::{self, Options, driver::Timing};
 use ivschat_operator::crd::{ChatRoom, OWNER_UID_TAG};
 use ivschat_operator::emulator::{Emulator, EmulatorConfig};
+use ivschat_testsupport::cluster::install_test_tracing;
 use ivschat_testsupport::{control_plane, create_namespace, emulator, is_ready};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, PostParams};
@@ -170,6 +171,7 @@ fn print_calls(label: &str, emulator: &Emulator, rooms: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_hundred_rooms_converge_under_quotas_faults_and_latency_without_throttling() {
     const ROOMS: usize = 500;
+    install_test_tracing();
     let control_plane = control_plane();
     let kube = control_plane.client().await.expect("kube client");
     create_namespace(&kube, "scale-quotas").await;
@@ -250,6 +252,7 @@ async fn five_hundred_rooms_converge_under_quotas_faults_and_latency_without_thr
 async fn a_resync_of_two_thousand_rooms_lists_them_and_still_corrects_drift() {
     const ROOMS: usize = 2_000;
     const RESYNC: Duration = Duration::from_secs(10);
+    install_test_tracing();
     let control_plane = control_plane();
     let kube = control_plane.client().await.expect("kube client");
     create_namespace(&kube, "scale-drift").await;

@@ -9,6 +9,7 @@ use ivschat_operator::crd::{
     PAUSED_ANNOTATION,
 };
 use ivschat_operator::emulator::{Emulator, EmulatorConfig, TransitionFailures};
+use ivschat_testsupport::cluster::install_test_tracing;
 use ivschat_testsupport::operator::test_timing;
 use ivschat_testsupport::{
     apply_with, condition, control_plane, create_namespace, emulator, is_ready, serial, wait_for,
@@ -44,6 +45,7 @@ impl Scenario {
 
     async fn with_emulator(namespace: &str, config: EmulatorConfig) -> Scenario {
         let heavy = serial::beside_others().await;
+        install_test_tracing();
         let control_plane = control_plane();
         let kube = control_plane.client().await.expect("kube client");
         create_namespace(&kube, namespace).await;

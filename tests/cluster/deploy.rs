@@ -8,7 +8,7 @@ use ivschat_operator::controller::{self, Options};
 use ivschat_operator::crd::{ChatLoggingConfiguration, ChatRoom};
 use ivschat_operator::emulator::EmulatorConfig;
 use ivschat_operator::observability::{LogFormat, OperationsArgs, operate};
-use ivschat_testsupport::cluster::init_process;
+use ivschat_testsupport::cluster::install_test_tracing;
 use ivschat_testsupport::command::{repo_path, run, succeed, text};
 use ivschat_testsupport::operator::test_timing;
 use ivschat_testsupport::{apply, create_namespace, is_ready, status_arn, wait_for, wait_gone};
@@ -128,7 +128,8 @@ fn kinds(objects: &[Value]) -> BTreeSet<String> {
 /// This module's own control plane: its scenario runs the controllers cluster-wide (as the base install
 /// does), and such an operator would reconcile the other modules' objects on the shared one.
 fn control_plane() -> &'static ControlPlane {
-    init_process();
+    install_test_tracing();
+    testenv::install_crypto_provider();
     static PRIVATE: OnceLock<ControlPlane> = OnceLock::new();
     PRIVATE.get_or_init(|| {
         ControlPlane::start(StartOptions::default()).expect("starting the deploy control plane")

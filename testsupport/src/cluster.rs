@@ -7,21 +7,21 @@ use kube::Client;
 use kube::api::{Api, PostParams};
 use testenv::ControlPlane;
 
-/// Installs the process-wide pieces every Kubernetes test needs, once: a tracing subscriber writing to the
-/// test's output (`RUST_LOG=ivschat_operator=debug,kube_runtime=debug` shows the operator's view of a failing
-/// test) and ring as rustls' provider (kube links ring, the AWS SDK aws-lc-rs: rustls cannot pick alone).
-pub fn init_process() {
+/// A tracing subscriber writing to the test's output, once per process, for the suites that run the
+/// controllers in-process: `RUST_LOG=ivschat_operator=debug,kube_runtime=debug` shows the operator's view of
+/// a failing test.
+pub fn install_test_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
-    testenv::install_crypto_provider();
 }
 
 /// The test binary's shared control plane as it is: for tests of installing the CRDs themselves (another
 /// test of the binary may have installed them already).
 pub fn shared_control_plane() -> &'static ControlPlane {
-    init_process();
+    // kube links ring, the AWS SDK aws-lc-rs: rustls cannot pick a provider alone.
+    testenv::install_crypto_provider();
     ControlPlane::shared()
 }
 

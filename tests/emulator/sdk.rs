@@ -644,154 +644,182 @@ async fn validation_errors_name_every_bad_field() {
         room_error.message()
     );
 
-    let error = client
-        .get_room()
-        .identifier("g1H2I3j4k5L6")
-        .send()
-        .await
-        .expect_err("id instead of ARN");
-    assert_eq!(field_names(&validation(error)), names(&["identifier"]));
-
-    let error = client
-        .update_room()
-        .identifier(&room)
-        .set_logging_configuration_identifiers(Some(vec![room.clone()]))
-        .send()
-        .await
-        .expect_err("room ARN as logging identifier");
-    assert_eq!(
-        field_names(&validation(error)),
-        names(&["loggingConfigurationIdentifiers"])
-    );
-
-    let error = client
-        .create_chat_token()
-        .room_identifier(&room)
-        .user_id("")
-        .capabilities(ChatTokenCapability::from("SHOUT"))
-        .session_duration_in_minutes(181)
-        .attributes("big", "x".repeat(1100))
-        .send()
-        .await
-        .expect_err("invalid token request");
-    assert_eq!(
-        field_names(&validation(error)),
-        names(&[
-            "userId",
-            "capabilities",
-            "sessionDurationInMinutes",
-            "attributes"
-        ])
-    );
-
-    let error = client
-        .send_event()
-        .room_identifier(&room)
-        .event_name("e".repeat(101))
-        .attributes("a", "b".repeat(1024))
-        .send()
-        .await
-        .expect_err("invalid event");
-    assert_eq!(
-        field_names(&validation(error)),
-        names(&["eventName", "attributes"])
-    );
-
-    let error = client
-        .delete_message()
-        .room_identifier(&room)
-        .id("short")
-        .reason("")
-        .send()
-        .await
-        .expect_err("bad id");
-    assert_eq!(field_names(&validation(error)), names(&["id", "reason"]));
-
-    let error = client
-        .disconnect_user()
-        .room_identifier(&room)
-        .user_id("u".repeat(129))
-        .reason("r".repeat(257))
-        .send()
-        .await
-        .expect_err("bad disconnect");
-    assert_eq!(
-        field_names(&validation(error)),
-        names(&["userId", "reason"])
-    );
-
-    let error = client
-        .list_rooms()
-        .max_results(51)
-        .name("bad name")
-        .send()
-        .await
-        .expect_err("bad list");
-    assert_eq!(
-        field_names(&validation(error)),
-        names(&["maxResults", "name"])
-    );
-    let error = client
-        .list_logging_configurations()
-        .max_results(-1)
-        .send()
-        .await
-        .expect_err("bad list");
-    assert_eq!(field_names(&validation(error)), names(&["maxResults"]));
-
-    let error = client
-        .create_logging_configuration()
-        .name("bad/name")
-        .destination_configuration(s3("A"))
-        .send()
-        .await
-        .expect_err("bad logging configuration");
-    assert_eq!(
-        field_names(&validation(error)),
-        names(&["name", "destinationConfiguration.s3.bucketName"])
-    );
     let firehose = DestinationConfiguration::Firehose(
         FirehoseDestinationConfiguration::builder()
             .delivery_stream_name("no spaces")
             .build()
             .expect("stream name set"),
     );
-    let error = client
-        .update_logging_configuration()
-        .identifier(&logging)
-        .destination_configuration(firehose)
-        .send()
-        .await
-        .expect_err("bad destination");
-    assert_eq!(
-        field_names(&validation(error)),
-        names(&["destinationConfiguration.firehose.deliveryStreamName"])
-    );
-
-    let error = client
-        .tag_resource()
-        .resource_arn(&room)
-        .set_tags(Some(many_tags))
-        .send()
-        .await
-        .expect_err("51 tags");
-    assert_eq!(field_names(&validation(error)), names(&["tags"]));
     let keys: Vec<String> = (0..51).map(|i| format!("k{i}")).collect();
-    let error = client
-        .untag_resource()
-        .resource_arn(&room)
-        .set_tag_keys(Some(keys))
-        .send()
-        .await
-        .expect_err("51 keys");
-    assert_eq!(field_names(&validation(error)), names(&["tagKeys"]));
-    let error = client
-        .list_tags_for_resource()
-        .resource_arn("arn:aws:ivs:us-west-2:123456789012:channel/abc")
-        .send()
-        .await;
-    let error = error.expect_err("not an ivschat ARN");
-    assert_eq!(field_names(&validation(error)), names(&["resourceArn"]));
+    // Each invalid call (run one after another, in this order) with the fields its error must name.
+    let cases: Vec<(&str, &[&str], Option<aws_sdk_ivschat::Error>)> = vec![
+        (
+            "id instead of ARN",
+            &["identifier"],
+            failure(client.get_room().identifier("g1H2I3j4k5L6").send().await),
+        ),
+        (
+            "room ARN as logging identifier",
+            &["loggingConfigurationIdentifiers"],
+            failure(
+                client
+                    .update_room()
+                    .identifier(&room)
+                    .set_logging_configuration_identifiers(Some(vec![room.clone()]))
+                    .send()
+                    .await,
+            ),
+        ),
+        (
+            "invalid token request",
+            &[
+                "userId",
+                "capabilities",
+                "sessionDurationInMinutes",
+                "attributes",
+            ],
+            failure(
+                client
+                    .create_chat_token()
+                    .room_identifier(&room)
+                    .user_id("")
+                    .capabilities(ChatTokenCapability::from("SHOUT"))
+                    .session_duration_in_minutes(181)
+                    .attributes("big", "x".repeat(1100))
+                    .send()
+                    .await,
+            ),
+        ),
+        (
+            "invalid event",
+            &["eventName", "attributes"],
+            failure(
+                client
+                    .send_event()
+                    .room_identifier(&room)
+                    .event_name("e".repeat(101))
+                    .attributes("a", "b".repeat(1024))
+                    .send()
+                    .await,
+            ),
+        ),
+        (
+            "bad id",
+            &["id", "reason"],
+            failure(
+                client
+                    .delete_message()
+                    .room_identifier(&room)
+                    .id("short")
+                    .reason("")
+                    .send()
+                    .await,
+            ),
+        ),
+        (
+            "bad disconnect",
+            &["userId", "reason"],
+            failure(
+                client
+                    .disconnect_user()
+                    .room_identifier(&room)
+                    .user_id("u".repeat(129))
+                    .reason("r".repeat(257))
+                    .send()
+                    .await,
+            ),
+        ),
+        (
+            "bad list",
+            &["maxResults", "name"],
+            failure(
+                client
+                    .list_rooms()
+                    .max_results(51)
+                    .name("bad name")
+                    .send()
+                    .await,
+            ),
+        ),
+        (
+            "bad list",
+            &["maxResults"],
+            failure(
+                client
+                    .list_logging_configurations()
+                    .max_results(-1)
+                    .send()
+                    .await,
+            ),
+        ),
+        (
+            "bad logging configuration",
+            &["name", "destinationConfiguration.s3.bucketName"],
+            failure(
+                client
+                    .create_logging_configuration()
+                    .name("bad/name")
+                    .destination_configuration(s3("A"))
+                    .send()
+                    .await,
+            ),
+        ),
+        (
+            "bad destination",
+            &["destinationConfiguration.firehose.deliveryStreamName"],
+            failure(
+                client
+                    .update_logging_configuration()
+                    .identifier(&logging)
+                    .destination_configuration(firehose)
+                    .send()
+                    .await,
+            ),
+        ),
+        (
+            "51 tags",
+            &["tags"],
+            failure(
+                client
+                    .tag_resource()
+                    .resource_arn(&room)
+                    .set_tags(Some(many_tags))
+                    .send()
+                    .await,
+            ),
+        ),
+        (
+            "51 keys",
+            &["tagKeys"],
+            failure(
+                client
+                    .untag_resource()
+                    .resource_arn(&room)
+                    .set_tag_keys(Some(keys))
+                    .send()
+                    .await,
+            ),
+        ),
+        (
+            "not an ivschat ARN",
+            &["resourceArn"],
+            failure(
+                client
+                    .list_tags_for_resource()
+                    .resource_arn("arn:aws:ivs:us-west-2:123456789012:channel/abc")
+                    .send()
+                    .await,
+            ),
+        ),
+    ];
+    for (what, fields, error) in cases {
+        match error {
+            Some(aws_sdk_ivschat::Error::ValidationException(error)) => {
+                assert_eq!(field_names(&error), names(fields), "{what}");
+            }
+            other => panic!("{what}: expected ValidationException, got {other:?}"),
+        }
+    }
 
     // What the typed SDK cannot send: a union with two members, a missing union, a missing required member,
     // UntagResource without tagKeys.
@@ -809,41 +837,35 @@ async fn validation_errors_name_every_bad_field() {
         assert_eq!(fields, names(expected));
     };
     let two = json!({"destinationConfiguration": {"s3": {"bucketName": "abc"}, "firehose": {"deliveryStreamName": "s"}}});
-    check_fields(
-        raw(
-            &emulator,
-            Auth::Signed,
-            "POST",
-            "/CreateLoggingConfiguration",
-            two.to_string().as_bytes(),
-        )
-        .await,
-        &["destinationConfiguration"],
-    );
-    check_fields(
-        raw(
-            &emulator,
-            Auth::Signed,
-            "POST",
-            "/CreateLoggingConfiguration",
-            b"{}",
-        )
-        .await,
-        &["destinationConfiguration"],
-    );
-    check_fields(
-        raw(&emulator, Auth::Signed, "POST", "/CreateChatToken", b"{}").await,
-        &["roomIdentifier", "userId"],
-    );
     let path = format!("/tags/{}", encode_label(&room));
-    check_fields(
-        raw(&emulator, Auth::Signed, "DELETE", &path, b"").await,
-        &["tagKeys"],
-    );
-    check_fields(
-        raw(&emulator, Auth::Signed, "POST", &path, b"{}").await,
-        &["tags"],
-    );
+    let raw_cases: [(&str, &str, Vec<u8>, &[&str]); 5] = [
+        (
+            "POST",
+            "/CreateLoggingConfiguration",
+            two.to_string().into_bytes(),
+            &["destinationConfiguration"],
+        ),
+        (
+            "POST",
+            "/CreateLoggingConfiguration",
+            b"{}".to_vec(),
+            &["destinationConfiguration"],
+        ),
+        (
+            "POST",
+            "/CreateChatToken",
+            b"{}".to_vec(),
+            &["roomIdentifier", "userId"],
+        ),
+        ("DELETE", &path, Vec::new(), &["tagKeys"]),
+        ("POST", &path, b"{}".to_vec(), &["tags"]),
+    ];
+    for (method, path, body, expected) in raw_cases {
+        check_fields(
+            raw(&emulator, Auth::Signed, method, path, &body).await,
+            expected,
+        );
+    }
 
     // Malformed JSON and wrong member types are serialization errors.
     for body in [

@@ -16,7 +16,7 @@ help:
 	@echo "make crds         regenerate crds/ from the Rust types"
 	@echo "make bench        run the benchmarks (release build) and print their figures"
 	@echo "make release      the release build the Dockerfile uses (target/release/ivschat-operator)"
-	@echo "make helm         build the pinned helm into the cache (tests/deploy.rs renders the chart with it)"
+	@echo "make helm         build the pinned helm into the cache (tests/cluster/deploy.rs renders the chart with it)"
 
 ## Kubernetes binaries (kube-apiserver, etcd, kubectl) of the pinned version, built once and cached.
 k8s-bins:
@@ -63,7 +63,7 @@ crds:
 release:
 	$(CARGO) build --release --locked --bin ivschat-operator --bin kubectl-ivschat
 
-## helm of the pinned version (hack/helm.sh), built from its Go module and cached; tests/deploy.rs uses it.
+## helm of the pinned version (hack/helm.sh), built from its Go module and cached; tests/cluster/deploy.rs uses it.
 helm:
 	@bash hack/helm.sh >/dev/null
 

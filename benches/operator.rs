@@ -13,11 +13,14 @@ use anyhow::{Context as _, bail};
 use futures_util::StreamExt;
 use ivschat_emulator::{Emulator, EmulatorConfig};
 use ivschat_operator::crd::{ChatLoggingConfiguration, ChatRoom};
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::{Client, Resource};
+use ivschat_testsupport::{
+    apply_with, control_plane, create_namespace, emulator, is_ready, operator,
+};
+use kube::Client;
+use kube::api::{Api, ListParams};
 use serde_json::json;
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 use testenv::ControlPlane;
 
@@ -28,7 +31,6 @@ const RESYNC: Duration = Duration::from_secs(30);
 const READY_TIMEOUT: Duration = Duration::from_secs(1500);
 
 fn main() -> anyhow::Result<()> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let rooms: usize = std::env::var("IVSCHAT_BENCH_ROOMS")
         .ok()
         .map(|n| n.parse())
@@ -53,8 +55,7 @@ struct Outcome {
 }
 
 async fn bench(rooms: usize) -> anyhow::Result<()> {
-    let control_plane = ControlPlane::try_shared()?;
-    control_plane.install_crds(&ivschat_operator::crd::crds_yaml()?)?;
+    let control_plane = control_plane();
     let kube = control_plane.client().await?;
     let mut outcomes = Vec::new();
     // The operator's `--aws-rate-limit`: `aws` (default) spaces its own calls to the quotas; `none`
@@ -119,25 +120,21 @@ fn spawn_operator(
             .data_dir()
             .join(format!("operator-{namespace}.log")),
     )?;
-    Command::new(env!("CARGO_BIN_EXE_ivschat-operator"))
-        .args(["run", "--namespace", namespace, "--concurrency", "32"])
-        .args(["--aws-rate-limit", rate_limit])
-        .arg("--resync-period")
-        .arg(format!("{}s", resync.as_secs()))
-        .arg("--aws-endpoint-url")
-        .arg(emulator.url())
-        .env("KUBECONFIG", control_plane.kubeconfig_path())
-        .env("AWS_REGION", &emulator.config().region)
-        .env("AWS_ACCESS_KEY_ID", &emulator.config().access_key_id)
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            &emulator.config().secret_access_key,
-        )
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .context("starting the operator binary")
+    operator::run_command(
+        Path::new(env!("CARGO_BIN_EXE_ivschat-operator")),
+        control_plane,
+        emulator,
+        namespace,
+    )
+    .args(["--concurrency", "32"])
+    .args(["--aws-rate-limit", rate_limit])
+    .arg("--resync-period")
+    .arg(format!("{}s", resync.as_secs()))
+    .env("RUST_LOG", "warn")
+    .stdout(Stdio::null())
+    .stderr(log)
+    .spawn()
+    .context("starting the operator binary")
 }
 
 fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
@@ -149,35 +146,6 @@ fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
         .context("no VmHWM in /proc/PID/status")
 }
 
-const WRITES: [&str; 8] = [
-    "CreateRoom",
-    "UpdateRoom",
-    "DeleteRoom",
-    "CreateLoggingConfiguration",
-    "UpdateLoggingConfiguration",
-    "DeleteLoggingConfiguration",
-    "TagResource",
-    "UntagResource",
-];
-
-fn writes(emulator: &Emulator) -> u64 {
-    WRITES.iter().map(|op| emulator.request_total(op)).sum()
-}
-
-fn ready<K: serde::Serialize + Resource>(object: &K) -> bool {
-    let Ok(value) = serde_json::to_value(object) else {
-        return false;
-    };
-    value["status"]["observedGeneration"].as_i64() == object.meta().generation
-        && value["status"]["conditions"]
-            .as_array()
-            .is_some_and(|conditions| {
-                conditions
-                    .iter()
-                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
-            })
-}
-
 async fn scenario(
     control_plane: &ControlPlane,
     kube: &Client,
@@ -186,22 +154,13 @@ async fn scenario(
     (enforce_quotas, rate_limit): (bool, &str),
     rooms: usize,
 ) -> anyhow::Result<Outcome> {
-    let namespaces: Api<Namespace> = Api::all(kube.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": namespace}}))?,
-        )
-        .await?;
-    let emulator = Emulator::start(
-        "127.0.0.1:0".parse()?,
-        EmulatorConfig {
-            logging_transition_delay: Duration::from_millis(500),
-            enforce_quotas,
-            ..EmulatorConfig::default()
-        },
-    )
-    .await?;
+    create_namespace(kube, namespace).await;
+    let emulator = emulator::start(EmulatorConfig {
+        logging_transition_delay: Duration::from_millis(500),
+        enforce_quotas,
+        ..EmulatorConfig::default()
+    })
+    .await;
     let resync = RESYNC;
     let mut operator = spawn_operator(control_plane, &emulator, namespace, rate_limit, resync)?;
     eprintln!("{label}: applying {rooms} rooms and {CONFIGS} logging configurations");
@@ -209,42 +168,37 @@ async fn scenario(
     let start = Instant::now();
     let config_api: Api<ChatLoggingConfiguration> = Api::namespaced(kube.clone(), namespace);
     let room_api: Api<ChatRoom> = Api::namespaced(kube.clone(), namespace);
-    let apply = PatchParams::apply("bench").force();
     for i in 0..CONFIGS {
-        let name = format!("logs-{i}");
-        let body = json!({
-            "apiVersion": "ivschat.dev/v1alpha1", "kind": "ChatLoggingConfiguration",
-            "metadata": {"name": name},
-            "spec": {"destinationConfiguration": {"s3": {"bucketName": format!("bench-bucket-{i}")}}},
-        });
-        config_api
-            .patch(&name, &apply, &Patch::Apply(&body))
-            .await?;
+        apply_with::<ChatLoggingConfiguration>(
+            &config_api,
+            "bench",
+            &format!("logs-{i}"),
+            json!({}),
+            json!({"destinationConfiguration": {"s3": {"bucketName": format!("bench-bucket-{i}")}}}),
+        )
+        .await;
     }
-    let results: Vec<kube::Result<ChatRoom>> = futures_util::stream::iter(0..rooms)
+    futures_util::stream::iter(0..rooms)
         .map(|i| {
             let room_api = room_api.clone();
-            let apply = apply.clone();
             async move {
-                let name = format!("room-{i:04}");
-                let body = json!({
-                    "apiVersion": "ivschat.dev/v1alpha1", "kind": "ChatRoom",
-                    "metadata": {"name": name},
-                    "spec": {
+                apply_with::<ChatRoom>(
+                    &room_api,
+                    "bench",
+                    &format!("room-{i:04}"),
+                    json!({}),
+                    json!({
                         "maximumMessageLength": 200,
                         "loggingConfigurations": [{"name": format!("logs-{}", i % CONFIGS)}],
                         "tags": {"bench": "true"},
-                    },
-                });
-                room_api.patch(&name, &apply, &Patch::Apply(&body)).await
+                    }),
+                )
+                .await;
             }
         })
         .buffer_unordered(16)
-        .collect()
+        .collect::<Vec<()>>()
         .await;
-    for result in results {
-        result?;
-    }
     let applied = start.elapsed();
     eprintln!("{label}: applied in {applied:.1?}; waiting for Ready");
 
@@ -255,14 +209,14 @@ async fn scenario(
             .await?
             .items
             .iter()
-            .filter(|room| ready(*room))
+            .filter(|room| is_ready(*room))
             .count();
         let ready_configs = config_api
             .list(&ListParams::default())
             .await?
             .items
             .iter()
-            .filter(|config| ready(*config))
+            .filter(|config| is_ready(*config))
             .count();
         if ready_rooms == rooms && ready_configs == CONFIGS {
             break;
@@ -281,13 +235,8 @@ async fn scenario(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let to_ready = start.elapsed();
-    let writes_to_ready = writes(&emulator);
-    let throttled_to_ready: u64 = emulator
-        .metrics()
-        .iter()
-        .filter(|((_, outcome), _)| outcome == "ThrottlingException")
-        .map(|(_, count)| count)
-        .sum();
+    let writes_to_ready = emulator::writes(&emulator);
+    let throttled_to_ready = emulator::with_outcome(&emulator, "ThrottlingException");
     eprintln!("{label}: all Ready in {to_ready:.1?} ({writes_to_ready} AWS writes)");
 
     // Steady state: skip the resync wave of the creation burst, then count exactly one period.
@@ -297,7 +246,7 @@ async fn scenario(
     let calls: u64 = emulator.metrics().values().sum();
     let (steady_calls_per_room, steady_writes) = (
         Some(calls as f64 / (rooms + CONFIGS) as f64),
-        Some(writes(&emulator)),
+        Some(emulator::writes(&emulator)),
     );
     let peak_rss_kib = peak_rss_kib(operator.id())?;
     let _ = operator.kill();

@@ -686,7 +686,14 @@ mod tests {
                 tokio::time::sleep(Duration::from_millis(signal_after)).await;
                 signal.map_err(anyhow::Error::msg)
             };
-            let outcome = operate(&args, kube.clone(), &Metrics::new(), move || stand_in, shutdown).await;
+            let outcome = operate(
+                &args,
+                kube.clone(),
+                &Metrics::new(),
+                move || stand_in,
+                shutdown,
+            )
+            .await;
             assert_eq!(
                 outcome.err().map(|error| error.to_string()),
                 error.map(str::to_owned),

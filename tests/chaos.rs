@@ -28,17 +28,17 @@ use ivschat_emulator::{Emulator, EmulatorConfig};
 use ivschat_operator::crd::{
     ChatLoggingConfiguration, ChatRoom, OWNER_NAME_TAG, OWNER_NAMESPACE_TAG, OWNER_UID_TAG,
 };
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Client, Resource, ResourceExt};
+use ivschat_testsupport::{apply, control_plane, create_namespace, emulator, is_ready, operator};
+use kube::api::{Api, DeleteParams, ListParams};
+use kube::{Resource, ResourceExt};
 use rand::rngs::StdRng;
 use rand::{RngExt as _, SeedableRng as _};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use testenv::{ControlPlane, StartOptions};
 
@@ -83,60 +83,12 @@ fn chaos_seed(test: &str) -> u64 {
     seed
 }
 
-fn shared_control_plane() -> &'static ControlPlane {
-    testenv::install_crypto_provider();
-    let control_plane = ControlPlane::shared();
-    static CRDS: OnceLock<()> = OnceLock::new();
-    CRDS.get_or_init(|| {
-        let crds = ivschat_operator::crd::crds_yaml().expect("rendering the CRDs");
-        control_plane
-            .install_crds(&crds)
-            .expect("installing the CRDs");
-    });
-    control_plane
-}
-
-async fn create_namespace(kube: &Client, name: &str) {
-    let namespaces: Api<Namespace> = Api::all(kube.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": name}})).expect("namespace"),
-        )
-        .await
-        .unwrap_or_else(|err| panic!("creating namespace {name}: {err}"));
-}
-
 async fn start_emulator() -> Emulator {
-    Emulator::start(
-        "127.0.0.1:0".parse().expect("address"),
-        EmulatorConfig {
-            logging_transition_delay: TRANSITION_DELAY,
-            ..EmulatorConfig::default()
-        },
-    )
+    emulator::start(EmulatorConfig {
+        logging_transition_delay: TRANSITION_DELAY,
+        ..EmulatorConfig::default()
+    })
     .await
-    .expect("starting the emulator")
-}
-
-/// Server-side apply of a whole spec, as `kubectl apply` would.
-async fn apply<K>(api: &Api<K>, name: &str, spec: Value) -> K
-where
-    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let body = json!({
-        "apiVersion": K::api_version(&()),
-        "kind": K::kind(&()),
-        "metadata": {"name": name},
-        "spec": spec,
-    });
-    api.patch(
-        name,
-        &PatchParams::apply("chaos-test").force(),
-        &Patch::Apply(&body),
-    )
-    .await
-    .unwrap_or_else(|err| panic!("applying {} {name}: {err}", K::kind(&())))
 }
 
 /// Applies `(name, spec)` pairs, a few at a time.
@@ -151,21 +103,6 @@ where
         .buffer_unordered(8)
         .collect::<Vec<()>>()
         .await;
-}
-
-/// Ready=True for the current generation.
-fn is_ready<K: serde::Serialize + Resource>(object: &K) -> bool {
-    let Ok(value) = serde_json::to_value(object) else {
-        return false;
-    };
-    value["status"]["observedGeneration"].as_i64() == object.meta().generation
-        && value["status"]["conditions"]
-            .as_array()
-            .is_some_and(|conditions| {
-                conditions
-                    .iter()
-                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
-            })
 }
 
 /// `name: Ready=<status>/<reason> <message> [deleting] [finalizers]`, for failure messages.
@@ -206,11 +143,7 @@ where
 /// appended to one log file.
 struct OperatorProcess {
     child: Option<Child>,
-    kubeconfig: PathBuf,
-    endpoint: String,
-    region: String,
-    access_key_id: String,
-    secret_access_key: String,
+    target: operator::Target,
     namespace: String,
     log_path: PathBuf,
     runs: u32,
@@ -218,14 +151,9 @@ struct OperatorProcess {
 
 impl OperatorProcess {
     fn start(control_plane: &ControlPlane, emulator: &Emulator, namespace: &str) -> Self {
-        let config = emulator.config();
         let mut operator = OperatorProcess {
             child: None,
-            kubeconfig: control_plane.kubeconfig_path().to_owned(),
-            endpoint: emulator.url(),
-            region: config.region.clone(),
-            access_key_id: config.access_key_id.clone(),
-            secret_access_key: config.secret_access_key.clone(),
+            target: operator::Target::new(control_plane, emulator),
             namespace: namespace.to_owned(),
             log_path: control_plane
                 .data_dir()
@@ -249,14 +177,10 @@ impl OperatorProcess {
             || PathBuf::from(env!("CARGO_BIN_EXE_ivschat-operator")),
             PathBuf::from,
         );
-        let child = Command::new(binary)
-            .args(["run", "--namespace", &self.namespace])
+        let child = self
+            .target
+            .command(&binary, &self.namespace)
             .args(["--resync-period", RESYNC_PERIOD])
-            .args(["--aws-endpoint-url", &self.endpoint])
-            .env("KUBECONFIG", &self.kubeconfig)
-            .env("AWS_REGION", &self.region)
-            .env("AWS_ACCESS_KEY_ID", &self.access_key_id)
-            .env("AWS_SECRET_ACCESS_KEY", &self.secret_access_key)
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
@@ -756,7 +680,7 @@ fn chaos_config_spec(index: usize) -> Value {
 async fn sigkill_during_creates_and_deletes_leaves_no_duplicates_and_no_orphans() {
     let seed = chaos_seed("sigkill_during_creates_and_deletes_leaves_no_duplicates_and_no_orphans");
     let mut rng = StdRng::seed_from_u64(seed);
-    let control_plane = shared_control_plane();
+    let control_plane = control_plane();
     let kube = control_plane.client().await.expect("kube client");
     let namespace = "chaos-sigkill";
     create_namespace(&kube, namespace).await;

@@ -16,46 +16,17 @@ use ivschat_operator::controller::aws::Aws as Budgeted;
 use ivschat_operator::controller::rate_limit::{RateLimiter, quotas_with};
 use ivschat_operator::controller::{self, Options, driver::Timing};
 use ivschat_operator::crd::{ChatRoom, OWNER_UID_TAG};
-use k8s_openapi::api::core::v1::Namespace;
+use ivschat_testsupport::cluster::install_test_tracing;
+use ivschat_testsupport::{control_plane, create_namespace, emulator, is_ready};
+use kube::ResourceExt;
 use kube::api::{Api, ListParams, PostParams};
-use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-use testenv::ControlPlane;
 
 /// Above what converging costs with 10 % of requests failing (about 2.3 calls a room: the ownership lookup,
 /// the create, retries, and the listings' share), far below a pass that would read or write each room twice.
 const CALLS_PER_ROOM_CEILING: f64 = 3.0;
-
-fn control_plane() -> &'static ControlPlane {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-    testenv::install_crypto_provider();
-    let control_plane = ControlPlane::shared();
-    static INSTALLED: OnceLock<()> = OnceLock::new();
-    INSTALLED.get_or_init(|| {
-        let yaml = ivschat_operator::crd::crds_yaml().expect("rendering the CRDs");
-        control_plane
-            .install_crds(&yaml)
-            .expect("installing the CRDs");
-    });
-    control_plane
-}
-
-async fn namespace(kube: &Client, name: &str) {
-    let namespaces: Api<Namespace> = Api::all(kube.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": name}})).expect("namespace"),
-        )
-        .await
-        .expect("creating the namespace");
-}
 
 /// Creates `count` ChatRooms, 16 requests at a time: even-numbered ones named (the ownership lookup uses
 /// the ListRooms name filter), odd-numbered ones unnamed (it uses the account-wide listing).
@@ -88,22 +59,12 @@ async fn create_rooms(rooms: &Api<ChatRoom>, count: usize) {
         .expect("creating the ChatRooms");
 }
 
-fn is_ready(room: &ChatRoom) -> bool {
-    room.status.as_ref().is_some_and(|status| {
-        status.observed_generation == room.meta().generation
-            && status
-                .conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True")
-    })
-}
-
 /// Waits until all `count` rooms are Ready; returns how long it took.
 async fn wait_all_ready(rooms: &Api<ChatRoom>, count: usize, timeout: Duration) -> Duration {
     let started = Instant::now();
     loop {
         let list = rooms.list(&ListParams::default()).await.expect("list");
-        let ready = list.items.iter().filter(|room| is_ready(room)).count();
+        let ready = list.items.iter().filter(|room| is_ready(*room)).count();
         if list.items.len() == count && ready == count {
             return started.elapsed();
         }
@@ -210,22 +171,19 @@ fn print_calls(label: &str, emulator: &Emulator, rooms: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_hundred_rooms_converge_under_quotas_faults_and_latency_without_throttling() {
     const ROOMS: usize = 500;
+    install_test_tracing();
     let control_plane = control_plane();
     let kube = control_plane.client().await.expect("kube client");
-    namespace(&kube, "scale-quotas").await;
-    let emulator = Emulator::start(
-        "127.0.0.1:0".parse().expect("address"),
-        EmulatorConfig {
-            enforce_quotas: true,
-            fault_rate: 0.1,
-            // Also 5 % of writes succeed but answer 500: the creates among them must be found, not repeated.
-            lost_response_rate: 0.05,
-            extra_latency: Duration::from_millis(25),
-            ..EmulatorConfig::default()
-        },
-    )
-    .await
-    .expect("starting the emulator");
+    create_namespace(&kube, "scale-quotas").await;
+    let emulator = emulator::start(EmulatorConfig {
+        enforce_quotas: true,
+        fault_rate: 0.1,
+        // Also 5 % of writes succeed but answer 500: the creates among them must be found, not repeated.
+        lost_response_rate: 0.05,
+        extra_latency: Duration::from_millis(25),
+        ..EmulatorConfig::default()
+    })
+    .await;
     // The operator's default: the budget at the documented quotas, shared by both controllers.
     let aws = Budgeted::limited(emulator.sdk_client(), RateLimiter::new(quotas_with(&[])));
     let operator = controller::start_with(
@@ -295,15 +253,11 @@ async fn five_hundred_rooms_converge_under_quotas_faults_and_latency_without_thr
 async fn a_resync_of_two_thousand_rooms_lists_them_and_still_corrects_drift() {
     const ROOMS: usize = 2_000;
     const RESYNC: Duration = Duration::from_secs(10);
+    install_test_tracing();
     let control_plane = control_plane();
     let kube = control_plane.client().await.expect("kube client");
-    namespace(&kube, "scale-drift").await;
-    let emulator = Emulator::start(
-        "127.0.0.1:0".parse().expect("address"),
-        EmulatorConfig::default(),
-    )
-    .await
-    .expect("starting the emulator");
+    create_namespace(&kube, "scale-drift").await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let operator = controller::start(
         kube.clone(),
         emulator.sdk_client(),
@@ -436,15 +390,11 @@ async fn a_resync_of_two_thousand_rooms_lists_them_and_still_corrects_drift() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_by_a_shared_quota_is_absorbed_by_backoff() {
-    let emulator = Emulator::start(
-        "127.0.0.1:0".parse().expect("address"),
-        EmulatorConfig {
-            enforce_quotas: true,
-            ..EmulatorConfig::default()
-        },
-    )
-    .await
-    .expect("starting the emulator");
+    let emulator = emulator::start(EmulatorConfig {
+        enforce_quotas: true,
+        ..EmulatorConfig::default()
+    })
+    .await;
     let room = emulator
         .sdk_client()
         .create_room()

@@ -4,54 +4,28 @@
 
 use aws_sdk_ivschat::Client as Aws;
 use ivschat_emulator::{Emulator, EmulatorConfig, TransitionFailures};
-use ivschat_operator::controller::{self, OperatorHandle, Options, driver::Timing};
+use ivschat_operator::controller::{self, OperatorHandle, Options};
 use ivschat_operator::crd::{
     ChatLoggingConfiguration, ChatRoom, OWNER_NAME_TAG, OWNER_NAMESPACE_TAG, OWNER_UID_TAG,
     PAUSED_ANNOTATION,
 };
-use k8s_openapi::api::core::v1::Namespace;
+use ivschat_testsupport::cluster::install_test_tracing;
+use ivschat_testsupport::operator::test_timing;
+use ivschat_testsupport::{
+    apply_with, condition, control_plane, create_namespace, emulator, is_ready, serial, wait_for,
+    wait_gone,
+};
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-use testenv::ControlPlane;
+use tokio::sync::RwLockReadGuard;
 
 const RESYNC: Duration = Duration::from_secs(2);
 const TRANSITION_DELAY: Duration = Duration::from_millis(600);
 const WAIT: Duration = Duration::from_secs(30);
-/// AWS operations that change something.
-const WRITE_OPERATIONS: [&str; 8] = [
-    "CreateRoom",
-    "UpdateRoom",
-    "DeleteRoom",
-    "CreateLoggingConfiguration",
-    "UpdateLoggingConfiguration",
-    "DeleteLoggingConfiguration",
-    "TagResource",
-    "UntagResource",
-];
-
-fn control_plane() -> &'static ControlPlane {
-    // RUST_LOG=ivschat_operator=debug,kube_runtime=debug shows the operator's view of a failing test.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-    // kube (ring) and the SDK (aws-lc-rs) both link a rustls provider: pick kube's for the process.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let control_plane = ControlPlane::shared();
-    static INSTALLED: OnceLock<()> = OnceLock::new();
-    INSTALLED.get_or_init(|| {
-        let yaml = ivschat_operator::crd::crds_yaml().expect("rendering the CRDs");
-        control_plane
-            .install_crds(&yaml)
-            .expect("installing the CRDs");
-    });
-    control_plane
-}
 
 /// One test's world: a namespace, an emulator, SDK access to it, and the operator.
 struct Scenario {
@@ -60,16 +34,8 @@ struct Scenario {
     emulator: Emulator,
     aws: Aws,
     operator: Option<OperatorHandle>,
-}
-
-fn test_timing() -> Timing {
-    Timing {
-        resync_period: RESYNC,
-        poll_interval: Duration::from_millis(200),
-        base_backoff: Duration::from_millis(200),
-        max_backoff: Duration::from_secs(2),
-        long_backoff: Duration::from_secs(3),
-    }
+    /// Runs an operator: never beside a test that must run alone.
+    _heavy: RwLockReadGuard<'static, ()>,
 }
 
 impl Scenario {
@@ -78,26 +44,16 @@ impl Scenario {
     }
 
     async fn with_emulator(namespace: &str, config: EmulatorConfig) -> Scenario {
+        let heavy = serial::beside_others().await;
+        install_test_tracing();
         let control_plane = control_plane();
         let kube = control_plane.client().await.expect("kube client");
-        let namespaces: Api<Namespace> = Api::all(kube.clone());
-        namespaces
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(json!({"metadata": {"name": namespace}}))
-                    .expect("namespace"),
-            )
-            .await
-            .expect("creating the namespace");
-        let emulator = Emulator::start(
-            "127.0.0.1:0".parse().expect("address"),
-            EmulatorConfig {
-                logging_transition_delay: TRANSITION_DELAY,
-                ..config
-            },
-        )
-        .await
-        .expect("starting the emulator");
+        create_namespace(&kube, namespace).await;
+        let emulator = emulator::start(EmulatorConfig {
+            logging_transition_delay: TRANSITION_DELAY,
+            ..config
+        })
+        .await;
         let aws = emulator.sdk_client();
         let mut scenario = Scenario {
             namespace: namespace.to_owned(),
@@ -105,6 +61,7 @@ impl Scenario {
             emulator,
             aws,
             operator: None,
+            _heavy: heavy,
         };
         scenario.start_operator(scenario.emulator.sdk_client());
         scenario
@@ -115,7 +72,7 @@ impl Scenario {
             self.kube.clone(),
             aws,
             Options {
-                timing: test_timing(),
+                timing: test_timing(RESYNC),
                 namespace: Some(self.namespace.clone()),
                 concurrency: 4,
                 ..Options::default()
@@ -147,21 +104,7 @@ impl Scenario {
             + std::fmt::Debug,
     {
         let api: Api<K> = Api::namespaced(self.kube.clone(), &self.namespace);
-        let mut metadata = metadata;
-        metadata["name"] = json!(name);
-        let body = json!({
-            "apiVersion": K::api_version(&()),
-            "kind": K::kind(&()),
-            "metadata": metadata,
-            "spec": spec,
-        });
-        api.patch(
-            name,
-            &PatchParams::apply("test").force(),
-            &Patch::Apply(&body),
-        )
-        .await
-        .unwrap_or_else(|err| panic!("applying {name}: {err}"))
+        apply_with(&api, "test", name, metadata, spec).await
     }
 
     async fn room(&self, name: &str, spec: Value) -> ChatRoom {
@@ -173,10 +116,7 @@ impl Scenario {
     }
 
     fn writes(&self) -> u64 {
-        WRITE_OPERATIONS
-            .iter()
-            .map(|op| self.emulator.request_total(op))
-            .sum()
+        emulator::writes(&self.emulator)
     }
 
     async fn events(&self, object: &str) -> Vec<Event> {
@@ -218,67 +158,6 @@ impl Scenario {
         self.stop_operator().await;
         let _ = self.emulator.stop().await;
     }
-}
-
-/// Polls `get` until `done` holds, or fails with the last value.
-async fn wait_for<K, F>(api: &Api<K>, name: &str, what: &str, done: F) -> K
-where
-    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-    F: Fn(&K) -> bool,
-{
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let object = api.get_opt(name).await.expect("reading the object");
-        if let Some(object) = &object
-            && done(object)
-        {
-            return object.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name}: not {what} within {WAIT:?}: {object:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn wait_gone<K>(api: &Api<K>, name: &str)
-where
-    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let deadline = Instant::now() + WAIT;
-    while let Some(object) = api.get_opt(name).await.expect("reading the object") {
-        assert!(
-            Instant::now() < deadline,
-            "{name} still exists: {object:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// (status, reason) of a condition in the object's status.
-fn condition<K: serde::Serialize>(object: &K, type_: &str) -> Option<(String, String, String)> {
-    let value = serde_json::to_value(object).ok()?;
-    value["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == type_)
-        .map(|c| {
-            (
-                c["status"].as_str().unwrap_or_default().to_owned(),
-                c["reason"].as_str().unwrap_or_default().to_owned(),
-                c["message"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-}
-
-/// Ready=True for the current generation.
-fn is_ready<K: serde::Serialize + Resource>(object: &K) -> bool {
-    let observed = serde_json::to_value(object)
-        .ok()
-        .and_then(|v| v["status"]["observedGeneration"].as_i64());
-    observed == object.meta().generation
-        && condition(object, "Ready").is_some_and(|(status, _, _)| status == "True")
 }
 
 fn ready_reason<K: serde::Serialize>(object: &K) -> String {
@@ -1478,10 +1357,7 @@ async fn a_room_recreated_under_the_same_name_is_created_at_once() {
         s.kube.clone(),
         s.emulator.sdk_client(),
         Options {
-            timing: Timing {
-                resync_period: Duration::from_secs(600),
-                ..test_timing()
-            },
+            timing: test_timing(Duration::from_secs(600)),
             namespace: Some(s.namespace.clone()),
             ..Options::default()
         },

@@ -8,7 +8,6 @@
 //!
 //! Needs `node` and `npm` with access to the npm registry (first run only); a failed install fails the test.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -16,6 +15,8 @@ use std::time::Duration;
 use aws_sdk_ivschat::Client;
 use aws_sdk_ivschat::types::ChatTokenCapability;
 use ivschat_emulator::{Emulator, EmulatorConfig};
+use ivschat_testsupport::command::install_tool;
+use ivschat_testsupport::{emulator, serial};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, BufReader};
 
@@ -25,17 +26,12 @@ const SCRIPT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Installs the JS client (or finds it installed) through hack/ivschat-js.sh and returns its node_modules.
 async fn install_js_client() -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("hack/ivschat-js.sh");
-    let output = tokio::process::Command::new(&script)
-        .output()
-        .await
-        .unwrap_or_else(|error| panic!("cannot run {}: {error}", script.display()));
-    assert!(
-        output.status.success(),
-        "hack/ivschat-js.sh could not install the JS chat client (it needs node, npm and the npm registry):\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let dir = PathBuf::from(String::from_utf8(output.stdout).expect("utf-8 path").trim());
+    let dir = install_tool(
+        "hack/ivschat-js.sh",
+        "the JS chat client",
+        "node, npm and the npm registry",
+    )
+    .await;
     let modules = dir.join("node_modules");
     assert!(
         modules.join("amazon-ivs-chat-messaging").is_dir(),
@@ -161,15 +157,10 @@ async fn create_room(client: &Client, maximum_message_length: i32) -> String {
         .to_string()
 }
 
-async fn start_with(config: EmulatorConfig) -> Emulator {
-    Emulator::start(SocketAddr::from(([127, 0, 0, 1], 0)), config)
-        .await
-        .expect("the emulator starts")
-}
-
 #[tokio::test]
 async fn the_official_js_client_chats_through_the_emulator() {
-    let emulator = start_with(EmulatorConfig::default()).await;
+    let _heavy = serial::beside_others().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let client = emulator.sdk_client();
     let room = create_room(&client, MAX_MESSAGE_LENGTH).await;
     let mut tokens = serde_json::Map::new();
@@ -234,8 +225,9 @@ async fn the_official_js_client_chats_through_the_emulator() {
 
 #[tokio::test]
 async fn the_official_js_client_renews_its_connection_when_the_session_ends() {
+    let _heavy = serial::beside_others().await;
     // One "minute" of sessionDurationInMinutes lasts a second: the first session ends a second after it opens.
-    let emulator = start_with(EmulatorConfig {
+    let emulator = emulator::start(EmulatorConfig {
         chat_session_minute: Duration::from_secs(1),
         ..EmulatorConfig::default()
     })

@@ -8,9 +8,7 @@
 //! is applied over it with `--dry-run=server` and must be rejected.
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -18,6 +16,8 @@ use ivschat_operator::crd::{
     self, CONDITION_READY, CONDITION_RECONCILING, ChatLoggingConfiguration, ChatRoom, ChatRoomSpec,
     ChatRoomStatus,
 };
+use ivschat_testsupport::cluster::shared_control_plane as control_plane;
+use ivschat_testsupport::command::{repo_path, run, text};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSONSchemaProps,
 };
@@ -31,10 +31,8 @@ const CRDS_FILE: &str = "crds/ivschat.dev.yaml";
 const REGENERATE: &str = "make crds (cargo run --quiet --locked -- crds > crds/ivschat.dev.yaml)";
 /// How long the API server may take to publish a new CRD in discovery and OpenAPI.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn repo_path(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
-}
+/// kubectl gives up on a request after this, so a stuck API server fails the test instead of hanging it.
+const REQUEST_TIMEOUT: &str = "--request-timeout=60s";
 
 fn yaml_files(dir: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(repo_path(dir))
@@ -327,34 +325,10 @@ fn examples_deserialize_into_the_rust_types() {
 // ---------------------------------------------------------------------------------------------------
 // Against a real kube-apiserver.
 
-fn run(mut command: Command, stdin: Option<&str>) -> Output {
-    command.arg("--request-timeout=60s");
-    command.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
-    command.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = command
-        .spawn()
-        .unwrap_or_else(|err| panic!("running {command:?}: {err}"));
-    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(input.as_bytes())
-            .unwrap_or_else(|err| panic!("writing to kubectl: {err}"));
-    }
-    child
-        .wait_with_output()
-        .unwrap_or_else(|err| panic!("waiting for {command:?}: {err}"))
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 /// Runs kubectl with `args` and asserts that it succeeds; returns its stdout.
 fn kubectl_ok(args: &[&str], stdin: Option<&str>) -> String {
     let mut command = control_plane().kubectl();
-    command.args(args);
+    command.args(args).arg(REQUEST_TIMEOUT);
     let output = run(command, stdin);
     assert!(
         output.status.success(),
@@ -371,7 +345,7 @@ fn kubectl_eventually(args: &[&str], done: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + PUBLISH_TIMEOUT;
     loop {
         let mut command = control_plane().kubectl();
-        command.args(args);
+        command.args(args).arg(REQUEST_TIMEOUT);
         let output = run(command, None);
         let stdout = text(&output.stdout);
         if output.status.success() && done(&stdout) {
@@ -386,15 +360,10 @@ fn kubectl_eventually(args: &[&str], done: impl Fn(&str) -> bool) -> String {
     }
 }
 
-/// The shared control plane. This binary links rustls with two providers (ring through kube, aws-lc-rs
-/// through the AWS SDK), so rustls cannot pick one on its own; kube's choice, ring, is installed first.
-fn control_plane() -> &'static ControlPlane {
-    // Err only means a provider is already installed, which is what we need.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    ControlPlane::shared()
-}
-
-/// Installs the committed CRDs once per test binary and waits until both are Established.
+/// Installs the committed CRDs once per test binary and waits until both are Established. The shared control
+/// plane may already have the CRDs rendered from the Rust types (other modules install those, and
+/// `committed_crds_match_the_rust_types` proves the two are the same); the API server checks the committed
+/// file either way.
 fn crds_installed() -> &'static ControlPlane {
     static INSTALLED: OnceLock<()> = OnceLock::new();
     let control_plane = control_plane();
@@ -418,7 +387,8 @@ fn crds_installed() -> &'static ControlPlane {
     control_plane
 }
 
-/// A namespace of its own for one test (the names are fixed: each test binary has its own API server).
+/// A namespace of its own for one test (the names are fixed and unique among the modules sharing the API
+/// server).
 fn namespace(name: &str) -> String {
     crds_installed();
     kubectl_ok(&["create", "namespace", name], None);

@@ -13,7 +13,6 @@
 //! counters then match the calls exactly.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +21,7 @@ use aws_sdk_ivschat::types::{
     CloudWatchLogsDestinationConfiguration, DestinationConfiguration, S3DestinationConfiguration,
 };
 use ivschat_emulator::{Emulator, EmulatorConfig};
+use ivschat_testsupport::{emulator, serial};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
@@ -32,11 +32,6 @@ const SHARED_LOGGING_CONFIGURATIONS: usize = 4;
 const PAGE_SIZE: i32 = 7;
 const TEST_TIMEOUT: Duration = Duration::from_secs(180);
 
-fn localhost() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 0))
-}
-
-/// A deterministic xorshift generator: each task's sequence of actions is reproducible from its index.
 struct Dice(u64);
 
 impl Dice {
@@ -366,9 +361,7 @@ async fn churn(
 }
 
 async fn concurrent_churn_leaves_a_consistent_store() {
-    let emulator = Emulator::start(localhost(), EmulatorConfig::default())
-        .await
-        .expect("start the emulator");
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let setup = emulator.sdk_client_without_retries();
 
     let mut shared_logging = Vec::new();
@@ -609,6 +602,7 @@ async fn concurrent_churn_leaves_a_consistent_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn thirty_two_tasks_churning_leave_a_consistent_store() {
+    let _heavy = serial::beside_others().await;
     tokio::time::timeout(TEST_TIMEOUT, concurrent_churn_leaves_a_consistent_store())
         .await
         .expect("the concurrency test did not finish in time");
@@ -641,11 +635,10 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_creates_never_exceed_the_quotas() {
+    let _heavy = serial::beside_others().await;
     let config = EmulatorConfig::default();
     let logging_quota = config.logging_configuration_quota as usize;
-    let emulator = Emulator::start(localhost(), config)
-        .await
-        .expect("start the emulator");
+    let emulator = emulator::start(config).await;
 
     let created = race(&emulator, |index, client| async move {
         match client
@@ -723,11 +716,10 @@ async fn racing_creates_never_exceed_the_quotas() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_tag_requests_never_exceed_fifty_tags() {
+    let _heavy = serial::beside_others().await;
     const MAX_TAGS: usize = 50;
     const TAGS_PER_REQUEST: usize = 2;
-    let emulator = Emulator::start(localhost(), EmulatorConfig::default())
-        .await
-        .expect("start the emulator");
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let room = emulator
         .sdk_client()
         .create_room()

@@ -2,9 +2,10 @@
 //! endpoints over HTTP: a silent endpoint times out instead of hanging, a connection that is reset is
 //! retried and then reported as transient, and a create that got a 5xx is not sent again.
 
-use ivschat_emulator::{Emulator, EmulatorConfig};
+use ivschat_emulator::EmulatorConfig;
 use ivschat_operator::controller::aws::{Aws, CallPolicy, Retry};
 use ivschat_operator::controller::aws_error::ErrorClass;
+use ivschat_testsupport::{emulator, serial};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -19,15 +20,11 @@ fn quick_policy() -> CallPolicy {
     }
 }
 
-async fn emulator(config: EmulatorConfig) -> Emulator {
-    Emulator::start("127.0.0.1:0".parse().expect("address"), config)
-        .await
-        .expect("starting the emulator")
-}
-
 #[tokio::test]
 async fn a_silent_endpoint_times_out_every_attempt_instead_of_hanging() {
-    let emulator = emulator(EmulatorConfig {
+    // Attempt timeouts of 300 ms: never beside a heavy test.
+    let _alone = serial::alone().await;
+    let emulator = emulator::start(EmulatorConfig {
         extra_latency: Duration::from_secs(5),
         ..EmulatorConfig::default()
     })
@@ -65,6 +62,8 @@ async fn a_silent_endpoint_times_out_every_attempt_instead_of_hanging() {
 
 #[tokio::test]
 async fn reset_connections_are_retried_then_reported_as_transient() {
+    // Attempt timeouts of 300 ms: never beside a heavy test.
+    let _alone = serial::alone().await;
     // An endpoint that accepts every connection and closes it at once.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -78,7 +77,7 @@ async fn reset_connections_are_retried_then_reported_as_transient() {
             drop(socket);
         }
     });
-    let reference = emulator(EmulatorConfig::default()).await;
+    let reference = emulator::start(EmulatorConfig::default()).await;
     let client = aws_sdk_ivschat::Client::from_conf(
         reference
             .sdk_config_builder()
@@ -107,7 +106,9 @@ async fn reset_connections_are_retried_then_reported_as_transient() {
 
 #[tokio::test]
 async fn a_create_answered_with_a_5xx_is_not_sent_again_but_reads_are_retried() {
-    let emulator = emulator(EmulatorConfig::default()).await;
+    // Attempt timeouts of 300 ms: never beside a heavy test.
+    let _alone = serial::alone().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let aws = Aws::unlimited(emulator.sdk_client()).with_policy(quick_policy());
     // The room is made, the answer is a 500: a blind retry would make a second one.
     emulator

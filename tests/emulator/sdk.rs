@@ -20,26 +20,14 @@ use aws_sdk_ivschat::types::{
 use ivschat_emulator::{
     ChatTokenRejection, Emulator, EmulatorConfig, RoomEventKind, TransitionFailures,
 };
+use ivschat_testsupport::sigv4::Signer;
+use ivschat_testsupport::{emulator, serial};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const LAMBDA: &str = "arn:aws:lambda:us-west-2:123456789012:function:review";
 
 // ---- harness ---------------------------------------------------------------------------------------------------
-
-async fn start() -> Emulator {
-    start_with(EmulatorConfig::default()).await
-}
-
-async fn start_with(config: EmulatorConfig) -> Emulator {
-    Emulator::start(loopback(), config)
-        .await
-        .expect("the emulator starts")
-}
-
-fn loopback() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 0))
-}
 
 fn s3(bucket: &str) -> DestinationConfiguration {
     DestinationConfiguration::S3(
@@ -109,6 +97,14 @@ where
     }
 }
 
+/// The modeled error of a call expected to fail; `None` when it succeeded.
+fn failure<T, E>(result: Result<T, SdkError<E, HttpResponse>>) -> Option<aws_sdk_ivschat::Error>
+where
+    aws_sdk_ivschat::Error: From<SdkError<E, HttpResponse>>,
+{
+    result.err().map(Into::into)
+}
+
 fn status_of<E>(error: &SdkError<E, HttpResponse>) -> u16 {
     error
         .raw_response()
@@ -173,34 +169,10 @@ async fn raw(
             Auth::UnknownKey => ("AKIDUNKNOWN", "test"),
             _ => ("test", "test"),
         };
-        let identity: aws_smithy_runtime_api::client::identity::Identity =
-            aws_credential_types::Credentials::new(key, secret, None, None, "raw-test").into();
-        let params = aws_sigv4::sign::v4::SigningParams::builder()
-            .identity(&identity)
-            .region("us-west-2")
-            .name("ivschat")
-            .time(SystemTime::now())
-            .settings(aws_sigv4::http_request::SigningSettings::default())
-            .build()
-            .expect("signing params")
-            .into();
         let url = format!("http://{host}{path_and_query}");
-        let signable = aws_sigv4::http_request::SignableRequest::new(
-            method,
-            url.as_str(),
-            headers
-                .iter()
-                .map(|(name, value)| (name.as_str(), value.as_str())),
-            aws_sigv4::http_request::SignableBody::Bytes(body),
-        )
-        .expect("signable");
-        let (instructions, _) = aws_sigv4::http_request::sign(signable, &params)
-            .expect("sign")
-            .into_parts();
-        let signed: Vec<(String, String)> = instructions
-            .headers()
-            .map(|(name, value)| (name.to_string(), value.to_string()))
-            .collect();
+        let signed = Signer::new(key, secret, "us-west-2")
+            .headers(method, &url, &headers, body)
+            .expect("sign");
         headers.extend(signed);
     }
     send_raw(
@@ -304,7 +276,7 @@ fn encode_label(arn: &str) -> String {
 
 #[tokio::test]
 async fn rooms_round_trip_every_member() {
-    let emulator = start().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let client = emulator.sdk_client();
     let logging = create_logging_configuration(&client, "room-logs").await;
     let handler = MessageReviewHandler::builder()
@@ -461,7 +433,7 @@ async fn rooms_round_trip_every_member() {
 
 #[tokio::test]
 async fn create_room_applies_documented_defaults() {
-    let emulator = start().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let client = emulator.sdk_client();
     let bare = client
         .create_room()
@@ -521,7 +493,7 @@ async fn create_room_applies_documented_defaults() {
 
 #[tokio::test]
 async fn update_room_is_a_patch_and_bumps_update_time() {
-    let emulator = start().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let client = emulator.sdk_client();
     let logging = create_logging_configuration(&client, "patch-logs").await;
     let created = client
@@ -628,7 +600,7 @@ fn names(list: &[&str]) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn validation_errors_name_every_bad_field() {
-    let emulator = start().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let client = emulator.sdk_client();
     let logging = create_logging_configuration(&client, "v").await;
     let room = create_room(&client, "v").await;
@@ -672,154 +644,182 @@ async fn validation_errors_name_every_bad_field() {
         room_error.message()
     );
 
-    let error = client
-        .get_room()
-        .identifier("g1H2I3j4k5L6")
-        .send()
-        .await
-        .expect_err("id instead of ARN");
-    assert_eq!(field_names(&validation(error)), names(&["identifier"]));
-
-    let error = client
-        .update_room()
-        .identifier(&room)
-        .set_logging_configuration_identifiers(Some(vec![room.clone()]))
-        .send()
-        .await
-        .expect_err("room ARN as logging identifier");
-    assert_eq!(
-        field_names(&validation(error)),
-        names(&["loggingConfigurationIdentifiers"])
-    );
-
-    let error = client
-        .create_chat_token()
-        .room_identifier(&room)
-        .user_id("")
-        .capabilities(ChatTokenCapability::from("SHOUT"))
-        .session_duration_in_minutes(181)
-        .attributes("big", "x".repeat(1100))
-        .send()
-        .await
-        .expect_err("invalid token request");
-    assert_eq!(
-        field_names(&validation(error)),
-        names(&[
-            "userId",
-            "capabilities",
-            "sessionDurationInMinutes",
-            "attributes"
-        ])
-    );
-
-    let error = client
-        .send_event()
-        .room_identifier(&room)
-        .event_name("e".repeat(101))
-        .attributes("a", "b".repeat(1024))
-        .send()
-        .await
-        .expect_err("invalid event");
-    assert_eq!(
-        field_names(&validation(error)),
-        names(&["eventName", "attributes"])
-    );
-
-    let error = client
-        .delete_message()
-        .room_identifier(&room)
-        .id("short")
-        .reason("")
-        .send()
-        .await
-        .expect_err("bad id");
-    assert_eq!(field_names(&validation(error)), names(&["id", "reason"]));
-
-    let error = client
-        .disconnect_user()
-        .room_identifier(&room)
-        .user_id("u".repeat(129))
-        .reason("r".repeat(257))
-        .send()
-        .await
-        .expect_err("bad disconnect");
-    assert_eq!(
-        field_names(&validation(error)),
-        names(&["userId", "reason"])
-    );
-
-    let error = client
-        .list_rooms()
-        .max_results(51)
-        .name("bad name")
-        .send()
-        .await
-        .expect_err("bad list");
-    assert_eq!(
-        field_names(&validation(error)),
-        names(&["maxResults", "name"])
-    );
-    let error = client
-        .list_logging_configurations()
-        .max_results(-1)
-        .send()
-        .await
-        .expect_err("bad list");
-    assert_eq!(field_names(&validation(error)), names(&["maxResults"]));
-
-    let error = client
-        .create_logging_configuration()
-        .name("bad/name")
-        .destination_configuration(s3("A"))
-        .send()
-        .await
-        .expect_err("bad logging configuration");
-    assert_eq!(
-        field_names(&validation(error)),
-        names(&["name", "destinationConfiguration.s3.bucketName"])
-    );
     let firehose = DestinationConfiguration::Firehose(
         FirehoseDestinationConfiguration::builder()
             .delivery_stream_name("no spaces")
             .build()
             .expect("stream name set"),
     );
-    let error = client
-        .update_logging_configuration()
-        .identifier(&logging)
-        .destination_configuration(firehose)
-        .send()
-        .await
-        .expect_err("bad destination");
-    assert_eq!(
-        field_names(&validation(error)),
-        names(&["destinationConfiguration.firehose.deliveryStreamName"])
-    );
-
-    let error = client
-        .tag_resource()
-        .resource_arn(&room)
-        .set_tags(Some(many_tags))
-        .send()
-        .await
-        .expect_err("51 tags");
-    assert_eq!(field_names(&validation(error)), names(&["tags"]));
     let keys: Vec<String> = (0..51).map(|i| format!("k{i}")).collect();
-    let error = client
-        .untag_resource()
-        .resource_arn(&room)
-        .set_tag_keys(Some(keys))
-        .send()
-        .await
-        .expect_err("51 keys");
-    assert_eq!(field_names(&validation(error)), names(&["tagKeys"]));
-    let error = client
-        .list_tags_for_resource()
-        .resource_arn("arn:aws:ivs:us-west-2:123456789012:channel/abc")
-        .send()
-        .await;
-    let error = error.expect_err("not an ivschat ARN");
-    assert_eq!(field_names(&validation(error)), names(&["resourceArn"]));
+    // Each invalid call (run one after another, in this order) with the fields its error must name.
+    let cases: Vec<(&str, &[&str], Option<aws_sdk_ivschat::Error>)> = vec![
+        (
+            "id instead of ARN",
+            &["identifier"],
+            failure(client.get_room().identifier("g1H2I3j4k5L6").send().await),
+        ),
+        (
+            "room ARN as logging identifier",
+            &["loggingConfigurationIdentifiers"],
+            failure(
+                client
+                    .update_room()
+                    .identifier(&room)
+                    .set_logging_configuration_identifiers(Some(vec![room.clone()]))
+                    .send()
+                    .await,
+            ),
+        ),
+        (
+            "invalid token request",
+            &[
+                "userId",
+                "capabilities",
+                "sessionDurationInMinutes",
+                "attributes",
+            ],
+            failure(
+                client
+                    .create_chat_token()
+                    .room_identifier(&room)
+                    .user_id("")
+                    .capabilities(ChatTokenCapability::from("SHOUT"))
+                    .session_duration_in_minutes(181)
+                    .attributes("big", "x".repeat(1100))
+                    .send()
+                    .await,
+            ),
+        ),
+        (
+            "invalid event",
+            &["eventName", "attributes"],
+            failure(
+                client
+                    .send_event()
+                    .room_identifier(&room)
+                    .event_name("e".repeat(101))
+                    .attributes("a", "b".repeat(1024))
+                    .send()
+                    .await,
+            ),
+        ),
+        (
+            "bad id",
+            &["id", "reason"],
+            failure(
+                client
+                    .delete_message()
+                    .room_identifier(&room)
+                    .id("short")
+                    .reason("")
+                    .send()
+                    .await,
+            ),
+        ),
+        (
+            "bad disconnect",
+            &["userId", "reason"],
+            failure(
+                client
+                    .disconnect_user()
+                    .room_identifier(&room)
+                    .user_id("u".repeat(129))
+                    .reason("r".repeat(257))
+                    .send()
+                    .await,
+            ),
+        ),
+        (
+            "bad list",
+            &["maxResults", "name"],
+            failure(
+                client
+                    .list_rooms()
+                    .max_results(51)
+                    .name("bad name")
+                    .send()
+                    .await,
+            ),
+        ),
+        (
+            "bad list",
+            &["maxResults"],
+            failure(
+                client
+                    .list_logging_configurations()
+                    .max_results(-1)
+                    .send()
+                    .await,
+            ),
+        ),
+        (
+            "bad logging configuration",
+            &["name", "destinationConfiguration.s3.bucketName"],
+            failure(
+                client
+                    .create_logging_configuration()
+                    .name("bad/name")
+                    .destination_configuration(s3("A"))
+                    .send()
+                    .await,
+            ),
+        ),
+        (
+            "bad destination",
+            &["destinationConfiguration.firehose.deliveryStreamName"],
+            failure(
+                client
+                    .update_logging_configuration()
+                    .identifier(&logging)
+                    .destination_configuration(firehose)
+                    .send()
+                    .await,
+            ),
+        ),
+        (
+            "51 tags",
+            &["tags"],
+            failure(
+                client
+                    .tag_resource()
+                    .resource_arn(&room)
+                    .set_tags(Some(many_tags))
+                    .send()
+                    .await,
+            ),
+        ),
+        (
+            "51 keys",
+            &["tagKeys"],
+            failure(
+                client
+                    .untag_resource()
+                    .resource_arn(&room)
+                    .set_tag_keys(Some(keys))
+                    .send()
+                    .await,
+            ),
+        ),
+        (
+            "not an ivschat ARN",
+            &["resourceArn"],
+            failure(
+                client
+                    .list_tags_for_resource()
+                    .resource_arn("arn:aws:ivs:us-west-2:123456789012:channel/abc")
+                    .send()
+                    .await,
+            ),
+        ),
+    ];
+    for (what, fields, error) in cases {
+        match error {
+            Some(aws_sdk_ivschat::Error::ValidationException(error)) => {
+                assert_eq!(field_names(&error), names(fields), "{what}");
+            }
+            other => panic!("{what}: expected ValidationException, got {other:?}"),
+        }
+    }
 
     // What the typed SDK cannot send: a union with two members, a missing union, a missing required member,
     // UntagResource without tagKeys.
@@ -837,41 +837,35 @@ async fn validation_errors_name_every_bad_field() {
         assert_eq!(fields, names(expected));
     };
     let two = json!({"destinationConfiguration": {"s3": {"bucketName": "abc"}, "firehose": {"deliveryStreamName": "s"}}});
-    check_fields(
-        raw(
-            &emulator,
-            Auth::Signed,
-            "POST",
-            "/CreateLoggingConfiguration",
-            two.to_string().as_bytes(),
-        )
-        .await,
-        &["destinationConfiguration"],
-    );
-    check_fields(
-        raw(
-            &emulator,
-            Auth::Signed,
-            "POST",
-            "/CreateLoggingConfiguration",
-            b"{}",
-        )
-        .await,
-        &["destinationConfiguration"],
-    );
-    check_fields(
-        raw(&emulator, Auth::Signed, "POST", "/CreateChatToken", b"{}").await,
-        &["roomIdentifier", "userId"],
-    );
     let path = format!("/tags/{}", encode_label(&room));
-    check_fields(
-        raw(&emulator, Auth::Signed, "DELETE", &path, b"").await,
-        &["tagKeys"],
-    );
-    check_fields(
-        raw(&emulator, Auth::Signed, "POST", &path, b"{}").await,
-        &["tags"],
-    );
+    let raw_cases: [(&str, &str, Vec<u8>, &[&str]); 5] = [
+        (
+            "POST",
+            "/CreateLoggingConfiguration",
+            two.to_string().into_bytes(),
+            &["destinationConfiguration"],
+        ),
+        (
+            "POST",
+            "/CreateLoggingConfiguration",
+            b"{}".to_vec(),
+            &["destinationConfiguration"],
+        ),
+        (
+            "POST",
+            "/CreateChatToken",
+            b"{}".to_vec(),
+            &["roomIdentifier", "userId"],
+        ),
+        ("DELETE", &path, Vec::new(), &["tagKeys"]),
+        ("POST", &path, b"{}".to_vec(), &["tags"]),
+    ];
+    for (method, path, body, expected) in raw_cases {
+        check_fields(
+            raw(&emulator, Auth::Signed, method, path, &body).await,
+            expected,
+        );
+    }
 
     // Malformed JSON and wrong member types are serialization errors.
     for body in [
@@ -896,181 +890,158 @@ async fn validation_errors_name_every_bad_field() {
 
 #[tokio::test]
 async fn unknown_resources_are_404_with_resource_id_and_type() {
-    let emulator = start().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let client = emulator.sdk_client();
     let room = "arn:aws:ivschat:us-west-2:123456789012:room/missingRoom1";
     let logging = "arn:aws:ivschat:us-west-2:123456789012:logging-configuration/missingLogs1";
     let foreign = "arn:aws:ivschat:eu-west-1:123456789012:room/foreignRoom1";
 
-    let mut errors: Vec<(&str, Option<aws_sdk_ivschat::Error>)> = Vec::new();
-    errors.push((
-        "missingRoom1",
-        client
-            .get_room()
-            .identifier(room)
-            .send()
-            .await
-            .err()
-            .map(Into::into),
-    ));
-    errors.push((
-        "foreignRoom1",
-        client
-            .get_room()
-            .identifier(foreign)
-            .send()
-            .await
-            .err()
-            .map(Into::into),
-    ));
-    errors.push((
-        "missingRoom1",
-        client
-            .update_room()
-            .identifier(room)
-            .name("x")
-            .send()
-            .await
-            .err()
-            .map(Into::into),
-    ));
-    errors.push((
-        "missingRoom1",
-        client
-            .delete_room()
-            .identifier(room)
-            .send()
-            .await
-            .err()
-            .map(Into::into),
-    ));
-    errors.push((
-        "missingRoom1",
-        client
-            .create_chat_token()
-            .room_identifier(room)
-            .user_id("u")
-            .send()
-            .await
-            .err()
-            .map(Into::into),
-    ));
-    errors.push((
-        "missingRoom1",
-        client
-            .send_event()
-            .room_identifier(room)
-            .event_name("e")
-            .send()
-            .await
-            .err()
-            .map(Into::into),
-    ));
-    errors.push((
-        "missingRoom1",
-        client
-            .delete_message()
-            .room_identifier(room)
-            .id("abcdefghijkl")
-            .send()
-            .await
-            .err()
-            .map(Into::into),
-    ));
-    errors.push((
-        "missingRoom1",
-        client
-            .disconnect_user()
-            .room_identifier(room)
-            .user_id("u")
-            .send()
-            .await
-            .err()
-            .map(Into::into),
-    ));
-    errors.push((
-        "missingLogs1",
-        client
-            .get_logging_configuration()
-            .identifier(logging)
-            .send()
-            .await
-            .err()
-            .map(Into::into),
-    ));
-    errors.push((
-        "missingLogs1",
-        client
-            .update_logging_configuration()
-            .identifier(logging)
-            .name("n")
-            .send()
-            .await
-            .err()
-            .map(Into::into),
-    ));
-    errors.push((
-        "missingLogs1",
-        client
-            .delete_logging_configuration()
-            .identifier(logging)
-            .send()
-            .await
-            .err()
-            .map(Into::into),
-    ));
-    errors.push((
-        "missingRoom1",
-        client
-            .list_tags_for_resource()
-            .resource_arn(room)
-            .send()
-            .await
-            .err()
-            .map(Into::into),
-    ));
-    errors.push((
-        "missingLogs1",
-        client
-            .tag_resource()
-            .resource_arn(logging)
-            .tags("a", "b")
-            .send()
-            .await
-            .err()
-            .map(Into::into),
-    ));
-    errors.push((
-        "missingRoom1",
-        client
-            .untag_resource()
-            .resource_arn(room)
-            .tag_keys("a")
-            .send()
-            .await
-            .err()
-            .map(Into::into),
-    ));
-    errors.push((
-        "missingLogs1",
-        client
-            .list_rooms()
-            .logging_configuration_identifier(logging)
-            .send()
-            .await
-            .err()
-            .map(Into::into),
-    ));
-    errors.push((
-        "missingLogs1",
-        client
-            .create_room()
-            .logging_configuration_identifiers(logging)
-            .send()
-            .await
-            .err()
-            .map(Into::into),
-    ));
+    // Each call with the resource id its error must name (calls run one after another, in this order).
+    let errors: Vec<(&str, Option<aws_sdk_ivschat::Error>)> = vec![
+        (
+            "missingRoom1",
+            failure(client.get_room().identifier(room).send().await),
+        ),
+        (
+            "foreignRoom1",
+            failure(client.get_room().identifier(foreign).send().await),
+        ),
+        (
+            "missingRoom1",
+            failure(client.update_room().identifier(room).name("x").send().await),
+        ),
+        (
+            "missingRoom1",
+            failure(client.delete_room().identifier(room).send().await),
+        ),
+        (
+            "missingRoom1",
+            failure(
+                client
+                    .create_chat_token()
+                    .room_identifier(room)
+                    .user_id("u")
+                    .send()
+                    .await,
+            ),
+        ),
+        (
+            "missingRoom1",
+            failure(
+                client
+                    .send_event()
+                    .room_identifier(room)
+                    .event_name("e")
+                    .send()
+                    .await,
+            ),
+        ),
+        (
+            "missingRoom1",
+            failure(
+                client
+                    .delete_message()
+                    .room_identifier(room)
+                    .id("abcdefghijkl")
+                    .send()
+                    .await,
+            ),
+        ),
+        (
+            "missingRoom1",
+            failure(
+                client
+                    .disconnect_user()
+                    .room_identifier(room)
+                    .user_id("u")
+                    .send()
+                    .await,
+            ),
+        ),
+        (
+            "missingLogs1",
+            failure(
+                client
+                    .get_logging_configuration()
+                    .identifier(logging)
+                    .send()
+                    .await,
+            ),
+        ),
+        (
+            "missingLogs1",
+            failure(
+                client
+                    .update_logging_configuration()
+                    .identifier(logging)
+                    .name("n")
+                    .send()
+                    .await,
+            ),
+        ),
+        (
+            "missingLogs1",
+            failure(
+                client
+                    .delete_logging_configuration()
+                    .identifier(logging)
+                    .send()
+                    .await,
+            ),
+        ),
+        (
+            "missingRoom1",
+            failure(
+                client
+                    .list_tags_for_resource()
+                    .resource_arn(room)
+                    .send()
+                    .await,
+            ),
+        ),
+        (
+            "missingLogs1",
+            failure(
+                client
+                    .tag_resource()
+                    .resource_arn(logging)
+                    .tags("a", "b")
+                    .send()
+                    .await,
+            ),
+        ),
+        (
+            "missingRoom1",
+            failure(
+                client
+                    .untag_resource()
+                    .resource_arn(room)
+                    .tag_keys("a")
+                    .send()
+                    .await,
+            ),
+        ),
+        (
+            "missingLogs1",
+            failure(
+                client
+                    .list_rooms()
+                    .logging_configuration_identifier(logging)
+                    .send()
+                    .await,
+            ),
+        ),
+        (
+            "missingLogs1",
+            failure(
+                client
+                    .create_room()
+                    .logging_configuration_identifiers(logging)
+                    .send()
+                    .await,
+            ),
+        ),
+    ];
     for (index, (expected_id, error)) in errors.into_iter().enumerate() {
         match error {
             Some(aws_sdk_ivschat::Error::ResourceNotFoundException(not_found)) => {
@@ -1113,7 +1084,7 @@ async fn unknown_resources_are_404_with_resource_id_and_type() {
 
 #[tokio::test]
 async fn conflicts_are_409() {
-    let emulator = start().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let client = emulator.sdk_client();
     let logging = create_logging_configuration(&client, "attached").await;
     let room = client
@@ -1182,7 +1153,7 @@ async fn conflicts_are_409() {
 
 #[tokio::test]
 async fn quotas_are_402_with_the_limit() {
-    let emulator = start_with(EmulatorConfig {
+    let emulator = emulator::start(EmulatorConfig {
         room_quota: Some(2),
         logging_configuration_quota: 1,
         ..EmulatorConfig::default()
@@ -1229,7 +1200,9 @@ async fn quotas_are_402_with_the_limit() {
 
 #[tokio::test]
 async fn tps_quotas_throttle_with_429_when_enforced() {
-    let emulator = start_with(EmulatorConfig {
+    // Bursts must outrun the quotas: never beside a heavy test.
+    let _alone = serial::alone().await;
+    let emulator = emulator::start(EmulatorConfig {
         enforce_quotas: true,
         ..EmulatorConfig::default()
     })
@@ -1309,7 +1282,7 @@ async fn tps_quotas_throttle_with_429_when_enforced() {
 
 #[tokio::test]
 async fn injected_faults_and_latency() {
-    let emulator = start_with(EmulatorConfig {
+    let emulator = emulator::start(EmulatorConfig {
         fault_rate: 1.0,
         ..EmulatorConfig::default()
     })
@@ -1414,7 +1387,7 @@ async fn listed_room_names(client: &Client) -> Vec<String> {
 
 #[tokio::test]
 async fn lost_responses_keep_the_change_behind_a_500() {
-    let emulator = start_with(EmulatorConfig {
+    let emulator = emulator::start(EmulatorConfig {
         lost_response_rate: 1.0,
         ..EmulatorConfig::default()
     })
@@ -1661,7 +1634,7 @@ async fn lost_responses_keep_the_change_behind_a_500() {
 
 #[tokio::test]
 async fn authentication_failures_are_403() {
-    let emulator = start().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let wrong_secret = emulator.sdk_client_with(|builder| {
         builder.credentials_provider(aws_sdk_ivschat::config::Credentials::new(
             "test", "wrong", None, None, "t",
@@ -1749,7 +1722,7 @@ async fn authentication_failures_are_403() {
 
 #[tokio::test]
 async fn pagination_crosses_pages_and_rejects_bad_tokens() {
-    let emulator = start().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let client = emulator.sdk_client();
     let mut created = Vec::new();
     for i in 0..7 {
@@ -1918,7 +1891,7 @@ async fn pagination_crosses_pages_and_rejects_bad_tokens() {
 
 #[tokio::test]
 async fn list_rooms_filters_and_update_time_order() {
-    let emulator = start().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let client = emulator.sdk_client();
     let logging = create_logging_configuration(&client, "filter").await;
     let other_lambda = "arn:aws:lambda:us-west-2:123456789012:function:other";
@@ -2045,7 +2018,7 @@ async fn list_rooms_filters_and_update_time_order() {
 
 #[tokio::test]
 async fn tags_on_rooms_and_logging_configurations() {
-    let emulator = start().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let client = emulator.sdk_client();
     let room = create_room(&client, "tagged").await;
     let logging = create_logging_configuration(&client, "tagged").await;
@@ -2213,7 +2186,7 @@ async fn state_of(client: &Client, arn: &str) -> Option<LoggingConfigurationStat
 
 #[tokio::test]
 async fn logging_configurations_round_trip_every_member() {
-    let emulator = start().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let client = emulator.sdk_client();
     let created = client
         .create_logging_configuration()
@@ -2341,7 +2314,7 @@ async fn logging_configurations_round_trip_every_member() {
 #[tokio::test]
 async fn logging_configuration_lifecycle_with_delay_and_failures() {
     let delay = Duration::from_millis(1500);
-    let emulator = start_with(EmulatorConfig {
+    let emulator = emulator::start(EmulatorConfig {
         logging_transition_delay: delay,
         ..EmulatorConfig::default()
     })
@@ -2483,7 +2456,7 @@ async fn logging_configuration_lifecycle_with_delay_and_failures() {
 
 #[tokio::test]
 async fn failing_transitions_flag_at_start_up() {
-    let emulator = start_with(EmulatorConfig {
+    let emulator = emulator::start(EmulatorConfig {
         fail_transitions: TransitionFailures::ALL,
         ..EmulatorConfig::default()
     })
@@ -2502,7 +2475,7 @@ async fn failing_transitions_flag_at_start_up() {
 
 #[tokio::test]
 async fn chat_tokens_and_messaging_operations() {
-    let emulator = start().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let client = emulator.sdk_client();
     let room = create_room(&client, "chat").await;
     let mut events = emulator.subscribe_room_events();
@@ -2686,7 +2659,7 @@ async fn state_file_survives_a_restart() {
         ..EmulatorConfig::default()
     };
 
-    let emulator = start_with(config.clone()).await;
+    let emulator = emulator::start(config.clone()).await;
     let client = emulator.sdk_client();
     let logging = client
         .create_logging_configuration()
@@ -2753,7 +2726,7 @@ async fn state_file_survives_a_restart() {
         .collect();
     assert_eq!(leftovers.len(), 1, "no temporary files left: {leftovers:?}");
 
-    let restarted = start_with(config).await;
+    let restarted = emulator::start(config).await;
     let client = restarted.sdk_client();
     let after_room = client
         .get_room()
@@ -2826,7 +2799,7 @@ async fn state_file_survives_a_restart() {
         .await
         .expect("delete");
     restarted.stop().await.expect("stop");
-    let again = start_with(EmulatorConfig {
+    let again = emulator::start(EmulatorConfig {
         state_file: Some(state_file),
         ..EmulatorConfig::default()
     })
@@ -2877,7 +2850,7 @@ fn before_rooms_without_request_id(
 
 #[tokio::test]
 async fn metrics_count_requests_by_operation_and_outcome() {
-    let emulator = start().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let client = emulator.sdk_client_without_retries();
     let room = create_room(&client, "m").await;
     client
@@ -2978,7 +2951,7 @@ async fn metrics_count_requests_by_operation_and_outcome() {
 
 #[tokio::test]
 async fn every_response_has_a_request_id_and_hostile_input_gets_4xx() {
-    let emulator = start().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let client = emulator.sdk_client();
     let room = create_room(&client, "hostile").await;
     let identifier = json!({"identifier": room}).to_string();
@@ -3124,7 +3097,7 @@ async fn every_response_has_a_request_id_and_hostile_input_gets_4xx() {
 
 #[tokio::test]
 async fn concurrent_creates_are_all_listed_once() {
-    let emulator = start().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let client = emulator.sdk_client();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..24 {
@@ -3154,8 +3127,8 @@ async fn concurrent_creates_are_all_listed_once() {
 
 #[tokio::test]
 async fn many_emulators_run_side_by_side() {
-    let first = start().await;
-    let second = start_with(EmulatorConfig {
+    let first = emulator::start(EmulatorConfig::default()).await;
+    let second = emulator::start(EmulatorConfig {
         region: "eu-west-1".into(),
         account_id: "999999999999".into(),
         ..EmulatorConfig::default()

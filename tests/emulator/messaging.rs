@@ -4,7 +4,6 @@
 //! Every test starts its own emulator on `127.0.0.1:0`. Time-dependent behaviour (token expiry, session expiry)
 //! uses the emulator's test knobs so the suite stays fast.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use aws_sdk_ivschat::Client;
@@ -12,33 +11,19 @@ use aws_sdk_ivschat::operation::create_room::builders::CreateRoomFluentBuilder;
 use aws_sdk_ivschat::types::{ChatTokenCapability, FallbackResult, MessageReviewHandler};
 use futures_util::{SinkExt as _, StreamExt as _};
 use ivschat_emulator::{Emulator, EmulatorConfig};
+use ivschat_testsupport::emulator;
+use ivschat_testsupport::messaging::{
+    DELIVERY_TIMEOUT, QUIET_PERIOD, Socket, expect_quiet, next_entity, send, send_message,
+    try_connect,
+};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// How long a test waits for something the server should send.
-const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a test listens to conclude that nothing arrives.
-const QUIET_PERIOD: Duration = Duration::from_millis(300);
 
 // ---- harness ---------------------------------------------------------------------------------------------------
-
-async fn start() -> Emulator {
-    start_with(EmulatorConfig::default()).await
-}
-
-async fn start_with(config: EmulatorConfig) -> Emulator {
-    Emulator::start(SocketAddr::from(([127, 0, 0, 1], 0)), config)
-        .await
-        .expect("the emulator starts")
-}
 
 /// A fresh emulator with default settings, an SDK client for it and one room (its ARN).
 async fn emulator_with_room() -> (Emulator, Client, String) {
@@ -47,7 +32,7 @@ async fn emulator_with_room() -> (Emulator, Client, String) {
 
 /// Like [`emulator_with_room`], with `config`.
 async fn configured_emulator_with_room(config: EmulatorConfig) -> (Emulator, Client, String) {
-    let emulator = start_with(config).await;
+    let emulator = emulator::start(config).await;
     let client = emulator.sdk_client();
     let room = create_room(&client).await;
     (emulator, client, room)
@@ -101,28 +86,6 @@ async fn token(
         .to_string()
 }
 
-/// Opens a connection the way the JS client does: the token as the only subprotocol. The server must echo it.
-async fn try_connect(url: &str, token: Option<&str>) -> Result<Socket, WsError> {
-    let mut request = url.into_client_request()?;
-    if let Some(token) = token {
-        request.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            HeaderValue::from_str(token).expect("token is a header value"),
-        );
-    }
-    let (socket, response) = tokio_tungstenite::connect_async(request).await?;
-    assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
-    assert_eq!(
-        response
-            .headers()
-            .get("Sec-WebSocket-Protocol")
-            .and_then(|value| value.to_str().ok()),
-        token,
-        "the token is echoed as the selected subprotocol"
-    );
-    Ok(socket)
-}
-
 async fn connect(emulator: &Emulator, token: &str) -> Socket {
     try_connect(&emulator.messaging_url(), Some(token))
         .await
@@ -160,31 +123,6 @@ async fn refused_status(url: &str, token: Option<&str>) -> StatusCode {
     }
 }
 
-async fn send(socket: &mut Socket, request: Value) {
-    socket
-        .send(Message::text(request.to_string()))
-        .await
-        .expect("send a frame");
-}
-
-/// The next JSON entity from the server (control frames skipped).
-async fn next_entity(socket: &mut Socket) -> Value {
-    loop {
-        let frame = tokio::time::timeout(DELIVERY_TIMEOUT, socket.next())
-            .await
-            .expect("an entity arrives in time")
-            .expect("the connection is open")
-            .expect("a valid frame");
-        match frame {
-            Message::Text(text) => {
-                return serde_json::from_str(text.as_str()).expect("entities are JSON");
-            }
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("expected a text entity, got {other:?}"),
-        }
-    }
-}
-
 /// The connection is open and its messages are accepted.
 async fn assert_still_served(socket: &mut Socket) {
     send(socket, send_message("still-served", "still here")).await;
@@ -216,13 +154,6 @@ async fn expect_close(socket: &mut Socket) -> CloseFrame {
     }
 }
 
-/// Nothing arrives within the quiet period.
-async fn expect_quiet(socket: &mut Socket) {
-    if let Ok(frame) = tokio::time::timeout(QUIET_PERIOD, socket.next()).await {
-        panic!("expected nothing, got {frame:?}");
-    }
-}
-
 fn is_aws_id(value: &Value) -> bool {
     value
         .as_str()
@@ -234,10 +165,6 @@ fn is_send_time(value: &Value) -> bool {
     value.as_str().is_some_and(|text| {
         text.len() == 24 && text.ends_with('Z') && text.parse::<jiff::Timestamp>().is_ok()
     })
-}
-
-fn send_message(request_id: &str, content: &str) -> Value {
-    json!({"Action": "SEND_MESSAGE", "RequestId": request_id, "Content": content})
 }
 
 // ---- messages and events ---------------------------------------------------------------------------------------
@@ -305,7 +232,7 @@ async fn two_users_receive_a_message_with_the_sender_and_its_attributes() {
 
 #[tokio::test]
 async fn connections_only_receive_their_own_room() {
-    let emulator = start().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let client = emulator.sdk_client();
     let first = create_room(&client).await;
     let second = create_room(&client).await;
@@ -499,7 +426,7 @@ async fn wait_for_connections(emulator: &Emulator, room: &str, expected: &[&str]
 
 #[tokio::test]
 async fn message_length_counts_code_points_and_follows_update_room() {
-    let emulator = start().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let client = emulator.sdk_client();
     let room = create_room_with(&client, |room| room.maximum_message_length(5)).await;
     let mut ada = join(&emulator, &room, "ada", ALL).await;
@@ -564,7 +491,7 @@ async fn message_length_counts_code_points_and_follows_update_room() {
 
 #[tokio::test]
 async fn the_room_message_rate_is_enforced_across_connections_with_its_current_setting() {
-    let emulator = start().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let client = emulator.sdk_client();
     let room = create_room_with(&client, |room| room.maximum_message_rate_per_second(2)).await;
     let mut ada = join(&emulator, &room, "ada", ALL).await;
@@ -661,32 +588,36 @@ async fn malformed_frames_get_a_400_error() {
         (&error["ErrorCode"], error.get("RequestId")),
         (&json!(400), None)
     );
-    send(&mut ada, json!(["an", "array"])).await;
-    assert_eq!(next_entity(&mut ada).await["ErrorCode"], 400);
-    send(&mut ada, json!({"Action": "SHOUT", "RequestId": "x1"})).await;
-    let error = next_entity(&mut ada).await;
-    assert_eq!(
-        (&error["ErrorCode"], &error["RequestId"]),
-        (&json!(400), &json!("x1"))
-    );
-    send(&mut ada, json!({"RequestId": "x2", "Content": "no action"})).await;
-    assert_eq!(next_entity(&mut ada).await["RequestId"], "x2");
-    send(
-        &mut ada,
-        json!({"Action": "SEND_MESSAGE", "RequestId": 7, "Content": "x"}),
-    )
-    .await;
-    assert_eq!(next_entity(&mut ada).await["ErrorCode"], 400);
-    send(
-        &mut ada,
-        json!({"Action": "SEND_MESSAGE", "RequestId": "x3"}),
-    )
-    .await;
-    assert_eq!(
-        next_entity(&mut ada).await["ErrorCode"],
-        400,
-        "Content is required"
-    );
+    // Each frame with the members the error must have (`Content is required` for the last one).
+    let cases = [
+        (json!(["an", "array"]), json!({"ErrorCode": 400})),
+        (
+            json!({"Action": "SHOUT", "RequestId": "x1"}),
+            json!({"ErrorCode": 400, "RequestId": "x1"}),
+        ),
+        (
+            json!({"RequestId": "x2", "Content": "no action"}),
+            json!({"RequestId": "x2"}),
+        ),
+        (
+            json!({"Action": "SEND_MESSAGE", "RequestId": 7, "Content": "x"}),
+            json!({"ErrorCode": 400}),
+        ),
+        (
+            json!({"Action": "SEND_MESSAGE", "RequestId": "x3"}),
+            json!({"ErrorCode": 400}),
+        ),
+    ];
+    for (frame, expected) in cases {
+        send(&mut ada, frame.clone()).await;
+        let error = next_entity(&mut ada).await;
+        for (member, value) in expected.as_object().expect("members") {
+            assert_eq!(
+                &error[member], value,
+                "{member} of the answer to {frame}: {error}"
+            );
+        }
+    }
     ada.send(Message::binary(vec![1, 2, 3]))
         .await
         .expect("send");
@@ -698,7 +629,7 @@ async fn malformed_frames_get_a_400_error() {
 
 #[tokio::test]
 async fn a_deny_fallback_review_handler_refuses_messages_with_406() {
-    let emulator = start().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let client = emulator.sdk_client();
     let handler = |fallback| {
         MessageReviewHandler::builder()

@@ -3,158 +3,69 @@
 //! enforces the IVS Chat rate quotas, so that some calls are throttled. Every AWS series must agree exactly
 //! with the emulator's own request counters, and the labels must stay within their bounded sets.
 
-use ivschat_emulator::{Emulator, EmulatorConfig};
+use ivschat_emulator::EmulatorConfig;
+use ivschat_testsupport::command::succeed;
+use ivschat_testsupport::metrics::{label, samples, value};
+use ivschat_testsupport::{control_plane, emulator, http, operator, serial};
 use serde_json::json;
 use std::collections::BTreeSet;
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-use testenv::ControlPlane;
 
 const NAMESPACE: &str = "metrics";
 const ROOMS: usize = 20;
 const WAIT: Duration = Duration::from_secs(90);
 
+/// Runs kubectl against the shared control plane; fails the test unless it succeeds; its stdout.
 fn kubectl(args: &[&str], stdin: Option<&str>) -> String {
-    let mut child = ControlPlane::shared()
-        .kubectl()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl");
-    let mut input = child.stdin.take().expect("stdin");
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).expect("writing stdin");
-    }
-    drop(input);
-    let output = child.wait_with_output().expect("kubectl");
-    assert!(
-        output.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-}
-
-fn http_get(address: SocketAddr, path: &str) -> Option<(u16, String, String)> {
-    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    Some((status, head.to_ascii_lowercase(), body.to_owned()))
-}
-
-/// Samples as (series with labels, value).
-fn samples(metrics: &str) -> Vec<(String, f64)> {
-    metrics
-        .lines()
-        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
-        .filter_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            Some((series.to_owned(), value.parse().ok()?))
-        })
-        .collect()
-}
-
-fn value(metrics: &str, series: &str) -> f64 {
-    samples(metrics)
-        .into_iter()
-        .find(|(name, _)| name == series)
-        .map(|(_, value)| value)
-        .unwrap_or(0.0)
-}
-
-/// A label's value in a series such as `name{a="x",b="y"}`.
-fn label<'a>(series: &'a str, key: &str) -> Option<&'a str> {
-    let labels = series.split_once('{')?.1.trim_end_matches('}');
-    labels.split(',').find_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        (k == key).then(|| v.trim_matches('"'))
-    })
-}
-
-struct Operator(Child);
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    let mut command = control_plane().kubectl();
+    command.args(args);
+    succeed(command, stdin)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_after_a_known_scenario_match_the_emulator() {
-    testenv::install_crypto_provider();
-    let control_plane = ControlPlane::shared();
-    let crds = ivschat_operator::crd::crds_yaml().expect("CRDs");
-    control_plane
-        .install_crds(&crds)
-        .expect("installing the CRDs");
+    // Counts over a settling period and a log of every reconcile: this test had its binary to itself.
+    let _alone = serial::alone().await;
+    let control_plane = control_plane();
     kubectl(&["create", "namespace", NAMESPACE], None);
-    let emulator = Emulator::start(
-        "127.0.0.1:0".parse().expect("address"),
-        EmulatorConfig {
-            enforce_quotas: true,
-            logging_transition_delay: Duration::from_millis(300),
-            ..EmulatorConfig::default()
-        },
-    )
-    .await
-    .expect("starting the emulator");
+    let emulator = emulator::start(EmulatorConfig {
+        enforce_quotas: true,
+        logging_transition_delay: Duration::from_millis(300),
+        ..EmulatorConfig::default()
+    })
+    .await;
 
-    let metrics_at = free_port();
-    let health_at = free_port();
+    let metrics_at = http::free_port();
+    let health_at = http::free_port();
     let log_path = control_plane.data_dir().join("operator-metrics.log");
     let log = std::fs::File::create(&log_path).expect("log file");
-    let mut operator = Operator(
-        Command::new(env!("CARGO_BIN_EXE_ivschat-operator"))
-            .args(["run", "--namespace", NAMESPACE, "--resync-period", "1h"])
-            .args(["--aws-endpoint-url", &emulator.url()])
-            // No client-side spacing: the quota must throttle some calls for the throttle series to count.
-            .args(["--aws-rate-limit", "none"])
-            .args(["--log-format", "json"])
-            .arg(format!("--metrics-bind-address={metrics_at}"))
-            .arg(format!("--health-probe-bind-address={health_at}"))
-            .env("KUBECONFIG", control_plane.kubeconfig_path())
-            .env("AWS_REGION", &emulator.config().region)
-            .env("AWS_ACCESS_KEY_ID", &emulator.config().access_key_id)
-            .env(
-                "AWS_SECRET_ACCESS_KEY",
-                &emulator.config().secret_access_key,
-            )
-            // The driver's per-object debug line shows the reconcile span in the JSON.
-            .env("RUST_LOG", "info,ivschat_operator=debug")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting the operator"),
+    let mut command = operator::run_command(
+        Path::new(env!("CARGO_BIN_EXE_ivschat-operator")),
+        control_plane,
+        &emulator,
+        NAMESPACE,
     );
+    command
+        .args(["--resync-period", "1h"])
+        // No client-side spacing: the quota must throttle some calls for the throttle series to count.
+        .args(["--aws-rate-limit", "none"])
+        .args(["--log-format", "json"])
+        .arg(format!("--metrics-bind-address={metrics_at}"))
+        .arg(format!("--health-probe-bind-address={health_at}"))
+        // The driver's per-object debug line shows the reconcile span in the JSON.
+        .env("RUST_LOG", "info,ivschat_operator=debug")
+        .stdout(Stdio::null())
+        .stderr(log);
+    let mut operator = operator::Process::spawn("the operator", command);
 
     // Probes: live and ready once up; the metrics endpoint answers in the exposition format.
-    let deadline = Instant::now() + WAIT;
-    while http_get(health_at, "/readyz").map(|(status, _, _)| status) != Some(200) {
-        assert!(Instant::now() < deadline, "never ready");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let (status, _, _) = http_get(health_at, "/healthz").expect("/healthz");
+    http::wait_ok(health_at, "/readyz", WAIT, "never ready");
+    let status = http::status(health_at, "/healthz").expect("/healthz");
     assert_eq!(status, 200);
-    let (status, head, body) = http_get(metrics_at, "/metrics").expect("/metrics");
+    let http::Response { status, head, body } =
+        http::get(metrics_at, "/metrics").expect("/metrics");
     assert_eq!(status, 200);
     assert!(
         head.contains("content-type: application/openmetrics-text"),
@@ -166,10 +77,7 @@ async fn metrics_after_a_known_scenario_match_the_emulator() {
         1.0,
         "no election: leads"
     );
-    assert_eq!(
-        http_get(metrics_at, "/nothing").map(|(status, _, _)| status),
-        Some(404)
-    );
+    assert_eq!(http::status(metrics_at, "/nothing"), Some(404));
 
     // The scenario.
     let mut manifest = serde_yaml::to_string(&json!({
@@ -218,9 +126,9 @@ async fn metrics_after_a_known_scenario_match_the_emulator() {
     // Let in-flight work settle: the counters must stop moving.
     let deadline = Instant::now() + WAIT;
     let body = loop {
-        let before = http_get(metrics_at, "/metrics").expect("/metrics").2;
+        let before = http::get(metrics_at, "/metrics").expect("/metrics").body;
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let after = http_get(metrics_at, "/metrics").expect("/metrics").2;
+        let after = http::get(metrics_at, "/metrics").expect("/metrics").body;
         let aws_of = |text: &str| -> Vec<(String, f64)> {
             samples(text)
                 .into_iter()
@@ -372,19 +280,8 @@ async fn metrics_after_a_known_scenario_match_the_emulator() {
     }
 
     // SIGTERM: a clean exit.
-    let status = Command::new("kill")
-        .args(["-TERM", &operator.0.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let exit = loop {
-        if let Some(exit) = operator.0.try_wait().expect("wait") {
-            break exit;
-        }
-        assert!(Instant::now() < deadline, "no exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    operator.signal("-TERM");
+    let exit = operator.wait_exit(Duration::from_secs(30));
     assert!(exit.success(), "{exit:?}");
     // --log-format json: one JSON object per line, with level, message and timestamp.
     let log = std::fs::read_to_string(&log_path).expect("the operator's log");

@@ -27,7 +27,6 @@
 //!   not required.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,7 +34,9 @@ use std::time::Duration;
 
 use aws_sdk_ivschat::Client;
 use aws_sdk_ivschat::types::{DestinationConfiguration, S3DestinationConfiguration};
-use ivschat_emulator::{Emulator, EmulatorConfig};
+use ivschat_emulator::EmulatorConfig;
+use ivschat_testsupport::command::install_tool;
+use ivschat_testsupport::{emulator, serial};
 use regex::Regex;
 use serde_json::{Map, Value};
 
@@ -83,17 +84,12 @@ struct AwsCli {
 impl AwsCli {
     /// Installs the CLI (or finds it installed) through hack/awscli.sh; a failure fails the test.
     async fn install() -> AwsCli {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("hack/awscli.sh");
-        let output = tokio::process::Command::new(&script)
-            .output()
-            .await
-            .unwrap_or_else(|error| panic!("cannot run {}: {error}", script.display()));
-        assert!(
-            output.status.success(),
-            "hack/awscli.sh could not install the AWS CLI (it needs python3 with venv and access to PyPI):\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let aws = PathBuf::from(String::from_utf8(output.stdout).expect("utf-8 path").trim());
+        let aws = install_tool(
+            "hack/awscli.sh",
+            "the AWS CLI",
+            "python3 with venv and access to PyPI",
+        )
+        .await;
         assert!(
             aws.is_file(),
             "hack/awscli.sh printed {}, which is not a file",
@@ -963,15 +959,9 @@ async fn check_effect(example: &Example, client: &Client, prerequisites: &Prereq
     }
 }
 
-fn localhost() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 0))
-}
-
 /// Runs one example against its own fresh emulator; returns the problems found (empty = passed).
 async fn run_example(cli: &AwsCli, model: &Value, example: &Example) -> Vec<String> {
-    let emulator = Emulator::start(localhost(), EmulatorConfig::default())
-        .await
-        .expect("start the emulator");
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let client = emulator.sdk_client();
     let prerequisites = create_prerequisites(example, &client).await;
     let args = substitute_arns(example, &prerequisites);
@@ -1028,6 +1018,7 @@ async fn run_example(cli: &AwsCli, model: &Value, example: &Example) -> Vec<Stri
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_shipped_cli_example_runs_against_the_emulator() {
+    let _heavy = serial::beside_others().await;
     let cli = AwsCli::install().await;
     let model = cli.service_model();
     let examples_dir = cli.examples_dir();
@@ -1083,10 +1074,9 @@ async fn every_shipped_cli_example_runs_against_the_emulator() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_with_a_wrong_secret_gets_invalid_signature() {
+    let _heavy = serial::beside_others().await;
     let cli = AwsCli::install().await;
-    let emulator = Emulator::start(localhost(), EmulatorConfig::default())
-        .await
-        .expect("start the emulator");
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let args: Vec<String> = ["ivschat", "list-rooms"].map(str::to_owned).to_vec();
     let access_key_id = emulator.config().access_key_id.clone();
 

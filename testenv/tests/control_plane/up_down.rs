@@ -1,7 +1,7 @@
 //! `testenv up` starts a control plane that outlives the command, a second `up` reuses it, `env` points at
 //! it, and `testenv down` stops it and removes its state dir.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

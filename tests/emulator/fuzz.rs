@@ -22,11 +22,11 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_smithy_runtime_api::client::identity::Identity;
 use ivschat_emulator::{Emulator, EmulatorConfig};
+use ivschat_testsupport::emulator;
+use ivschat_testsupport::sigv4::Signer;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use serde_json::{Map, Value, json};
@@ -316,39 +316,9 @@ impl Target {
     ) -> Option<Vec<(String, String)>> {
         let url = format!("http://{}{target}", self.host);
         url.parse::<axum::http::Uri>().ok()?;
-        let identity: Identity = aws_credential_types::Credentials::new(
-            &self.access_key_id,
-            &self.secret_access_key,
-            None,
-            None,
-            "fuzz",
-        )
-        .into();
-        let params = aws_sigv4::sign::v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.region)
-            .name("ivschat")
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .ok()?
-            .into();
-        let signable = SignableRequest::new(
-            method,
-            url.as_str(),
-            headers
-                .iter()
-                .map(|(name, value)| (name.as_str(), value.as_str())),
-            SignableBody::Bytes(body),
-        )
-        .ok()?;
-        let (instructions, _) = sign(signable, &params).ok()?.into_parts();
-        Some(
-            instructions
-                .headers()
-                .map(|(name, value)| (name.to_owned(), value.to_owned()))
-                .collect(),
-        )
+        Signer::new(&self.access_key_id, &self.secret_access_key, &self.region)
+            .headers(method, &url, headers, body)
+            .ok()
     }
 
     /// Sends one request and checks every property in the module docs; `Err` describes the violation.
@@ -841,12 +811,7 @@ impl Harness {
             .build()
             .expect("tokio runtime");
         let (emulator, arns) = runtime.block_on(async {
-            let emulator = Emulator::start(
-                SocketAddr::from(([127, 0, 0, 1], 0)),
-                EmulatorConfig::default(),
-            )
-            .await
-            .expect("start the emulator");
+            let emulator = emulator::start(EmulatorConfig::default()).await;
             let client = emulator.sdk_client();
             let logging = client
                 .create_logging_configuration()

@@ -8,24 +8,23 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use futures_util::{SinkExt as _, StreamExt as _};
+use futures_util::StreamExt as _;
 use ivschat_emulator::{Emulator, EmulatorConfig};
-use ivschat_operator::controller::{self, Options, driver::Timing};
+use ivschat_operator::controller::{self, Options};
 use ivschat_operator::crd::{CONDITION_READY, ChatRoom};
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, PostParams};
+use ivschat_testsupport::messaging::{
+    DELIVERY_TIMEOUT, Socket, expect_quiet, next_entity, send, send_message, try_connect,
+};
+use ivschat_testsupport::operator::test_timing;
+use ivschat_testsupport::{control_plane, create_namespace, emulator, serial};
+use kube::api::Api;
 use serde_json::{Value, json};
 use testenv::ControlPlane;
 use tokio::io::AsyncWriteExt as _;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-ivschat");
 const NAMESPACE: &str = "chat-loop";
@@ -35,10 +34,6 @@ const ROOM: &str = "lobby";
 const TOKEN_VALIDITY: Duration = Duration::from_secs(4);
 /// Upper bound for the operator to make the room Ready or apply a change.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long a client waits for something the server should send.
-const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a client listens to conclude that nothing arrives.
-const QUIET_PERIOD: Duration = Duration::from_millis(300);
 
 /// The test's world: the kube client, the emulator (with short-lived tokens) and the running operator.
 struct World {
@@ -53,40 +48,19 @@ struct World {
 
 impl World {
     async fn new() -> World {
-        testenv::install_crypto_provider();
-        let control_plane = ControlPlane::shared();
-        control_plane
-            .install_crds(&ivschat_operator::crd::crds_yaml().expect("rendering the CRDs"))
-            .expect("installing the CRDs");
+        let control_plane = control_plane();
         let kube = control_plane.client().await.expect("kube client");
-        Api::<Namespace>::all(kube.clone())
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(json!({"metadata": {"name": NAMESPACE}}))
-                    .expect("namespace"),
-            )
-            .await
-            .expect("creating the namespace");
-        let emulator = Emulator::start(
-            "127.0.0.1:0".parse().expect("address"),
-            EmulatorConfig {
-                chat_token_validity: TOKEN_VALIDITY,
-                ..EmulatorConfig::default()
-            },
-        )
-        .await
-        .expect("starting the emulator");
+        create_namespace(&kube, NAMESPACE).await;
+        let emulator = emulator::start(EmulatorConfig {
+            chat_token_validity: TOKEN_VALIDITY,
+            ..EmulatorConfig::default()
+        })
+        .await;
         let operator = controller::start(
             kube.clone(),
             emulator.sdk_client(),
             Options {
-                timing: Timing {
-                    resync_period: Duration::from_secs(30),
-                    poll_interval: Duration::from_millis(200),
-                    base_backoff: Duration::from_millis(200),
-                    max_backoff: Duration::from_secs(2),
-                    long_backoff: Duration::from_secs(3),
-                },
+                timing: test_timing(Duration::from_secs(30)),
                 namespace: Some(NAMESPACE.to_owned()),
                 concurrency: 2,
                 ..Options::default()
@@ -167,28 +141,10 @@ impl World {
             .args(args)
             .args(["-n", NAMESPACE, "--aws-endpoint-url", &self.emulator.url()])
             .args(["-o", "json"]);
-        for variable in [
-            "AWS_PROFILE",
-            "AWS_REGION",
-            "AWS_DEFAULT_REGION",
-            "AWS_SESSION_TOKEN",
-            "AWS_ENDPOINT_URL",
-            "AWS_ENDPOINT_URL_IVSCHAT",
-        ] {
-            command.env_remove(variable);
-        }
-        let config = self.emulator.config();
+        emulator::isolate_aws_env(command.as_std_mut(), &self.emulator);
         command
             .env("PATH", &self.path)
-            .env("KUBECONFIG", self.control_plane.kubeconfig_path())
-            .env("AWS_ACCESS_KEY_ID", &config.access_key_id)
-            .env("AWS_SECRET_ACCESS_KEY", &config.secret_access_key)
-            .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                "/nonexistent/aws-credentials",
-            )
-            .env("AWS_EC2_METADATA_DISABLED", "true");
+            .env("KUBECONFIG", self.control_plane.kubeconfig_path());
         let output = command.output().await.expect("running kubectl ivschat");
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(
@@ -211,14 +167,14 @@ impl World {
     }
 
     async fn connect(&self, token: &str) -> Socket {
-        try_connect(&self.emulator.messaging_url(), token)
+        try_connect(&self.emulator.messaging_url(), Some(token))
             .await
             .expect("the messaging connection opens")
     }
 
     /// The handshake with `token` is refused: the HTTP status and the error message.
     async fn refusal(&self, token: &str) -> (StatusCode, String) {
-        match try_connect(&self.emulator.messaging_url(), token).await {
+        match try_connect(&self.emulator.messaging_url(), Some(token)).await {
             Err(WsError::Http(response)) => {
                 let body: Value = serde_json::from_slice(response.body().as_deref().unwrap_or(b""))
                     .expect("a JSON error body");
@@ -244,45 +200,9 @@ impl World {
     }
 }
 
-/// Opens a connection the way the IVS JS client does: the token as the only subprotocol.
-async fn try_connect(url: &str, token: &str) -> Result<Socket, WsError> {
-    let mut request = url.into_client_request()?;
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_str(token).expect("the token is a header value"),
-    );
-    Ok(tokio_tungstenite::connect_async(request).await?.0)
-}
-
-async fn send_message(socket: &mut Socket, request_id: &str, content: &str) {
-    let request = json!({"Action": "SEND_MESSAGE", "RequestId": request_id, "Content": content});
-    socket
-        .send(Message::text(request.to_string()))
-        .await
-        .expect("sending a frame");
-}
-
-/// The next JSON entity from the server (control frames skipped).
-async fn next_entity(socket: &mut Socket) -> Value {
-    loop {
-        let frame = tokio::time::timeout(DELIVERY_TIMEOUT, socket.next())
-            .await
-            .expect("an entity arrives in time")
-            .expect("the connection is open")
-            .expect("a valid frame");
-        match frame {
-            Message::Text(text) => return serde_json::from_str(text.as_str()).expect("JSON"),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("expected a text entity, got {other:?}"),
-        }
-    }
-}
-
-/// Nothing arrives within the quiet period.
-async fn expect_quiet(socket: &mut Socket) {
-    if let Ok(frame) = tokio::time::timeout(QUIET_PERIOD, socket.next()).await {
-        panic!("expected nothing, got {frame:?}");
-    }
+/// Sends a `SEND_MESSAGE` with `content`.
+async fn send_text(socket: &mut Socket, request_id: &str, content: &str) {
+    send(socket, send_message(request_id, content)).await;
 }
 
 /// The entity without the fields the server generates per delivery (`SendTime`), after checking it is set.
@@ -302,6 +222,8 @@ fn without_send_time(mut entity: Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chat_room_applied_with_kubectl_carries_a_moderated_conversation() {
+    // Token expiry and quiet periods are timed: this test had its binary to itself.
+    let _alone = serial::alone().await;
     let world = World::new().await;
 
     // The ChatRoom becomes Ready, and the AWS room has the manifest's limit.
@@ -354,7 +276,7 @@ async fn a_chat_room_applied_with_kubectl_carries_a_moderated_conversation() {
         .await;
 
     // Ada's message reaches Bob, with her user id and the attributes of her token.
-    send_message(&mut ada, "m1", "hello bob").await;
+    send_text(&mut ada, "m1", "hello bob").await;
     let echoed = next_entity(&mut ada).await;
     let message_id = echoed["Id"].as_str().expect("a message id").to_owned();
     let expected = json!({
@@ -437,7 +359,7 @@ async fn a_chat_room_applied_with_kubectl_carries_a_moderated_conversation() {
 
     // Longer than the room's limit of 10: refused, delivered to nobody.
     let long = "hello everyone";
-    send_message(&mut ada, "m2", long).await;
+    send_text(&mut ada, "m2", long).await;
     let refused = next_entity(&mut ada).await;
     assert_eq!(
         (
@@ -461,7 +383,7 @@ async fn a_chat_room_applied_with_kubectl_carries_a_moderated_conversation() {
             .maximum_message_length,
         20
     );
-    send_message(&mut ada, "m3", long).await;
+    send_text(&mut ada, "m3", long).await;
     let echoed = next_entity(&mut ada).await;
     assert_eq!(
         (&echoed["Type"], &echoed["Content"], &echoed["RequestId"]),
@@ -474,7 +396,7 @@ async fn a_chat_room_applied_with_kubectl_carries_a_moderated_conversation() {
     assert_eq!(received["Sender"]["UserId"], "ada");
 
     // Cy's token has no SEND_MESSAGE: refused with 403, and Ada sees nothing.
-    send_message(&mut cy, "m4", "me too").await;
+    send_text(&mut cy, "m4", "me too").await;
     let forbidden = next_entity(&mut cy).await;
     assert_eq!(
         (

@@ -2,7 +2,7 @@
 //! certificates, etcd keeps the data, existing clients reconnect, and dropping one leaves nothing behind;
 //! a start that fails says why (with the server's log) and cleans up too.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -4,24 +4,27 @@
 //! scenario as the deploy/ ServiceAccount (impersonation), and `kubectl auth can-i --as` shows what that
 //! account cannot do. The IAM policies list exactly the ivschat operations the controllers call.
 
-use ivschat_emulator::{Emulator, EmulatorConfig};
-use ivschat_operator::controller::{self, Options, driver::Timing};
+use ivschat_emulator::EmulatorConfig;
+use ivschat_operator::controller::{self, Options};
 use ivschat_operator::crd::{ChatLoggingConfiguration, ChatRoom};
 use ivschat_operator::metrics::Metrics;
 use ivschat_operator::run::{LogFormat, OperationsArgs, operate};
+use ivschat_testsupport::cluster::install_test_tracing;
+use ivschat_testsupport::command::{repo_path, run, succeed, text};
+use ivschat_testsupport::operator::test_timing;
+use ivschat_testsupport::{apply, create_namespace, is_ready, status_arn, wait_for, wait_gone};
+use ivschat_testsupport::{emulator, serial};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Client, Resource};
+use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-use testenv::ControlPlane;
+use testenv::{ControlPlane, StartOptions};
 
 const OPERATOR_NAMESPACE: &str = "ivschat-system";
 /// The namespace the single-namespace overlay watches.
@@ -32,52 +35,6 @@ const SERVICE_ACCOUNT_GROUPS: [&str; 2] = [
     "system:serviceaccounts:ivschat-system",
 ];
 const WAIT: Duration = Duration::from_secs(30);
-
-fn repo_path(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn run(mut command: Command, stdin: Option<&str>) -> Output {
-    let description = format!("{command:?}");
-    command
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command
-        .spawn()
-        .unwrap_or_else(|err| panic!("starting {description}: {err}"));
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("writing stdin");
-    }
-    child
-        .wait_with_output()
-        .unwrap_or_else(|err| panic!("running {description}: {err}"))
-}
-
-fn succeed(command: Command, stdin: Option<&str>) -> String {
-    let description = format!("{command:?}");
-    let output = run(command, stdin);
-    assert!(
-        output.status.success(),
-        "{description} failed: {}{}",
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-    text(&output.stdout)
-}
 
 fn kubectl(args: &[&str]) -> Command {
     let mut command = control_plane().kubectl();
@@ -169,13 +126,15 @@ fn kinds(objects: &[Value]) -> BTreeSet<String> {
         .collect()
 }
 
+/// This module's own control plane: its scenario runs the controllers cluster-wide (as the base install
+/// does), and such an operator would reconcile the other modules' objects on the shared one.
 fn control_plane() -> &'static ControlPlane {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
+    install_test_tracing();
     testenv::install_crypto_provider();
-    ControlPlane::shared()
+    static PRIVATE: OnceLock<ControlPlane> = OnceLock::new();
+    PRIVATE.get_or_init(|| {
+        ControlPlane::start(StartOptions::default()).expect("starting the deploy control plane")
+    })
 }
 
 fn can_i(verb: &str, resource: &str, scope: &[&str]) -> bool {
@@ -740,79 +699,6 @@ fn iam_policies_grant_exactly_the_ivschat_calls_the_operator_makes() {
 // ---------------------------------------------------------------------------------------------------------
 // The controllers as the deploy/ ServiceAccount.
 
-async fn wait_for<K, F>(api: &Api<K>, name: &str, what: &str, done: F) -> K
-where
-    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-    F: Fn(&K) -> bool,
-{
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let object = api.get_opt(name).await.expect("reading the object");
-        if let Some(object) = &object
-            && done(object)
-        {
-            return object.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name}: not {what} within {WAIT:?}: {object:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn ready<K: serde::Serialize + Resource>(object: &K) -> bool {
-    let value = serde_json::to_value(object).expect("serialisable");
-    value["status"]["observedGeneration"].as_i64() == object.meta().generation
-        && value["status"]["conditions"]
-            .as_array()
-            .is_some_and(|conditions| {
-                conditions
-                    .iter()
-                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
-            })
-}
-
-fn arn<K: serde::Serialize>(object: &K) -> String {
-    serde_json::to_value(object).expect("serialisable")["status"]["arn"]
-        .as_str()
-        .expect("an ARN in status")
-        .to_owned()
-}
-
-async fn apply<K>(api: &Api<K>, name: &str, spec: Value) -> K
-where
-    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let body = json!({
-        "apiVersion": K::api_version(&()),
-        "kind": K::kind(&()),
-        "metadata": {"name": name},
-        "spec": spec,
-    });
-    api.patch(
-        name,
-        &PatchParams::apply("test").force(),
-        &Patch::Apply(&body),
-    )
-    .await
-    .unwrap_or_else(|err| panic!("applying {name}: {err}"))
-}
-
-async fn wait_gone<K>(api: &Api<K>, name: &str)
-where
-    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let deadline = Instant::now() + WAIT;
-    while let Some(object) = api.get_opt(name).await.expect("reading the object") {
-        assert!(
-            Instant::now() < deadline,
-            "{name} still exists: {object:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// The operator's reporter name on events it published.
 fn operator_events(events: &[Event], object: &str) -> Vec<String> {
     events
@@ -830,16 +716,11 @@ fn operator_events(events: &[Event], object: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controllers_run_a_full_scenario_as_the_deploy_service_account() {
     let control_plane = installed();
+    let _heavy = serial::beside_others().await;
     let _one_operator = OPERATOR_RUNNING.lock().await;
     let namespace = "rbac-scenario";
     let admin = control_plane.client().await.expect("admin client");
-    Api::<Namespace>::all(admin.clone())
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": namespace}})).expect("namespace"),
-        )
-        .await
-        .expect("creating the namespace");
+    create_namespace(&admin, namespace).await;
     let operator: Client = control_plane
         .client_as(SERVICE_ACCOUNT, &SERVICE_ACCOUNT_GROUPS)
         .await
@@ -853,15 +734,11 @@ async fn the_controllers_run_a_full_scenario_as_the_deploy_service_account() {
         "{refused:?}"
     );
 
-    let emulator = Emulator::start(
-        "127.0.0.1:0".parse().expect("address"),
-        EmulatorConfig {
-            logging_transition_delay: Duration::from_millis(300),
-            ..EmulatorConfig::default()
-        },
-    )
-    .await
-    .expect("starting the emulator");
+    let emulator = emulator::start(EmulatorConfig {
+        logging_transition_delay: Duration::from_millis(300),
+        ..EmulatorConfig::default()
+    })
+    .await;
     let aws = emulator.sdk_client();
     let emulator_client = emulator.sdk_client();
     // The production path of `run --leader-elect` (probes and metrics aside), cluster-wide like the base
@@ -890,13 +767,7 @@ async fn the_controllers_run_a_full_scenario_as_the_deploy_service_account() {
                     operator,
                     aws,
                     Options {
-                        timing: Timing {
-                            resync_period: Duration::from_secs(2),
-                            poll_interval: Duration::from_millis(200),
-                            base_backoff: Duration::from_millis(200),
-                            max_backoff: Duration::from_secs(2),
-                            long_backoff: Duration::from_secs(3),
-                        },
+                        timing: test_timing(Duration::from_secs(2)),
                         metrics: controller_metrics,
                         namespace: None,
                         concurrency: 4,
@@ -944,10 +815,10 @@ async fn the_controllers_run_a_full_scenario_as_the_deploy_service_account() {
         json!({"name": "rbac-logs", "destinationConfiguration": {"s3": {"bucketName": "demo-logging-bucket"}}}),
     )
     .await;
-    let config = wait_for(&configs, "logs", "Ready", ready).await;
-    let room = wait_for(&rooms, "room", "Ready", ready).await;
-    let room_arn = arn(&room);
-    let config_arn = arn(&config);
+    let config = wait_for(&configs, "logs", "Ready", is_ready).await;
+    let room = wait_for(&rooms, "room", "Ready", is_ready).await;
+    let room_arn = status_arn(&room);
+    let config_arn = status_arn(&config);
     let aws_room = aws
         .get_room()
         .identifier(&room_arn)
@@ -967,7 +838,7 @@ async fn the_controllers_run_a_full_scenario_as_the_deploy_service_account() {
         json!({"name": "rbac-room-2", "maximumMessageLength": 200, "loggingConfigurations": [{"name": "logs"}]}),
     )
     .await;
-    wait_for(&rooms, "room", "Ready after the update", ready).await;
+    wait_for(&rooms, "room", "Ready after the update", is_ready).await;
     aws.update_room()
         .identifier(&room_arn)
         .maximum_message_rate_per_second(3)
@@ -1102,22 +973,12 @@ fn the_argocd_configmap_carries_the_tested_health_script() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn argocd_health_reads_the_statuses_the_operator_writes() {
     let control_plane = installed();
+    let _heavy = serial::beside_others().await;
     let _one_operator = OPERATOR_RUNNING.lock().await;
     let namespace = "argocd-health";
     let admin = control_plane.client().await.expect("admin client");
-    Api::<Namespace>::all(admin.clone())
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": namespace}})).expect("namespace"),
-        )
-        .await
-        .expect("creating the namespace");
-    let emulator = Emulator::start(
-        "127.0.0.1:0".parse().expect("address"),
-        EmulatorConfig::default(),
-    )
-    .await
-    .expect("starting the emulator");
+    create_namespace(&admin, namespace).await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
     let operator = control_plane
         .client_as(SERVICE_ACCOUNT, &SERVICE_ACCOUNT_GROUPS)
         .await
@@ -1126,13 +987,7 @@ async fn argocd_health_reads_the_statuses_the_operator_writes() {
         operator,
         emulator.sdk_client(),
         Options {
-            timing: Timing {
-                resync_period: Duration::from_secs(30),
-                poll_interval: Duration::from_millis(200),
-                base_backoff: Duration::from_millis(200),
-                max_backoff: Duration::from_secs(2),
-                long_backoff: Duration::from_secs(3),
-            },
+            timing: test_timing(Duration::from_secs(30)),
             namespace: Some(namespace.to_owned()),
             concurrency: 4,
             ..Options::default()
@@ -1147,7 +1002,7 @@ async fn argocd_health_reads_the_statuses_the_operator_writes() {
         json!({"destinationConfiguration": {"s3": {"bucketName": "argo-bucket"}}}),
     )
     .await;
-    let config = wait_for(&configs, "logs", "Ready", ready).await;
+    let config = wait_for(&configs, "logs", "Ready", is_ready).await;
     let (status, message) = argocd_health(&as_json(&config));
     assert_eq!(status, "Healthy", "{message}");
 

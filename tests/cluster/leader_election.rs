@@ -7,97 +7,24 @@
 use ivschat_emulator::{Emulator, EmulatorConfig};
 use ivschat_operator::crd::ChatRoom;
 use ivschat_operator::leader::{LeaderElection, LeaseSettings};
+use ivschat_testsupport::objects::wait_for_within;
+use ivschat_testsupport::{
+    apply, condition, control_plane, create_namespace, emulator, http, metrics, operator, serial,
+};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
-use kube::api::{Patch, PatchParams};
 use serde_json::json;
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-use testenv::ControlPlane;
 
 /// Short enough for a test, long enough for a loaded machine: renew deadline 2.67 s, retry 0.53 s.
 const LEASE_DURATION: Duration = Duration::from_secs(4);
 const WAIT: Duration = Duration::from_secs(60);
 
-fn control_plane() -> &'static ControlPlane {
-    testenv::install_crypto_provider();
-    let control_plane = ControlPlane::shared();
-    static CRDS: OnceLock<()> = OnceLock::new();
-    CRDS.get_or_init(|| {
-        let crds = ivschat_operator::crd::crds_yaml().expect("rendering the CRDs");
-        control_plane
-            .install_crds(&crds)
-            .expect("installing the CRDs");
-    });
-    control_plane
-}
-
-fn create_namespace(name: &str) {
-    let manifest = format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n");
-    let mut child = control_plane()
-        .kubectl()
-        .args(["apply", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("kubectl");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(manifest.as_bytes())
-        .expect("writing");
-    assert!(child.wait().expect("kubectl").success());
-}
-
-fn free_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("binding");
-    listener.local_addr().expect("address")
-}
-
-/// GET over plain HTTP/1.1; `None` when nothing listens (yet, or any more).
-fn http_get(address: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n")?.1.to_owned();
-    Some((status, body))
-}
-
-/// The value of a sample (`name{labels}` exactly as exposed), 0 when absent.
-fn sample(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|line| {
-            line.strip_prefix(series)
-                .and_then(|rest| rest.strip_prefix(' '))
-        })
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
-/// The sum of every `ivschat_operator_aws_requests_total` sample.
-fn aws_requests(metrics: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|line| line.starts_with("ivschat_operator_aws_requests_total{"))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 struct Operator {
-    name: String,
-    child: Child,
+    process: operator::Process,
     metrics: SocketAddr,
     health: SocketAddr,
 }
@@ -105,17 +32,22 @@ struct Operator {
 impl Operator {
     fn spawn(name: &str, emulator: &Emulator, namespace: &str, lease_namespace: &str) -> Operator {
         let control_plane = control_plane();
-        let metrics = free_port();
-        let health = free_port();
+        let metrics = http::free_port();
+        let health = http::free_port();
         let log = std::fs::File::create(
             control_plane
                 .data_dir()
                 .join(format!("operator-{namespace}-{name}.log")),
         )
         .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_ivschat-operator"))
-            .args(["run", "--namespace", namespace, "--resync-period", "30s"])
-            .args(["--aws-endpoint-url", &emulator.url()])
+        let mut command = operator::run_command(
+            Path::new(env!("CARGO_BIN_EXE_ivschat-operator")),
+            control_plane,
+            emulator,
+            namespace,
+        );
+        command
+            .args(["--resync-period", "30s"])
             .arg("--leader-elect")
             .args(["--leader-election-namespace", lease_namespace])
             .args(["--leader-election-lease-name", "ivschat-operator"])
@@ -126,73 +58,39 @@ impl Operator {
             .arg(format!("--metrics-bind-address={metrics}"))
             .arg(format!("--health-probe-bind-address={health}"))
             .args(["--log-format", "json"])
-            .env("KUBECONFIG", control_plane.kubeconfig_path())
             .env("POD_NAME", name)
-            .env("AWS_REGION", &emulator.config().region)
-            .env("AWS_ACCESS_KEY_ID", &emulator.config().access_key_id)
-            .env(
-                "AWS_SECRET_ACCESS_KEY",
-                &emulator.config().secret_access_key,
-            )
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting the operator binary");
+            .stderr(log);
         let operator = Operator {
-            name: name.to_owned(),
-            child,
+            process: operator::Process::spawn(name, command),
             metrics,
             health,
         };
         // Up: the probe server answers.
-        let deadline = Instant::now() + WAIT;
-        while http_get(operator.health, "/readyz").map(|(status, _)| status) != Some(200) {
-            assert!(Instant::now() < deadline, "{name} never became ready");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        http::wait_ok(
+            operator.health,
+            "/readyz",
+            WAIT,
+            &format!("{name} never became ready"),
+        );
         operator
     }
 
     fn metrics(&self) -> String {
-        http_get(self.metrics, "/metrics")
-            .map(|(_, body)| body)
+        http::get(self.metrics, "/metrics")
+            .map(|response| response.body)
             .unwrap_or_default()
     }
 
     fn is_leader(&self) -> bool {
-        sample(&self.metrics(), "ivschat_operator_leader") == 1.0
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success(), "kill {signal} {}", self.name);
-    }
-
-    fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("waiting") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not exit within {within:?}",
-                self.name
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        metrics::value(&self.metrics(), "ivschat_operator_leader") == 1.0
     }
 }
 
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The sum of every `ivschat_operator_aws_requests_total` sample.
+fn aws_requests(exposed: &str) -> f64 {
+    metrics::sum(exposed, "ivschat_operator_aws_requests_total")
 }
 
 async fn holder(leases: &Api<Lease>, name: &str) -> Option<String> {
@@ -225,55 +123,29 @@ async fn wait_holder(leases: &Api<Lease>, name: &str, within: Duration) -> Durat
 }
 
 async fn apply_room(rooms: &Api<ChatRoom>, name: &str) {
-    let body = json!({
-        "apiVersion": "ivschat.dev/v1alpha1",
-        "kind": "ChatRoom",
-        "metadata": {"name": name},
-        "spec": {"name": name},
-    });
-    rooms
-        .patch(
-            name,
-            &PatchParams::apply("test").force(),
-            &Patch::Apply(&body),
-        )
-        .await
-        .unwrap_or_else(|err| panic!("applying {name}: {err}"));
+    apply(rooms, name, json!({"name": name})).await;
 }
 
 async fn wait_ready(rooms: &Api<ChatRoom>, name: &str) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let room = rooms.get(name).await.expect("reading the room");
-        let value = serde_json::to_value(&room).expect("json");
-        let ready = value["status"]["conditions"].as_array().is_some_and(|c| {
-            c.iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        });
-        if ready {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{name} not Ready: {value:#}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_within(rooms, name, "Ready", WAIT, |room| {
+        condition(room, "Ready").is_some_and(|(status, _, _)| status == "True")
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_of_two_processes_reconciles_and_hands_over_on_sigterm_and_sigkill() {
+    // Hand-over bounds of a fraction of a second: these tests had their binary to themselves.
+    let _alone = serial::alone().await;
     let control_plane = control_plane();
     let namespace = "leader-rooms";
     let lease_namespace = "leader-leases";
-    create_namespace(namespace);
-    create_namespace(lease_namespace);
     let kube = control_plane.client().await.expect("client");
+    create_namespace(&kube, namespace).await;
+    create_namespace(&kube, lease_namespace).await;
     let leases: Api<Lease> = Api::namespaced(kube.clone(), lease_namespace);
     let rooms: Api<ChatRoom> = Api::namespaced(kube.clone(), namespace);
-    let emulator = Emulator::start(
-        "127.0.0.1:0".parse().expect("address"),
-        EmulatorConfig::default(),
-    )
-    .await
-    .expect("starting the emulator");
+    let emulator = emulator::start(EmulatorConfig::default()).await;
 
     let mut first = Operator::spawn("first", &emulator, namespace, lease_namespace);
     wait_holder(&leases, "first", WAIT).await;
@@ -301,9 +173,9 @@ async fn one_of_two_processes_reconciles_and_hands_over_on_sigterm_and_sigkill()
     // SIGTERM: the leader stops its controllers, releases the Lease and exits 0; the follower takes over
     // at its next retry (0.53 s), far below the lease duration.
     let sigterm = Instant::now();
-    first.signal("-TERM");
+    first.process.signal("-TERM");
     let takeover = wait_holder(&leases, "second", WAIT).await;
-    let exit = first.wait_exit(Duration::from_secs(30));
+    let exit = first.process.wait_exit(Duration::from_secs(30));
     assert!(
         exit.success(),
         "the leader exits cleanly on SIGTERM: {exit:?}"
@@ -333,9 +205,9 @@ async fn one_of_two_processes_reconciles_and_hands_over_on_sigterm_and_sigkill()
     let third = Operator::spawn("third", &emulator, namespace, lease_namespace);
     tokio::time::sleep(LEASE_DURATION).await;
     assert!(!third.is_leader());
-    second.signal("-KILL");
+    second.process.signal("-KILL");
     let takeover = wait_holder(&leases, "third", WAIT).await;
-    second.wait_exit(Duration::from_secs(10));
+    second.process.wait_exit(Duration::from_secs(10));
     eprintln!("takeover after SIGKILL: {takeover:.2?} (lease duration {LEASE_DURATION:?})");
     // Expiry is judged on the standby's clock from when it last saw the record change, so the bound is the
     // lease duration plus up to two retry periods (renewal and observation granularity) and scheduling.
@@ -362,7 +234,7 @@ async fn one_of_two_processes_reconciles_and_hands_over_on_sigterm_and_sigkill()
         .replace("ivschat-operator", &Default::default(), &stolen)
         .await
         .expect("overwriting the Lease");
-    let exit = third.wait_exit(Duration::from_secs(10));
+    let exit = third.process.wait_exit(Duration::from_secs(10));
     assert!(
         !exit.success(),
         "a leader that lost its Lease must exit with an error"
@@ -377,9 +249,10 @@ async fn one_of_two_processes_reconciles_and_hands_over_on_sigterm_and_sigkill()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_elector_is_exclusive_and_releases() {
+    let _alone = serial::alone().await;
     let control_plane = control_plane();
     let namespace = "elector";
-    create_namespace(namespace);
+    create_namespace(&control_plane.client().await.expect("client"), namespace).await;
     let settings = |identity: &str| {
         LeaseSettings::new(
             namespace,

@@ -7,15 +7,15 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::OnceLock;
 
 use aws_sdk_ivschat::Client as Aws;
 use ivschat_emulator::{Emulator, EmulatorConfig, RoomEvent, RoomEventKind};
 use ivschat_operator::crd::{CONDITION_READY, ChatRoom};
-use k8s_openapi::api::core::v1::Namespace;
+use ivschat_testsupport::{control_plane, create_namespace, emulator, serial};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use testenv::ControlPlane;
+use tokio::sync::RwLockReadGuard;
 use tokio::sync::broadcast;
 
 const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-ivschat");
@@ -33,20 +33,6 @@ const PLUGIN_OPERATIONS: [&str; 5] = [
     "GetRoom",
 ];
 
-fn control_plane() -> &'static ControlPlane {
-    // kube (ring) and the SDK (aws-lc-rs) both link a rustls provider: pick kube's for the process.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let control_plane = ControlPlane::shared();
-    static INSTALLED: OnceLock<()> = OnceLock::new();
-    INSTALLED.get_or_init(|| {
-        let yaml = ivschat_operator::crd::crds_yaml().expect("rendering the CRDs");
-        control_plane
-            .install_crds(&yaml)
-            .expect("installing the CRDs");
-    });
-    control_plane
-}
-
 /// One test's world: its namespace, its emulator and SDK access to it.
 struct World {
     namespace: String,
@@ -54,6 +40,8 @@ struct World {
     emulator: Emulator,
     aws: Aws,
     kubeconfig: PathBuf,
+    /// Spawns plugin processes: never beside a test that must run alone.
+    _heavy: RwLockReadGuard<'static, ()>,
 }
 
 /// What one plugin run produced.
@@ -104,25 +92,14 @@ impl Run {
 
 impl World {
     async fn new(namespace: &str) -> World {
+        let heavy = serial::beside_others().await;
         let control_plane = control_plane();
         let kube = control_plane.client().await.expect("kube client");
-        let namespaces: Api<Namespace> = Api::all(kube.clone());
-        namespaces
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(json!({"metadata": {"name": namespace}}))
-                    .expect("namespace"),
-            )
-            .await
-            .expect("creating the namespace");
-        let emulator = Emulator::start(
-            "127.0.0.1:0".parse().expect("address"),
-            EmulatorConfig::default(),
-        )
-        .await
-        .expect("starting the emulator");
+        create_namespace(&kube, namespace).await;
+        let emulator = emulator::start(EmulatorConfig::default()).await;
         let aws = emulator.sdk_client();
         World {
+            _heavy: heavy,
             namespace: namespace.to_owned(),
             rooms: Api::namespaced(kube, namespace),
             emulator,
@@ -227,10 +204,7 @@ impl World {
 
     /// Requests the plugin's operations reached the emulator with, whatever their outcome.
     fn aws_requests(&self) -> u64 {
-        PLUGIN_OPERATIONS
-            .iter()
-            .map(|operation| self.emulator.request_total(operation))
-            .sum()
+        emulator::requests(&self.emulator, &PLUGIN_OPERATIONS)
     }
 
     fn room_events(&self) -> broadcast::Receiver<RoomEvent> {
@@ -241,30 +215,8 @@ impl World {
 /// Environment of a plugin run: the kubeconfig, the emulator's static credentials, and no shared AWS files,
 /// profile, region or instance metadata from the machine.
 fn isolate(command: &mut tokio::process::Command, kubeconfig: &Path, emulator: &Emulator) {
-    for variable in [
-        "AWS_PROFILE",
-        "AWS_REGION",
-        "AWS_DEFAULT_REGION",
-        "AWS_SESSION_TOKEN",
-        "AWS_ENDPOINT_URL",
-        "AWS_ENDPOINT_URL_IVSCHAT",
-        "NO_COLOR",
-    ] {
-        command.env_remove(variable);
-    }
-    command
-        .env("KUBECONFIG", kubeconfig)
-        .env("AWS_ACCESS_KEY_ID", &emulator.config().access_key_id)
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            &emulator.config().secret_access_key,
-        )
-        .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/aws-credentials",
-        )
-        .env("AWS_EC2_METADATA_DISABLED", "true");
+    emulator::isolate_aws_env(command.as_std_mut(), emulator);
+    command.env_remove("NO_COLOR").env("KUBECONFIG", kubeconfig);
 }
 
 fn next_event(events: &mut broadcast::Receiver<RoomEvent>) -> RoomEvent {

@@ -1,0 +1,16 @@
+//! Everything that needs a real kube-apiserver, in one test binary (one link, one shared control plane
+//! instead of seven): the CRDs and their schema, the deploy manifests and RBAC, the `kubectl ivschat` plugin,
+//! the controllers' scenarios, the chat loop through kubectl, the operator's metrics and leader election.
+//!
+//! Each module keeps its own namespaces, so they share the control plane of `ivschat_testsupport::cluster`.
+//! The exception is `deploy`, whose scenario runs the controllers cluster-wide as the deploy ServiceAccount:
+//! it gets a private control plane, so that operator never sees the other modules' objects. Tests that were
+//! alone in their binary and are timing-sensitive run `serial::alone`, see `ivschat_testsupport::serial`.
+
+mod chat_loop;
+mod controller_scenarios;
+mod crds;
+mod deploy;
+mod leader_election;
+mod metrics;
+mod plugin;

@@ -1,0 +1,71 @@
+//! The in-process IVS Chat emulator of a test: starting it on a free port and reading its request counters.
+
+use ivschat_emulator::{Emulator, EmulatorConfig};
+
+/// The AWS operations that change something: at rest, an operator calls none of them.
+pub const WRITE_OPERATIONS: [&str; 8] = [
+    "CreateRoom",
+    "UpdateRoom",
+    "DeleteRoom",
+    "CreateLoggingConfiguration",
+    "UpdateLoggingConfiguration",
+    "DeleteLoggingConfiguration",
+    "TagResource",
+    "UntagResource",
+];
+
+/// An emulator with `config` on a free loopback port.
+pub async fn start(config: EmulatorConfig) -> Emulator {
+    Emulator::start("127.0.0.1:0".parse().expect("address"), config)
+        .await
+        .expect("starting the emulator")
+}
+
+/// Requests of `operations` the emulator answered (any outcome).
+pub fn requests(emulator: &Emulator, operations: &[&str]) -> u64 {
+    operations
+        .iter()
+        .map(|operation| emulator.request_total(operation))
+        .sum()
+}
+
+/// Write requests ([`WRITE_OPERATIONS`]) the emulator answered.
+pub fn writes(emulator: &Emulator) -> u64 {
+    requests(emulator, &WRITE_OPERATIONS)
+}
+
+/// Requests of any operation the emulator answered with `outcome` (e.g. `ThrottlingException`).
+pub fn with_outcome(emulator: &Emulator, outcome: &str) -> u64 {
+    emulator
+        .metrics()
+        .iter()
+        .filter(|((_, answered), _)| answered == outcome)
+        .map(|(_, count)| count)
+        .sum()
+}
+
+/// The environment of an AWS client process (the plugin, the CLI) talking to `emulator`: its static
+/// credentials, and no profile, region, endpoint, session token, shared files or instance metadata from the
+/// machine, so what the machine has configured never leaks into a test.
+pub fn isolate_aws_env(command: &mut std::process::Command, emulator: &Emulator) {
+    for variable in [
+        "AWS_PROFILE",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_IVSCHAT",
+    ] {
+        command.env_remove(variable);
+    }
+    let config = emulator.config();
+    command
+        .env("AWS_ACCESS_KEY_ID", &config.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &config.secret_access_key)
+        .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws-credentials",
+        )
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+}

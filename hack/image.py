@@ -116,22 +116,28 @@ class Layer:
         self.entries: dict[str, tuple[tarfile.TarInfo, bytes | None]] = {}
 
     def _info(self, path: str, kind: bytes, mode: int, uid: int = 0, gid: int = 0) -> tarfile.TarInfo:
-        info = tarfile.TarInfo(path.lstrip("/"))
+        info = tarfile.TarInfo(path)
         info.type, info.mode, info.uid, info.gid, info.mtime = kind, mode, uid, gid, self.mtime
         info.uname = info.gname = ""
         return info
 
-    def dir(self, path: str, mode: int = 0o755, uid: int = 0, gid: int = 0) -> None:
-        self.entries[path.strip("/")] = (self._info(path.strip("/"), tarfile.DIRTYPE, mode, uid, gid), None)
-
-    def file(self, path: str, data: bytes, mode: int = 0o644) -> None:
-        parts = path.strip("/").split("/")
+    def _parents(self, path: str) -> None:
+        parts = path.split("/")
         for i in range(1, len(parts)):
             parent = "/".join(parts[:i])
             self.entries.setdefault(parent, (self._info(parent, tarfile.DIRTYPE, 0o755), None))
+
+    def dir(self, path: str, mode: int = 0o755, uid: int = 0, gid: int = 0) -> None:
+        path = path.strip("/")
+        self._parents(path)
+        self.entries[path] = (self._info(path, tarfile.DIRTYPE, mode, uid, gid), None)
+
+    def file(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        path = path.strip("/")
+        self._parents(path)
         info = self._info(path, tarfile.REGTYPE, mode)
         info.size = len(data)
-        self.entries[path.strip("/")] = (info, data)
+        self.entries[path] = (info, data)
 
     def tar(self) -> bytes:
         out = io.BytesIO()
@@ -152,7 +158,8 @@ def canonical(value) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
-def build(binary: Path, name: str, version: str, mtime: int) -> bytes:
+def build(binary: Path, name: str, version: str, mtime: int) -> tuple[bytes, str, str]:
+    """The archive, the image's full name and its manifest digest."""
     arch, interp = elf_facts(binary)
     libraries = shared_libraries(binary) if interp else []
     if interp and interp not in libraries:
@@ -243,7 +250,7 @@ def build(binary: Path, name: str, version: str, mtime: int) -> bytes:
     archive.file("manifest.json", canonical(docker_manifest))
     for digest, data in blobs.items():
         archive.file("blobs/sha256/" + digest.removeprefix("sha256:"), data)
-    return archive.tar()
+    return archive.tar(), full_name, manifest_digest
 
 
 def cargo_version() -> str:
@@ -266,11 +273,12 @@ def main() -> None:
         base = args.name.rsplit("/", 1)[-1].replace(":", "-")
         output = ROOT / "target/image" / f"{base}.oci.tar"
     mtime = int(os.environ.get("SOURCE_DATE_EPOCH", "0"))
-    archive = build(args.binary, args.name, version, mtime)
+    archive, full_name, manifest_digest = build(args.binary, args.name, version, mtime)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".tmp")
     tmp.write_bytes(archive)
     tmp.replace(output)
+    print(f"{full_name} {manifest_digest}", file=sys.stderr, flush=True)
     print(output)
 
 

@@ -13,6 +13,11 @@ from this host: the shared libraries `ldd` reports and the dynamic loader the EL
 static binary), the CA bundle of Debian's ca-certificates package, /etc/passwd and /etc/group entries for
 nonroot. No shell, nothing written at run time (the root filesystem can be read-only); /tmp is an empty dir.
 
+Why the host's libraries rather than a static build: they are exactly the glibc the binary was just linked
+against (no version skew, as a base image could have); a static glibc binary still loads NSS modules of its own
+glibc version at run time for getaddrinfo, and a musl build needs a musl target and a musl C toolchain for
+aws-lc-rs and ring, which an offline build host does not have.
+
 The output is deterministic: every timestamp is SOURCE_DATE_EPOCH (default 0), owners are numeric, entries
 are sorted and gzip carries no name or time, so the same binary on the same host gives the same digests.
 
@@ -79,7 +84,10 @@ def elf_facts(binary: Path) -> tuple[str, str | None]:
 
 def shared_libraries(binary: Path) -> list[str]:
     """The absolute paths `ldd` resolves for the binary's libraries (the vDSO has no file; static: none)."""
-    run = subprocess.run(["ldd", str(binary)], capture_output=True, text=True)
+    try:
+        run = subprocess.run(["ldd", str(binary)], capture_output=True, text=True)
+    except FileNotFoundError:
+        sys.exit("ldd is missing (Debian: libc-bin): it lists the libraries the image must carry")
     if run.returncode != 0:
         if "not a dynamic executable" in run.stdout + run.stderr:
             return []

@@ -6,7 +6,7 @@ CACHE_DIR ?= $(HOME)/.cache/ivschat-operator
 export IVSCHAT_CACHE_DIR := $(CACHE_DIR)
 CARGO ?= cargo
 
-.PHONY: test lint unit k8s-bins awscli helm release crds cluster-up cluster-down demo demo-down bench help
+.PHONY: test lint unit k8s-bins awscli helm release image crds cluster-up cluster-down demo demo-down bench help
 
 help:
 	@echo "make demo         start a local control plane + emulator, install the CRDs, apply the examples"
@@ -16,6 +16,7 @@ help:
 	@echo "make crds         regenerate crds/ from the Rust types"
 	@echo "make bench        run the benchmarks (release build) and print their figures"
 	@echo "make release      the release build the Dockerfile uses (target/release/ivschat-operator)"
+	@echo "make image        the image as an archive, no container engine (target/image/; IMAGE=name:tag)"
 	@echo "make helm         build the pinned helm into the cache (tests/cluster/deploy.rs renders the chart with it)"
 
 ## Kubernetes binaries (kube-apiserver, etcd, kubectl) of the pinned version, built once and cached.
@@ -62,6 +63,11 @@ crds:
 ## The release build (the Dockerfile runs exactly this): target/release/ivschat-operator and kubectl-ivschat.
 release:
 	$(CARGO) build --release --locked --bin ivschat-operator --bin kubectl-ivschat
+
+## The Dockerfile's image built without a container engine or registry (hack/image.py), for docker load,
+## podman load and ctr images import: target/image/ivschat-operator-<version>.oci.tar; IMAGE=name:tag renames it.
+image: release
+	@python3 hack/image.py $(if $(IMAGE),--name '$(IMAGE)')
 
 ## helm of the pinned version (hack/helm.sh), built from its Go module and cached; tests/cluster/deploy.rs uses it.
 helm:

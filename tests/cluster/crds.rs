@@ -16,7 +16,7 @@ use ivschat_operator::crd::{
     self, CONDITION_READY, CONDITION_RECONCILING, ChatLoggingConfiguration, ChatRoom, ChatRoomSpec,
     ChatRoomStatus,
 };
-use ivschat_testsupport::cluster::shared_control_plane as control_plane;
+use ivschat_testsupport::cluster::{WAIT_FOR_CRDS, shared_control_plane as control_plane};
 use ivschat_testsupport::command::{repo_path, run, text};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSONSchemaProps,
@@ -373,16 +373,7 @@ fn crds_installed() -> &'static ControlPlane {
             &["apply", "--server-side", "-f", &path.to_string_lossy()],
             None,
         );
-        kubectl_ok(
-            &[
-                "wait",
-                "--for=condition=Established",
-                "--timeout=60s",
-                "crd/chatrooms.ivschat.dev",
-                "crd/chatloggingconfigurations.ivschat.dev",
-            ],
-            None,
-        );
+        kubectl_ok(&WAIT_FOR_CRDS, None);
     });
     control_plane
 }

@@ -9,7 +9,7 @@
 set -euo pipefail
 
 # Pinned: the CLI's bundled examples (awscli/examples/ivschat/*.rst) and botocore's ivschat model are part
-# of what tests/emulator_cli.rs checks, so they must not drift with whatever PyPI serves today.
+# of what tests/emulator/cli.rs checks, so they must not drift with whatever PyPI serves today.
 AWSCLI_VERSION=1.46.3
 
 cache_root=${IVSCHAT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ivschat-operator}

@@ -1,5 +1,5 @@
 -- Argo CD health for ChatRoom and ChatLoggingConfiguration (kstatus conditions written by the operator).
--- Installed by argocd-cm.yaml for both kinds; tests/deploy.rs runs it against real statuses.
+-- Installed by argocd-cm.yaml for both kinds; tests/cluster/deploy.rs runs it against real statuses.
 local hs = {}
 local annotations = obj.metadata.annotations or {}
 if annotations["ivschat.dev/paused"] == "true" then

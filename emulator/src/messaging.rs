@@ -21,7 +21,7 @@
 //!   expired or chat token missing"); a token whose room was deleted → 404.
 //! - **Session expiry**: at `sessionExpirationTime` the connection gets an `ERROR` 401 without `RequestId` (the
 //!   SDK's "connection expired" signal, which makes it reconnect with a new token), then a close frame 1000.
-//!   tests/emulator_messaging_js.rs shows the official client renewing its connection on this, without a
+//!   tests/emulator/messaging_js.rs shows the official client renewing its connection on this, without a
 //!   disconnect.
 //! - **DisconnectUser** (HTTP or socket): every connection of the room gets the `aws:DISCONNECT_USER` event, then
 //!   each of the user's connections is closed with code 1001 (what the old Android demo read as "disconnected by

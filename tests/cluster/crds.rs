@@ -16,8 +16,8 @@ use ivschat_operator::crd::{
     self, CONDITION_READY, CONDITION_RECONCILING, ChatLoggingConfiguration, ChatRoom, ChatRoomSpec,
     ChatRoomStatus,
 };
-use ivschat_testsupport::cluster::shared_control_plane as control_plane;
-use ivschat_testsupport::command::{repo_path, run, text};
+use ivschat_testsupport::cluster::{WAIT_FOR_CRDS, shared_control_plane as control_plane};
+use ivschat_testsupport::command::{repo_path, run, succeed, text};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSONSchemaProps,
 };
@@ -329,14 +329,7 @@ fn examples_deserialize_into_the_rust_types() {
 fn kubectl_ok(args: &[&str], stdin: Option<&str>) -> String {
     let mut command = control_plane().kubectl();
     command.args(args).arg(REQUEST_TIMEOUT);
-    let output = run(command, stdin);
-    assert!(
-        output.status.success(),
-        "kubectl {args:?} failed: {}{}",
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-    text(&output.stdout)
+    succeed(command, stdin)
 }
 
 /// Retries `kubectl args` until it succeeds and its stdout satisfies `done` (discovery and OpenAPI
@@ -373,16 +366,7 @@ fn crds_installed() -> &'static ControlPlane {
             &["apply", "--server-side", "-f", &path.to_string_lossy()],
             None,
         );
-        kubectl_ok(
-            &[
-                "wait",
-                "--for=condition=Established",
-                "--timeout=60s",
-                "crd/chatrooms.ivschat.dev",
-                "crd/chatloggingconfigurations.ivschat.dev",
-            ],
-            None,
-        );
+        kubectl_ok(&WAIT_FOR_CRDS, None);
     });
     control_plane
 }

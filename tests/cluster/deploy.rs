@@ -9,7 +9,7 @@ use ivschat_operator::controller::{self, Options};
 use ivschat_operator::crd::{ChatLoggingConfiguration, ChatRoom};
 use ivschat_operator::metrics::Metrics;
 use ivschat_operator::run::{LogFormat, OperationsArgs, operate};
-use ivschat_testsupport::cluster::install_test_tracing;
+use ivschat_testsupport::cluster::{WAIT_FOR_CRDS, install_test_tracing};
 use ivschat_testsupport::command::{repo_path, run, succeed, text};
 use ivschat_testsupport::operator::test_timing;
 use ivschat_testsupport::{apply, create_namespace, is_ready, status_arn, wait_for, wait_gone};
@@ -263,16 +263,7 @@ fn installed() -> &'static ControlPlane {
             kubectl(&["apply", "-k", overlay.to_str().expect("utf-8 path")]),
             None,
         );
-        succeed(
-            kubectl(&[
-                "wait",
-                "--for=condition=Established",
-                "--timeout=60s",
-                "crd/chatrooms.ivschat.dev",
-                "crd/chatloggingconfigurations.ivschat.dev",
-            ]),
-            None,
-        );
+        succeed(kubectl(&WAIT_FOR_CRDS), None);
         // The single-namespace install: its namespace and nothing cluster-wide.
         assert_allowed_in(WATCHED_NAMESPACE);
         for resource in [

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_ivschat::Client;
+use aws_sdk_ivschat::error::SdkError;
 use aws_sdk_ivschat::types::{
     CloudWatchLogsDestinationConfiguration, DestinationConfiguration, S3DestinationConfiguration,
 };
@@ -609,6 +610,17 @@ async fn thirty_two_tasks_churning_leave_a_consistent_store() {
 }
 
 /// Starts `TASKS` requests at once (behind a barrier) and returns how many succeeded.
+/// Whether a racing request was admitted; one that was not must have been refused for the limit.
+fn admitted<T, E: std::fmt::Debug>(result: Result<T, E>, by_limit: impl Fn(&E) -> bool) -> bool {
+    match result {
+        Ok(_) => true,
+        Err(error) => {
+            assert!(by_limit(&error), "unexpected error: {error:?}");
+            false
+        }
+    }
+}
+
 async fn race<F, Fut>(emulator: &Emulator, request: F) -> usize
 where
     F: Fn(usize, Client) -> Fut,
@@ -641,23 +653,16 @@ async fn racing_creates_never_exceed_the_quotas() {
     let emulator = emulator::start(config).await;
 
     let created = race(&emulator, |index, client| async move {
-        match client
-            .create_logging_configuration()
-            .name(format!("racer-{index}"))
-            .destination_configuration(s3_destination("race-bucket"))
-            .send()
-            .await
-        {
-            Ok(_) => true,
-            Err(error) => {
-                let error = error.into_service_error();
-                assert!(
-                    error.is_service_quota_exceeded_exception(),
-                    "unexpected error: {error:?}"
-                );
-                false
-            }
-        }
+        admitted(
+            client
+                .create_logging_configuration()
+                .name(format!("racer-{index}"))
+                .destination_configuration(s3_destination("race-bucket"))
+                .send()
+                .await
+                .map_err(SdkError::into_service_error),
+            |error| error.is_service_quota_exceeded_exception(),
+        )
     })
     .await;
     assert_eq!(
@@ -682,22 +687,15 @@ async fn racing_creates_never_exceed_the_quotas() {
     const ROOM_QUOTA: u32 = 20;
     emulator.set_room_quota(Some(ROOM_QUOTA));
     let created = race(&emulator, |index, client| async move {
-        match client
-            .create_room()
-            .name(format!("racer-{index}"))
-            .send()
-            .await
-        {
-            Ok(_) => true,
-            Err(error) => {
-                let error = error.into_service_error();
-                assert!(
-                    error.is_service_quota_exceeded_exception(),
-                    "unexpected error: {error:?}"
-                );
-                false
-            }
-        }
+        admitted(
+            client
+                .create_room()
+                .name(format!("racer-{index}"))
+                .send()
+                .await
+                .map_err(SdkError::into_service_error),
+            |error| error.is_service_quota_exceeded_exception(),
+        )
     })
     .await;
     assert_eq!(
@@ -733,24 +731,17 @@ async fn racing_tag_requests_never_exceed_fifty_tags() {
     let succeeded = race(&emulator, |index, client| {
         let arn = arn.clone();
         async move {
-            match client
-                .tag_resource()
-                .resource_arn(arn)
-                .tags(format!("a{index}"), "1")
-                .tags(format!("b{index}"), "2")
-                .send()
-                .await
-            {
-                Ok(_) => true,
-                Err(error) => {
-                    let error = error.into_service_error();
-                    assert!(
-                        error.is_validation_exception(),
-                        "unexpected error: {error:?}"
-                    );
-                    false
-                }
-            }
+            admitted(
+                client
+                    .tag_resource()
+                    .resource_arn(arn)
+                    .tags(format!("a{index}"), "1")
+                    .tags(format!("b{index}"), "2")
+                    .send()
+                    .await
+                    .map_err(SdkError::into_service_error),
+                |error| error.is_validation_exception(),
+            )
         }
     })
     .await;

@@ -7,11 +7,10 @@
 use std::time::Duration;
 
 use aws_sdk_ivschat::Client;
-use aws_sdk_ivschat::operation::create_room::builders::CreateRoomFluentBuilder;
 use aws_sdk_ivschat::types::{ChatTokenCapability, FallbackResult, MessageReviewHandler};
 use futures_util::{SinkExt as _, StreamExt as _};
 use ivschat_emulator::{Emulator, EmulatorConfig};
-use ivschat_testsupport::emulator;
+use ivschat_testsupport::emulator::{self, create_room_with};
 use ivschat_testsupport::messaging::{
     DELIVERY_TIMEOUT, QUIET_PERIOD, Socket, expect_quiet, next_entity, send, send_message,
     try_connect,
@@ -40,20 +39,6 @@ async fn configured_emulator_with_room(config: EmulatorConfig) -> (Emulator, Cli
 
 async fn create_room(client: &Client) -> String {
     create_room_with(client, |room| room).await
-}
-
-/// A room with the settings `customize` gives; returns its ARN.
-async fn create_room_with(
-    client: &Client,
-    customize: impl FnOnce(CreateRoomFluentBuilder) -> CreateRoomFluentBuilder,
-) -> String {
-    customize(client.create_room())
-        .send()
-        .await
-        .expect("create room")
-        .arn()
-        .expect("arn")
-        .to_string()
 }
 
 const ALL: &[ChatTokenCapability] = &[

@@ -146,15 +146,10 @@ async fn run_scenario(
 }
 
 async fn create_room(client: &Client, maximum_message_length: i32) -> String {
-    client
-        .create_room()
-        .maximum_message_length(maximum_message_length)
-        .send()
-        .await
-        .expect("create room")
-        .arn()
-        .expect("arn")
-        .to_string()
+    emulator::create_room_with(client, |room| {
+        room.maximum_message_length(maximum_message_length)
+    })
+    .await
 }
 
 #[tokio::test]

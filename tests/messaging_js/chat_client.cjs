@@ -1,4 +1,4 @@
-// The main scenario of tests/emulator_messaging_js.rs for the official IVS Chat JS client (see common.cjs for
+// The main scenario of tests/emulator/messaging_js.rs for the official IVS Chat JS client (see common.cjs for
 // the harness): ada (all capabilities) and bob (SEND_MESSAGE) connect to one room.
 //
 // Extra input: IVSCHAT_MAX_LENGTH, the room's maximumMessageLength.

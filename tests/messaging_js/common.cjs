@@ -1,5 +1,5 @@
 // Shared harness of the JS client scenarios (chat_client.cjs, session_expiry.cjs) that
-// tests/emulator_messaging_js.rs runs under Node with NODE_PATH pointing at the node_modules that
+// tests/emulator/messaging_js.rs runs under Node with NODE_PATH pointing at the node_modules that
 // hack/ivschat-js.sh installed.
 //
 // Input (environment): IVSCHAT_URL (ws://127.0.0.1:PORT) and IVSCHAT_TOKENS ({"user": [token, ...]}: each

@@ -1,4 +1,4 @@
-// Session expiry scenario of tests/emulator_messaging_js.rs (see common.cjs for the harness): ada's first token
+// Session expiry scenario of tests/emulator/messaging_js.rs (see common.cjs for the harness): ada's first token
 // has a session that ends about a second after connecting. The emulator then sends ERROR 401 and closes; the
 // official client must take that as "connection expired", reconnect with the next token, and keep working,
 // without ever reporting a disconnect.

@@ -7,6 +7,16 @@ use kube::Client;
 use kube::api::{Api, PostParams};
 use testenv::ControlPlane;
 
+/// `kubectl` arguments that wait until both of the operator's CRDs are Established (a minute at most), for
+/// tests that install them with kubectl themselves.
+pub const WAIT_FOR_CRDS: [&str; 5] = [
+    "wait",
+    "--for=condition=Established",
+    "--timeout=60s",
+    "crd/chatrooms.ivschat.dev",
+    "crd/chatloggingconfigurations.ivschat.dev",
+];
+
 /// A tracing subscriber writing to the test's output, once per process, for the suites that run the
 /// controllers in-process: `RUST_LOG=ivschat_operator=debug,kube_runtime=debug` shows the operator's view of
 /// a failing test.

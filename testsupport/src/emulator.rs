@@ -1,5 +1,8 @@
-//! The in-process IVS Chat emulator of a test: starting it on a free port and reading its request counters.
+//! The in-process IVS Chat emulator of a test: starting it on a free port, creating rooms in it, reading its
+//! request counters, and the environment of AWS client processes pointed at it.
 
+use aws_sdk_ivschat::Client;
+use aws_sdk_ivschat::operation::create_room::builders::CreateRoomFluentBuilder;
 use ivschat_emulator::{Emulator, EmulatorConfig};
 
 /// The AWS operations that change something: at rest, an operator calls none of them.
@@ -68,4 +71,18 @@ pub fn isolate_aws_env(command: &mut std::process::Command, emulator: &Emulator)
             "/nonexistent/aws-credentials",
         )
         .env("AWS_EC2_METADATA_DISABLED", "true");
+}
+
+/// Creates a room with the settings `customize` gives; its ARN.
+pub async fn create_room_with(
+    client: &Client,
+    customize: impl FnOnce(CreateRoomFluentBuilder) -> CreateRoomFluentBuilder,
+) -> String {
+    customize(client.create_room())
+        .send()
+        .await
+        .expect("create room")
+        .arn()
+        .expect("arn")
+        .to_string()
 }

@@ -328,7 +328,7 @@ async fn a_leader_cut_off_from_the_api_server_stops_writing_to_aws_before_its_su
     wait_holder(&leases, "first", WAIT).await;
     let mut second = Operator::spawn_with("second", &direct, namespace, lease_namespace, resync);
 
-    let names: Vec<String> = (0..12).map(|index| format!("fenced-{index}")).collect();
+    let names: Vec<String> = (0..24).map(|index| format!("fenced-{index}")).collect();
     for name in &names {
         apply_room(&rooms, name).await;
     }
@@ -339,8 +339,11 @@ async fn a_leader_cut_off_from_the_api_server_stops_writing_to_aws_before_its_su
     }
 
     // Out-of-band changes, one room after the other, all along: whoever leads corrects each with an
-    // UpdateRoom, so a leader that still reconciled would be seen writing. (The test's own client sends
-    // no app name.)
+    // UpdateRoom, so a leader that still reconciled would be seen writing. Slow enough that the rooms
+    // changed after the takeover outnumber what an unfenced old leader could correct before it (each of
+    // its corrections then hangs on the status write): without the fence and the bounded renewal, it
+    // was seen writing 6 times after its successor's first write. (The test's own client sends no app
+    // name.)
     let drifting = Arc::new(AtomicBool::new(true));
     let drift = tokio::spawn({
         let client = emulator.sdk_client();
@@ -361,7 +364,7 @@ async fn a_leader_cut_off_from_the_api_server_stops_writing_to_aws_before_its_su
                     .send()
                     .await;
                 round += 1;
-                tokio::time::sleep(Duration::from_millis(150)).await;
+                tokio::time::sleep(Duration::from_millis(400)).await;
             }
         }
     });

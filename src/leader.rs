@@ -10,6 +10,13 @@
 //! anyone else may take over. [`LeaderElection::release`] empties the holder, so a successor takes over at
 //! its next retry instead of waiting for expiry.
 //!
+//! Fenced: every Lease call is bounded in time (a renewal by the time left before the renew deadline, an
+//! acquisition or release by the renew deadline), so a call that hangs cannot keep a leader leading past
+//! its deadline. While it leads, [`LeaderElection::leading_until`] says until when: the start of the last
+//! successful renewal plus the renew deadline (the start, because the API server recorded the renewal no
+//! earlier, and a standby counts the lease duration from when it saw the record change). That instant is
+//! the fence the process hands its AWS access, which sends nothing past it.
+//!
 //! Written here rather than taken from a crate: the only kube-5 compatible crate (kube-lease-manager 0.13)
 //! lets followers sleep until the observed expiry, so a released Lease is only taken after a full lease
 //! duration, and it unwraps in library code.
@@ -60,15 +67,19 @@ impl LeaseSettings {
     }
 }
 
-/// This replica's identity: the pod name (POD_NAME) or the host name, plus a random suffix so that two
-/// processes on one host never share an identity.
-pub fn default_identity() -> String {
-    let base = std::env::var("POD_NAME")
+/// This replica's name: the pod name (POD_NAME), else the host name (HOSTNAME), else `ivschat-operator`.
+pub fn replica_name() -> String {
+    std::env::var("POD_NAME")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| "ivschat-operator".to_owned());
-    format!("{base}_{:08x}", rand::random::<u32>())
+        .unwrap_or_else(|| "ivschat-operator".to_owned())
+}
+
+/// This replica's identity: [`replica_name`] plus a random suffix so that two processes on one host never
+/// share an identity.
+pub fn default_identity() -> String {
+    format!("{}_{:08x}", replica_name(), rand::random::<u32>())
 }
 
 /// What a candidate should do with the Lease it just read.
@@ -173,8 +184,9 @@ pub struct LeaderElection {
     api: Api<Lease>,
     settings: LeaseSettings,
     sightings: Mutex<Sightings>,
-    /// `true` while this replica leads; the renewal task sets it to `false` when it gives up.
-    leading: watch::Sender<bool>,
+    /// Until when this replica leads (`None`: it does not): set on acquisition, moved on by every renewal,
+    /// `None` once the renewal task gives up or the Lease is released.
+    leading_until: watch::Sender<Option<Instant>>,
     renewal: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -185,6 +197,18 @@ pub enum LeaseError {
     Conflict,
     #[error("Kubernetes API call on the Lease failed: {0}")]
     Kube(#[from] kube::Error),
+    #[error("no answer from the Kubernetes API on the Lease within {0:?}")]
+    TimedOut(Duration),
+}
+
+/// `call` bounded by `limit` (a timeout is a failed call like any other).
+async fn bounded<T>(
+    limit: Duration,
+    call: impl Future<Output = Result<T, LeaseError>>,
+) -> Result<T, LeaseError> {
+    tokio::time::timeout(limit, call)
+        .await
+        .unwrap_or(Err(LeaseError::TimedOut(limit)))
 }
 
 fn now_micro() -> MicroTime {
@@ -197,7 +221,7 @@ impl LeaderElection {
             api: Api::namespaced(client, &settings.namespace),
             settings,
             sightings: Mutex::new(Sightings::default()),
-            leading: watch::channel(false).0,
+            leading_until: watch::channel(None).0,
             renewal: Mutex::new(None),
         }
     }
@@ -206,21 +230,22 @@ impl LeaderElection {
         &self.settings
     }
 
+    /// Until when this replica leads, as renewals move it on (`None`: it does not lead): the fence for
+    /// whatever must stop before a successor may take over.
+    pub fn leading_until(&self) -> watch::Receiver<Option<Instant>> {
+        self.leading_until.subscribe()
+    }
+
     /// Waits until this replica holds the Lease, then keeps renewing it in the background.
     pub async fn acquire(&self) -> anyhow::Result<()> {
-        loop {
-            match self.try_acquire_or_renew().await {
-                Ok(true) => break,
-                Ok(false) | Err(LeaseError::Conflict) => {}
-                Err(error) => tracing::warn!(%error, "cannot read or write the leader Lease"),
-            }
-            tokio::time::sleep(self.settings.retry_period).await;
-        }
-        self.leading.send_replace(true);
+        let acquired_at = acquire_when_free(&self.settings, || self.try_acquire_or_renew()).await;
+        self.leading_until
+            .send_replace(Some(acquired_at + self.settings.renew_deadline));
         let renewer = Renewer {
             api: self.api.clone(),
             settings: self.settings.clone(),
-            leading: self.leading.clone(),
+            leading_until: self.leading_until.clone(),
+            acquired_at,
         };
         let task = tokio::spawn(renewer.run());
         if let Ok(mut slot) = self.renewal.lock()
@@ -233,9 +258,9 @@ impl LeaderElection {
 
     /// Resolves when this replica stops leading because the Lease could not be renewed in time.
     pub async fn lost(&self) {
-        let mut leading = self.leading.subscribe();
-        // Ends when the value is false (also right away if it already is).
-        let _ = leading.wait_for(|leading| !*leading).await;
+        let mut leading_until = self.leading_until.subscribe();
+        // Ends when the value is `None` (also right away if it already is).
+        let _ = leading_until.wait_for(Option::is_none).await;
     }
 
     /// One step: read the Lease and, if we may, write ourselves as its holder. `Ok(true)`: we hold it.
@@ -281,7 +306,8 @@ impl LeaderElection {
     }
 
     /// Gives the Lease up (holder emptied, so candidates take it at their next look) and stops renewing.
-    /// Does nothing when another replica holds it.
+    /// Does nothing when another replica holds it. Bounded by the renew deadline: an API server that does
+    /// not answer leaves the Lease to expire.
     pub async fn release(&self) -> anyhow::Result<()> {
         let renewal = self.renewal.lock().ok().and_then(|mut slot| slot.take());
         if let Some(task) = renewal {
@@ -289,7 +315,14 @@ impl LeaderElection {
             task.abort();
             let _ = task.await;
         }
-        self.leading.send_replace(false);
+        self.leading_until.send_replace(None);
+        bounded(self.settings.renew_deadline, self.empty_holder())
+            .await
+            .map_err(anyhow::Error::from)
+    }
+
+    /// The release's Lease calls: the holder emptied if it is us.
+    async fn empty_holder(&self) -> Result<(), LeaseError> {
         let Some(mut lease) = self.api.get_opt(&self.settings.lease_name).await? else {
             return Ok(());
         };
@@ -302,9 +335,26 @@ impl LeaderElection {
         spec.holder_identity = None;
         spec.lease_duration_seconds = Some(1);
         spec.renew_time = Some(now_micro());
-        replace(&self.api, &self.settings.lease_name, &lease)
-            .await
-            .map_err(anyhow::Error::from)
+        replace(&self.api, &self.settings.lease_name, &lease).await
+    }
+}
+
+/// The candidate's timing: `attempt` (read the Lease, take it if we may; `Ok(true)`: we hold it) every
+/// retry period, each bounded by the renew deadline, until one wins. Returns when that attempt started,
+/// from which the leadership's validity counts.
+async fn acquire_when_free<A, F>(settings: &LeaseSettings, mut attempt: A) -> Instant
+where
+    A: FnMut() -> F,
+    F: Future<Output = Result<bool, LeaseError>>,
+{
+    loop {
+        let started = Instant::now();
+        match bounded(settings.renew_deadline, attempt()).await {
+            Ok(true) => return started,
+            Ok(false) | Err(LeaseError::Conflict) => {}
+            Err(error) => tracing::warn!(%error, "cannot read or write the leader Lease"),
+        }
+        tokio::time::sleep(settings.retry_period).await;
     }
 }
 
@@ -350,13 +400,21 @@ async fn replace(api: &Api<Lease>, name: &str, lease: &Lease) -> Result<(), Leas
 struct Renewer {
     api: Api<Lease>,
     settings: LeaseSettings,
-    leading: watch::Sender<bool>,
+    leading_until: watch::Sender<Option<Instant>>,
+    /// When the winning acquisition started.
+    acquired_at: Instant,
 }
 
 impl Renewer {
     async fn run(self) {
-        renew_until_lost(&self.settings, || self.renew_once()).await;
-        self.leading.send_replace(false);
+        renew_until_lost(
+            &self.settings,
+            self.acquired_at,
+            &self.leading_until,
+            || self.renew_once(),
+        )
+        .await;
+        self.leading_until.send_replace(None);
     }
 
     async fn renew_once(&self) -> Result<(), RenewError> {
@@ -386,27 +444,43 @@ enum RenewError {
     Failed(LeaseError),
 }
 
-/// The leader's timing: `renew` every retry period; returns when leadership ends, because another replica
-/// holds the Lease or because no renewal succeeded for the renew deadline.
-async fn renew_until_lost<R, F>(settings: &LeaseSettings, mut renew: R)
-where
+/// The leader's timing: `renew` every retry period, each attempt bounded by the time left before the renew
+/// deadline (counted from the start of the last successful renewal, or of the acquisition at
+/// `acquired_at`); every success moves `leading_until` on to its start plus the renew deadline. Returns
+/// when leadership ends, because another replica holds the Lease or because no renewal succeeded in time.
+async fn renew_until_lost<R, F>(
+    settings: &LeaseSettings,
+    acquired_at: Instant,
+    leading_until: &watch::Sender<Option<Instant>>,
+    mut renew: R,
+) where
     R: FnMut() -> F,
     F: Future<Output = Result<(), RenewError>>,
 {
-    let mut last_renewal = Instant::now();
+    let mut valid_until = acquired_at + settings.renew_deadline;
     loop {
         tokio::time::sleep(settings.retry_period).await;
-        match renew().await {
-            Ok(()) => last_renewal = Instant::now(),
-            Err(RenewError::Lost) => {
+        let started = Instant::now();
+        // A renewal the deadline cuts off is of no use even if it would succeed later.
+        let left = valid_until.saturating_duration_since(started);
+        match tokio::time::timeout(left, renew()).await {
+            Ok(Ok(())) => {
+                valid_until = started + settings.renew_deadline;
+                leading_until.send_replace(Some(valid_until));
+            }
+            Ok(Err(RenewError::Lost)) => {
                 tracing::warn!("another replica holds the leader Lease now");
                 return;
             }
-            Err(RenewError::Failed(error)) => {
+            Ok(Err(RenewError::Failed(error))) => {
                 tracing::warn!(%error, "cannot renew the leader Lease");
             }
+            Err(_) => tracing::warn!(
+                timeout = ?left,
+                "no answer to the Lease renewal before the renew deadline"
+            ),
         }
-        if last_renewal.elapsed() >= settings.renew_deadline {
+        if Instant::now() >= valid_until {
             return;
         }
     }
@@ -603,7 +677,8 @@ mod tests {
             let started = Instant::now();
             let mut attempts = Vec::new();
             let mut script = answers.iter().copied();
-            renew_until_lost(&settings, || {
+            let leading_until = watch::channel(None).0;
+            renew_until_lost(&settings, started, &leading_until, || {
                 attempts.push(started.elapsed());
                 let answer = script.next().unwrap_or(Failed);
                 async move {
@@ -624,6 +699,118 @@ mod tests {
                 .map(|n| Duration::from_secs(2 * n))
                 .collect();
             assert_eq!(attempts, every_retry_period, "{answers:?}");
+        }
+    }
+
+    /// How one Lease call ends, in a scripted run with hanging and slow calls.
+    #[derive(Clone, Copy, Debug)]
+    enum Call {
+        Answers(u64, Answer),
+        Hangs,
+    }
+
+    impl Call {
+        async fn run(self) -> Result<(), RenewError> {
+            match self {
+                Call::Answers(after, answer) => {
+                    tokio::time::sleep(Duration::from_secs(after)).await;
+                    match answer {
+                        Answer::Renewed => Ok(()),
+                        Answer::Failed => Err(RenewError::Failed(LeaseError::Conflict)),
+                        Answer::Lost => Err(RenewError::Lost),
+                    }
+                }
+                Call::Hangs => std::future::pending().await,
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_renewal_ends_leadership_at_the_renew_deadline_and_the_fence_counts_from_each_start()
+     {
+        use Answer::{Failed, Renewed};
+        use Call::{Answers, Hangs};
+        // Renew deadline 10 s, retry period 2 s.
+        let settings = LeaseSettings::new("ns", "lease", "me".to_owned(), Duration::from_secs(15));
+        // (calls, every later one hanging) -> (attempts at, seconds; leadership ends after; last validity
+        // published, None: none after the acquisition)
+        type Case = (&'static [Call], &'static [u64], u64, Option<u64>);
+        let cases: [Case; 5] = [
+            // The first renewal hangs: cut off at the deadline, not left to hang.
+            (&[], &[2], 10, None),
+            (&[Answers(0, Renewed)], &[2, 4], 12, Some(12)),
+            // A slow success counts from its start (2 s), not its answer (5 s).
+            (&[Answers(3, Renewed)], &[2, 7], 12, Some(12)),
+            // A failure, then a hang: the hang gets only what is left (10 - 4 = 6 s).
+            (&[Answers(0, Failed)], &[2, 4], 10, None),
+            // A slow answer past the deadline is of no use.
+            (&[Answers(20, Renewed)], &[2], 10, None),
+        ];
+        for (calls, attempts_at, ends_after, last_valid_until) in cases {
+            let started = Instant::now();
+            let leading_until = watch::channel(None).0;
+            let mut attempts = Vec::new();
+            let mut script = calls.iter().copied();
+            renew_until_lost(&settings, started, &leading_until, || {
+                attempts.push(started.elapsed());
+                script.next().unwrap_or(Hangs).run()
+            })
+            .await;
+            let what = format!("{calls:?}");
+            assert_eq!(started.elapsed(), Duration::from_secs(ends_after), "{what}");
+            let expected: Vec<Duration> = attempts_at
+                .iter()
+                .map(|s| Duration::from_secs(*s))
+                .collect();
+            assert_eq!(attempts, expected, "{what}");
+            assert_eq!(
+                *leading_until.borrow(),
+                last_valid_until.map(|s| started + Duration::from_secs(s)),
+                "{what}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_candidate_bounds_each_attempt_and_leads_from_the_winning_attempts_start() {
+        let settings = LeaseSettings::new("ns", "lease", "me".to_owned(), Duration::from_secs(15));
+        // (attempt results: None hangs, Some(after, holds)) -> (attempts at; the winner started at)
+        type Attempt = Option<(u64, bool)>;
+        let cases: [(&[Attempt], &[u64], u64); 3] = [
+            (&[Some((0, true))], &[0], 0),
+            // A hanging attempt is cut off at the renew deadline (10 s), then the retry period (2 s).
+            (&[None, Some((0, false)), Some((1, true))], &[0, 12, 14], 14),
+            // A slow win counts from its start.
+            (&[Some((0, false)), Some((4, true))], &[0, 2], 2),
+        ];
+        for (script, attempts_at, won_at) in cases {
+            let started = Instant::now();
+            let mut attempts = Vec::new();
+            let mut script = script.iter().copied();
+            let won = acquire_when_free(&settings, || {
+                attempts.push(started.elapsed());
+                let attempt = script.next().flatten();
+                async move {
+                    match attempt {
+                        Some((after, holds)) => {
+                            tokio::time::sleep(Duration::from_secs(after)).await;
+                            Ok(holds)
+                        }
+                        None => std::future::pending().await,
+                    }
+                }
+            })
+            .await;
+            let expected: Vec<Duration> = attempts_at
+                .iter()
+                .map(|s| Duration::from_secs(*s))
+                .collect();
+            assert_eq!(attempts, expected, "{attempts_at:?}");
+            assert_eq!(
+                won,
+                started + Duration::from_secs(won_at),
+                "{attempts_at:?}"
+            );
         }
     }
 }

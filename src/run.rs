@@ -4,9 +4,12 @@
 //! of this; [`operate`] wraps them in it.
 //!
 //! The order of a run: servers up, then (with `--leader-elect`) leadership won, then the controllers
-//! started; on SIGTERM (or when leadership is lost, or the controllers end on their own) the controllers
-//! stop before the Lease is released, so a successor never overlaps with this replica and takes over at
-//! once.
+//! started, their AWS access fenced by the leadership's validity ([`aws::Fence`], from
+//! [`LeaderElection::leading_until`]); on SIGTERM (or when the controllers end on their own) the
+//! controllers stop before the Lease is released, so a successor never overlaps with this replica and
+//! takes over at once. When leadership is lost the fence is down already (no AWS call is sent or awaited
+//! any more), the controllers are abandoned at once and the process exits with an error, to be restarted
+//! as a standby.
 
 use crate::controller::driver::Timing;
 use crate::controller::{self, OperatorHandle, aws, rate_limit};
@@ -62,9 +65,40 @@ pub struct RunArgs {
     #[arg(long, env = "IVSCHAT_OPERATOR_AWS_CALL_TIMEOUT", default_value = "15s", value_parser = ivschat_api::duration::parse_positive_duration)]
     pub aws_call_timeout: Duration,
 
+    /// The app name every AWS call of this process carries in its User-Agent (`app/NAME`), so that AWS
+    /// (CloudTrail's userAgent) and the emulator's request log tell replicas apart: letters, digits and
+    /// !#$%&'*+-.^_|~ and the backtick. Default: the pod name (POD_NAME), else the host name (HOSTNAME),
+    /// any other character replaced by '-', cut to 50 characters.
+    #[arg(long, env = "IVSCHAT_OPERATOR_AWS_APP_NAME", value_parser = parse_app_name)]
+    pub aws_app_name: Option<aws_config::AppName>,
+
     /// Probes, metrics, leader election and log format.
     #[command(flatten)]
     pub operations: OperationsArgs,
+}
+
+/// `--aws-app-name`: a name the SDK accepts in the User-Agent.
+fn parse_app_name(name: &str) -> Result<aws_config::AppName, String> {
+    aws_config::AppName::new(name.to_owned()).map_err(|_| {
+        format!("{name:?} is not an app name: letters, digits and !#$%&'*+-.^_`|~ only, not empty")
+    })
+}
+
+/// The default `--aws-app-name`: `name` (the pod's or host's) with the characters an app name cannot
+/// carry replaced by `-`, at most 50 characters (the SDK's recommendation); `None` for an empty name.
+fn app_name_from(name: &str) -> Option<aws_config::AppName> {
+    let cleaned: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(50)
+        .collect();
+    aws_config::AppName::new(cleaned).ok()
 }
 
 /// `--aws-rate-limit`.
@@ -177,7 +211,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         &args.operations,
         kube.clone(),
         &metrics,
-        move || controller::start_with(kube, aws, options),
+        move |fence| controller::start_with(kube, aws.fenced_by(fence), options),
         shutdown_signal(),
     )
     .await
@@ -192,6 +226,14 @@ async fn aws_access(args: &RunArgs) -> aws::Aws {
     }
     if let Some(endpoint) = args.aws_endpoint_url.as_deref() {
         loader = loader.endpoint_url(endpoint);
+    }
+    let app_name = args
+        .aws_app_name
+        .clone()
+        .or_else(|| app_name_from(&crate::leader::replica_name()));
+    if let Some(app_name) = app_name {
+        tracing::info!(%app_name, "AWS calls carry this app name in their User-Agent");
+        loader = loader.app_name(app_name);
     }
     let client = aws_sdk_ivschat::Client::new(&loader.load().await);
     let limiter = match args.aws_rate_limit {
@@ -261,10 +303,13 @@ impl Stoppable for OperatorHandle {
 }
 
 /// Runs the controllers the way a deployment needs: probe and metrics servers first, then (with
-/// `--leader-elect`) wait for the Lease, then `start` the controllers; until `shutdown` resolves (SIGTERM),
-/// leadership is lost (error, so the process exits and restarts), or the controllers end on their own.
-/// On shutdown the controllers stop (in-flight reconciles finish within [`STOP_TIMEOUT`]) before the Lease
-/// is released, so the successor never overlaps with this replica and takes over at once.
+/// `--leader-elect`) wait for the Lease, then `start` the controllers with the fence their AWS access must
+/// respect (`None` without leader election); until `shutdown` resolves (SIGTERM), leadership is lost
+/// (error, so the process exits and restarts), or the controllers end on their own. On shutdown the
+/// controllers stop (in-flight reconciles finish within [`STOP_TIMEOUT`]) before the Lease is released,
+/// so the successor never overlaps with this replica and takes over at once. On lost leadership they are
+/// abandoned at once: their AWS calls are fenced off already, and a status they wrote now (AWS
+/// unavailable) would contradict the new leader's.
 pub async fn operate<H, S, F>(
     args: &OperationsArgs,
     kube: kube::Client,
@@ -274,7 +319,7 @@ pub async fn operate<H, S, F>(
 ) -> anyhow::Result<()>
 where
     H: Stoppable,
-    S: FnOnce() -> H,
+    S: FnOnce(Option<aws::Fence>) -> H,
     F: Future<Output = anyhow::Result<()>>,
 {
     let probes = Arc::new(Probes::default());
@@ -311,7 +356,7 @@ async fn reconcile_while_leading<H, S, F>(
 ) -> anyhow::Result<()>
 where
     H: Stoppable,
-    S: FnOnce() -> H,
+    S: FnOnce(Option<aws::Fence>) -> H,
     F: Future<Output = anyhow::Result<()>>,
 {
     tokio::pin!(shutdown);
@@ -339,7 +384,10 @@ where
     };
     metrics.set_leader(true);
 
-    let handle = start();
+    let fence = election
+        .as_ref()
+        .map(|election| aws::Fence::new(election.leading_until()));
+    let handle = start(fence);
     let ended = async {
         loop {
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -354,22 +402,22 @@ where
             None => std::future::pending().await,
         }
     };
-    let outcome = tokio::select! {
+    let (outcome, stop_limit) = tokio::select! {
         // A failed signal handler ends the run too, and stops the controllers like any other ending.
-        result = &mut shutdown => result.inspect(|()| {
+        result = &mut shutdown => (result.inspect(|()| {
             tracing::info!("shutting down: finishing in-flight reconciles");
-        }),
+        }), STOP_TIMEOUT),
         () = lost => {
             probes.set_broken();
-            Err(anyhow::anyhow!("lost the leader Lease (not renewed in time): stopping so that only the new leader reconciles"))
+            (Err(anyhow::anyhow!("lost the leader Lease (not renewed in time): stopping so that only the new leader reconciles")), Duration::ZERO)
         }
         () = ended => {
             probes.set_broken();
-            Err(anyhow::anyhow!("the controllers ended on their own (their watches failed)"))
+            (Err(anyhow::anyhow!("the controllers ended on their own (their watches failed)")), STOP_TIMEOUT)
         }
     };
     probes.set_ready(false);
-    let stopped = handle.stop_within(STOP_TIMEOUT).await;
+    let stopped = handle.stop_within(stop_limit).await;
     metrics.set_leader(false);
     if let Some(election) = election {
         // Only after the controllers stopped: the successor must not start while we still reconcile.
@@ -563,6 +611,7 @@ mod tests {
         assert_eq!(cli.run.concurrency, 4);
         assert_eq!(cli.run.aws_rate_limit, AwsRateLimit::Aws);
         assert_eq!(cli.run.aws_call_timeout, Duration::from_secs(15));
+        assert!(cli.run.aws_app_name.is_none());
         assert!(cli.run.aws_quotas.is_empty());
         let unlimited = Cli::try_parse_from(["run", "--aws-rate-limit", "none"]).expect("valid");
         assert_eq!(unlimited.run.aws_rate_limit, AwsRateLimit::None);
@@ -578,7 +627,14 @@ mod tests {
         assert_eq!(quotas["CreateRoom"], 2.5);
         assert_eq!(quotas["GetRoom"], 1.0);
         assert_eq!(quotas["UntagResource"], 4.0);
+        let named = Cli::try_parse_from(["run", "--aws-app-name", "first_1.a"]).expect("valid");
+        assert_eq!(
+            named.run.aws_app_name.as_ref().map(|name| name.to_string()),
+            Some("first_1.a".to_owned())
+        );
         let rejected = [
+            ["--aws-app-name", "two words"],
+            ["--aws-app-name", ""],
             ["--aws-quota", "rooms=0"],
             ["--resync-period", "never"],
             ["--resync-period", "0s"],
@@ -587,6 +643,28 @@ mod tests {
             assert!(
                 Cli::try_parse_from(["run", flag, value]).is_err(),
                 "{flag} {value}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_default_app_name_is_the_replicas_name_made_valid() {
+        let long = "p".repeat(60);
+        // (pod or host name) -> app name
+        let cases = [
+            (
+                "ivschat-operator-7d9f8-x2x4q",
+                Some("ivschat-operator-7d9f8-x2x4q"),
+            ),
+            ("node 1/operator", Some("node-1-operator")),
+            (long.as_str(), Some(&long[..50])),
+            ("", None),
+        ];
+        for (name, expected) in cases {
+            assert_eq!(
+                app_name_from(name).map(|app| app.to_string()).as_deref(),
+                expected,
+                "{name:?}"
             );
         }
     }
@@ -690,7 +768,10 @@ mod tests {
                 &args,
                 kube.clone(),
                 &Metrics::new(),
-                move || stand_in,
+                move |fence: Option<aws::Fence>| {
+                    assert!(fence.is_none(), "no fence without leader election");
+                    stand_in
+                },
                 shutdown,
             )
             .await;

@@ -6,13 +6,17 @@
 //! the operation → lost response (a successful control-plane write's response replaced by a 500, its change
 //! kept; see [`super::traffic::loses_responses`]). Every response carries `x-amzn-RequestId`; every error carries
 //! `X-Amzn-Errortype` and a JSON body with `message`. Each API request is counted once by operation and outcome
-//! (a lost response as `InternalServerException`, and also in the lost-responses counter).
+//! (a lost response as `InternalServerException`, and also in the lost-responses counter), and logged with its
+//! caller's app name: the `app/NAME` token of its `User-Agent` (else of `X-Amz-User-Agent`), see [`caller_app`].
 //!
 //! A WebSocket upgrade (`GET /` with `Upgrade: websocket`) goes to the chat messaging endpoint ([`messaging`])
 //! before any of this.
 //!
 //! `/_emulator/*` is the unsigned admin API for tests (never counted in the metrics):
-//! - `GET /_emulator/metrics`: the request counters as Prometheus text; `POST /_emulator/metrics/reset` zeroes them.
+//! - `GET /_emulator/metrics`: the request counters as Prometheus text; `POST /_emulator/metrics/reset` zeroes them
+//!   and empties the request log.
+//! - `GET /_emulator/requests`: the request log, oldest first: `{"requests": [{"sequence": 1, "operation":
+//!   "CreateRoom", "outcome": "success", "app": "NAME" | null}, ...]}` (the last 100,000 requests).
 //! - `GET /_emulator/settings`: the runtime settings as JSON; `POST /_emulator/settings` with any subset of
 //!   `{"loggingTransitionDelay": "2s", "failTransitions": ["create","update","delete"], "enforceQuotas": true,
 //!   "roomQuota": 5 | null, "loggingConfigurationQuota": 10, "faultRate": 0.1, "lostResponseRate": 0.1,
@@ -33,7 +37,7 @@ use super::config::{RuntimeSettings, TransitionFailures, parse_duration};
 use super::error::ApiError;
 use super::ids;
 use super::messaging;
-use super::metrics::{SUCCESS, UNKNOWN_OPERATION};
+use super::metrics::{RequestRecord, SUCCESS, UNKNOWN_OPERATION};
 use super::operation;
 use super::operations::{self, Output};
 use super::service::Service;
@@ -99,11 +103,38 @@ async fn handle(State(service): State<Arc<Service>>, request: Request) -> Respon
         Ok(_) => SUCCESS,
         Err(error) => error.error_type(),
     };
-    service.metrics.record(operation_label, outcome);
+    service
+        .metrics
+        .record_from(operation_label, outcome, caller_app(&parts.headers));
     if let Err(error) = &result {
         tracing::debug!(operation = operation_label, %request_id, status = error.status(), error = %error, "request failed");
     }
     respond(result, &request_id)
+}
+
+/// Longest app name the request log keeps (the SDKs recommend at most 50 characters).
+const MAX_APP_NAME: usize = 64;
+
+/// The caller's app name: the `app/NAME` token of the `User-Agent` header, else of `X-Amz-User-Agent` (the AWS
+/// SDKs put their `app_name` setting in both). Only a name of the characters the SDKs allow, at most
+/// [`MAX_APP_NAME`] long, counts.
+pub fn caller_app(headers: &HeaderMap) -> Option<&str> {
+    let valid = |name: &&str| {
+        !name.is_empty()
+            && name.len() <= MAX_APP_NAME
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
+    };
+    [header::USER_AGENT.as_str(), "x-amz-user-agent"]
+        .into_iter()
+        .filter_map(|name| headers.get(name)?.to_str().ok())
+        .find_map(|agent| {
+            agent
+                .split_whitespace()
+                .filter_map(|token| token.strip_prefix("app/"))
+                .find(valid)
+        })
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {
@@ -222,6 +253,7 @@ fn admin(service: &Service, method: &Method, path: &str, body: &[u8]) -> Result<
             service.metrics.reset();
             Ok(Output::Json(json!({})))
         }
+        (Method::GET, "/requests") => Ok(Output::Json(requests_json(&service.metrics.requests()))),
         (Method::GET, "/settings") => Ok(Output::Json(settings_json(&service.traffic.settings()))),
         (Method::POST | Method::PUT | Method::PATCH, "/settings") => {
             let changes = parse_settings_changes(body)?;
@@ -241,6 +273,21 @@ fn admin(service: &Service, method: &Method, path: &str, body: &[u8]) -> Result<
             message: format!("No emulator admin endpoint at {method} {path}"),
         }),
     }
+}
+
+fn requests_json(requests: &[RequestRecord]) -> Value {
+    let requests: Vec<Value> = requests
+        .iter()
+        .map(|request| {
+            json!({
+                "sequence": request.sequence,
+                "operation": request.operation,
+                "outcome": request.outcome,
+                "app": request.app.as_deref(),
+            })
+        })
+        .collect();
+    json!({ "requests": requests })
 }
 
 fn settings_json(settings: &RuntimeSettings) -> Value {
@@ -442,6 +489,55 @@ mod tests {
             }
         }
         assert!(matches!(apply("[1]"), Err(ApiError::Serialization { .. })));
+    }
+
+    #[test]
+    fn the_caller_is_the_user_agents_app_name() {
+        let sdk = "aws-sdk-rust/1.3.9 ua/2.1 api/ivschat/1.120.0 os/linux lang/rust/1.95.0 m/E app/first_1.a";
+        let long = format!("app/{}", "a".repeat(MAX_APP_NAME + 1));
+        // (User-Agent, X-Amz-User-Agent) -> app
+        let cases = [
+            (Some(sdk), None, Some("first_1.a")),
+            (None, Some(sdk), Some("first_1.a")),
+            (Some("aws-cli/2.15 app/cli"), Some(sdk), Some("cli")),
+            // No app token in the User-Agent: the SDK's other header still tells.
+            (Some("curl/8.5"), Some(sdk), Some("first_1.a")),
+            (Some("aws-sdk-rust/1.3.9 os/linux"), None, None),
+            (Some("app/"), None, None),
+            (Some("app/bad(name)"), None, None),
+            (Some(long.as_str()), None, None),
+            (None, None, None),
+        ];
+        for (user_agent, amz_user_agent, expected) in cases {
+            let mut headers = HeaderMap::new();
+            for (name, value) in [
+                ("user-agent", user_agent),
+                ("x-amz-user-agent", amz_user_agent),
+            ] {
+                if let Some(value) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
+                    headers.insert(name, value);
+                }
+            }
+            assert_eq!(
+                caller_app(&headers),
+                expected,
+                "{user_agent:?} {amz_user_agent:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_request_log_renders_as_json() {
+        let json = requests_json(&[RequestRecord {
+            sequence: 7,
+            operation: "CreateRoom",
+            outcome: SUCCESS,
+            app: Some(std::sync::Arc::from("first")),
+        }]);
+        assert_eq!(
+            json,
+            serde_json::json!({"requests": [{"sequence": 7, "operation": "CreateRoom", "outcome": "success", "app": "first"}]})
+        );
     }
 
     #[test]

@@ -250,6 +250,12 @@ impl Emulator {
         self.service.metrics.lost_responses(operation)
     }
 
+    /// The request log (the last 100,000 API requests, oldest first), each with its caller's app name: the
+    /// same as `GET /_emulator/requests`.
+    pub fn requests(&self) -> Vec<metrics::RequestRecord> {
+        self.service.metrics.requests()
+    }
+
     pub fn reset_metrics(&self) {
         self.service.metrics.reset();
     }

@@ -6,10 +6,16 @@
 //! `InternalServerException`, like any other 500, so request totals and error shares stay what the client
 //! observed; a second counter, `ivschat_emulator_lost_responses_total{operation}`, counts those of them whose
 //! change was nevertheless made, which no outcome label could tell apart from an injected fault.
+//!
+//! Beside the counters, the **request log** keeps the last [`REQUEST_LOG_CAPACITY`] API requests in the
+//! order they were answered, each with its caller's identity: the app name of its User-Agent (`app/NAME`,
+//! what the AWS SDKs' `app_name` setting adds), so a test can tell two clients apart, e.g. which of two
+//! operator processes wrote and when (`GET /_emulator/requests`). Names are not labels of the counters:
+//! they come from clients, so they are unbounded.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Operation label for requests that match no operation.
 pub const UNKNOWN_OPERATION: &str = "unknown";
@@ -19,20 +25,85 @@ pub const SUCCESS: &str = "success";
 /// A copy of the counters: (operation, outcome) → count.
 pub type MetricsSnapshot = BTreeMap<(String, String), u64>;
 
+/// Requests the log keeps (the oldest are dropped first): enough for any test, a few MiB at most.
+pub const REQUEST_LOG_CAPACITY: usize = 100_000;
+
+/// One answered API request, as the request log keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestRecord {
+    /// 1, 2, ...: the order in which the emulator answered (an answer follows its change at once), counted
+    /// from the last reset.
+    pub sequence: u64,
+    pub operation: &'static str,
+    /// `success` or the error type name, as in the counters.
+    pub outcome: &'static str,
+    /// The caller's app name (`app/NAME` in its User-Agent), if it sent one.
+    pub app: Option<Arc<str>>,
+}
+
+#[derive(Debug, Default)]
+struct RequestLog {
+    records: VecDeque<RequestRecord>,
+    /// Sequence number of the last record.
+    last: u64,
+    /// App names seen, shared by their records.
+    apps: BTreeMap<String, Arc<str>>,
+}
+
 #[derive(Debug, Default)]
 pub struct Metrics {
     counters: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     /// Operation → requests whose change was made but whose response was replaced by a 500.
     lost_responses: Mutex<BTreeMap<&'static str, u64>>,
+    log: Mutex<RequestLog>,
 }
 
 impl Metrics {
+    /// Counts a request of an unnamed caller (see [`Metrics::record_from`]).
     pub fn record(&self, operation: &'static str, outcome: &'static str) {
+        self.record_from(operation, outcome, None);
+    }
+
+    /// Counts a request and logs it with its caller's app name.
+    pub fn record_from(&self, operation: &'static str, outcome: &'static str, app: Option<&str>) {
         let mut counters = self
             .counters
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         *counters.entry((operation, outcome)).or_insert(0) += 1;
+        drop(counters);
+        let mut log = self
+            .log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let app = app.map(|name| match log.apps.get(name) {
+            Some(shared) => shared.clone(),
+            None => {
+                let shared: Arc<str> = Arc::from(name);
+                log.apps.insert(name.to_owned(), shared.clone());
+                shared
+            }
+        });
+        log.last += 1;
+        let sequence = log.last;
+        if log.records.len() == REQUEST_LOG_CAPACITY {
+            log.records.pop_front();
+        }
+        log.records.push_back(RequestRecord {
+            sequence,
+            operation,
+            outcome,
+            app,
+        });
+    }
+
+    /// The request log, oldest first.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        let log = self
+            .log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        log.records.iter().cloned().collect()
     }
 
     /// Counts a request of `operation` whose change was kept but whose response was dropped (its outcome is
@@ -102,6 +173,10 @@ impl Metrics {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();
+        *self
+            .log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = RequestLog::default();
     }
 
     /// Prometheus text exposition format (version 0.0.4).
@@ -182,5 +257,50 @@ mod tests {
         metrics.reset();
         assert_eq!(metrics.total("CreateRoom"), 0);
         assert_eq!(metrics.lost_responses("UpdateRoom"), 0);
+    }
+
+    #[test]
+    fn the_request_log_keeps_order_caller_and_outcome_and_is_bounded() {
+        let metrics = Metrics::default();
+        metrics.record_from("CreateRoom", SUCCESS, Some("first"));
+        metrics.record_from("GetRoom", "ResourceNotFoundException", Some("second"));
+        metrics.record("ListRooms", SUCCESS);
+        metrics.record_from("UpdateRoom", SUCCESS, Some("first"));
+        let log = metrics.requests();
+        let seen: Vec<(u64, &str, &str, Option<&str>)> = log
+            .iter()
+            .map(|r| (r.sequence, r.operation, r.outcome, r.app.as_deref()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (1, "CreateRoom", SUCCESS, Some("first")),
+                (2, "GetRoom", "ResourceNotFoundException", Some("second")),
+                (3, "ListRooms", SUCCESS, None),
+                (4, "UpdateRoom", SUCCESS, Some("first")),
+            ]
+        );
+        // One copy of each name, shared by its records.
+        assert!(Arc::ptr_eq(
+            log[0].app.as_ref().expect("app"),
+            log[3].app.as_ref().expect("app")
+        ));
+        // The counters count the same requests.
+        assert_eq!(metrics.total("CreateRoom") + metrics.total("UpdateRoom"), 2);
+
+        for _ in 0..REQUEST_LOG_CAPACITY {
+            metrics.record("GetRoom", SUCCESS);
+        }
+        let log = metrics.requests();
+        assert_eq!(log.len(), REQUEST_LOG_CAPACITY);
+        assert_eq!(log[0].sequence, 5, "the oldest are dropped first");
+        assert_eq!(
+            log.last().map(|r| r.sequence),
+            Some(4 + REQUEST_LOG_CAPACITY as u64)
+        );
+        metrics.reset();
+        assert!(metrics.requests().is_empty());
+        metrics.record("GetRoom", SUCCESS);
+        assert_eq!(metrics.requests()[0].sequence, 1, "numbered from the reset");
     }
 }

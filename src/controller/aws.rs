@@ -11,6 +11,11 @@
 //!   driver, whose ownership-tag lookup finds it instead of creating another.
 //!
 //! The SDK's own retries are switched off: they would resend outside the budget.
+//!
+//! And, for a replica that leads by a Lease, the **fence** ([`Fence`]): a call is not sent once the
+//! leadership's validity has passed, and a call in flight when it passes is abandoned, so a leader that
+//! could not renew its Lease makes no AWS call by the time a successor may take over. The controllers get
+//! the fence as a value (an instant that renewals move on); who moves it is the process's business.
 
 use super::aws_error::{AwsError, ErrorClass};
 use super::rate_limit::RateLimiter;
@@ -23,6 +28,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
+// The runtime's clock, like the elector's that sets the fence, so that both can be tested with a paused clock.
+use tokio::time::Instant;
 
 /// Whether a failed call may be sent again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,18 +81,80 @@ impl CallPolicy {
 
 /// Whether a failed attempt is sent again under `retry`.
 pub fn should_retry(err: &AwsError, retry: Retry) -> bool {
-    if err.class != ErrorClass::Transient {
+    // The fence stays down until a renewal, which no backoff here would wait for.
+    if err.class != ErrorClass::Transient || err.is_not_leading() {
         return false;
     }
     err.is_throttling() || retry == Retry::Idempotent
 }
 
-/// The IVS Chat client the controllers use: the SDK client, the shared rate budget and the call policy.
+/// Until when this replica may call AWS: `Some(instant)` while it leads (the instant moves on with every
+/// renewal of its Lease), `None` when it does not lead. Clones watch the same value.
+#[derive(Clone, Debug)]
+pub struct Fence {
+    valid_until: watch::Receiver<Option<Instant>>,
+}
+
+impl Fence {
+    pub fn new(valid_until: watch::Receiver<Option<Instant>>) -> Self {
+        Fence { valid_until }
+    }
+
+    /// Whether a call may be sent now.
+    pub fn holds(&self) -> bool {
+        matches!(*self.valid_until.borrow(), Some(until) if Instant::now() < until)
+    }
+
+    /// Resolves once the fence is down: its instant passed without a renewal moving it on, or leadership
+    /// ended. At once when it is down already.
+    pub async fn fired(&self) {
+        let mut valid_until = self.valid_until.clone();
+        loop {
+            let Some(until) = *valid_until.borrow_and_update() else {
+                return;
+            };
+            if Instant::now() >= until {
+                return;
+            }
+            tokio::select! {
+                // Then look again: a renewal may have moved the instant on meanwhile.
+                () = tokio::time::sleep_until(until) => {}
+                changed = valid_until.changed() => {
+                    if changed.is_err() {
+                        // Nobody renews any more: the last instant is final.
+                        tokio::time::sleep_until(until).await;
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// `work` unless the fence is down already, and abandoned (dropped) when the fence goes down first.
+    async fn guard<T>(
+        &self,
+        operation: &'static str,
+        work: impl Future<Output = Result<T, AwsError>>,
+    ) -> Result<T, AwsError> {
+        if !self.holds() {
+            return Err(AwsError::not_leading(operation));
+        }
+        tokio::select! {
+            biased;
+            () = self.fired() => Err(AwsError::not_leading(operation)),
+            result = work => result,
+        }
+    }
+}
+
+/// The IVS Chat client the controllers use: the SDK client, the shared rate budget, the call policy and
+/// (for a replica that leads by a Lease) the fence.
 #[derive(Clone, Debug)]
 pub struct Aws {
     client: aws_sdk_ivschat::Client,
     limiter: Option<Arc<RateLimiter>>,
     policy: CallPolicy,
+    fence: Option<Fence>,
 }
 
 impl Aws {
@@ -113,7 +183,14 @@ impl Aws {
             client: aws_sdk_ivschat::Client::from_conf(config),
             limiter,
             policy,
+            fence: None,
         }
+    }
+
+    /// The same access, calling AWS only while `fence` holds (`None`: always, as without leader election).
+    pub fn fenced_by(mut self, fence: Option<Fence>) -> Self {
+        self.fence = fence;
+        self
     }
 
     /// The same access with every HTTP attempt counted in `metrics` (by operation and outcome).
@@ -133,7 +210,8 @@ impl Aws {
     }
 
     /// Sends one IVS Chat call: each attempt waits for a slot of `operation`, is bounded by the attempt
-    /// timeout, and failures are retried as [`Retry`] allows. `send` builds and sends the request.
+    /// timeout and by the fence, and failures are retried as [`Retry`] allows. `send` builds and sends the
+    /// request.
     pub async fn call<T, E, Fut>(
         &self,
         operation: &'static str,
@@ -146,15 +224,14 @@ impl Aws {
     {
         let mut attempt = 1;
         loop {
-            if let Some(limiter) = &self.limiter {
-                limiter.acquire(operation).await;
-            }
-            let err =
-                match tokio::time::timeout(self.policy.attempt_timeout, send(&self.client)).await {
-                    Ok(Ok(output)) => return Ok(output),
-                    Ok(Err(err)) => AwsError::from_sdk(operation, err),
-                    Err(_) => AwsError::timed_out(operation, self.policy.attempt_timeout),
-                };
+            let err = match &self.fence {
+                None => self.attempt(operation, &send).await,
+                Some(fence) => fence.guard(operation, self.attempt(operation, &send)).await,
+            };
+            let err = match err {
+                Ok(output) => return Ok(output),
+                Err(err) => err,
+            };
             // (Every attempt, throttled or not, is counted by the client's metrics interceptor, when the
             // client is `counted_in` metrics.)
             if err.is_throttling()
@@ -172,6 +249,33 @@ impl Aws {
             tracing::debug!(operation, attempt, ?delay, error = %err, "retrying an AWS call");
             tokio::time::sleep(delay).await;
             attempt += 1;
+        }
+    }
+
+    /// One attempt: its slot in the budget, then the request, bounded by the attempt timeout.
+    async fn attempt<T, E, Fut>(
+        &self,
+        operation: &'static str,
+        send: &impl Fn(&aws_sdk_ivschat::Client) -> Fut,
+    ) -> Result<T, AwsError>
+    where
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        if let Some(limiter) = &self.limiter {
+            limiter.acquire(operation).await;
+        }
+        // The slot may have taken long: nothing is sent once the fence is down (the guard around this
+        // attempt fires too, but only at its timer's next tick).
+        if let Some(fence) = &self.fence
+            && !fence.holds()
+        {
+            return Err(AwsError::not_leading(operation));
+        }
+        match tokio::time::timeout(self.policy.attempt_timeout, send(&self.client)).await {
+            Ok(Ok(output)) => Ok(output),
+            Ok(Err(err)) => Err(AwsError::from_sdk(operation, err)),
+            Err(_) => Err(AwsError::timed_out(operation, self.policy.attempt_timeout)),
         }
     }
 }
@@ -226,6 +330,117 @@ mod tests {
                 "{class:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_fenced_call_is_never_retried_here() {
+        let fenced = AwsError::not_leading("UpdateRoom");
+        assert!(!should_retry(&fenced, Retry::Idempotent));
+        assert!(!should_retry(&fenced, Retry::OnlyIfNotRun));
+    }
+
+    /// An SDK client that is never used to send (the tests' `send` answers by itself).
+    fn offline_aws() -> Aws {
+        let config = aws_sdk_ivschat::Config::builder()
+            .behavior_version(aws_sdk_ivschat::config::BehaviorVersion::latest())
+            .region(aws_sdk_ivschat::config::Region::new("us-west-2"))
+            .build();
+        Aws::unlimited(aws_sdk_ivschat::Client::from_conf(config))
+    }
+
+    type GetRoomResult =
+        Result<(), SdkError<aws_sdk_ivschat::operation::get_room::GetRoomError, HttpResponse>>;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_fence_refuses_calls_once_down_and_abandons_those_in_flight() {
+        let seconds = Duration::from_secs;
+        // (fence valid until, seconds from the start; a renewal: (when, valid until); the call starts
+        // after; the call's answer takes, None = never) -> (sends made, the call's outcome: Ok or
+        // NotLeading, when it ends)
+        type Case = (
+            Option<u64>,
+            Option<(u64, u64)>,
+            u64,
+            Option<u64>,
+            usize,
+            bool,
+            u64,
+        );
+        let cases: [Case; 7] = [
+            // Not leading, or the fence passed: not even sent.
+            (None, None, 0, Some(0), 0, false, 0),
+            (Some(3), None, 3, Some(0), 0, false, 3),
+            (Some(3), None, 5, Some(0), 0, false, 5),
+            // Answered before the fence: fine.
+            (Some(3), None, 0, Some(2), 1, true, 2),
+            // In flight when the fence goes down: abandoned right then, not at the attempt timeout (15 s).
+            (Some(3), None, 1, None, 1, false, 3),
+            // A renewal moves the fence on: the call in flight goes on until the new instant.
+            (Some(3), Some((2, 6)), 1, None, 1, false, 6),
+            (Some(3), Some((2, 6)), 1, Some(4), 1, true, 5),
+        ];
+        for (until, renewal, starts_after, answer_after, sends, succeeds, ends_after) in cases {
+            let what = format!("{until:?} {renewal:?} {starts_after} {answer_after:?}");
+            let base = Instant::now();
+            let at = move |s: u64| base + seconds(s);
+            let (valid_until, fence) = watch::channel(until.map(at));
+            let aws = offline_aws().fenced_by(Some(Fence::new(fence)));
+            let renewer = tokio::spawn(async move {
+                if let Some((when, until)) = renewal {
+                    tokio::time::sleep_until(at(when)).await;
+                    valid_until.send_replace(Some(at(until)));
+                }
+                // Kept until the case ends, so the fence still has a renewer.
+                std::future::pending::<()>().await;
+            });
+            tokio::time::sleep_until(at(starts_after)).await;
+            let sent = std::sync::atomic::AtomicUsize::new(0);
+            let outcome = aws
+                .call("GetRoom", Retry::Idempotent, |_| {
+                    sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    async move {
+                        match answer_after {
+                            Some(after) => tokio::time::sleep(seconds(after)).await,
+                            None => std::future::pending().await,
+                        }
+                        GetRoomResult::Ok(())
+                    }
+                })
+                .await;
+            renewer.abort();
+            assert_eq!(sent.into_inner(), sends, "{what}");
+            match outcome {
+                Ok(()) => assert!(succeeds, "{what}"),
+                Err(err) => assert!(!succeeds && err.is_not_leading(), "{what}: {err}"),
+            }
+            assert_eq!(base.elapsed(), seconds(ends_after), "{what}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fence_fires_at_its_instant_unless_renewed_and_when_leadership_ends() {
+        let base = Instant::now();
+        let (valid_until, receiver) = watch::channel(Some(base + Duration::from_secs(4)));
+        let fence = Fence::new(receiver);
+        assert!(fence.holds());
+        // Renewed at 3 s to 7 s, then leadership ends at 5 s.
+        let renewer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            valid_until.send_replace(Some(base + Duration::from_secs(7)));
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            valid_until.send_replace(None);
+            valid_until
+        });
+        fence.fired().await;
+        assert_eq!(base.elapsed(), Duration::from_secs(5));
+        assert!(!fence.holds());
+        // With nobody renewing, the last instant is final.
+        let valid_until = renewer.await.expect("renewer");
+        valid_until.send_replace(Some(Instant::now() + Duration::from_secs(2)));
+        drop(valid_until);
+        let dropped_at = Instant::now();
+        fence.fired().await;
+        assert_eq!(dropped_at.elapsed(), Duration::from_secs(2));
     }
 
     #[test]

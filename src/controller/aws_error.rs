@@ -111,6 +111,27 @@ impl AwsError {
         }
     }
 
+    /// A call this replica may not make (or may not wait for) because its leadership is not confirmed: the
+    /// fence ([`super::aws::Fence`]) passed before the call was sent, or while it was in flight. Transient,
+    /// so the driver retries it later; a create abandoned in flight may have run, and is looked up first
+    /// like any create whose answer was lost.
+    pub fn not_leading(operation: &'static str) -> Self {
+        AwsError {
+            operation,
+            class: ErrorClass::Transient,
+            code: NOT_LEADING.to_owned(),
+            message:
+                "this replica's leadership is not confirmed (its Lease was not renewed in time): \
+                      AWS calls are not sent, and those in flight are abandoned"
+                    .to_owned(),
+        }
+    }
+
+    /// Refused or abandoned by the fence: retrying at once cannot help (the fence stays down until a renewal).
+    pub fn is_not_leading(&self) -> bool {
+        self.code == NOT_LEADING
+    }
+
     /// AWS refused the call for its rate quota (so it certainly did not run it).
     pub fn is_throttling(&self) -> bool {
         is_throttling_code(&self.code)
@@ -125,6 +146,9 @@ impl AwsError {
         self
     }
 }
+
+/// The code of [`AwsError::not_leading`] (never an AWS code: those end in `Exception` or are HTTP statuses).
+const NOT_LEADING: &str = "NotLeading";
 
 fn humantime_secs(duration: Duration) -> String {
     format!("{:.1}s", duration.as_secs_f64())
@@ -261,6 +285,16 @@ mod tests {
             throttled.not_found_is_terminal().class,
             ErrorClass::Transient
         );
+    }
+
+    #[test]
+    fn a_fenced_call_is_transient_and_named_as_such() {
+        let fenced = AwsError::not_leading("CreateRoom");
+        assert_eq!(fenced.class, ErrorClass::Transient);
+        assert_eq!(fenced.class.reason(), "AwsUnavailable");
+        assert!(fenced.is_not_leading());
+        assert!(!fenced.is_throttling());
+        assert!(!AwsError::timed_out("CreateRoom", Duration::from_secs(1)).is_not_leading());
     }
 
     #[test]

@@ -753,10 +753,10 @@ async fn the_controllers_run_a_full_scenario_as_the_deploy_service_account() {
             &operations,
             lease_client,
             &metrics,
-            move || {
-                controller::start(
+            move |fence| {
+                controller::start_with(
                     operator,
-                    aws,
+                    controller::aws::Aws::unlimited(aws).fenced_by(fence),
                     Options {
                         timing: test_timing(Duration::from_secs(2)),
                         metrics: controller_metrics,

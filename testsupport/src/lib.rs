@@ -3,7 +3,8 @@
 //! Kubernetes objects ([`objects`]), child processes and tool installers ([`command`]), plain HTTP and free
 //! ports ([`http`]), the Prometheus text format ([`metrics`]), SigV4 signing of raw requests ([`sigv4`]),
 //! the emulator and WebSocket clients of its chat API ([`emulator`], [`messaging`]), starting the operator
-//! in-process or as a process ([`operator`]) and which tests may run side by side ([`serial`]).
+//! in-process or as a process ([`operator`]), a TCP proxy that partitions a process from the API server
+//! ([`proxy`]) and which tests may run side by side ([`serial`]).
 //!
 //! `testenv` stays the control-plane launcher (and the `make cluster-up` binary); this crate builds on it.
 
@@ -15,6 +16,7 @@ pub mod messaging;
 pub mod metrics;
 pub mod objects;
 pub mod operator;
+pub mod proxy;
 pub mod serial;
 pub mod sigv4;
 

@@ -44,6 +44,13 @@ impl Target {
         }
     }
 
+    /// The same target reached through another kubeconfig (e.g. one whose server is a
+    /// [`crate::proxy::Proxy`]).
+    pub fn with_kubeconfig(mut self, kubeconfig: PathBuf) -> Target {
+        self.kubeconfig = kubeconfig;
+        self
+    }
+
     /// `BINARY run --namespace NAMESPACE --aws-endpoint-url EMULATOR` with the kubeconfig, region and
     /// credentials in the environment; the caller adds its own flags and where the output goes. `binary` is
     /// the caller's `env!("CARGO_BIN_EXE_ivschat-operator")` (Cargo gives that path only to the package's

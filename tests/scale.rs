@@ -24,8 +24,9 @@ use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-/// Above what converging costs with 10 % of requests failing (about 2.3 calls a room: the ownership lookup,
-/// the create, retries, and the listings' share), far below a pass that would read or write each room twice.
+/// Above what converging costs with 10 % of requests failing (about 1.7 calls a room: the create, a lookup
+/// and a second create or a read after each failed one, retries, and the listings' share; about 2.0 when a
+/// lookup preceded every create), far below a pass that would read or write each room twice.
 const CALLS_PER_ROOM_CEILING: f64 = 3.0;
 
 /// Creates `count` ChatRooms, 16 requests at a time: even-numbered ones named (the ownership lookup uses

@@ -4,6 +4,9 @@
 //!   the AWS API rate quotas (ivschat-api.md §5.1) enforced by the emulator (with quotas: once with the
 //!   operator's default rate budget `--aws-rate-limit aws`, once without it, `none`, retrying throttled
 //!   calls with backoff alone);
+//! - AWS calls per created resource from the first apply to all Ready (every request the emulator answered,
+//!   throttled ones included, divided by the rooms and configurations created; issue #12 asks for at most
+//!   1.05), and how many of them were listings (drift detection and the ownership lookups share them);
 //! - AWS calls per room in one resync period at steady state (and that none of them is a write);
 //! - the operator's peak RSS (VmHWM of the child process).
 //!
@@ -49,6 +52,8 @@ struct Outcome {
     to_ready: Duration,
     writes_to_ready: u64,
     throttled_to_ready: u64,
+    calls_per_created: f64,
+    listings_to_ready: u64,
     steady_calls_per_room: Option<f64>,
     steady_writes: Option<u64>,
     peak_rss_kib: u64,
@@ -82,22 +87,26 @@ async fn bench(rooms: usize) -> anyhow::Result<()> {
         "ivschat-operator: {rooms} ChatRooms + {CONFIGS} ChatLoggingConfigurations; resync {RESYNC:?}"
     );
     println!(
-        "{:<26} {:>12} {:>13} {:>10} {:>18} {:>14} {:>12}",
+        "{:<26} {:>12} {:>13} {:>10} {:>14} {:>9} {:>18} {:>14} {:>12}",
         "scenario",
         "apply→Ready",
         "write calls",
         "throttled",
+        "calls/created",
+        "listings",
         "calls/room/resync",
         "steady writes",
         "peak RSS"
     );
     for o in &outcomes {
         println!(
-            "{:<26} {:>11.1}s {:>13} {:>10} {:>18} {:>14} {:>8.1} MiB",
+            "{:<26} {:>11.1}s {:>13} {:>10} {:>14.3} {:>9} {:>18} {:>14} {:>8.1} MiB",
             o.label,
             o.to_ready.as_secs_f64(),
             o.writes_to_ready,
             o.throttled_to_ready,
+            o.calls_per_created,
+            o.listings_to_ready,
             o.steady_calls_per_room
                 .map_or("-".to_owned(), |c| format!("{c:.3}")),
             o.steady_writes.map_or("-".to_owned(), |w| w.to_string()),
@@ -237,6 +246,10 @@ async fn scenario(
     let to_ready = start.elapsed();
     let writes_to_ready = emulator::writes(&emulator);
     let throttled_to_ready = emulator::with_outcome(&emulator, "ThrottlingException");
+    let calls_to_ready: u64 = emulator.metrics().values().sum();
+    let calls_per_created = calls_to_ready as f64 / (rooms + CONFIGS) as f64;
+    let listings_to_ready =
+        emulator.request_total("ListRooms") + emulator.request_total("ListLoggingConfigurations");
     eprintln!("{label}: all Ready in {to_ready:.1?} ({writes_to_ready} AWS writes)");
 
     // Steady state: skip the resync wave of the creation burst, then count exactly one period.
@@ -257,6 +270,8 @@ async fn scenario(
         to_ready,
         writes_to_ready,
         throttled_to_ready,
+        calls_per_created,
+        listings_to_ready,
         steady_calls_per_room,
         steady_writes,
         peak_rss_kib,

@@ -24,9 +24,12 @@ pub mod reasons {
     pub const IN_USE: &str = "InUse";
     /// Deletion of the AWS resource is in progress.
     pub const DELETING: &str = "Deleting";
-    /// Before creating (or before releasing a deleted object), the operator is listing AWS for a resource
-    /// that already carries the object's ownership tag.
+    /// Before creating again after an attempt whose result was not recorded (or before releasing a deleted
+    /// object with such an attempt), the operator is listing AWS for a resource that already carries the
+    /// object's ownership tag.
     pub const LOOKING_UP: &str = "LookingUpOwnedResource";
+    /// The create attempt is recorded in status (`status.createAttempt`) and the create is being sent.
+    pub const CREATING: &str = "Creating";
 }
 
 crate::crd::managed_status! {

@@ -5,16 +5,34 @@
 //!   management policy and make it immutable ([`adopt_arn_rules`]), and [`ManagedSpec::policies`], the
 //!   driver's view of them;
 //! - in the status, the fields that report the resource (ARN, ID, AWS times, observed generation, managed
-//!   tag keys, conditions as a list-map keyed on `type`: [`conditions_by_type`]).
+//!   tag keys, conditions as a list-map keyed on `type`: [`conditions_by_type`]), and the write-ahead
+//!   record of a create sent but not yet answered ([`CreateAttempt`]).
 //!
 //! A kind declares its spec with [`managed_spec!`] and its status with [`managed_status!`]: each appends
 //! the shared fields to the kind's own, so the Rust field paths and the schema stay flat (`spec.adoptArn`,
 //! `status.arn`) exactly as if every field were written out in each kind.
 
+use super::schema::for_kubernetes;
 use super::{DeletionPolicy, ManagementPolicy};
-use schemars::Schema;
+use schemars::{JsonSchema, Schema};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+
+/// A create the operator is about to send, or sent without learning its result, recorded in status
+/// before the create call (`status.createAttempt`). Creates take no idempotency token: while a record is
+/// there and no ARN replaces it, the operator first looks for a resource carrying the object's ownership
+/// tag before creating again (a crash, a lost answer, a timeout or a deposed leader may have left one).
+/// An object without a record never had a create sent, so its first create needs no lookup.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(transform = for_kubernetes)]
+pub struct CreateAttempt {
+    /// Random ID of the attempt, new for every create sent.
+    pub id: String,
+    /// When the attempt was recorded, just before its create call (RFC 3339).
+    pub started_at: String,
+}
 
 /// What the spec says about the AWS resource's life, common to every kind.
 #[derive(Clone, Debug, Default)]
@@ -156,6 +174,12 @@ macro_rules! managed_status {
             pub update_time: Option<String>,
 
             $($fields)*
+
+            /// A create sent (or about to be) whose result is not recorded yet: the ARN replaces it once the
+            /// create answers. While it is here without an ARN, the operator looks up the resources tagged
+            /// as this object's before creating again or releasing the object.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub create_attempt: Option<$crate::crd::CreateAttempt>,
 
             /// The metadata.generation this status describes.
             #[serde(default, skip_serializing_if = "Option::is_none")]

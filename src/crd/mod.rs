@@ -23,7 +23,7 @@ pub use chat_room::{
     LoggingConfigurationTarget, MessageReviewHandler,
 };
 pub(crate) use managed::managed_status;
-pub use managed::{ManagedSpec, Policies};
+pub use managed::{CreateAttempt, ManagedSpec, Policies};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::CustomResourceExt;

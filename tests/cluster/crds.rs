@@ -708,6 +708,7 @@ async fn status_subresource_keeps_spec_and_status_apart() {
             "arn:aws:ivschat:us-west-2:123456789012:logging-configuration/ABcdef34ghIJ".into(),
         ],
         managed_tag_keys: vec!["team".into()],
+        create_attempt: None,
         conditions: vec![condition(CONDITION_READY, "True", "Synced")],
     };
     let status_patch = |status: &ChatRoomStatus| {

@@ -1,9 +1,16 @@
 //! The apply path: observe, diff, act. A pass first asks the object's memory whether AWS needs asking at
 //! all (in sync and not due, or an outcome kept from a failed status write), then the listing (a resync the
-//! latest listing confirms), and only then reads AWS; a create is always preceded by the ownership lookup.
+//! latest listing confirms), and only then reads AWS.
+//!
+//! Creates are written ahead: before a create is sent, the status records the attempt
+//! (`status.createAttempt`, written on the version of the object the pass read), and the create's ARN
+//! replaces it. The ownership lookup runs only where an attempt may have created something nobody recorded:
+//! an attempt in status without an ARN (a crash, a lost answer, a timeout, a deposed leader), a create this
+//! process sent (its memory), or a known resource that vanished. An object with none of these never had a
+//! create sent, so its create is one AWS call.
 
 use super::drift::confirm_by_listing;
-use super::kube_io::finish;
+use super::kube_io::{finish, write_status_at_version};
 use super::memory::{SyncMemory, fingerprint, memory_key};
 use super::report::{Pass, Report, Requeue, health_of_state, normal, warning};
 use super::{Context, ManagedKind, Observed, ReconcileError};
@@ -11,10 +18,12 @@ use crate::controller::aws::{Aws, Retry};
 use crate::controller::aws_error::{AwsError, ErrorClass};
 use crate::controller::inventory::Listed;
 use crate::controller::plan::{changed_fields, managed_keys, plan_tags};
-use crate::controller::status::{Health, StatusDocument, reasons};
+use crate::controller::status::{Health, StatusDocument, merge_conditions, reasons};
 use crate::crd::{
-    CONDITION_READY, CONDITION_STALLED, DeletionPolicy, ManagementPolicy, tags_with_ownership,
+    CONDITION_READY, CONDITION_STALLED, CreateAttempt, DeletionPolicy, ManagementPolicy,
+    tags_with_ownership,
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
@@ -36,6 +45,15 @@ pub(super) async fn apply<K: ManagedKind>(
         return Ok(Pass::quiet(Action::await_change()));
     }
     let key = memory_key(object);
+    if ctx
+        .memory
+        .is_outdated_view(&key, object.resource_version().as_deref())
+    {
+        // The store still shows the record of this process's own create attempt, not yet the outcome it
+        // wrote: deciding from it could repeat the create or overwrite the outcome. The newer version's
+        // watch event brings the object back; the requeue is a safety net.
+        return Ok(Pass::quiet(Action::requeue(ctx.timing.poll_interval)));
+    }
     let fingerprint = fingerprint(object, &ctx.kind);
     let verified_at = match ctx.memory.sync_memory(&key, fingerprint) {
         SyncMemory::Fresh(until_resync) => return Ok(Pass::quiet(Action::requeue(until_resync))),
@@ -52,8 +70,16 @@ pub(super) async fn apply<K: ManagedKind>(
             }
             let mut next = current.clone();
             next.observed_generation = generation;
-            let report = sync(object, ctx, &current, &mut next).await;
-            (next, report)
+            match sync(object, ctx, api, &current, &mut next).await {
+                Ok(report) => (next, report),
+                // The create attempt could not be recorded on the version read: the object changed since
+                // (its watch event brings the newer version), so nothing was sent and nothing is written.
+                Err(ReconcileError::Kube(kube::Error::Api(status))) if status.code == 409 => {
+                    tracing::debug!(object = %object.name_any(), "object changed before its create attempt was recorded");
+                    return Ok(Pass::quiet(Action::requeue(ctx.timing.poll_interval)));
+                }
+                Err(err) => return Err(err),
+            }
         }
     };
     let ready = matches!(report.health, Health::Ready { .. });
@@ -62,7 +88,12 @@ pub(super) async fn apply<K: ManagedKind>(
     }
     let settled = ready && report.requeue == Requeue::Resync;
     let pass = match finish(object, ctx, api, &current, next.clone(), report.clone()).await {
-        Ok(done) => done,
+        Ok(done) => {
+            if let Some(version) = &report.attempt_version {
+                ctx.memory.attempt_superseded(&key, version);
+            }
+            done
+        }
         Err(err) => {
             ctx.memory.keep_unwritten(&key, fingerprint, next, report);
             return Err(err);
@@ -92,28 +123,30 @@ fn mirror<K: ManagedKind>(status: &mut StatusDocument, observed: &Observed<K::Fi
     K::mirror_fields(&observed.fields, status);
 }
 
-/// Observe, diff, act: the body of an apply pass. Never fails: every failure becomes a [`Report`].
+/// Observe, diff, act: the body of an apply pass. Every AWS failure becomes a [`Report`]; the only error is
+/// a failed write of a create attempt's record, after which nothing was sent to AWS.
 async fn sync<K: ManagedKind>(
     object: &K,
     ctx: &Context<K>,
+    api: &Api<K>,
     current: &StatusDocument,
     next: &mut StatusDocument,
-) -> Report {
+) -> Result<Report, ReconcileError> {
     let policies = object.policies();
     let known_arn = current.arn.clone();
     let target_arn = known_arn.clone().or_else(|| policies.adopt_arn.clone());
 
     if policies.management == ManagementPolicy::ObserveOnly {
         let Some(arn) = target_arn else {
-            return Report::new(
+            return Ok(Report::new(
                 Health::stalled(
                     reasons::NOT_FOUND_IN_AWS,
                     "managementPolicy ObserveOnly needs spec.adoptArn",
                 ),
                 Requeue::AwaitChange,
-            );
+            ));
         };
-        return match K::observe(&ctx.aws, &arn).await {
+        return Ok(match K::observe(&ctx.aws, &arn).await {
             Ok(Some(observed)) => {
                 mirror::<K>(next, &observed);
                 let (health, requeue) = health_of_state(observed.state.as_deref()).unwrap_or((
@@ -132,17 +165,17 @@ async fn sync<K: ManagedKind>(
                 Requeue::Resync,
             ),
             Err(err) => Report::from_read_error(&err, object, current),
-        };
+        });
     }
 
     let desired = match object.desired(&ctx.kind) {
         Ok(desired) => desired,
         // A watch on the referenced objects wakes us; the resync is only a safety net.
         Err(pending) => {
-            return Report::new(
+            return Ok(Report::new(
                 Health::progressing(pending.reason, pending.message),
                 Requeue::Resync,
-            );
+            ));
         }
     };
     let uid = object.uid().unwrap_or_default();
@@ -151,25 +184,36 @@ async fn sync<K: ManagedKind>(
         tags_with_ownership(Some(&policies.tags), &uid, &namespace, &object.name_any());
 
     let Some(arn) = target_arn else {
-        return create_unless_owned(object, ctx, &desired, &desired_tags, current, next, None)
-            .await;
+        let create = Create {
+            api,
+            desired: &desired,
+            tags: &desired_tags,
+            recreate_note: None,
+        };
+        return create_unless_owned(object, ctx, create, current, next).await;
     };
     let origin = if known_arn.is_some() {
         Origin::Known
     } else {
         Origin::AdoptArn
     };
-    sync_existing(
-        object,
-        ctx,
-        &arn,
-        origin,
-        &desired,
-        &desired_tags,
-        current,
-        next,
-    )
-    .await
+    let create = Create {
+        api,
+        desired: &desired,
+        tags: &desired_tags,
+        recreate_note: None,
+    };
+    sync_existing(object, ctx, &arn, origin, create, current, next).await
+}
+
+/// What a create (or the sync of an existing resource, which may lead to one) works with: the API the
+/// attempt is recorded through, the desired fields and tags, and, when the resource is created again
+/// because it vanished, what to say about it.
+struct Create<'a, K: ManagedKind> {
+    api: &'a Api<K>,
+    desired: &'a K::Fields,
+    tags: &'a BTreeMap<String, String>,
+    recreate_note: Option<String>,
 }
 
 /// Where the ARN a pass works on came from.
@@ -184,21 +228,41 @@ enum Origin {
     Recovered,
 }
 
-/// Creates the resource, unless one carrying this object's ownership tag exists already: then that one is
-/// adopted (and any further ones, left by an earlier failure, deleted).
+/// Whether a create of `object` may already have left a resource nobody recorded, so that the ownership
+/// lookup must run before creating (or before releasing a deleted object): an attempt recorded in status
+/// (whatever the ARN says: a resource created again after vanishing records one too), a create this
+/// process sent (its memory: also covers a status write computed from an older view that dropped the
+/// record), or an object found at the start without any record, which an operator version that did not
+/// record attempts may have created for ([`Predating`](super::predating)).
+pub(super) fn may_own_unrecorded<K: ManagedKind>(
+    object: &K,
+    ctx: &Context<K>,
+    current: &StatusDocument,
+) -> bool {
+    let key = memory_key(object);
+    current.create_attempt.is_some()
+        || ctx.memory.last_create_attempt(&key).is_some()
+        || ctx.predating.may_predate(&key)
+}
+
+/// Creates the resource, unless one carrying this object's ownership tag may exist already and does: then
+/// that one is adopted (and any further ones, left by an earlier failure, deleted).
 async fn create_unless_owned<K: ManagedKind>(
     object: &K,
     ctx: &Context<K>,
-    desired: &K::Fields,
-    desired_tags: &BTreeMap<String, String>,
+    create: Create<'_, K>,
     current: &StatusDocument,
     next: &mut StatusDocument,
-    recreate_note: Option<String>,
-) -> Report {
+) -> Result<Report, ReconcileError> {
+    // A resource that vanished is looked up too: a copy left by a failure before this operator recorded
+    // attempts costs one lookup on a rare path, not a second resource.
+    if !(may_own_unrecorded(object, ctx, current) || create.recreate_note.is_some()) {
+        return create_recorded(object, ctx, create, current, next).await;
+    }
     let owned = match find_owned(object, ctx).await {
         Ok(Some(owned)) => owned,
-        Ok(None) => return waiting_for_listing(ctx),
-        Err(err) => return Report::from_error(&err),
+        Ok(None) => return Ok(waiting_for_listing(ctx)),
+        Err(err) => return Ok(Report::from_error(&err)),
     };
     // A resource the status named but AWS no longer has may still show in an older listing.
     let mut owned: Vec<Listed<K::Summary>> = owned
@@ -206,8 +270,7 @@ async fn create_unless_owned<K: ManagedKind>(
         .filter(|listed| Some(&listed.arn) != current.arn.as_ref())
         .collect();
     if owned.is_empty() {
-        let _attempt = ctx.memory.create_attempt(&memory_key(object));
-        return create::<K>(ctx, desired, desired_tags, next, recreate_note).await;
+        return create_recorded(object, ctx, create, current, next).await;
     }
     let keep = owned.remove(0);
     let mut events = Vec::new();
@@ -221,7 +284,7 @@ async fn create_unless_owned<K: ManagedKind>(
                     duplicate.arn, keep.arn
                 ),
             )),
-            Err(err) => return Report::from_error(&err),
+            Err(err) => return Ok(Report::from_error(&err)),
         }
     }
     let mut report = sync_existing(
@@ -229,15 +292,48 @@ async fn create_unless_owned<K: ManagedKind>(
         ctx,
         &keep.arn,
         Origin::Recovered,
-        desired,
-        desired_tags,
+        create,
         current,
         next,
     )
-    .await;
+    .await?;
     events.append(&mut report.events);
     report.events = events;
-    report
+    Ok(report)
+}
+
+/// Records the attempt in status (confirmed before anything is sent), then creates. The record stays in
+/// `next` until the create's ARN replaces it, so whatever this pass writes keeps it.
+async fn create_recorded<K: ManagedKind>(
+    object: &K,
+    ctx: &Context<K>,
+    create: Create<'_, K>,
+    current: &StatusDocument,
+    next: &mut StatusDocument,
+) -> Result<Report, ReconcileError> {
+    let attempt = CreateAttempt {
+        id: format!("{:016x}", rand::random::<u64>()),
+        started_at: jiff::Timestamp::now().to_string(),
+    };
+    let mut recorded = next.clone();
+    recorded.create_attempt = Some(attempt.clone());
+    recorded.conditions = merge_conditions(
+        &current.conditions,
+        &Health::progressing(
+            reasons::CREATING,
+            format!("Creating the AWS resource (attempt {})", attempt.id),
+        ),
+        &Time(jiff::Timestamp::now()),
+    );
+    let written = write_status_at_version(create.api, object, &recorded).await?;
+    next.create_attempt = Some(attempt);
+    let key = memory_key(object);
+    ctx.predating.settled(&key);
+    let _in_flight = ctx.memory.create_attempt(&key);
+    let mut report =
+        self::create::<K>(ctx, create.desired, create.tags, next, create.recreate_note).await;
+    report.attempt_version = written;
+    Ok(report)
 }
 
 /// The lookup waits for a complete listing: say so, or say why listings fail.
@@ -281,38 +377,33 @@ pub(super) async fn find_owned<K: ManagedKind>(
 }
 
 /// Observe, diff and act on an existing resource.
-#[allow(clippy::too_many_arguments)]
 async fn sync_existing<K: ManagedKind>(
     object: &K,
     ctx: &Context<K>,
     arn: &str,
     origin: Origin,
-    desired: &K::Fields,
-    desired_tags: &BTreeMap<String, String>,
+    create: Create<'_, K>,
     current: &StatusDocument,
     next: &mut StatusDocument,
-) -> Report {
+) -> Result<Report, ReconcileError> {
+    let (desired, desired_tags) = (create.desired, create.tags);
     let policies = object.policies();
     let arn = arn.to_owned();
     let observed = match K::observe(&ctx.aws, &arn).await {
         Ok(Some(observed)) => observed,
         Ok(None) if origin == Origin::Recovered => {
             // Deleted since it was listed: look again.
-            return Report::new(looking_for_owned(), Requeue::Poll);
+            return Ok(Report::new(looking_for_owned(), Requeue::Poll));
         }
         Ok(None) if origin == Origin::Known && policies.deletion == DeletionPolicy::Delete => {
-            let note = format!("{arn} was deleted outside the operator; creating it again");
+            let recreate = Create {
+                recreate_note: Some(format!(
+                    "{arn} was deleted outside the operator; creating it again"
+                )),
+                ..create
+            };
             // Boxed: the create path comes back here for a recovered resource (never recursing further).
-            return Box::pin(create_unless_owned(
-                object,
-                ctx,
-                desired,
-                desired_tags,
-                current,
-                next,
-                Some(note),
-            ))
-            .await;
+            return Box::pin(create_unless_owned(object, ctx, recreate, current, next)).await;
         }
         Ok(None) => {
             let why = if origin == Origin::Known {
@@ -321,18 +412,22 @@ async fn sync_existing<K: ManagedKind>(
                 "(spec.adoptArn) does not exist in AWS"
             };
             let message = format!("{arn} {why}");
-            return Report::new(
+            return Ok(Report::new(
                 Health::stalled(reasons::NOT_FOUND_IN_AWS, &message),
                 Requeue::Long,
             )
-            .with_event(warning(reasons::NOT_FOUND_IN_AWS, "Observe", &message));
+            .with_event(warning(reasons::NOT_FOUND_IN_AWS, "Observe", &message)));
         }
-        Err(err) => return Report::from_read_error(&err, object, current),
+        Err(err) => return Ok(Report::from_read_error(&err, object, current)),
     };
     let adopted = origin != Origin::Known;
     mirror::<K>(next, &observed);
+    if origin == Origin::Recovered {
+        // The attempt's result is found and now recorded: its ARN replaces it.
+        next.create_attempt = None;
+    }
     if let Some((health, requeue)) = health_of_state(observed.state.as_deref()) {
-        return Report::new(health, requeue);
+        return Ok(Report::new(health, requeue));
     }
 
     let mut events = Vec::new();
@@ -350,7 +445,7 @@ async fn sync_existing<K: ManagedKind>(
                 };
                 latest = Observed { tags, ..updated };
             }
-            Err(err) => return Report::from_error(&err),
+            Err(err) => return Ok(Report::from_error(&err)),
         }
     }
 
@@ -363,7 +458,7 @@ async fn sync_existing<K: ManagedKind>(
         remembered.dedup();
         next.managed_tag_keys = remembered;
         if let Err(err) = apply_tag_plan(&ctx.aws, &arn, &plan).await {
-            return Report::from_error(&err);
+            return Ok(Report::from_error(&err));
         }
         changes.push(format!("tags ({})", plan.keys().join(", ")));
     }
@@ -415,7 +510,7 @@ async fn sync_existing<K: ManagedKind>(
     ));
     let mut report = Report::new(health, requeue);
     report.events = events;
-    report
+    Ok(report)
 }
 
 async fn create<K: ManagedKind>(
@@ -428,6 +523,8 @@ async fn create<K: ManagedKind>(
     match K::create(&ctx.aws, desired, tags).await {
         Ok(created) => {
             mirror::<K>(next, &created);
+            // The answer is in: the ARN replaces the attempt's record.
+            next.create_attempt = None;
             next.managed_tag_keys = managed_keys(tags);
             let (health, requeue) = health_of_state(created.state.as_deref()).unwrap_or((
                 Health::ready(reasons::SYNCED, format!("{} matches the spec", created.arn)),

@@ -1,6 +1,6 @@
 //! Deletion: release or delete the AWS resource according to the policies, then drop the finalizer.
 
-use super::apply::{find_owned, waiting_for_listing};
+use super::apply::{find_owned, may_own_unrecorded, waiting_for_listing};
 use super::kube_io::{finish, publish, remove_finalizer};
 use super::memory::memory_key;
 use super::report::{Pass, Report, Requeue, normal, state_reason, warning};
@@ -54,6 +54,7 @@ pub(super) async fn cleanup<K: ManagedKind>(
             // The object is gone: nothing of it may outlive it, or be inherited by an object created again
             // under the same name (it has another UID anyway).
             ctx.memory.forget(&key);
+            ctx.predating.settled(&key);
             Ok(Pass::quiet(Action::await_change()))
         }
         Err(report) => {
@@ -64,7 +65,9 @@ pub(super) async fn cleanup<K: ManagedKind>(
 }
 
 /// The AWS resources a deleted object answers for: the one in status (or spec.adoptArn), or, when the
-/// status names none, any carrying its ownership tag (a create whose result never reached the status).
+/// status names none, any carrying its ownership tag if a create was attempted (a create whose result never
+/// reached the status). An object with neither an ARN nor an attempt never had a create sent: nothing to
+/// look for.
 async fn resources_to_release<K: ManagedKind>(
     object: &K,
     ctx: &Context<K>,
@@ -72,6 +75,9 @@ async fn resources_to_release<K: ManagedKind>(
 ) -> Result<Vec<String>, Report> {
     if let Some(arn) = current.arn.clone().or_else(|| object.policies().adopt_arn) {
         return Ok(vec![arn]);
+    }
+    if !may_own_unrecorded(object, ctx, current) {
+        return Ok(Vec::new());
     }
     match find_owned(object, ctx).await {
         Ok(Some(owned)) => Ok(owned.into_iter().map(|listed| listed.arn).collect()),

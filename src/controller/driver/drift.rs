@@ -125,8 +125,36 @@ async fn list_all<K: ManagedKind>(aws: &Aws) -> Result<Vec<Listed<K::Summary>>, 
 /// The listing loop of one kind: a complete listing once per resync period (sooner when the driver asks
 /// for one), then a review of every object the process knows in sync. Objects the listing confirms have
 /// their resync pushed out (no Get call); the others, whose resource changed or vanished in AWS, are sent
-/// to `stale` to be reconciled now. Runs until the task is dropped.
+/// to `stale` to be reconciled now. Beside it, once the store has its first full list, notes which
+/// objects predate this process without any record of a create ([`Predating`](super::predating)). Runs
+/// until the task is dropped.
 pub async fn run_inventory<K: ManagedKind>(
+    ctx: Arc<Context<K>>,
+    objects: Store<K>,
+    stale: tokio::sync::mpsc::UnboundedSender<ObjectRef<K>>,
+) {
+    tokio::join!(
+        note_objects_at_start(&ctx, &objects),
+        listing_loop(ctx.clone(), objects.clone(), stale)
+    );
+}
+
+/// The objects of the store's first full list whose status records neither an ARN nor a create attempt.
+async fn note_objects_at_start<K: ManagedKind>(ctx: &Context<K>, objects: &Store<K>) {
+    super::store_ready(objects).await;
+    let unrecorded = objects
+        .state()
+        .iter()
+        .filter(|object| {
+            let status = StatusDocument::of(object.as_ref());
+            status.arn.is_none() && status.create_attempt.is_none()
+        })
+        .map(|object| memory_key(object.as_ref()))
+        .collect();
+    ctx.predating.found_at_start(unrecorded);
+}
+
+async fn listing_loop<K: ManagedKind>(
     ctx: Arc<Context<K>>,
     objects: Store<K>,
     stale: tokio::sync::mpsc::UnboundedSender<ObjectRef<K>>,

@@ -1,5 +1,6 @@
 //! Everything a pass writes to the API server: the status (server-side apply with one field manager, only
-//! when it changed), events, and the finalizer; each call bounded by [`KUBE_CALL_TIMEOUT`].
+//! when it changed; a create attempt's record on the version read, [`write_status_at_version`]), events,
+//! and the finalizer; each call bounded by [`KUBE_CALL_TIMEOUT`].
 
 use super::memory::memory_key;
 use super::report::{Pass, Report, Requeue, outcome_of};
@@ -77,14 +78,42 @@ async fn write_status<K: ManagedKind>(
         "kind": K::kind(&()),
         "status": status,
     });
+    apply_status(api, object, &patch).await.map(|_| ())
+}
+
+/// Writes the status of a create attempt (the write-ahead record) on exactly the version of the object this
+/// pass read: the resourceVersion is a precondition, so the write fails with 409 Conflict when the object
+/// changed since (a newer status this pass did not see, which may record an attempt of its own, or a
+/// deletion). A create is only sent after this write is confirmed, so every create ever sent for an object
+/// follows a recorded attempt on the version it was decided on. Returns the resourceVersion written.
+pub(super) async fn write_status_at_version<K: ManagedKind>(
+    api: &Api<K>,
+    object: &K,
+    status: &StatusDocument,
+) -> Result<Option<String>, ReconcileError> {
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "metadata": {"resourceVersion": object.resource_version()},
+        "status": status,
+    });
+    apply_status(api, object, &patch)
+        .await
+        .map(|written| written.resource_version())
+}
+
+async fn apply_status<K: ManagedKind>(
+    api: &Api<K>,
+    object: &K,
+    patch: &serde_json::Value,
+) -> Result<K, ReconcileError> {
     let name = object.name_any();
     let params = PatchParams::apply(FIELD_MANAGER).force();
     bounded(
         "the status write",
-        api.patch_status(&name, &params, &Patch::Apply(&patch)),
+        api.patch_status(&name, &params, &Patch::Apply(patch)),
     )
     .await
-    .map(|_| ())
 }
 
 /// A Kubernetes API call bounded by [`KUBE_CALL_TIMEOUT`].

@@ -10,7 +10,12 @@
 //!   resync is due. A reconcile triggered by the operator's own status write (or by an unrelated change of
 //!   a referenced object) then costs no AWS call, and a listing can push the resync out.
 //! - **last create attempt**: creates take no idempotency token, so only a listing that *started* after
-//!   the last attempt proves the attempt created nothing (the crash-safe create's snapshot rule).
+//!   the last attempt proves the attempt created nothing (the crash-safe create's snapshot rule). Its
+//!   presence alone also makes the next create of the object look up first, whatever the status says (a
+//!   status write computed from an older view of the object may have dropped the attempt's record).
+//! - **superseded version**: the resourceVersion the write of a create attempt's record produced, once
+//!   the same pass wrote its outcome over it: a pass handed that version (the store not yet showing the
+//!   outcome) would decide from a status without the outcome, so it waits for the newer version.
 //! - **unwritten outcome**: the AWS outcome of a pass whose status write failed (the API server is down,
 //!   say), written by the retry instead of repeating the AWS calls.
 //! - **failed deletion**: when AWS first reported a failed deletion; see [`Memory::retry_failed_deletion`].
@@ -38,6 +43,8 @@ struct ObjectMemory {
     failures: u32,
     in_sync: Option<InSync>,
     last_create_attempt: Option<Instant>,
+    /// See [`Memory::attempt_superseded`].
+    superseded_version: Option<String>,
     unwritten: Option<Unwritten>,
     deletion_failed_at: Option<Instant>,
     /// `Some(generation)` once Ready (the generation itself may be unset).
@@ -243,8 +250,8 @@ impl Memory {
     /// Marks a create of the object as sent. The time is taken when the returned guard drops, i.e. once
     /// the call has returned, failed or been cancelled: the call may wait seconds for its rate-budget slot,
     /// and a listing that starts during that wait cannot show what the call creates afterwards.
-    pub(super) fn create_attempt(&self, key: &str) -> CreateAttempt<'_> {
-        CreateAttempt {
+    pub(super) fn create_attempt(&self, key: &str) -> CreateInFlight<'_> {
+        CreateInFlight {
             memory: self,
             key: key.to_owned(),
         }
@@ -255,6 +262,30 @@ impl Memory {
     pub(super) fn last_create_attempt(&self, key: &str) -> Option<Instant> {
         self.read(key, |record| record.last_create_attempt)
             .flatten()
+    }
+
+    /// The pass that wrote a create attempt's record, producing `resource_version`, then wrote its outcome.
+    pub(super) fn attempt_superseded(&self, key: &str, resource_version: &str) {
+        self.update(key, |record| {
+            record.superseded_version = Some(resource_version.to_owned());
+        });
+    }
+
+    /// Whether the object as handed to a pass, at `resource_version`, is an attempt's record this process
+    /// has since overwritten with the outcome (an outdated view). Any other version means the view moved
+    /// on: the superseded one is forgotten.
+    pub(super) fn is_outdated_view(&self, key: &str, resource_version: Option<&str>) -> bool {
+        let Some(superseded) = self
+            .read(key, |record| record.superseded_version.clone())
+            .flatten()
+        else {
+            return false;
+        };
+        if resource_version == Some(superseded.as_str()) {
+            return true;
+        }
+        self.update(key, |record| record.superseded_version = None);
+        false
     }
 
     // -- Unwritten outcomes -------------------------------------------------------------------------------
@@ -315,12 +346,12 @@ impl Memory {
 }
 
 /// A create in flight: see [`Memory::create_attempt`].
-pub(super) struct CreateAttempt<'a> {
+pub(super) struct CreateInFlight<'a> {
     memory: &'a Memory,
     key: String,
 }
 
-impl Drop for CreateAttempt<'_> {
+impl Drop for CreateInFlight<'_> {
     fn drop(&mut self) {
         self.memory.update(&self.key, |record| {
             record.last_create_attempt = Some(Instant::now());
@@ -630,6 +661,25 @@ mod tests {
         assert!(
             memory.take_unwritten("uid", 7).is_none(),
             "too old to trust"
+        );
+    }
+
+    #[test]
+    fn only_the_superseded_attempt_version_is_an_outdated_view() {
+        let memory = Memory::new(paused_timing());
+        assert!(!memory.is_outdated_view("uid", Some("7")));
+        memory.attempt_superseded("uid", "7");
+        assert!(
+            memory.is_outdated_view("uid", Some("7")),
+            "until the store moves on"
+        );
+        assert!(
+            !memory.is_outdated_view("uid", Some("8")),
+            "the outcome's version"
+        );
+        assert!(
+            !memory.is_outdated_view("uid", Some("7")),
+            "forgotten once moved on"
         );
     }
 

@@ -6,12 +6,15 @@
 //! and how to call its AWS operations (observe / create / update / delete / list).
 //!
 //! Two rules keep AWS honest and cheap:
-//! - **No create without a lookup.** Creates take no idempotency token, so before every create (and
-//!   before releasing a finalizer with no ARN in status) the driver looks for a resource that already
-//!   carries the object's ownership tag: a fresh filtered listing where the kind has one (rooms by name),
-//!   otherwise a complete [`Snapshot`](crate::controller::inventory::Snapshot) that started after this
-//!   object's last create attempt. A crash or a lost response between the create and the status write
-//!   therefore ends in adoption, never a duplicate.
+//! - **Creates are written ahead.** Creates take no idempotency token, so before a create is sent the
+//!   object's status records the attempt (`status.createAttempt`, written on the version the pass read and
+//!   confirmed before the call), and the create's ARN replaces it. Only where an attempt may have left a
+//!   resource nobody recorded (an attempt in status without an ARN, a create this process sent, a known
+//!   resource that vanished), and before releasing a finalizer in that case, does the driver look for a
+//!   resource that already carries the object's ownership tag: a fresh filtered listing where the kind has
+//!   one (rooms by name), otherwise a complete [`Snapshot`](crate::controller::inventory::Snapshot) that
+//!   started after this object's last create attempt. A crash or a lost response between the create and
+//!   the status write therefore ends in adoption, never a duplicate, while a normal create is one AWS call.
 //! - **Drift is found by listing.** [`run_inventory`] lists the kind once per resync period and compares
 //!   each summary with the last full read recorded in status (update time, tags, summary fields); only
 //!   objects whose resource changed or vanished are reconciled, and only those cost a Get call.
@@ -19,7 +22,8 @@
 //! Files, in the order a pass runs through them: [`kind`] (the trait and its types), [`memory`] (what this
 //! process remembers of each object between passes), [`apply`] (observe, diff, act), [`drift`] (the
 //! listing loop and confirmation by listing), [`cleanup`] (deletion), [`report`] (what a pass concluded:
-//! health, requeue, events) and [`kube_io`] (status, events and finalizers on the API server).
+//! health, requeue, events), [`kube_io`] (status, events and finalizers on the API server) and
+//! [`predating`] (objects found at the start that an earlier operator version may have created for).
 
 mod apply;
 mod cleanup;
@@ -27,6 +31,7 @@ mod drift;
 mod kind;
 mod kube_io;
 mod memory;
+mod predating;
 mod report;
 
 pub use drift::run_inventory;
@@ -39,6 +44,7 @@ use apply::apply;
 use cleanup::cleanup;
 use kube_io::add_finalizer;
 use memory::{Memory, memory_key};
+use predating::Predating;
 use report::Pass;
 
 use crate::controller::aws::Aws;
@@ -93,6 +99,8 @@ pub struct Context<K: ManagedKind> {
     pub metrics: Metrics,
     /// What the process remembers of each object between passes, one record per UID.
     memory: Memory,
+    /// The objects found at the start without a record of a create: see [`predating`].
+    predating: Predating,
     /// The latest complete listing of the kind.
     pub inventory: Inventory<K::Summary>,
 }
@@ -108,6 +116,7 @@ impl<K: ManagedKind> Context<K> {
     ) -> Self {
         Context {
             memory: Memory::new(timing.clone()),
+            predating: Predating::default(),
             kube,
             aws,
             recorder,
@@ -164,6 +173,7 @@ async fn reconcile_object<K: ManagedKind>(
         if !has_finalizer {
             // Going away without the operator's cleanup (its finalizer removed by hand).
             ctx.memory.forget(&memory_key(&*object));
+            ctx.predating.settled(&memory_key(&*object));
             return Ok(Pass::quiet(Action::await_change()));
         }
         return cleanup(&*object, &ctx, &api).await;

@@ -59,6 +59,9 @@ pub(super) struct Report {
     pub(super) health: Health,
     pub(super) requeue: Requeue,
     pub(super) events: Vec<Event>,
+    /// The resourceVersion of the create attempt's record this pass wrote, if it wrote one: once the pass
+    /// writes its outcome, that version is outdated.
+    pub(super) attempt_version: Option<String>,
 }
 
 impl Clone for Report {
@@ -79,6 +82,7 @@ impl Clone for Report {
             health: self.health.clone(),
             requeue: self.requeue,
             events,
+            attempt_version: self.attempt_version.clone(),
         }
     }
 }
@@ -89,6 +93,7 @@ impl Report {
             health,
             requeue,
             events: Vec::new(),
+            attempt_version: None,
         }
     }
 

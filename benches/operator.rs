@@ -8,9 +8,17 @@
 //!   throttled ones included, divided by the rooms and configurations created; issue #12 asks for at most
 //!   1.05), and how many of them were listings (drift detection and the ownership lookups share them);
 //! - AWS calls per room in one resync period at steady state (and that none of them is a write);
-//! - the operator's peak RSS (VmHWM of the child process).
+//! - the operator's peak RSS (VmHWM of the child process, so the emulator and the benchmark are not
+//!   counted), and again for a second process started over the Ready rooms (a restart: the watch's first
+//!   list and the first listing of AWS at once).
 //!
-//! `IVSCHAT_BENCH_ROOMS` changes the number of rooms (default 1000).
+//! Knobs (environment):
+//! - `IVSCHAT_BENCH_ROOMS`: the number of rooms (default 1000);
+//! - `IVSCHAT_BENCH_SCENARIOS`: which scenarios run, comma-separated among `free`, `limited`, `quotas`
+//!   (default all three; beyond a few thousand rooms only `free` finishes in reasonable time, the quotas
+//!   allow 5 CreateRoom a second);
+//! - `IVSCHAT_BENCH_WRAPPER`: a command the operator runs under, split on spaces, e.g. a heap profiler
+//!   (`heaptrack -o /tmp/operator`); the RSS figures are then the wrapper's and are not printed.
 
 use anyhow::{Context as _, bail};
 use futures_util::StreamExt;
@@ -22,6 +30,7 @@ use ivschat_testsupport::{
 use kube::Client;
 use kube::api::{Api, ListParams};
 use serde_json::json;
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -57,12 +66,14 @@ struct Outcome {
     steady_calls_per_room: Option<f64>,
     steady_writes: Option<u64>,
     peak_rss_kib: u64,
+    restarted_peak_rss_kib: u64,
 }
 
 async fn bench(rooms: usize) -> anyhow::Result<()> {
     let control_plane = control_plane();
     let kube = control_plane.client().await?;
     let mut outcomes = Vec::new();
+    let selected = std::env::var("IVSCHAT_BENCH_SCENARIOS").ok();
     // The operator's `--aws-rate-limit`: `aws` (default) spaces its own calls to the quotas; `none`
     // retries throttling with backoff and jitter alone.
     for (label, namespace, enforce_quotas, rate_limit) in [
@@ -70,6 +81,13 @@ async fn bench(rooms: usize) -> anyhow::Result<()> {
         ("quotas, default budget", "bench-limited", true, "aws"),
         ("quotas, backoff only", "bench-quotas", true, "none"),
     ] {
+        let short = namespace.trim_start_matches("bench-");
+        if selected
+            .as_deref()
+            .is_some_and(|selected| !selected.split(',').any(|s| s.trim() == short))
+        {
+            continue;
+        }
         outcomes.push(
             scenario(
                 control_plane,
@@ -113,7 +131,45 @@ async fn bench(rooms: usize) -> anyhow::Result<()> {
             o.peak_rss_kib as f64 / 1024.0,
         );
     }
+    println!();
+    println!(
+        "{:<26} {:>14} {:>20}",
+        "scenario", "peak RSS", "peak RSS, restarted"
+    );
+    for o in &outcomes {
+        println!(
+            "{:<26} {:>14} {:>20}",
+            o.label,
+            mib(o.peak_rss_kib),
+            mib(o.restarted_peak_rss_kib)
+        );
+    }
+    if wrapper().is_some() {
+        println!("(the operator ran under IVSCHAT_BENCH_WRAPPER: its RSS figures are not its own)");
+    }
     Ok(())
+}
+
+/// `IVSCHAT_BENCH_WRAPPER`, split on spaces.
+fn wrapper() -> Option<Vec<String>> {
+    std::env::var("IVSCHAT_BENCH_WRAPPER")
+        .ok()
+        .map(|wrapper| {
+            wrapper
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .filter(|wrapper| !wrapper.is_empty())
+}
+
+/// A VmHWM figure in MiB, or `-` for a process under a wrapper.
+fn mib(kib: u64) -> String {
+    if wrapper().is_some() {
+        "-".to_owned()
+    } else {
+        format!("{:.1} MiB", kib as f64 / 1024.0)
+    }
 }
 
 /// The operator binary as a child process, so its memory is its own.
@@ -124,29 +180,90 @@ fn spawn_operator(
     rate_limit: &str,
     resync: Duration,
 ) -> anyhow::Result<Child> {
-    let log = std::fs::File::create(
+    // Appended to: the restarted process logs after the first.
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(
         control_plane
             .data_dir()
             .join(format!("operator-{namespace}.log")),
     )?;
-    operator::run_command(
+    let mut command = operator::run_command(
         Path::new(env!("CARGO_BIN_EXE_ivschat-operator")),
         control_plane,
         emulator,
         namespace,
-    )
-    .args(["--concurrency", "32"])
-    .args(["--aws-rate-limit", rate_limit])
-    .arg("--resync-period")
-    .arg(format!("{}s", resync.as_secs()))
-    .env("RUST_LOG", "warn")
-    .stdout(Stdio::null())
-    .stderr(log)
-    .spawn()
-    .context("starting the operator binary")
+    );
+    if let Some(wrapper) = wrapper() {
+        let mut wrapped = std::process::Command::new(&wrapper[0]);
+        wrapped
+            .args(&wrapper[1..])
+            .arg(command.get_program())
+            .args(command.get_args())
+            // Its own process group, so that the stop reaches the operator under the wrapper.
+            .process_group(0);
+        for (key, value) in command.get_envs() {
+            if let Some(value) = value {
+                wrapped.env(key, value);
+            }
+        }
+        command = wrapped;
+    }
+    command
+        .args(["--concurrency", "32"])
+        .args(["--aws-rate-limit", rate_limit])
+        .arg("--resync-period")
+        .arg(format!("{}s", resync.as_secs()))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("starting the operator binary")
 }
 
-fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
+/// Ends the operator: SIGKILL, or under a wrapper SIGTERM to the operator alone (a profiler writes its
+/// findings once the operator has exited), then SIGKILL to the wrapper's process group after a minute.
+async fn stop_operator(operator: &mut Child) {
+    if wrapper().is_some() {
+        for pid in operators_in_group(operator.id()) {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = operator.try_wait() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", operator.id())])
+            .status();
+    }
+    let _ = operator.kill();
+    let _ = operator.wait();
+}
+
+/// The `ivschat-operator` processes in process group `group` (the wrapper's).
+fn operators_in_group(group: u32) -> Vec<u32> {
+    let Ok(processes) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    processes
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            // /proc/PID/stat: "PID (COMM) STATE PPID PGRP ..."; COMM is cut at 15 bytes.
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                let Some((comm, rest)) = stat.split_once(") ") else {
+                    return false;
+                };
+                comm.ends_with("(ivschat-operato")
+                    && rest.split_whitespace().nth(2) == Some(group.to_string().as_str())
+            })
+        })
+        .collect()
+}
+
+fn read_peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
@@ -231,7 +348,7 @@ async fn scenario(
             break;
         }
         if start.elapsed() > READY_TIMEOUT {
-            let _ = operator.kill();
+            stop_operator(&mut operator).await;
             bail!("{label}: only {ready_rooms}/{rooms} rooms Ready after {READY_TIMEOUT:?}");
         }
         if last_report.elapsed() > Duration::from_secs(30) {
@@ -261,9 +378,32 @@ async fn scenario(
         Some(calls as f64 / (rooms + CONFIGS) as f64),
         Some(emulator::writes(&emulator)),
     );
-    let peak_rss_kib = peak_rss_kib(operator.id())?;
-    let _ = operator.kill();
-    let _ = operator.wait();
+    let peak_rss_kib = read_peak_rss_kib(operator.id())?;
+    stop_operator(&mut operator).await;
+
+    // A restart over the Ready rooms: the new process's peak is its first list of the objects, its first
+    // listing of AWS and the confirmation of every room by that listing (no Get call). Its peak is read
+    // once it has completed a listing and had half a period to review it.
+    emulator.reset_metrics();
+    let mut restarted = spawn_operator(control_plane, &emulator, namespace, rate_limit, resync)?;
+    let pages = rooms.div_ceil(50) as u64;
+    let restarted_at = Instant::now();
+    while emulator::requests(&emulator, &["ListRooms"]) < pages {
+        if restarted_at.elapsed() > READY_TIMEOUT {
+            stop_operator(&mut restarted).await;
+            bail!(
+                "{label}: the restarted operator did not list the rooms within {READY_TIMEOUT:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(RESYNC / 2).await;
+    let restarted_peak_rss_kib = read_peak_rss_kib(restarted.id())?;
+    eprintln!(
+        "{label}: restarted operator listed the rooms after {:.1?}",
+        restarted_at.elapsed()
+    );
+    stop_operator(&mut restarted).await;
     let _ = emulator.stop().await;
     Ok(Outcome {
         label,
@@ -275,5 +415,6 @@ async fn scenario(
         steady_calls_per_room,
         steady_writes,
         peak_rss_kib,
+        restarted_peak_rss_kib,
     })
 }

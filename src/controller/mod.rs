@@ -3,10 +3,11 @@
 //!
 //! Files: [`driver`] (the one generic reconcile driver and the per-kind trait), [`room`] and
 //! [`logging_configuration`] (the two kinds: mapping and AWS calls), `registration` (the wiring every
-//! kind gets: watches, wake-ups, drift channel, context, run), [`plan`] (pure diffing and tag planning),
-//! [`status`] (conditions and the status document), [`aws`] (every AWS call: rate budget, timeouts,
-//! retries, metrics), [`aws_error`] (error classification), [`rate_limit`] (the client-side rate budget
-//! and its quotas), [`inventory`] (complete listings for drift detection and the ownership lookup).
+//! kind gets: one watch and store per kind shared by both controllers, wake-ups, drift channel,
+//! context, run), [`plan`] (pure diffing and tag planning), [`status`] (conditions and the status
+//! document), [`aws`] (every AWS call: rate budget, timeouts, retries, metrics), [`aws_error`] (error
+//! classification), [`rate_limit`] (the client-side rate budget and its quotas), [`inventory`] (complete
+//! listings for drift detection and the ownership lookup).
 //! Metrics are [`crate::metrics`], handed in through [`Options::metrics`].
 //!
 //! [`start`] runs both controllers in-process on given clients and returns a handle that stops them. The
@@ -29,7 +30,7 @@ use crate::metrics::Metrics;
 use anyhow::Context as _;
 use driver::Timing;
 use kube::runtime::reflector::Store;
-use registration::Registration;
+use registration::{Registration, Watch};
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -132,28 +133,34 @@ pub fn start(kube: kube::Client, aws: aws_sdk_ivschat::Client, options: Options)
 pub fn start_with(kube: kube::Client, aws: aws::Aws, options: Options) -> OperatorHandle {
     let aws = aws.counted_in(&options.metrics);
     let namespace = options.namespace.as_deref();
-    let rooms = Registration::<ChatRoom>::watch(&kube, namespace);
-    let configs = Registration::<ChatLoggingConfiguration>::watch(&kube, namespace);
-    let (room_store, config_store) = (rooms.store(), configs.store());
+    // One watch per kind, read by both controllers.
+    let mut room_watch = Watch::<ChatRoom>::new(&kube, namespace);
+    let mut config_watch = Watch::<ChatLoggingConfiguration>::new(&kube, namespace);
+    let (room_store, config_store) = (room_watch.store(), config_watch.store());
 
     // A logging configuration's change (e.g. it became ACTIVE) wakes the rooms that name it; a room's
     // change wakes the configurations it names and those waiting to be deleted. Each kind's context is
     // the other's store.
     let rooms_of = room_store.clone();
-    let (room_run, stop_rooms) = rooms
-        .woken_by(&kube, namespace, move |config| {
+    let (room_run, stop_rooms) = Registration::of(&mut room_watch)
+        .woken_by(&mut config_watch, move |config| {
             room::rooms_referencing(&rooms_of, &config)
         })
         .run(&kube, &aws, &options, config_store.clone());
     let configs_of = config_store.clone();
-    let (config_run, stop_configs) = configs
-        .woken_by(&kube, namespace, move |room| {
+    let (config_run, stop_configs) = Registration::of(&mut config_watch)
+        .woken_by(&mut room_watch, move |room| {
             logging_configuration::configurations_affected_by(&configs_of, &room)
         })
         .run(&kube, &aws, &options, room_store.clone());
 
+    let watches = (room_watch.run(), config_watch.run());
     let task = tokio::spawn(async move {
-        tokio::join!(room_run, config_run);
+        // The watches never end on their own: they stop with the controllers.
+        tokio::select! {
+            _ = async { tokio::join!(room_run, config_run) } => {}
+            _ = async { tokio::join!(watches.0, watches.1) } => {}
+        }
     });
     OperatorHandle {
         shutdown: vec![stop_rooms, stop_configs],

@@ -1,19 +1,139 @@
-//! The wiring every kind gets, written once: the watch of its objects, the wake-ups from objects it
-//! depends on, the channel by which its listing loop hands over objects whose AWS resource drifted, its
-//! [`Context`], and the run until stopped. A kind costs one [`Registration`] chain in
+//! The wiring every kind gets, written once: the one watch of its objects ([`Watch`]: one watcher and
+//! one store per kind, whatever number of controllers read it), the wake-ups from objects it depends on,
+//! the channel by which its listing loop hands over objects whose AWS resource drifted, its [`Context`],
+//! and the run until stopped. A kind costs one [`Watch`] and one [`Registration`] chain in
 //! [`start_with`](super::start_with).
+//!
+//! The store keeps only what reconciling reads: [`strip`] removes the field managers' bookkeeping and
+//! kubectl's last-applied copy before an object enters it (together often larger than the rest of the
+//! object).
 
 use super::Options;
 use super::aws::Aws;
 use super::driver::{Context, ManagedKind, error_policy, reconcile, run_inventory};
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use kube::Api;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, watcher};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
+
+/// The annotation `kubectl apply` (client-side) keeps its copy of the applied manifest in.
+const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Changed objects queued for one controller before the watch waits for it: the controllers take them
+/// at once (a trigger becomes a queued reference), so this only bounds copies in flight.
+const FAN_OUT_BUFFER: usize = 256;
+
+/// The one watch of a kind: a watcher whose objects, [`strip`]ped, go into the kind's one store and on
+/// to every controller that reacts to the kind: its own controller (objects created or changed), and
+/// the controllers it wakes (also objects deleted). [`Watch::run`] drives it.
+pub(super) struct Watch<K: ManagedKind> {
+    api: Api<K>,
+    store: Store<K>,
+    writer: reflector::store::Writer<K>,
+    /// The kind's own controller: a deleted object needs no trigger (the finalizer's pass saw it go).
+    applied: Vec<mpsc::Sender<Arc<K>>>,
+    /// Controllers woken by the kind: a deletion may be what they wait for (a room letting go of a
+    /// configuration that waits to be deleted).
+    touched: Vec<mpsc::Sender<Arc<K>>>,
+}
+
+impl<K: ManagedKind> Watch<K> {
+    /// The kind's objects in `namespace` (`None`: all namespaces).
+    pub(super) fn new(kube: &kube::Client, namespace: Option<&str>) -> Self {
+        let (store, writer) = reflector::store();
+        Watch {
+            api: api(kube, namespace),
+            store,
+            writer,
+            applied: Vec::new(),
+            touched: Vec::new(),
+        }
+    }
+
+    /// The objects of the kind as the watch sees them (what controllers, wake-ups and contexts read).
+    pub(super) fn store(&self) -> Store<K> {
+        self.store.clone()
+    }
+
+    /// Objects created or changed, for the kind's own controller.
+    fn applied(&mut self) -> impl Stream<Item = Arc<K>> + Send + 'static {
+        let (sender, receiver) = mpsc::channel(FAN_OUT_BUFFER);
+        self.applied.push(sender);
+        receiver_stream(receiver)
+    }
+
+    /// Objects created, changed or deleted, for a controller the kind wakes.
+    fn touched(&mut self) -> impl Stream<Item = Arc<K>> + Send + 'static {
+        let (sender, receiver) = mpsc::channel(FAN_OUT_BUFFER);
+        self.touched.push(sender);
+        receiver_stream(receiver)
+    }
+
+    /// Runs the watch: never ends on its own (a failed watch is retried with backoff), so it runs beside
+    /// the controllers and stops with them. A controller that has stopped no longer takes objects, and is
+    /// skipped.
+    pub(super) fn run(self) -> impl Future<Output = ()> + Send + 'static {
+        let Watch {
+            api,
+            writer,
+            applied,
+            touched,
+            ..
+        } = self;
+        async move {
+            let events = watcher(api, watcher::Config::default())
+                .default_backoff()
+                .modify(strip)
+                .reflect(writer);
+            let mut events = std::pin::pin!(events);
+            while let Some(event) = events.next().await {
+                match event {
+                    Ok(event) => fan_out(event, &applied, &touched).await,
+                    Err(error) => tracing::warn!(kind = K::KIND, %error, "watch failed; retrying"),
+                }
+            }
+        }
+    }
+}
+
+/// Hands one watch event (already in the store) on: an object created or changed to every controller,
+/// a deleted one only to the controllers the kind wakes. A controller that has stopped is skipped.
+async fn fan_out<K>(
+    event: watcher::Event<K>,
+    applied: &[mpsc::Sender<Arc<K>>],
+    touched: &[mpsc::Sender<Arc<K>>],
+) {
+    let (object, deleted) = match event {
+        watcher::Event::Apply(object) | watcher::Event::InitApply(object) => (object, false),
+        watcher::Event::Delete(object) => (object, true),
+        watcher::Event::Init | watcher::Event::InitDone => return,
+    };
+    let object = Arc::new(object);
+    for receiver in applied.iter().filter(|_| !deleted).chain(touched) {
+        // An error: that controller has stopped and dropped its end.
+        let _ = receiver.send(object.clone()).await;
+    }
+}
+
+/// Removes from an object what reconciling never reads, before it enters the store: `managedFields`
+/// (server-side apply's record of who set which field, one entry per field manager: the operator's
+/// status and finalizer writes included) and the last-applied annotation of client-side `kubectl apply`
+/// (a copy of the whole manifest). Status writes are server-side apply patches and the finalizer a
+/// merge patch: neither needs them.
+pub(super) fn strip<K: kube::Resource>(object: &mut K) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = &mut meta.annotations {
+        annotations.remove(LAST_APPLIED_ANNOTATION);
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
+    }
+}
 
 /// One kind's controller, being wired.
 pub(super) struct Registration<K: ManagedKind> {
@@ -22,25 +142,19 @@ pub(super) struct Registration<K: ManagedKind> {
 }
 
 impl<K: ManagedKind> Registration<K> {
-    /// Watches the kind's objects in `namespace` (`None`: all namespaces).
-    pub(super) fn watch(kube: &kube::Client, namespace: Option<&str>) -> Self {
-        let controller = Controller::new(api(kube, namespace), watcher::Config::default());
-        let store = controller.store();
+    /// Reconciles the objects of `watch` as they are created or changed.
+    pub(super) fn of(watch: &mut Watch<K>) -> Self {
+        let store = watch.store();
+        let controller = Controller::for_shared_stream(watch.applied(), store.clone());
         Registration { controller, store }
     }
 
-    /// The objects of the kind as the watch sees them (what other kinds' wake-ups and contexts read).
-    pub(super) fn store(&self) -> Store<K> {
-        self.store.clone()
-    }
-
-    /// Also reconciles the objects `wakes` names whenever an object of kind `R` changes (e.g. a referenced
-    /// object became ready).
+    /// Also reconciles the objects `wakes` names whenever an object of `watch` (another kind, `R`)
+    /// changes (e.g. a referenced object became ready) or goes away.
     pub(super) fn woken_by<R, I>(
         self,
-        kube: &kube::Client,
-        namespace: Option<&str>,
-        wakes: impl Fn(R) -> I + Send + Sync + 'static,
+        watch: &mut Watch<R>,
+        wakes: impl Fn(Arc<R>) -> I + Send + Sync + 'static,
     ) -> Self
     where
         R: ManagedKind,
@@ -48,11 +162,9 @@ impl<K: ManagedKind> Registration<K> {
         I::IntoIter: Send,
     {
         Registration {
-            controller: self.controller.watches(
-                api::<R>(kube, namespace),
-                watcher::Config::default(),
-                wakes,
-            ),
+            controller: self
+                .controller
+                .watches_shared_stream(watch.touched(), wakes),
             store: self.store,
         }
     }
@@ -86,7 +198,7 @@ impl<K: ManagedKind> Registration<K> {
         let (stop, stopped) = oneshot::channel::<()>();
         let controller = self
             .controller
-            .reconcile_on(receiver_stream(stale_refs))
+            .reconcile_on(unbounded_receiver_stream(stale_refs))
             .with_config(kube::runtime::Config::default().concurrency(options.concurrency))
             .graceful_shutdown_on(async move {
                 let _ = stopped.await;
@@ -129,10 +241,88 @@ fn recorder(client: &kube::Client, controller: &str) -> Recorder {
 }
 
 /// The receiving end of a channel as a stream (for `Controller::reconcile_on`).
-fn receiver_stream<T: Send + 'static>(
+fn unbounded_receiver_stream<T: Send + 'static>(
     receiver: mpsc::UnboundedReceiver<T>,
-) -> impl futures_util::Stream<Item = T> + Send {
+) -> impl Stream<Item = T> + Send {
     futures_util::stream::unfold(receiver, |mut receiver| async move {
         receiver.recv().await.map(|item| (item, receiver))
     })
+}
+
+/// The receiving end of a bounded channel as a stream (a controller's trigger).
+fn receiver_stream<T: Send + 'static>(receiver: mpsc::Receiver<T>) -> impl Stream<Item = T> + Send {
+    futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{ChatRoom, ChatRoomSpec, PAUSED_ANNOTATION};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn the_store_keeps_no_managed_fields_and_no_last_applied_copy_but_every_other_annotation() {
+        let mut room = ChatRoom::new("room", ChatRoomSpec::default());
+        room.metadata.managed_fields = Some(vec![ManagedFieldsEntry {
+            manager: Some("kubectl".into()),
+            ..ManagedFieldsEntry::default()
+        }]);
+        room.metadata.annotations = Some(BTreeMap::from([
+            (
+                LAST_APPLIED_ANNOTATION.to_owned(),
+                "{\"spec\":{}}".to_owned(),
+            ),
+            (PAUSED_ANNOTATION.to_owned(), "true".to_owned()),
+        ]));
+        strip(&mut room);
+        assert_eq!(room.metadata.managed_fields, None);
+        assert_eq!(
+            room.metadata.annotations,
+            Some(BTreeMap::from([(
+                PAUSED_ANNOTATION.to_owned(),
+                "true".to_owned()
+            )]))
+        );
+        // Nothing left: no empty map either.
+        let mut applied = ChatRoom::new("applied", ChatRoomSpec::default());
+        applied.metadata.annotations = Some(BTreeMap::from([(
+            LAST_APPLIED_ANNOTATION.to_owned(),
+            "{}".to_owned(),
+        )]));
+        strip(&mut applied);
+        assert_eq!(applied.metadata.annotations, None);
+        assert_eq!(applied.spec, ChatRoomSpec::default());
+    }
+
+    #[tokio::test]
+    async fn changes_reach_every_controller_and_deletions_only_those_the_kind_wakes() {
+        let (own, own_events) = mpsc::channel(4);
+        let (woken, woken_events) = mpsc::channel(4);
+        let (stopped, stopped_events) = mpsc::channel(4);
+        drop(stopped_events);
+        let (applied, touched) = (vec![own], vec![stopped, woken]);
+        let room = |name: &str| ChatRoom::new(name, ChatRoomSpec::default());
+        for event in [
+            watcher::Event::Init,
+            watcher::Event::InitApply(room("listed")),
+            watcher::Event::InitDone,
+            watcher::Event::Apply(room("changed")),
+            watcher::Event::Delete(room("deleted")),
+        ] {
+            fan_out(event, &applied, &touched).await;
+        }
+        drop((applied, touched));
+        let names = |mut events: mpsc::Receiver<Arc<ChatRoom>>| {
+            let mut names = Vec::new();
+            while let Ok(room) = events.try_recv() {
+                names.push(room.metadata.name.clone().unwrap_or_default());
+            }
+            names
+        };
+        assert_eq!(names(own_events), ["listed", "changed"]);
+        assert_eq!(names(woken_events), ["listed", "changed", "deleted"]);
+    }
 }

@@ -369,13 +369,15 @@ impl ManagedKind for ChatRoom {
 
     /// Named rooms: ListRooms filtered by the name is fresh and usually one call. Unnamed rooms have no
     /// filter that narrows the search.
-    async fn search_owned(
-        &self,
+    fn search_name(desired: &RoomFields) -> Option<String> {
+        // ListRooms filters by name; an unnamed room can only be found in a complete listing.
+        Some(desired.name.clone()).filter(|name| !name.is_empty())
+    }
+
+    async fn search_named(
         aws: &Aws,
-    ) -> Result<Option<Vec<Listed<ListedRoomFields>>>, AwsError> {
-        let Some(name) = self.spec.name.as_deref().filter(|name| !name.is_empty()) else {
-            return Ok(None);
-        };
+        name: &str,
+    ) -> Result<Vec<Listed<ListedRoomFields>>, AwsError> {
         let mut found = Vec::new();
         let mut next_token = None;
         loop {
@@ -383,7 +385,7 @@ impl ManagedKind for ChatRoom {
             found.extend(page);
             match next {
                 Some(token) if !token.is_empty() => next_token = Some(token),
-                _ => return Ok(Some(found)),
+                _ => return Ok(found),
             }
         }
     }

@@ -32,6 +32,10 @@ pub struct CreateAttempt {
     pub id: String,
     /// When the attempt was recorded, just before its create call (RFC 3339).
     pub started_at: String,
+    /// The AWS name the create sent, where the lookup can search by name (a named ChatRoom): the search
+    /// looks for this name, not the spec's current one, which may have changed since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// What the spec says about the AWS resource's life, common to every kind.

@@ -4,6 +4,7 @@
 
 use aws_sdk_ivschat::Client as Aws;
 use ivschat_emulator::{Emulator, EmulatorConfig, TransitionFailures};
+use ivschat_operator::controller::driver::FIELD_MANAGER;
 use ivschat_operator::controller::{self, OperatorHandle, Options};
 use ivschat_operator::crd::{
     ChatLoggingConfiguration, ChatRoom, OWNER_NAME_TAG, OWNER_NAMESPACE_TAG, OWNER_UID_TAG,
@@ -1313,6 +1314,68 @@ async fn a_room_created_before_a_crash_is_recovered_and_extra_copies_deleted() {
         s.emulator.request_total("CreateRoom"),
         4,
         "the operator created nothing (the 4 are the test's)"
+    );
+    s.finish().await;
+}
+
+/// A create whose answer was lost leaves a room named as the spec said then; the spec's name changed
+/// before the next pass. The lookup searches by the name the recorded attempt sent, so the room is
+/// found and renamed, not created a second time under the new name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_renamed_after_an_unanswered_create_is_found_by_the_name_the_create_sent() {
+    let mut s = Scenario::new("renamed").await;
+    s.stop_operator().await;
+    let object = s.room("room", json!({"name": "before"})).await;
+    // What a process that died after sending its create leaves: the attempt in status (written as the
+    // operator writes it, by server-side apply as its field manager), the room in AWS.
+    s.rooms()
+        .patch_status(
+            "room",
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(json!({
+                "apiVersion": "ivschat.dev/v1alpha1",
+                "kind": "ChatRoom",
+                "status": {"createAttempt": {
+                "id": "0123456789abcdef",
+                "startedAt": "2026-12-01T00:00:00Z",
+                "name": "before",
+            }}})),
+        )
+        .await
+        .expect("recording the attempt");
+    let created = orphaned_room(&s, &object, Some("before")).await;
+    s.room("room", json!({"name": "after"})).await;
+    s.start_operator(s.emulator.sdk_client());
+
+    let ready = wait_for(&s.rooms(), "room", "Ready", |room: &ChatRoom| {
+        is_ready(room)
+            && room
+                .status
+                .as_ref()
+                .and_then(|status| status.observed_generation)
+                == room.metadata.generation
+    })
+    .await;
+    assert_eq!(
+        room_arn(&ready),
+        created,
+        "the room the attempt created is adopted"
+    );
+    let status = ready.status.as_ref().expect("status");
+    assert_eq!(status.create_attempt, None, "the ARN replaced the attempt");
+    let room = s
+        .aws
+        .get_room()
+        .identifier(&created)
+        .send()
+        .await
+        .expect("GetRoom");
+    assert_eq!(room.name(), Some("after"), "renamed to the spec");
+    s.wait_event("room", "Recovered").await;
+    assert_eq!(
+        s.emulator.request_total("CreateRoom"),
+        1,
+        "the operator created nothing (the one create is the test's)"
     );
     s.finish().await;
 }

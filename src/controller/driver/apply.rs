@@ -259,7 +259,12 @@ async fn create_unless_owned<K: ManagedKind>(
     if !(may_own_unrecorded(object, ctx, current) || create.recreate_note.is_some()) {
         return create_recorded(object, ctx, create, current, next).await;
     }
-    let owned = match find_owned(object, ctx).await {
+    let vanished_name = create
+        .recreate_note
+        .is_some()
+        .then(|| K::search_name(create.desired))
+        .flatten();
+    let owned = match find_owned(object, ctx, current, vanished_name).await {
         Ok(Some(owned)) => owned,
         Ok(None) => return Ok(waiting_for_listing(ctx)),
         Err(err) => return Ok(Report::from_error(&err)),
@@ -314,6 +319,7 @@ async fn create_recorded<K: ManagedKind>(
     let attempt = CreateAttempt {
         id: format!("{:016x}", rand::random::<u64>()),
         started_at: jiff::Timestamp::now().to_string(),
+        name: K::search_name(create.desired),
     };
     let mut recorded = next.clone();
     recorded.create_attempt = Some(attempt.clone());
@@ -326,10 +332,10 @@ async fn create_recorded<K: ManagedKind>(
         &Time(jiff::Timestamp::now()),
     );
     let written = write_status_at_version(create.api, object, &recorded).await?;
-    next.create_attempt = Some(attempt);
     let key = memory_key(object);
     ctx.predating.settled(&key);
-    let _in_flight = ctx.memory.create_attempt(&key);
+    let _in_flight = ctx.memory.create_attempt(&key, attempt.name.as_deref());
+    next.create_attempt = Some(attempt);
     let mut report =
         self::create::<K>(ctx, create.desired, create.tags, next, create.recreate_note).await;
     report.attempt_version = written;
@@ -352,13 +358,21 @@ fn looking_for_owned() -> Health {
 }
 
 /// The AWS resources carrying this object's ownership tag, oldest first; `None` while no listing fresh
-/// enough to prove it exists yet (one has been requested).
+/// enough to prove it exists yet (one has been requested). Searches by name where every create that may
+/// have left a resource is known by the name it sent ([`searchable_names`]), else in a complete listing
+/// that started after this process's last create of the object.
 pub(super) async fn find_owned<K: ManagedKind>(
     object: &K,
     ctx: &Context<K>,
+    current: &StatusDocument,
+    vanished_name: Option<String>,
 ) -> Result<Option<Vec<Listed<K::Summary>>>, AwsError> {
     let uid = object.uid().unwrap_or_default();
-    if let Some(candidates) = object.search_owned(&ctx.aws).await? {
+    if let Some(names) = searchable_names(object, ctx, current, vanished_name) {
+        let mut candidates = Vec::new();
+        for name in names {
+            candidates.extend(K::search_named(&ctx.aws, &name).await?);
+        }
         return Ok(Some(
             crate::controller::inventory::owned_by(&candidates, &uid)
                 .into_iter()
@@ -374,6 +388,35 @@ pub(super) async fn find_owned<K: ManagedKind>(
             Ok(None)
         }
     }
+}
+
+/// The names a lookup for `object` can narrow its search to: those its unconfirmed creates sent (the
+/// attempt in status, the last create this process sent) and the name of a known resource that vanished.
+/// `None` when a create that may have left a resource cannot be searched for by name (an unnamed room, a
+/// kind without a name filter, an object that may predate this process, whose earlier creates are known
+/// by nothing), so only a complete listing can tell. Searching by the spec's current name instead would
+/// miss a resource created before the name was changed.
+fn searchable_names<K: ManagedKind>(
+    object: &K,
+    ctx: &Context<K>,
+    current: &StatusDocument,
+    vanished_name: Option<String>,
+) -> Option<Vec<String>> {
+    let key = memory_key(object);
+    if ctx.predating.may_predate(&key) {
+        return None;
+    }
+    let mut names = Vec::new();
+    if let Some(attempt) = &current.create_attempt {
+        names.push(attempt.name.clone()?);
+    }
+    if ctx.memory.last_create_attempt(&key).is_some() {
+        names.push(ctx.memory.last_create_name(&key)?);
+    }
+    names.extend(vanished_name);
+    names.sort();
+    names.dedup();
+    (!names.is_empty()).then_some(names)
 }
 
 /// Observe, diff and act on an existing resource.

@@ -79,7 +79,7 @@ async fn resources_to_release<K: ManagedKind>(
     if !may_own_unrecorded(object, ctx, current) {
         return Ok(Vec::new());
     }
-    match find_owned(object, ctx).await {
+    match find_owned(object, ctx, current, None).await {
         Ok(Some(owned)) => Ok(owned.into_iter().map(|listed| listed.arn).collect()),
         Ok(None) => Err(waiting_for_listing(ctx)),
         Err(err) => Err(Report::from_error(&err)),

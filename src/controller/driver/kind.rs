@@ -125,14 +125,23 @@ pub trait ManagedKind:
         next_token: Option<String>,
     ) -> impl Future<Output = Result<Page<Self::Summary>, AwsError>> + Send;
 
-    /// A fresh, narrowed listing of the resources that may carry this object's ownership tag (rooms: by
-    /// the spec's name), every page; `None` when the kind has no filter that narrows the search for this
-    /// object, so the lookup uses a complete account-wide [`Snapshot`](crate::controller::inventory::Snapshot) instead.
-    fn search_owned(
-        &self,
+    /// The name by which [`search_named`](ManagedKind::search_named) narrows the lookup for a resource
+    /// created from `desired` (rooms: their AWS name, if any); `None` when the kind's listing has no such
+    /// filter, so the lookup uses a complete account-wide
+    /// [`Snapshot`](crate::controller::inventory::Snapshot). A create records the name it sent, and the
+    /// lookup searches by that name, not by the spec's current one, which may have changed since.
+    fn search_name(_desired: &Self::Fields) -> Option<String> {
+        None
+    }
+
+    /// A fresh listing of the resources named `name` (one that [`search_name`](ManagedKind::search_name)
+    /// gave), every page. Only called for names `search_name` gives, so a kind without a filter keeps the
+    /// default, which lists nothing.
+    fn search_named(
         _aws: &Aws,
-    ) -> impl Future<Output = Result<Option<Vec<Listed<Self::Summary>>>, AwsError>> + Send {
-        async { Ok(None) }
+        _name: &str,
+    ) -> impl Future<Output = Result<Vec<Listed<Self::Summary>>, AwsError>> + Send {
+        async { Ok(Vec::new()) }
     }
 
     /// Whether a listed summary agrees with the desired fields, as far as the summary tells.

@@ -43,6 +43,8 @@ struct ObjectMemory {
     failures: u32,
     in_sync: Option<InSync>,
     last_create_attempt: Option<Instant>,
+    /// The name that create sent, when the kind's lookup can search by it ([`ManagedKind::search_name`]).
+    last_create_name: Option<Box<str>>,
     /// See [`Memory::attempt_superseded`].
     superseded_version: Option<String>,
     /// Boxed: rare (a failed status write), and a record is in the map for every object, so the
@@ -252,10 +254,11 @@ impl Memory {
     /// Marks a create of the object as sent. The time is taken when the returned guard drops, i.e. once
     /// the call has returned, failed or been cancelled: the call may wait seconds for its rate-budget slot,
     /// and a listing that starts during that wait cannot show what the call creates afterwards.
-    pub(super) fn create_attempt(&self, key: &str) -> CreateInFlight<'_> {
+    pub(super) fn create_attempt(&self, key: &str, name: Option<&str>) -> CreateInFlight<'_> {
         CreateInFlight {
             memory: self,
             key: key.to_owned(),
+            name: name.map(Box::from),
         }
     }
 
@@ -264,6 +267,14 @@ impl Memory {
     pub(super) fn last_create_attempt(&self, key: &str) -> Option<Instant> {
         self.read(key, |record| record.last_create_attempt)
             .flatten()
+    }
+
+    /// The name the last create sent (see [`Memory::last_create_attempt`]), if the lookup can search by it.
+    pub(super) fn last_create_name(&self, key: &str) -> Option<String> {
+        self.read(key, |record| {
+            record.last_create_name.as_deref().map(str::to_owned)
+        })
+        .flatten()
     }
 
     /// The pass that wrote a create attempt's record, producing `resource_version`, then wrote its outcome.
@@ -351,12 +362,15 @@ impl Memory {
 pub(super) struct CreateInFlight<'a> {
     memory: &'a Memory,
     key: String,
+    name: Option<Box<str>>,
 }
 
 impl Drop for CreateInFlight<'_> {
     fn drop(&mut self) {
+        let name = self.name.take();
         self.memory.update(&self.key, |record| {
             record.last_create_attempt = Some(Instant::now());
+            record.last_create_name = name;
         });
     }
 }
@@ -467,7 +481,7 @@ mod tests {
     fn remember_everything(memory: &Memory, key: &str) {
         memory.remember_in_sync(key, 7, Instant::now());
         memory.set_ready_at(key, Some(1));
-        drop(memory.create_attempt(key));
+        drop(memory.create_attempt(key, None));
         memory.next_backoff(key);
         memory.deletion_reported(key, &Deletion::Failed("DELETE_FAILED".into()));
         memory.keep_unwritten(
@@ -619,7 +633,7 @@ mod tests {
         let memory = Memory::new(paused_timing());
         let inventory = Inventory::<()>::default();
         assert_eq!(memory.last_create_attempt("uid"), None);
-        let attempt = memory.create_attempt("uid");
+        let attempt = memory.create_attempt("uid", Some("room"));
         // The call waits for its rate-budget slot while a listing starts and completes.
         tokio::time::advance(Duration::from_secs(1)).await;
         let during = Instant::now();
@@ -631,8 +645,14 @@ mod tests {
             None,
             "the time is taken when the call ends"
         );
+        assert_eq!(memory.last_create_name("uid"), None);
         drop(attempt);
         assert_eq!(memory.last_create_attempt("uid"), Some(Instant::now()));
+        assert_eq!(
+            memory.last_create_name("uid").as_deref(),
+            Some("room"),
+            "the name the create sent, for a narrowed lookup"
+        );
         assert!(
             inventory.since(memory.last_create_attempt("uid")).is_none(),
             "a listing that started while the create was pending proves nothing"

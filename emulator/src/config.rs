@@ -15,6 +15,8 @@ use ivschat_api::limits::CHAT_TOKEN_VALIDITY;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4510";
 /// The AWS default quota of logging configurations per account and region (adjustable in AWS, so a flag here).
 pub const DEFAULT_LOGGING_CONFIGURATION_QUOTA: u32 = 10;
+/// How long after its 500 a late-committed write is carried out, unless configured.
+pub const DEFAULT_LATE_COMMIT_DELAY: Duration = Duration::from_secs(2);
 
 /// Flags of `ivschat-operator emulator`. Every flag can also come from an `IVSCHAT_EMULATOR_*` variable.
 #[derive(clap::Args, Debug, Clone)]
@@ -65,6 +67,14 @@ pub struct EmulatorArgs {
     /// configurations, TagResource, UntagResource) whose change is kept but whose response is replaced by a 500.
     #[arg(long, env = "IVSCHAT_EMULATOR_LOST_RESPONSE_RATE", default_value_t = 0.0, value_parser = parse_lost_response_rate)]
     pub lost_response_rate: f64,
+    /// Fraction (0..=1) of control-plane writes (the same operations as lost responses) answered at once
+    /// with a 500 and carried out only after --late-commit-delay: AWS completing a request after the
+    /// client saw it fail.
+    #[arg(long, env = "IVSCHAT_EMULATOR_LATE_COMMIT_RATE", default_value_t = 0.0, value_parser = parse_late_commit_rate)]
+    pub late_commit_rate: f64,
+    /// How long after its 500 a late-committed write is carried out (e.g. `2s`).
+    #[arg(long, env = "IVSCHAT_EMULATOR_LATE_COMMIT_DELAY", default_value = "2s", value_parser = parse_duration)]
+    pub late_commit_delay: Duration,
     /// Extra latency added to every API request (e.g. `50ms`).
     #[arg(long, env = "IVSCHAT_EMULATOR_EXTRA_LATENCY", default_value = "0s", value_parser = parse_duration)]
     pub extra_latency: Duration,
@@ -141,6 +151,9 @@ pub struct EmulatorConfig {
     pub fault_rate: f64,
     /// See [`RuntimeSettings::lost_response_rate`].
     pub lost_response_rate: f64,
+    /// See [`RuntimeSettings::late_commit_rate`].
+    pub late_commit_rate: f64,
+    pub late_commit_delay: Duration,
     pub extra_latency: Duration,
     pub state_file: Option<PathBuf>,
     /// How long a chat token can open a messaging connection (AWS: one minute). Tests shorten it.
@@ -164,6 +177,8 @@ impl Default for EmulatorConfig {
             logging_configuration_quota: DEFAULT_LOGGING_CONFIGURATION_QUOTA,
             fault_rate: 0.0,
             lost_response_rate: 0.0,
+            late_commit_rate: 0.0,
+            late_commit_delay: DEFAULT_LATE_COMMIT_DELAY,
             extra_latency: Duration::ZERO,
             state_file: None,
             chat_token_validity: CHAT_TOKEN_VALIDITY,
@@ -183,6 +198,8 @@ impl EmulatorConfig {
             logging_configuration_quota: self.logging_configuration_quota,
             fault_rate: self.fault_rate,
             lost_response_rate: self.lost_response_rate,
+            late_commit_rate: self.late_commit_rate,
+            late_commit_delay: self.late_commit_delay,
             extra_latency: self.extra_latency,
         }
     }
@@ -231,6 +248,8 @@ impl From<EmulatorArgs> for EmulatorConfig {
             room_quota: args.room_quota,
             logging_configuration_quota: args.logging_configuration_quota,
             fault_rate: args.fault_rate,
+            late_commit_rate: args.late_commit_rate,
+            late_commit_delay: args.late_commit_delay,
             lost_response_rate: args.lost_response_rate,
             extra_latency: args.extra_latency,
             state_file: args.state_file,
@@ -255,13 +274,19 @@ pub struct RuntimeSettings {
     /// InternalServerException: the AWS hazard of a request that succeeded server-side while the client saw a
     /// failure (timeout, reset, 5xx after commit). Data-plane operations and reads are never affected.
     pub lost_response_rate: f64,
+    /// Share of control-plane writes answered at once with a 500 InternalServerException and carried out
+    /// only `late_commit_delay` later: the AWS hazard of a request that completes after the client gave up
+    /// on it, so that a read right after the failure shows nothing and a later one shows the change.
+    pub late_commit_rate: f64,
+    pub late_commit_delay: Duration,
     pub extra_latency: Duration,
 }
 
 impl RuntimeSettings {
     pub fn validate(&self) -> Result<(), String> {
         check_rate("fault rate", self.fault_rate)?;
-        check_rate("lost response rate", self.lost_response_rate)
+        check_rate("lost response rate", self.lost_response_rate)?;
+        check_rate("late commit rate", self.late_commit_rate)
     }
 }
 
@@ -293,6 +318,10 @@ fn parse_fault_rate(text: &str) -> Result<f64, String> {
 
 fn parse_lost_response_rate(text: &str) -> Result<f64, String> {
     parse_rate("lost response rate", text)
+}
+
+fn parse_late_commit_rate(text: &str) -> Result<f64, String> {
+    parse_rate("late commit rate", text)
 }
 
 #[cfg(test)]
@@ -363,6 +392,10 @@ mod tests {
             "0.25",
             "--lost-response-rate",
             "0.5",
+            "--late-commit-rate",
+            "0.05",
+            "--late-commit-delay",
+            "3s",
             "--extra-latency",
             "10ms",
             "--state-file",
@@ -376,11 +409,14 @@ mod tests {
         assert_eq!(config.room_quota, Some(7));
         assert_eq!(config.fault_rate, 0.25);
         assert_eq!(config.lost_response_rate, 0.5);
+        assert_eq!(config.late_commit_rate, 0.05);
+        assert_eq!(config.late_commit_delay, Duration::from_secs(3));
         assert_eq!(config.extra_latency, Duration::from_millis(10));
         assert_eq!(config.state_file, Some(PathBuf::from("/tmp/state.json")));
         assert!(Cli::try_parse_from(["emulator", "--fault-rate", "1.5"]).is_err());
         assert!(Cli::try_parse_from(["emulator", "--lost-response-rate", "-0.1"]).is_err());
         assert!(Cli::try_parse_from(["emulator", "--lost-response-rate", "NaN"]).is_err());
+        assert!(Cli::try_parse_from(["emulator", "--late-commit-rate", "2"]).is_err());
     }
 
     #[test]

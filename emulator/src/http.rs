@@ -42,6 +42,7 @@ use super::operation;
 use super::operations::{self, Output};
 use super::service::Service;
 use super::sigv4;
+use ivschat_api::Operation;
 
 /// Largest request body accepted (IVS Chat inputs are a few KiB at most).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -148,7 +149,7 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 async fn api(
-    service: &Service,
+    service: &Arc<Service>,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
@@ -191,6 +192,9 @@ async fn api(
         query: uri.query(),
         body,
     };
+    if let Some(delay) = service.traffic.late_commit(route.operation) {
+        return Err(commit_late(service, route.operation, request, delay));
+    }
     let output = operations::execute(service, route.operation, request).await?;
     // Drawn only after success: a failed operation changed nothing, so there is no lost change to simulate.
     if let Some(lost) = service.traffic.lost_response(route.operation) {
@@ -202,6 +206,50 @@ async fn api(
         return Err(lost);
     }
     Ok(output)
+}
+
+/// Carries out `operation` `delay` from now, in the background, and returns the 500 that answers it now
+/// (`lateCommitRate`). The write is validated and applied only then, as AWS completing a request the client
+/// gave up on would; its own outcome reaches nobody but the log and the late-commit count.
+fn commit_late(
+    service: &Arc<Service>,
+    operation: Operation,
+    request: operations::Request<'_>,
+    delay: Duration,
+) -> ApiError {
+    let service = service.clone();
+    let label = request.resource_arn_label.map(str::to_owned);
+    let query = request.query.map(str::to_owned);
+    let body = request.body.to_vec();
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let request = operations::Request {
+            resource_arn_label: label.as_deref(),
+            query: query.as_deref(),
+            body: &body,
+        };
+        match operations::execute(&service, operation, request).await {
+            Ok(_) => {
+                service.metrics.record_late_commit(operation.name());
+                tracing::debug!(
+                    operation = operation.name(),
+                    ?delay,
+                    "late commit carried out"
+                );
+            }
+            Err(error) => tracing::debug!(
+                operation = operation.name(),
+                error = error.error_type(),
+                "late commit failed when carried out"
+            ),
+        }
+    });
+    ApiError::InternalServer {
+        message: format!(
+            "Injected late commit: {} failed for now, but will be carried out in {delay:?}",
+            operation.name()
+        ),
+    }
 }
 
 fn respond(result: Result<Output, ApiError>, request_id: &str) -> Response {
@@ -299,6 +347,8 @@ fn settings_json(settings: &RuntimeSettings) -> Value {
         "loggingConfigurationQuota": settings.logging_configuration_quota,
         "faultRate": settings.fault_rate,
         "lostResponseRate": settings.lost_response_rate,
+        "lateCommitRate": settings.late_commit_rate,
+        "lateCommitDelay": format_duration(settings.late_commit_delay),
         "extraLatency": format_duration(settings.extra_latency),
     })
 }
@@ -317,6 +367,8 @@ struct SettingsChanges {
     logging_configuration_quota: Option<u32>,
     fault_rate: Option<f64>,
     lost_response_rate: Option<f64>,
+    late_commit_rate: Option<f64>,
+    late_commit_delay: Option<Duration>,
     extra_latency: Option<Duration>,
 }
 
@@ -342,6 +394,12 @@ impl SettingsChanges {
         }
         if let Some(value) = self.lost_response_rate {
             settings.lost_response_rate = value;
+        }
+        if let Some(value) = self.late_commit_rate {
+            settings.late_commit_rate = value;
+        }
+        if let Some(value) = self.late_commit_delay {
+            settings.late_commit_delay = value;
         }
         if let Some(value) = self.extra_latency {
             settings.extra_latency = value;
@@ -390,6 +448,7 @@ fn parse_settings_changes(body: &[u8]) -> Result<SettingsChanges, ApiError> {
                 changes.logging_transition_delay = Some(duration(key, value)?)
             }
             "extraLatency" => changes.extra_latency = Some(duration(key, value)?),
+            "lateCommitDelay" => changes.late_commit_delay = Some(duration(key, value)?),
             "failTransitions" => {
                 let names = match value {
                     Value::Array(items) => items
@@ -419,6 +478,7 @@ fn parse_settings_changes(body: &[u8]) -> Result<SettingsChanges, ApiError> {
             }
             "faultRate" => changes.fault_rate = Some(rate(key, value)?),
             "lostResponseRate" => changes.lost_response_rate = Some(rate(key, value)?),
+            "lateCommitRate" => changes.late_commit_rate = Some(rate(key, value)?),
             other => return Err(ApiError::field(other, "unknown setting")),
         }
     }
@@ -455,6 +515,11 @@ mod tests {
         assert_eq!(settings.fault_rate, 0.5);
         assert_eq!(settings.lost_response_rate, 0.25);
         assert_eq!(settings.room_quota, Some(5), "untouched");
+        let late = apply(r#"{"lateCommitRate": 0.05, "lateCommitDelay": "3s"}"#).expect("valid");
+        assert_eq!(
+            (late.late_commit_rate, late.late_commit_delay),
+            (0.05, Duration::from_secs(3))
+        );
         assert_eq!(
             apply(r#"{"roomQuota": null}"#).expect("valid").room_quota,
             None
@@ -476,6 +541,7 @@ mod tests {
         for (body, field) in [
             (r#"{"faultRat": 1}"#, "faultRat"),
             (r#"{"lostResponseRate": "all"}"#, "lostResponseRate"),
+            (r#"{"lateCommitRate": "some"}"#, "lateCommitRate"),
             (r#"{"roomQuota": -1}"#, "roomQuota"),
             (r#"{"enforceQuotas": "yes"}"#, "enforceQuotas"),
             (r#"{"failTransitions": ["explode"]}"#, "failTransitions"),

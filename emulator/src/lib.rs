@@ -65,6 +65,12 @@
 //!   (and is persisted). This is the AWS hazard an injected fault cannot show: CreateRoom and
 //!   CreateLoggingConfiguration take no idempotency token, so a client that retries blindly creates twice.
 //!   Counted as `InternalServerException` plus `ivschat_emulator_lost_responses_total` (see [`metrics`]).
+//! - **Late commits** (`lateCommitRate`, default 0; `lateCommitDelay`, default 2 s): that share of the same
+//!   control-plane writes answer 500 `InternalServerException` at once, before anything changed, and are
+//!   carried out `lateCommitDelay` later (validated then, as a new request would be, past the TPS quota that
+//!   admitted them): AWS completing a request after its client gave up. A read right after the 500 shows
+//!   nothing; a later one shows the change. Counted as `InternalServerException` plus
+//!   `ivschat_emulator_late_commits_total` (the writes that then succeeded).
 //! - **Persistence** keeps rooms, logging configurations (with lifecycle timestamps) and tags; chat tokens and
 //!   the pagination key are per process. A state file that cannot be written turns the request into a 500.
 //! - **Admin API** under `/_emulator/` is unsigned (see [`http`]); the default listen address is loopback.
@@ -248,6 +254,12 @@ impl Emulator {
     /// (`lostResponseRate`); they are also counted under `InternalServerException`.
     pub fn lost_response_count(&self, operation: &str) -> u64 {
         self.service.metrics.lost_responses(operation)
+    }
+
+    /// Requests of `operation` answered with a 500 and carried out successfully later (`lateCommitRate`);
+    /// the 500s are also counted under `InternalServerException`.
+    pub fn late_commit_count(&self, operation: &str) -> u64 {
+        self.service.metrics.late_commits(operation)
     }
 
     /// The request log (the last 100,000 API requests, oldest first), each with its caller's app name: the

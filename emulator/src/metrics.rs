@@ -5,7 +5,9 @@
 //! A lost response (see `lostResponseRate` in [`super::traffic`]) is counted under what the client saw,
 //! `InternalServerException`, like any other 500, so request totals and error shares stay what the client
 //! observed; a second counter, `ivschat_emulator_lost_responses_total{operation}`, counts those of them whose
-//! change was nevertheless made, which no outcome label could tell apart from an injected fault.
+//! change was nevertheless made, which no outcome label could tell apart from an injected fault. A late
+//! commit (`lateCommitRate`) is counted the same way: the 500 under `InternalServerException`, and the write
+//! carried out later under `ivschat_emulator_late_commits_total{operation}`.
 //!
 //! Beside the counters, the **request log** keeps the last [`REQUEST_LOG_CAPACITY`] API requests in the
 //! order they were answered, each with its caller's identity: the app name of its User-Agent (`app/NAME`,
@@ -55,6 +57,8 @@ pub struct Metrics {
     counters: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     /// Operation → requests whose change was made but whose response was replaced by a 500.
     lost_responses: Mutex<BTreeMap<&'static str, u64>>,
+    /// Operation → requests answered with a 500 and carried out later (only those that then succeeded).
+    late_commits: Mutex<BTreeMap<&'static str, u64>>,
     log: Mutex<RequestLog>,
 }
 
@@ -109,20 +113,22 @@ impl Metrics {
     /// Counts a request of `operation` whose change was kept but whose response was dropped (its outcome is
     /// recorded separately with [`Metrics::record`]).
     pub fn record_lost_response(&self, operation: &'static str) {
-        let mut lost = self
-            .lost_responses
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *lost.entry(operation).or_insert(0) += 1;
+        bump(&self.lost_responses, operation);
     }
 
     /// Requests of `operation` whose change was made although the client got a 500.
     pub fn lost_responses(&self, operation: &str) -> u64 {
-        let lost = self
-            .lost_responses
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        lost.get(operation).copied().unwrap_or(0)
+        count_of(&self.lost_responses, operation)
+    }
+
+    /// A late-committed request of `operation`, carried out successfully after its 500.
+    pub fn record_late_commit(&self, operation: &'static str) {
+        bump(&self.late_commits, operation);
+    }
+
+    /// Requests of `operation` carried out (successfully) after their client got a 500.
+    pub fn late_commits(&self, operation: &str) -> u64 {
+        count_of(&self.late_commits, operation)
     }
 
     pub fn snapshot(&self) -> MetricsSnapshot {
@@ -169,10 +175,12 @@ impl Metrics {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();
-        self.lost_responses
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clear();
+        for counts in [&self.lost_responses, &self.late_commits] {
+            counts
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clear();
+        }
         *self
             .log
             .lock()
@@ -192,24 +200,49 @@ impl Metrics {
                 "ivschat_emulator_requests_total{{operation=\"{operation}\",outcome=\"{outcome}\"}} {count}"
             );
         }
-        text.push_str(
-            "# HELP ivschat_emulator_lost_responses_total API requests whose change was made but whose response \
-             was replaced by an injected 500 (also counted as InternalServerException above).\n\
-             # TYPE ivschat_emulator_lost_responses_total counter\n",
-        );
-        let lost = self
-            .lost_responses
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        for (operation, count) in lost {
-            let _ = writeln!(
-                text,
-                "ivschat_emulator_lost_responses_total{{operation=\"{operation}\"}} {count}"
-            );
+        for (name, help, counts) in [
+            (
+                "ivschat_emulator_lost_responses_total",
+                "API requests whose change was made but whose response was replaced by an injected 500 \
+                 (also counted as InternalServerException above).",
+                &self.lost_responses,
+            ),
+            (
+                "ivschat_emulator_late_commits_total",
+                "API requests answered with an injected 500 and carried out successfully later (also \
+                 counted as InternalServerException above).",
+                &self.late_commits,
+            ),
+        ] {
+            let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} counter");
+            let counts = counts
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            for (operation, count) in counts {
+                let _ = writeln!(text, "{name}{{operation=\"{operation}\"}} {count}");
+            }
         }
         text
     }
+}
+
+/// Adds one to `operation`'s count.
+fn bump(counts: &Mutex<BTreeMap<&'static str, u64>>, operation: &'static str) {
+    *counts
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .entry(operation)
+        .or_insert(0) += 1;
+}
+
+fn count_of(counts: &Mutex<BTreeMap<&'static str, u64>>, operation: &str) -> u64 {
+    counts
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(operation)
+        .copied()
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -254,9 +287,17 @@ mod tests {
             text.contains("ivschat_emulator_lost_responses_total{operation=\"UpdateRoom\"} 1\n"),
             "{text}"
         );
+        metrics.record_late_commit("CreateRoom");
+        assert_eq!(metrics.late_commits("CreateRoom"), 1);
+        assert!(
+            metrics
+                .prometheus_text()
+                .contains("ivschat_emulator_late_commits_total{operation=\"CreateRoom\"} 1\n")
+        );
         metrics.reset();
         assert_eq!(metrics.total("CreateRoom"), 0);
         assert_eq!(metrics.lost_responses("UpdateRoom"), 0);
+        assert_eq!(metrics.late_commits("CreateRoom"), 0);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ivschat_api::Operation;
 
@@ -126,9 +126,20 @@ impl Traffic {
             ),
         })
     }
+
+    /// For a `late_commit_rate` share of control-plane writes ([`loses_responses`]), how long after its
+    /// immediate 500 the write is to be carried out.
+    pub fn late_commit(&self, operation: Operation) -> Option<Duration> {
+        let settings = self.settings();
+        let rate = settings.late_commit_rate;
+        if !loses_responses(operation) || rate <= 0.0 || rand::random::<f64>() >= rate {
+            return None;
+        }
+        Some(settings.late_commit_delay)
+    }
 }
 
-/// Whether `operation` is subject to lost responses: the control-plane writes whose outcome a client must find
+/// Whether `operation` is subject to lost responses and late commits: the control-plane writes whose outcome a client must find
 /// out by reading back (Create/Update/Delete of rooms and logging configurations, TagResource, UntagResource).
 /// Reads never are (nothing to lose), nor are the data-plane operations CreateChatToken, SendEvent,
 /// DeleteMessage and DisconnectUser (they change no resource the operator reconciles). Exhaustive on purpose:
@@ -210,6 +221,37 @@ mod tests {
             1.0,
             "an invalid update changes nothing"
         );
+    }
+
+    #[test]
+    fn late_commits_follow_the_rate_hit_only_control_plane_writes_and_carry_the_delay() {
+        let traffic = Traffic::new(EmulatorConfig::default().runtime_settings());
+        assert!(
+            Operation::ALL
+                .iter()
+                .all(|operation| (0..50).all(|_| traffic.late_commit(*operation).is_none())),
+            "rate 0 never delays a write"
+        );
+        traffic
+            .update(|settings| {
+                settings.late_commit_rate = 1.0;
+                settings.late_commit_delay = Duration::from_millis(1500);
+            })
+            .expect("valid");
+        for operation in Operation::ALL {
+            let delayed = (0..50)
+                .filter_map(|_| traffic.late_commit(operation))
+                .collect::<Vec<_>>();
+            let expected = if loses_responses(operation) { 50 } else { 0 };
+            assert_eq!(delayed.len(), expected, "{}", operation.name());
+            assert!(
+                delayed
+                    .iter()
+                    .all(|delay| *delay == Duration::from_millis(1500))
+            );
+        }
+        let refused = traffic.update(|settings| settings.late_commit_rate = 1.5);
+        assert!(refused.is_err(), "a rate above 1 is refused");
     }
 
     #[test]

@@ -1386,6 +1386,80 @@ async fn listed_room_names(client: &Client) -> Vec<String> {
 }
 
 #[tokio::test]
+async fn late_commits_answer_500_at_once_and_carry_the_write_out_after_the_delay() {
+    let delay = Duration::from_millis(800);
+    let emulator = emulator::start(EmulatorConfig {
+        late_commit_rate: 1.0,
+        late_commit_delay: delay,
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let client = emulator.sdk_client_without_retries();
+    let sent = std::time::Instant::now();
+    let error = client
+        .create_room()
+        .name("late-create")
+        .tags("owner", "test")
+        .send()
+        .await
+        .expect_err("answered with a 500");
+    assert_eq!(status_of(&error), 500);
+    assert_eq!(error.code(), Some("InternalServerException"));
+    let message = error.message().unwrap_or_default();
+    assert!(
+        message.contains("CreateRoom") && message.contains("late commit"),
+        "{message}"
+    );
+    let named = |client: aws_sdk_ivschat::Client| async move {
+        client
+            .list_rooms()
+            .name("late-create")
+            .send()
+            .await
+            .expect("reads are never delayed")
+            .rooms()
+            .to_vec()
+    };
+    assert!(
+        named(client.clone()).await.is_empty(),
+        "nothing is made before the delay"
+    );
+    assert_eq!(emulator.late_commit_count("CreateRoom"), 0);
+    let rooms = loop {
+        let rooms = named(client.clone()).await;
+        if !rooms.is_empty() {
+            break rooms;
+        }
+        assert!(
+            sent.elapsed() < delay * 10,
+            "the late commit was never carried out"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(sent.elapsed() >= delay, "carried out before its delay");
+    assert_eq!(rooms.len(), 1, "carried out once");
+    let tags = rooms[0].tags().expect("tags");
+    assert_eq!(tags.get("owner").map(String::as_str), Some("test"));
+    assert_eq!(emulator.late_commit_count("CreateRoom"), 1);
+    assert_eq!(
+        emulator.request_count("CreateRoom", "InternalServerException"),
+        1
+    );
+    assert!(
+        emulator
+            .metrics_text()
+            .contains("ivschat_emulator_late_commits_total{operation=\"CreateRoom\"} 1\n")
+    );
+    // Reads are never delayed, and the setting reads back as set.
+    let settings = emulator.settings();
+    assert_eq!(
+        (settings.late_commit_rate, settings.late_commit_delay),
+        (1.0, delay)
+    );
+    let _ = emulator.stop().await;
+}
+
+#[tokio::test]
 async fn lost_responses_keep_the_change_behind_a_500() {
     let emulator = emulator::start(EmulatorConfig {
         lost_response_rate: 1.0,

@@ -993,3 +993,140 @@ async fn api_server_outage_is_survived() {
     drop(operator);
     let _ = emulator.stop().await;
 }
+
+// ---- test 3: late commits ---------------------------------------------------------------------------------
+
+/// Share of control-plane writes the emulator answers with a 500 and carries out [`LATE_COMMIT_DELAY`]
+/// later. 10 %, not fewer: with about a hundred writes, the test must see some.
+const LATE_COMMIT_RATE: f64 = 0.1;
+const LATE_COMMIT_DELAY: Duration = Duration::from_secs(2);
+const LATE_COMMIT_ROOMS: usize = 60;
+const LATE_COMMIT_DELETED_ROOMS: usize = 10;
+
+/// Creates that fail at once and complete two seconds later: a lookup right after the failure finds
+/// nothing, so the retry creates a second resource and the late one appears beside it. Every object ends
+/// Ready with exactly one resource once its unanswered creates are settled; objects deleted while their
+/// creates may still complete leave nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_commits_end_in_one_resource_per_object_and_none_after_deletion() {
+    let control_plane = control_plane();
+    let kube = control_plane.client().await.expect("kube client");
+    let namespace = "chaos-late-commit";
+    create_namespace(&kube, namespace).await;
+    let emulator = emulator::start(EmulatorConfig {
+        logging_transition_delay: TRANSITION_DELAY,
+        late_commit_rate: LATE_COMMIT_RATE,
+        late_commit_delay: LATE_COMMIT_DELAY,
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let probe = Probe::new(&emulator);
+    let room_api: Api<ChatRoom> = Api::namespaced(kube.clone(), namespace);
+    let config_api: Api<ChatLoggingConfiguration> = Api::namespaced(kube.clone(), namespace);
+    apply_all(
+        &config_api,
+        (0..CONFIGS)
+            .map(|i| (format!("logs-{i}"), chaos_config_spec(i)))
+            .collect(),
+    )
+    .await;
+    apply_all(
+        &room_api,
+        (0..LATE_COMMIT_ROOMS)
+            .map(|i| (format!("room-{i:03}"), chaos_room_spec(i)))
+            .collect(),
+    )
+    .await;
+    let started = Instant::now();
+    let mut operator = OperatorProcess::start(control_plane, &emulator, namespace);
+    wait_all_ready(
+        &room_api,
+        &config_api,
+        &mut operator,
+        (LATE_COMMIT_ROOMS, CONFIGS),
+    )
+    .await;
+    let ready = started.elapsed();
+
+    // Settled: no create is left that may still complete, and AWS holds one resource per object.
+    let deadline = Instant::now() + CONVERGE_TIMEOUT;
+    loop {
+        operator.assert_running("waiting for the unanswered creates to settle");
+        let (rooms, configs) = (list(&room_api).await, list(&config_api).await);
+        let mut problems: Vec<String> = rooms
+            .iter()
+            .filter(|room| {
+                room.status
+                    .as_ref()
+                    .is_some_and(|s| s.create_attempt.is_some())
+            })
+            .map(|room| format!("not settled: {}", describe(room)))
+            .chain(
+                configs
+                    .iter()
+                    .filter(|c| {
+                        c.status
+                            .as_ref()
+                            .is_some_and(|s| s.create_attempt.is_some())
+                    })
+                    .map(|config| format!("not settled: {}", describe(config))),
+            )
+            .collect();
+        problems.extend(aws_problems(&probe, namespace, &rooms, &configs).await);
+        if problems.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not settled {CONVERGE_TIMEOUT:?} after all were Ready ({} problems):\n{}",
+            problems.len(),
+            problems.join("\n")
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    let late_creates = emulator.late_commit_count("CreateRoom")
+        + emulator.late_commit_count("CreateLoggingConfiguration");
+    println!(
+        "late commits: {LATE_COMMIT_ROOMS} rooms + {CONFIGS} logging configurations Ready in {ready:.1?}, settled with one \
+         resource each in {:.1?}; {late_creates} creates carried out {LATE_COMMIT_DELAY:?} after their 500; AWS calls \
+         per operation: {:?}",
+        started.elapsed(),
+        probe.operator_calls(&emulator)
+    );
+    assert!(late_creates > 0, "no create was committed late");
+
+    // Rooms deleted at once, some while their create may still complete: nothing of them may remain.
+    for i in 0..LATE_COMMIT_DELETED_ROOMS {
+        let name = format!("short-{i:02}");
+        apply(&room_api, &name, chaos_room_spec(i)).await;
+        tokio::time::sleep(Duration::from_millis(150 * i as u64)).await;
+        room_api
+            .delete(&name, &DeleteParams::default())
+            .await
+            .unwrap_or_else(|err| panic!("deleting {name}: {err}"));
+    }
+    let deadline = Instant::now() + CONVERGE_TIMEOUT;
+    loop {
+        operator.assert_running("waiting for the deleted rooms to go");
+        let rooms = list(&room_api).await;
+        if rooms.len() == LATE_COMMIT_ROOMS {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the deleted rooms are still there after {CONVERGE_TIMEOUT:?}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    // A late commit would land within its delay: wait it out, then AWS must hold only the remaining rooms.
+    tokio::time::sleep(LATE_COMMIT_DELAY * 2).await;
+    let (rooms, configs) = (list(&room_api).await, list(&config_api).await);
+    let problems = aws_problems(&probe, namespace, &rooms, &configs).await;
+    assert!(
+        problems.is_empty(),
+        "after deleting rooms whose creates were committed late:\n{}",
+        problems.join("\n")
+    );
+    drop(operator);
+    let _ = emulator.stop().await;
+}

@@ -30,6 +30,9 @@ pub mod reasons {
     pub const LOOKING_UP: &str = "LookingUpOwnedResource";
     /// The create attempt is recorded in status (`status.createAttempt`) and the create is being sent.
     pub const CREATING: &str = "Creating";
+    /// A create got no answer and may still complete: the operator waits one resync period after it before
+    /// looking for a copy (and, for a deleted object, before releasing it).
+    pub const SETTLING: &str = "SettlingUnansweredCreate";
 }
 
 crate::crd::managed_status! {

@@ -13,6 +13,7 @@ use super::drift::confirm_by_listing;
 use super::kube_io::{finish, write_status_at_version};
 use super::memory::{SyncMemory, fingerprint, memory_key};
 use super::report::{Pass, Report, Requeue, health_of_state, normal, warning};
+use super::settle::{self, Settlement};
 use super::{Context, ManagedKind, Observed, ReconcileError};
 use crate::controller::aws::{Aws, Retry};
 use crate::controller::aws_error::{AwsError, ErrorClass};
@@ -264,7 +265,7 @@ async fn create_unless_owned<K: ManagedKind>(
         .is_some()
         .then(|| K::search_name(create.desired))
         .flatten();
-    let owned = match find_owned(object, ctx, current, vanished_name).await {
+    let owned = match find_owned(object, ctx, current, vanished_name, None).await {
         Ok(Some(owned)) => owned,
         Ok(None) => return Ok(waiting_for_listing(ctx)),
         Err(err) => return Ok(Report::from_error(&err)),
@@ -336,8 +337,10 @@ async fn create_recorded<K: ManagedKind>(
     ctx.predating.settled(&key);
     let _in_flight = ctx.memory.create_attempt(&key, attempt.name.as_deref());
     next.create_attempt = Some(attempt);
-    let mut report =
-        self::create::<K>(ctx, create.desired, create.tags, next, create.recreate_note).await;
+    // Only a create answered in a pass that found no earlier attempt in status settles its record at once:
+    // after an earlier unanswered one, a copy may still appear ([`settle`](super::settle)).
+    let settles = current.create_attempt.is_none();
+    let mut report = self::create::<K>(ctx, create, next, settles).await;
     report.attempt_version = written;
     Ok(report)
 }
@@ -360,12 +363,14 @@ fn looking_for_owned() -> Health {
 /// The AWS resources carrying this object's ownership tag, oldest first; `None` while no listing fresh
 /// enough to prove it exists yet (one has been requested). Searches by name where every create that may
 /// have left a resource is known by the name it sent ([`searchable_names`]), else in a complete listing
-/// that started after this process's last create of the object.
+/// that started after this process's last create of the object and after `not_before`. A search by name
+/// starts now: a caller with a `not_before` calls only once it has passed.
 pub(super) async fn find_owned<K: ManagedKind>(
     object: &K,
     ctx: &Context<K>,
     current: &StatusDocument,
     vanished_name: Option<String>,
+    not_before: Option<Instant>,
 ) -> Result<Option<Vec<Listed<K::Summary>>>, AwsError> {
     let uid = object.uid().unwrap_or_default();
     if let Some(names) = searchable_names(object, ctx, current, vanished_name) {
@@ -380,7 +385,10 @@ pub(super) async fn find_owned<K: ManagedKind>(
                 .collect(),
         ));
     }
-    let since = ctx.memory.last_create_attempt(&memory_key(object));
+    let since = ctx
+        .memory
+        .last_create_attempt(&memory_key(object))
+        .max(not_before);
     match ctx.inventory.since(since) {
         Some(snapshot) => Ok(Some(snapshot.owned_by(&uid).into_iter().cloned().collect())),
         None => {
@@ -465,15 +473,29 @@ async fn sync_existing<K: ManagedKind>(
     };
     let adopted = origin != Origin::Known;
     mirror::<K>(next, &observed);
-    if origin == Origin::Recovered {
-        // The attempt's result is found and now recorded: its ARN replaces it.
-        next.create_attempt = None;
+    // An attempt's result found by the lookup (Recovered) keeps its record: another unanswered attempt may
+    // still complete. Settled here once it can no longer, with the copies found then deleted.
+    let mut copies = settle::listed_copies(object, ctx, &arn);
+    let mut settle_in = None;
+    match settle::settle(object, ctx, next).await {
+        Some(Settlement::Known(owned)) => {
+            copies.extend(owned);
+            next.create_attempt = None;
+        }
+        Some(Settlement::Pending(wait)) => settle_in = Some(wait),
+        None => {}
     }
+    let copy_events = match settle::delete_copies(ctx, copies, &arn).await {
+        Ok(events) => events,
+        Err(err) => return Ok(Report::from_error(&err)),
+    };
     if let Some((health, requeue)) = health_of_state(observed.state.as_deref()) {
-        return Ok(Report::new(health, requeue));
+        let mut report = Report::new(health, requeue);
+        report.events = copy_events;
+        return Ok(report);
     }
 
-    let mut events = Vec::new();
+    let mut events = copy_events;
     let mut changes = changed_fields(desired, &observed.fields);
     let mut latest = observed;
     if !changes.is_empty() {
@@ -551,6 +573,11 @@ async fn sync_existing<K: ManagedKind>(
         Health::ready(reasons::SYNCED, format!("{arn} matches the spec")),
         Requeue::Resync,
     ));
+    // At rest, but an unanswered create may still leave a copy: look again at its horizon.
+    let requeue = match (requeue, settle_in) {
+        (Requeue::Resync, Some(wait)) => Requeue::After(wait),
+        (requeue, _) => requeue,
+    };
     let mut report = Report::new(health, requeue);
     report.events = events;
     Ok(report)
@@ -558,16 +585,18 @@ async fn sync_existing<K: ManagedKind>(
 
 async fn create<K: ManagedKind>(
     ctx: &Context<K>,
-    desired: &K::Fields,
-    tags: &BTreeMap<String, String>,
+    create: Create<'_, K>,
     next: &mut StatusDocument,
-    recreate_note: Option<String>,
+    settles: bool,
 ) -> Report {
+    let (desired, tags, recreate_note) = (create.desired, create.tags, create.recreate_note);
     match K::create(&ctx.aws, desired, tags).await {
         Ok(created) => {
             mirror::<K>(next, &created);
-            // The answer is in: the ARN replaces the attempt's record.
-            next.create_attempt = None;
+            if settles {
+                // The answer is in and no earlier create is unanswered: the ARN replaces the record.
+                next.create_attempt = None;
+            }
             next.managed_tag_keys = managed_keys(tags);
             let (health, requeue) = health_of_state(created.state.as_deref()).unwrap_or((
                 Health::ready(reasons::SYNCED, format!("{} matches the spec", created.arn)),

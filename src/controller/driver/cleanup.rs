@@ -4,6 +4,7 @@ use super::apply::{find_owned, may_own_unrecorded, waiting_for_listing};
 use super::kube_io::{finish, publish, remove_finalizer};
 use super::memory::memory_key;
 use super::report::{Pass, Report, Requeue, normal, state_reason, warning};
+use super::settle::{self, Settlement};
 use super::{Context, Deletion, ManagedKind, ReconcileError};
 use crate::controller::aws::{Aws, Retry};
 use crate::controller::aws_error::ErrorClass;
@@ -64,22 +65,40 @@ pub(super) async fn cleanup<K: ManagedKind>(
     }
 }
 
-/// The AWS resources a deleted object answers for: the one in status (or spec.adoptArn), or, when the
-/// status names none, any carrying its ownership tag if a create was attempted (a create whose result never
-/// reached the status). An object with neither an ARN nor an attempt never had a create sent: nothing to
-/// look for.
+/// The AWS resources a deleted object answers for: with a create attempt in status (one that got no
+/// answer, which may still complete), the one in status and every one carrying its ownership tag, once
+/// the attempt is settled ([`settle`](super::settle)); otherwise the one in status (or spec.adoptArn), or,
+/// when the status names none, any carrying its ownership tag if this process sent a create or the object
+/// may predate it. An object with neither an ARN nor an attempt never had a create sent: nothing to look
+/// for.
 async fn resources_to_release<K: ManagedKind>(
     object: &K,
     ctx: &Context<K>,
     current: &StatusDocument,
 ) -> Result<Vec<String>, Report> {
-    if let Some(arn) = current.arn.clone().or_else(|| object.policies().adopt_arn) {
+    let known = current.arn.clone().or_else(|| object.policies().adopt_arn);
+    // A create that may still complete (a record in status): release only once nothing more can appear.
+    if let Some(settlement) = settle::settle(object, ctx, current).await {
+        return match settlement {
+            Settlement::Known(owned) => {
+                let mut arns: Vec<String> = known.into_iter().collect();
+                for listed in owned {
+                    if !arns.contains(&listed.arn) {
+                        arns.push(listed.arn);
+                    }
+                }
+                Ok(arns)
+            }
+            Settlement::Pending(wait) => Err(settle::waiting_to_release(current, wait)),
+        };
+    }
+    if let Some(arn) = known {
         return Ok(vec![arn]);
     }
     if !may_own_unrecorded(object, ctx, current) {
         return Ok(Vec::new());
     }
-    match find_owned(object, ctx, current, None).await {
+    match find_owned(object, ctx, current, None, None).await {
         Ok(Some(owned)) => Ok(owned.into_iter().map(|listed| listed.arn).collect()),
         Ok(None) => Err(waiting_for_listing(ctx)),
         Err(err) => Err(Report::from_error(&err)),

@@ -14,7 +14,7 @@ use crate::crd::{CONDITION_READY, ManagementPolicy, is_paused, tags_with_ownersh
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::time::Instant;
 
@@ -36,6 +36,11 @@ pub(super) fn confirm_by_listing<K: ManagedKind>(
         return None;
     }
     let key = memory_key(object);
+    // An unanswered create to settle, or copies the listing showed: only a full pass deals with them
+    // ([`settle`](super::settle)).
+    if current.create_attempt.is_some() || ctx.memory.copies_noted(&key) {
+        return None;
+    }
     match ctx.inventory.since(verified_at) {
         Some(snapshot) => {
             let listed = snapshot.by_arn.get(arn)?;
@@ -214,8 +219,9 @@ async fn listing_loop<K: ManagedKind>(
 }
 
 /// The objects a complete listing shows out of sync (their resource changed or vanished in AWS since the
-/// last full read); the others are marked verified as of the listing's start. The memory of objects that
-/// left the store without the operator's cleanup is dropped on the way.
+/// last full read, or a second resource carries their ownership tag: a late copy, see
+/// [`settle`](super::settle)); the others are marked verified as of the listing's start. The memory of
+/// objects that left the store without the operator's cleanup is dropped on the way.
 fn review_listing<K: ManagedKind>(
     ctx: &Context<K>,
     objects: &Store<K>,
@@ -225,12 +231,22 @@ fn review_listing<K: ManagedKind>(
     let objects = objects.state();
     let present: HashSet<String> = objects.iter().map(|object| memory_key(&**object)).collect();
     ctx.memory.retain(&present, seen_at);
+    let owned = owned_counts(snapshot);
     let mut changed = Vec::new();
     for object in objects {
         if is_paused(object.meta()) || object.meta().deletion_timestamp.is_some() {
             continue;
         }
         let key = memory_key(&*object);
+        let status = StatusDocument::of(&*object);
+        if let Some(arn) = status.arn.as_deref()
+            && has_copies(&owned, snapshot, object.uid().as_deref(), arn)
+        {
+            ctx.memory.note_copies(&key);
+            ctx.memory.forget_in_sync(&key);
+            changed.push(ObjectRef::from_obj(&*object));
+            continue;
+        }
         // Objects not known in sync are being reconciled anyway.
         let Some(verified_at) = ctx.memory.verified_at(&key) else {
             continue;
@@ -238,7 +254,6 @@ fn review_listing<K: ManagedKind>(
         if verified_at >= snapshot.started {
             continue;
         }
-        let status = StatusDocument::of(&*object);
         let Some(arn) = status.arn.as_deref() else {
             continue;
         };
@@ -254,4 +269,33 @@ fn review_listing<K: ManagedKind>(
         }
     }
     changed
+}
+
+/// How many listed resources carry each ownership tag (by owner UID).
+fn owned_counts<S>(snapshot: &Snapshot<S>) -> HashMap<&str, usize> {
+    let mut counts = HashMap::new();
+    for listed in snapshot.by_arn.values() {
+        if let Some(uid) = listed.owner_uid() {
+            *counts.entry(uid).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+/// Whether the listing shows a resource tagged as the object's (`uid`) besides its own (`arn`).
+fn has_copies<S>(
+    owned: &HashMap<&str, usize>,
+    snapshot: &Snapshot<S>,
+    uid: Option<&str>,
+    arn: &str,
+) -> bool {
+    let Some(uid) = uid else {
+        return false;
+    };
+    let tagged = owned.get(uid).copied().unwrap_or(0);
+    let own = snapshot
+        .by_arn
+        .get(arn)
+        .is_some_and(|listed| listed.owner_uid() == Some(uid));
+    tagged > usize::from(own)
 }

@@ -60,6 +60,10 @@ pub(super) async fn finish<K: ManagedKind>(
             ctx.memory.reset_failures(&key);
             None
         }
+        Requeue::After(delay) => {
+            ctx.memory.reset_failures(&key);
+            Some(delay)
+        }
     };
     Ok(Pass {
         action: delay.map_or_else(Action::await_change, Action::requeue),

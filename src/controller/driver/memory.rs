@@ -53,6 +53,8 @@ struct ObjectMemory {
     deletion_failed_at: Option<Instant>,
     /// `Some(generation)` once Ready (the generation itself may be unset).
     ready_generation: Option<Option<i64>>,
+    /// See [`Memory::note_copies`].
+    copies_listed: bool,
 }
 
 /// The object matched AWS: see [`Memory::sync_memory`].
@@ -275,6 +277,26 @@ impl Memory {
             record.last_create_name.as_deref().map(str::to_owned)
         })
         .flatten()
+    }
+
+    /// The listing showed resources tagged as the object's besides its own: its next pass deletes them
+    /// ([`settle`](super::settle)).
+    pub(super) fn note_copies(&self, key: &str) {
+        self.update(key, |record| record.copies_listed = true);
+    }
+
+    /// Whether the listing showed copies not yet dealt with.
+    pub(super) fn copies_noted(&self, key: &str) -> bool {
+        self.read(key, |record| record.copies_listed) == Some(true)
+    }
+
+    /// Whether the listing showed copies since the last call (the mark is taken).
+    pub(super) fn take_copies(&self, key: &str) -> bool {
+        if self.read(key, |record| record.copies_listed) != Some(true) {
+            return false;
+        }
+        self.update(key, |record| record.copies_listed = false);
+        true
     }
 
     /// The pass that wrote a create attempt's record, producing `resource_version`, then wrote its outcome.

@@ -22,8 +22,9 @@
 //! Files, in the order a pass runs through them: [`kind`] (the trait and its types), [`memory`] (what this
 //! process remembers of each object between passes), [`apply`] (observe, diff, act), [`drift`] (the
 //! listing loop and confirmation by listing), [`cleanup`] (deletion), [`report`] (what a pass concluded:
-//! health, requeue, events), [`kube_io`] (status, events and finalizers on the API server) and
-//! [`predating`] (objects found at the start that an earlier operator version may have created for).
+//! health, requeue, events), [`kube_io`] (status, events and finalizers on the API server),
+//! [`predating`] (objects found at the start that an earlier operator version may have created for) and
+//! [`settle`] (creates that may still complete after their failure, and the copies they leave).
 
 mod apply;
 mod cleanup;
@@ -33,6 +34,7 @@ mod kube_io;
 mod memory;
 mod predating;
 mod report;
+mod settle;
 
 pub use drift::run_inventory;
 pub use kind::{Deletion, ManagedKind, Observed, Pending, store_ready};

@@ -25,6 +25,8 @@ pub(super) enum Requeue {
     Long,
     /// Only a change of the object helps.
     AwaitChange,
+    /// At a known time (an unanswered create's horizon: see [`settle`](super::settle)).
+    After(std::time::Duration),
 }
 
 /// What one reconcile did: when to look again, and the health its pass reported (the outcome label of

@@ -1,0 +1,185 @@
+//! Creates that may still complete, and the copies they leave.
+//!
+//! AWS can carry out a create after its client saw it fail (a timeout, a 5xx after the commit, a late
+//! commit): a lookup right after the failure finds nothing, the retry creates, and later a second resource
+//! carrying the object's ownership tag appears. Two rules keep every object at one resource:
+//! - **An unanswered create is settled, not forgotten.** A create that answers normally, in a pass that
+//!   found no earlier attempt in status, clears its record at once (the normal create: nothing else can
+//!   appear). Otherwise the record (`status.createAttempt`) stays beside the ARN until a lookup that started
+//!   one resync period after the attempt ([`settles_at`]); that lookup's copies are deleted, with an event,
+//!   and the record goes. A deletion waits for the same lookup before its finalizer is released, so a late
+//!   copy cannot outlive its object. A create AWS completes more than a resync period after it was sent is
+//!   not covered by the record; the listing below still finds it while its object exists.
+//! - **Copies the listing shows are deleted.** The listing loop marks objects whose ownership tag is on
+//!   more than their own resource ([`Memory::note_copies`](super::memory::Memory::note_copies)); their next
+//!   pass deletes the others (the resource in status is the one kept).
+
+use super::apply::find_owned;
+use super::report::{Report, Requeue, warning};
+use super::{Context, ManagedKind};
+use crate::controller::aws_error::AwsError;
+use crate::controller::inventory::Listed;
+use crate::controller::status::{Health, StatusDocument, reasons};
+use crate::crd::CreateAttempt;
+use kube::ResourceExt;
+use kube::runtime::events::Event;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// When no create the record stands for can still complete: one resync period after the attempt started
+/// (the record holds the latest attempt; earlier ones started before it). `None` for a record whose time
+/// cannot be read, which then settles at once rather than never.
+pub(super) fn settles_at(
+    attempt: &CreateAttempt,
+    resync_period: Duration,
+) -> Option<jiff::Timestamp> {
+    let started: jiff::Timestamp = attempt.started_at.parse().ok()?;
+    let period = jiff::SignedDuration::try_from(resync_period).ok()?;
+    started.checked_add(period).ok()
+}
+
+/// The process-clock instant of a wall-clock time (a listing must start after it), clamped to now.
+fn instant_of(at: jiff::Timestamp) -> Instant {
+    let now = Instant::now();
+    let ahead = at.duration_since(jiff::Timestamp::now());
+    match Duration::try_from(ahead) {
+        Ok(ahead) => now + ahead,
+        Err(_) => now
+            .checked_sub(Duration::try_from(-ahead).unwrap_or_default())
+            .unwrap_or(now),
+    }
+}
+
+/// Where an object with an unanswered create stands.
+pub(super) enum Settlement<S> {
+    /// Nothing can still appear (no record), or the lookup after the horizon is in: these are the
+    /// resources tagged as the object's, oldest first.
+    Known(Vec<Listed<S>>),
+    /// A create may still complete, or the lookup after the horizon is not in yet: look again after this
+    /// long.
+    Pending(Duration),
+}
+
+/// The resources tagged as `object`'s once its unanswered create (the record in `current`) can no
+/// longer complete; `None` when there is no record to settle.
+pub(super) async fn settle<K: ManagedKind>(
+    object: &K,
+    ctx: &Context<K>,
+    current: &StatusDocument,
+) -> Option<Settlement<K::Summary>> {
+    let attempt = current.create_attempt.as_ref()?;
+    let now = jiff::Timestamp::now();
+    let horizon = settles_at(attempt, ctx.timing.resync_period).unwrap_or(now);
+    if now < horizon {
+        let wait = Duration::try_from(horizon.duration_since(now)).unwrap_or_default();
+        return Some(Settlement::Pending(wait));
+    }
+    Some(
+        match find_owned(object, ctx, current, None, Some(instant_of(horizon))).await {
+            Ok(Some(owned)) => Settlement::Known(owned),
+            Ok(None) => Settlement::Pending(ctx.timing.poll_interval),
+            Err(err) => {
+                tracing::debug!(object = %object.name_any(), %err, "cannot look for copies yet");
+                Settlement::Pending(ctx.timing.poll_interval)
+            }
+        },
+    )
+}
+
+/// What a deletion waiting for [`settle`] reports: why the finalizer stays, and until when.
+pub(super) fn waiting_to_release(current: &StatusDocument, wait: Duration) -> Report {
+    let started_at = current
+        .create_attempt
+        .as_ref()
+        .map_or("", |attempt| attempt.started_at.as_str());
+    let health = Health::progressing(
+        reasons::SETTLING,
+        format!(
+            "A create sent at {started_at} got no answer and may still complete: the object is released \
+             once a lookup {wait:.0?} from now shows what it left"
+        ),
+    );
+    Report::new(health, Requeue::After(wait))
+}
+
+/// The resources of the latest complete listing tagged as `object`'s other than `keep`, if the listing loop
+/// saw any (the memory's mark); the mark is taken.
+pub(super) fn listed_copies<K: ManagedKind>(
+    object: &K,
+    ctx: &Context<K>,
+    keep: &str,
+) -> Vec<Listed<K::Summary>> {
+    if !ctx.memory.take_copies(&super::memory::memory_key(object)) {
+        return Vec::new();
+    }
+    let Some(snapshot) = ctx.inventory.since(None) else {
+        return Vec::new();
+    };
+    let uid = object.uid().unwrap_or_default();
+    snapshot
+        .owned_by(&uid)
+        .into_iter()
+        .filter(|listed| listed.arn != keep)
+        .cloned()
+        .collect()
+}
+
+/// Deletes `copies` (resources tagged as the object's besides `kept`), one event each.
+pub(super) async fn delete_copies<K: ManagedKind>(
+    ctx: &Context<K>,
+    copies: impl IntoIterator<Item = Listed<K::Summary>>,
+    kept: &str,
+) -> Result<Vec<Event>, AwsError> {
+    let mut events = Vec::new();
+    for copy in copies {
+        if copy.arn == kept {
+            continue;
+        }
+        K::delete(&ctx.aws, &copy.arn, false).await?;
+        events.push(warning(
+            "DuplicateDeleted",
+            "Delete",
+            &format!(
+                "Deleted {}: a second AWS resource tagged as this object's (kept {kept})",
+                copy.arn
+            ),
+        ));
+    }
+    Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(started_at: &str) -> CreateAttempt {
+        CreateAttempt {
+            id: "0123456789abcdef".into(),
+            started_at: started_at.into(),
+            name: None,
+        }
+    }
+
+    #[test]
+    fn an_attempt_settles_one_resync_period_after_it_started() {
+        let at = settles_at(&attempt("2026-12-01T10:00:00Z"), Duration::from_secs(30));
+        assert_eq!(at, Some("2026-12-01T10:00:30Z".parse().expect("time")));
+        assert_eq!(
+            settles_at(&attempt("yesterday"), Duration::from_secs(30)),
+            None,
+            "an unreadable time settles at once"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn wall_clock_times_map_onto_the_process_clock() {
+        let now = Instant::now();
+        let later = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(5);
+        let mapped = instant_of(later);
+        assert!(
+            mapped >= now + Duration::from_millis(4900) && mapped <= now + Duration::from_secs(5)
+        );
+        let earlier = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(5);
+        assert!(instant_of(earlier) <= now);
+    }
+}

@@ -23,7 +23,9 @@ use std::collections::BTreeMap;
 /// before the create call (`status.createAttempt`). Creates take no idempotency token: while a record is
 /// there and no ARN replaces it, the operator first looks for a resource carrying the object's ownership
 /// tag before creating again (a crash, a lost answer, a timeout or a deposed leader may have left one).
-/// An object without a record never had a create sent, so its first create needs no lookup.
+/// An object without a record never had a create sent, so its first create needs no lookup. After a create
+/// that got no answer, AWS may still carry it out later: the record then stays beside the ARN until a
+/// lookup one resync period after the attempt, which deletes any copy it finds.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(transform = for_kubernetes)]
@@ -181,7 +183,9 @@ macro_rules! managed_status {
 
             /// A create sent (or about to be) whose result is not recorded yet: the ARN replaces it once the
             /// create answers. While it is here without an ARN, the operator looks up the resources tagged
-            /// as this object's before creating again or releasing the object.
+            /// as this object's before creating again or releasing the object. Beside an ARN, an earlier
+            /// create got no answer and may still complete: one resync period after the attempt, a lookup
+            /// deletes any copy and the record goes (a deletion waits for it).
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub create_attempt: Option<$crate::crd::CreateAttempt>,
 

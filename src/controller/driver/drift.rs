@@ -123,11 +123,11 @@ async fn list_all<K: ManagedKind>(aws: &Aws) -> Result<(Vec<Listed<K::Summary>>,
 }
 
 /// The listing loop of one kind: a complete listing once per resync period in effect (sooner when the
-/// driver asks for one; the period is stretched after a listing too large for it), then a review of every object the process knows in sync. Objects the listing confirms have
-/// their resync pushed out (no Get call); the others, whose resource changed or vanished in AWS, are sent
-/// to `stale` to be reconciled now. Beside it, once the store has its first full list, notes which
-/// objects predate this process without any record of a create ([`Predating`](super::predating)). Runs
-/// until the task is dropped.
+/// driver asks for one; the period is stretched after a listing too large for it), then a review of every
+/// object the process knows in sync. Objects the listing confirms have their resync pushed out (no Get
+/// call); the others, whose resource changed or vanished in AWS, are sent to `stale` to be reconciled now.
+/// Beside it, once the store has its first full list, notes which objects predate this process without
+/// any record of a create ([`Predating`](super::predating)). Runs until the task is dropped.
 pub async fn run_inventory<K: ManagedKind>(
     ctx: Arc<Context<K>>,
     objects: Store<K>,

@@ -42,7 +42,6 @@ pub use kind::{Deletion, ManagedKind, Observed, Pending, store_ready};
 pub use kube_io::{FIELD_MANAGER, FINALIZER};
 pub use memory::jittered_backoff;
 pub use report::{StateKind, state_kind, state_reason};
-pub use schedule::{LISTING_SHARE, effective_resync_period, pages_per_period};
 
 use apply::apply;
 use cleanup::cleanup;

@@ -14,6 +14,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 /// How a reconcile ended (the label values of `ivschat_operator_reconciles_total`).
@@ -104,6 +105,9 @@ struct Families {
     aws_throttles: Family<OperationLabels, Counter>,
     queue_depth: Family<KindLabels, Gauge>,
     leader: Gauge,
+    resync_period: Family<KindLabels, Gauge<f64, AtomicU64>>,
+    resync_stretched: Family<KindLabels, Gauge>,
+    listing_pages: Family<KindLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -156,6 +160,25 @@ impl Metrics {
             "1 while this replica holds the leader Lease (or runs without leader election), else 0",
             leader.clone(),
         );
+        let resync_period = Family::<KindLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "resync_period_seconds",
+            "The resync period in effect, by kind: the configured one, or longer when one complete listing \
+             of the account does not fit in it under the rate budget",
+            resync_period.clone(),
+        );
+        let resync_stretched = Family::<KindLabels, Gauge>::default();
+        registry.register(
+            "resync_stretched",
+            "1 while the kind's resync period is stretched beyond the configured one, else 0",
+            resync_stretched.clone(),
+        );
+        let listing_pages = Family::<KindLabels, Gauge>::default();
+        registry.register(
+            "listing_pages",
+            "Pages (list calls, 50 resources each) of the kind's last complete account-wide listing",
+            listing_pages.clone(),
+        );
         Metrics {
             inner: Arc::new(Families {
                 registry,
@@ -165,6 +188,9 @@ impl Metrics {
                 aws_throttles,
                 queue_depth,
                 leader,
+                resync_period,
+                resync_stretched,
+                listing_pages,
             }),
         }
     }
@@ -233,6 +259,27 @@ impl Metrics {
                 .get_or_create(&OperationLabels { operation })
                 .inc();
         }
+    }
+
+    /// The resync period in effect for `kind`, and whether it is stretched beyond the configured one.
+    pub fn set_resync_period(&self, kind: &'static str, period: Duration, stretched: bool) {
+        let labels = KindLabels { kind };
+        self.inner
+            .resync_period
+            .get_or_create(&labels)
+            .set(period.as_secs_f64());
+        self.inner
+            .resync_stretched
+            .get_or_create(&labels)
+            .set(i64::from(stretched));
+    }
+
+    /// A complete listing of `kind` took `pages` calls.
+    pub fn listing_completed(&self, kind: &'static str, pages: u64) {
+        self.inner
+            .listing_pages
+            .get_or_create(&KindLabels { kind })
+            .set(i64::try_from(pages).unwrap_or(i64::MAX));
     }
 
     pub fn set_leader(&self, leader: bool) {

@@ -36,7 +36,9 @@ pub struct RunArgs {
     #[arg(long, env = "AWS_ENDPOINT_URL")]
     pub aws_endpoint_url: Option<String>,
 
-    /// How often every resource is read from AWS to correct out-of-band changes (e.g. 10m, 30s).
+    /// How often the account is listed to find and correct out-of-band changes (e.g. 10m, 30s). Stretched
+    /// (with a warning, and the ivschat_operator_resync_period_seconds metric) when one complete listing
+    /// does not fit in it within half of its List operation's rate budget, so that creates keep the rest.
     #[arg(long, env = "IVSCHAT_OPERATOR_RESYNC_PERIOD", default_value = "10m", value_parser = ivschat_api::duration::parse_positive_duration)]
     pub resync_period: Duration,
 

@@ -8,16 +8,20 @@
 //! - Drift detection at 2,000 rooms: one full resync at rest costs at most 0.1 AWS calls per room (it is
 //!   a listing, 50 rooms a call), while a room changed out of band is still corrected within one resync;
 //!   a restarted operator takes the Ready rooms over from one listing, without reading each room.
+//! - Budget sanity: an account whose listing does not fit in the resync period under the ListRooms budget
+//!   stretches the period (metrics say so), and the listings and resyncs keep to half of that budget.
 
 use aws_sdk_ivschat::Client as Aws;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use ivschat_emulator::{Emulator, EmulatorConfig};
 use ivschat_operator::controller::aws::Aws as Budgeted;
-use ivschat_operator::controller::rate_limit::{RateLimiter, quotas_with};
+use ivschat_operator::controller::rate_limit::{RateLimiter, parse_quota_override, quotas_with};
 use ivschat_operator::controller::{self, Options, driver::Timing};
 use ivschat_operator::crd::{ChatRoom, OWNER_UID_TAG};
+use ivschat_operator::metrics::Metrics;
 use ivschat_testsupport::cluster::install_test_tracing;
-use ivschat_testsupport::{control_plane, create_namespace, emulator, is_ready};
+use ivschat_testsupport::operator::test_timing;
+use ivschat_testsupport::{control_plane, create_namespace, emulator, is_ready, metrics};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
@@ -440,5 +444,130 @@ async fn throttling_by_a_shared_quota_is_absorbed_by_backoff() {
     for result in results {
         result.expect("a throttled call was not absorbed");
     }
+    let _ = emulator.stop().await;
+}
+
+/// Budget sanity at small scale: 330 rooms made in the account directly (not through Kubernetes: the
+/// listing is of the AWS account) are 7 ListRooms pages; ListRooms is budgeted at 4/s and the resync
+/// period is 1 s. Listings may use half of the budget, 2 pages a second, so the 7 pages stretch the period
+/// to 3.5 s. Listing every second instead (or resyncing the one ChatRoom every second, which asks for a
+/// listing each time) would run listings back to back and take the whole budget, 4 ListRooms a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_that_outgrows_the_resync_period_stretches_it_and_keeps_half_the_listing_budget()
+{
+    const ACCOUNT_ROOMS: usize = 330;
+    const PAGES: u64 = 7;
+    const LIST_BUDGET: f64 = 4.0;
+    const RESYNC: Duration = Duration::from_secs(1);
+    const STRETCHED: Duration = Duration::from_millis(3_500);
+    install_test_tracing();
+    let kube = control_plane().client().await.expect("kube client");
+    create_namespace(&kube, "scale-budget").await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
+    let outside = emulator.sdk_client();
+    stream::iter(0..ACCOUNT_ROOMS)
+        .map(|index| {
+            let outside = outside.clone();
+            async move {
+                outside
+                    .create_room()
+                    .name(format!("outside-{index}"))
+                    .send()
+                    .await
+                    .map(|_| ())
+            }
+        })
+        .buffer_unordered(16)
+        .try_collect::<Vec<()>>()
+        .await
+        .expect("creating rooms in the account");
+
+    let metrics = Metrics::new();
+    let quotas =
+        quotas_with(
+            &[parse_quota_override(&format!("ListRooms={LIST_BUDGET}")).expect("override")],
+        );
+    let operator = controller::start_with(
+        kube.clone(),
+        Budgeted::limited(emulator.sdk_client(), RateLimiter::new(quotas)),
+        Options {
+            timing: test_timing(RESYNC),
+            metrics: metrics.clone(),
+            namespace: Some("scale-budget".into()),
+            concurrency: 4,
+        },
+    );
+    // One object of the operator's own, whose resync must follow the stretched period too.
+    let rooms: Api<ChatRoom> = Api::namespaced(kube.clone(), "scale-budget");
+    let room: ChatRoom = serde_json::from_value(json!({
+        "apiVersion": "ivschat.dev/v1alpha1",
+        "kind": "ChatRoom",
+        "metadata": {"name": "inside"},
+        "spec": {"name": "inside"},
+    }))
+    .expect("room");
+    rooms
+        .create(&PostParams::default(), &room)
+        .await
+        .expect("creating the ChatRoom");
+    wait_all_ready(&rooms, 1, Duration::from_secs(15)).await;
+
+    let gauge = |series: &str| metrics::value(&metrics.encode().expect("encoding"), series);
+    let started = Instant::now();
+    while gauge("ivschat_operator_resync_stretched{kind=\"ChatRoom\"}") != 1.0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the period was never stretched:\n{}",
+            metrics.encode().expect("encoding")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        gauge("ivschat_operator_listing_pages{kind=\"ChatRoom\"}"),
+        PAGES as f64
+    );
+    assert_eq!(
+        gauge("ivschat_operator_resync_period_seconds{kind=\"ChatRoom\"}"),
+        STRETCHED.as_secs_f64()
+    );
+    // No logging configurations: one page, which fits in 1 s at half of 3/s.
+    assert_eq!(
+        gauge("ivschat_operator_resync_period_seconds{kind=\"ChatLoggingConfiguration\"}"),
+        RESYNC.as_secs_f64()
+    );
+    assert_eq!(
+        gauge("ivschat_operator_resync_stretched{kind=\"ChatLoggingConfiguration\"}"),
+        0.0
+    );
+
+    // Once the room has been confirmed by a listing on the stretched schedule, count two periods.
+    tokio::time::sleep(STRETCHED + Duration::from_millis(500)).await;
+    emulator.reset_metrics();
+    let window = STRETCHED * 2;
+    tokio::time::sleep(window).await;
+    let listings = emulator.request_total("ListRooms");
+    let reads = emulator.request_total("GetRoom");
+    operator.stop().await.expect("stopping the operator");
+    // Half the budget over the window, plus one listing the window may cut in two.
+    let ceiling = (window.as_secs_f64() * LIST_BUDGET * 0.5) as u64 + PAGES;
+    println!(
+        "{} rooms in the account ({PAGES} pages), ListRooms budget {LIST_BUDGET}/s, resync {RESYNC:?} \
+         stretched to {STRETCHED:?}: {listings} ListRooms in {window:?} (ceiling {ceiling}; the whole budget \
+         would be {}), {reads} GetRoom",
+        ACCOUNT_ROOMS + 1,
+        (window.as_secs_f64() * LIST_BUDGET) as u64
+    );
+    assert!(
+        listings >= PAGES,
+        "no complete listing in {window:?}: {listings} ListRooms"
+    );
+    assert!(
+        listings <= ceiling,
+        "{listings} ListRooms in {window:?}: more than half the budget"
+    );
+    assert_eq!(
+        reads, 0,
+        "the ChatRoom was read instead of confirmed by a listing"
+    );
     let _ = emulator.stop().await;
 }

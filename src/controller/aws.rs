@@ -193,6 +193,11 @@ impl Aws {
         self
     }
 
+    /// The client-side budget of `operation` in calls per second; `None` when it is not limited.
+    pub fn budget(&self, operation: &str) -> Option<f64> {
+        self.limiter.as_ref()?.tps(operation)
+    }
+
     /// The same access with every HTTP attempt counted in `metrics` (by operation and outcome).
     pub fn counted_in(mut self, metrics: &Metrics) -> Self {
         self.client = crate::metrics::instrument_aws(&self.client, metrics);

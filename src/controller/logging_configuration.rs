@@ -166,6 +166,8 @@ async fn get_after_write(
 
 impl ManagedKind for ChatLoggingConfiguration {
     const KIND: &'static str = "ChatLoggingConfiguration";
+    const LIST_OPERATION: &'static str = "ListLoggingConfigurations";
+    const LISTED_RESOURCES: &'static str = "logging configurations";
     type Fields = LoggingConfigurationFields;
     type Summary = LoggingConfigurationFields;
     type Context = Store<ChatRoom>;
@@ -292,7 +294,7 @@ impl ManagedKind for ChatLoggingConfiguration {
         next_token: Option<String>,
     ) -> Result<Page<LoggingConfigurationFields>, AwsError> {
         let page = aws
-            .call("ListLoggingConfigurations", Retry::Idempotent, |client| {
+            .call(Self::LIST_OPERATION, Retry::Idempotent, |client| {
                 client
                     .list_logging_configurations()
                     .max_results(50)

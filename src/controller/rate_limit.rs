@@ -89,6 +89,9 @@ pub fn quotas_with(overrides: &[QuotaOverride]) -> HashMap<&'static str, f64> {
 /// Evenly spaced slots per operation.
 #[derive(Debug)]
 pub struct RateLimiter {
+    /// The calls per second as configured: the intervals are rounded to the nanosecond, and the resync
+    /// schedule compares listing sizes with the budget itself.
+    tps: HashMap<&'static str, f64>,
     intervals: HashMap<&'static str, Duration>,
     /// Per operation, the earliest time the next call may start.
     next_slot: Mutex<HashMap<&'static str, Instant>>,
@@ -97,12 +100,16 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// A limiter with the given TPS per operation (operations not listed are not limited).
     pub fn new(tps: HashMap<&'static str, f64>) -> Self {
-        let intervals = tps
+        let tps: HashMap<&'static str, f64> = tps
             .into_iter()
             .filter(|(_, tps)| tps.is_finite() && *tps > 0.0)
-            .map(|(operation, tps)| (operation, Duration::from_secs_f64(1.0 / tps)))
+            .collect();
+        let intervals = tps
+            .iter()
+            .map(|(operation, tps)| (*operation, Duration::from_secs_f64(1.0 / tps)))
             .collect();
         RateLimiter {
+            tps,
             intervals,
             next_slot: Mutex::new(HashMap::new()),
         }
@@ -138,9 +145,7 @@ impl RateLimiter {
 
     /// The budget's calls per second for `operation`, if it is limited.
     pub fn tps(&self, operation: &str) -> Option<f64> {
-        self.intervals
-            .get(operation)
-            .map(|interval| 1.0 / interval.as_secs_f64())
+        self.tps.get(operation).copied()
     }
 
     /// Waits for the next slot of `operation`.
@@ -184,6 +189,15 @@ mod tests {
             limiter.reserve("GetRoom", later),
             Duration::from_millis(200)
         );
+    }
+
+    #[test]
+    fn the_budget_is_reported_as_configured() {
+        let limiter = RateLimiter::new(HashMap::from([("ListRooms", 3.0), ("GetRoom", 0.0)]));
+        // Exactly 3, not the inverse of a 333,333,333 ns interval.
+        assert_eq!(limiter.tps("ListRooms"), Some(3.0));
+        assert_eq!(limiter.tps("GetRoom"), None, "not a budget");
+        assert_eq!(limiter.tps("Other"), None);
     }
 
     #[test]

@@ -81,7 +81,7 @@ async fn list_rooms_page(
     next_token: Option<String>,
 ) -> Result<Page<ListedRoomFields>, AwsError> {
     let page = aws
-        .call("ListRooms", Retry::Idempotent, |client| {
+        .call(ChatRoom::LIST_OPERATION, Retry::Idempotent, |client| {
             client
                 .list_rooms()
                 .max_results(50)
@@ -252,6 +252,8 @@ fn handler_of(fields: &RoomFields) -> MessageReviewHandler {
 
 impl ManagedKind for ChatRoom {
     const KIND: &'static str = "ChatRoom";
+    const LIST_OPERATION: &'static str = "ListRooms";
+    const LISTED_RESOURCES: &'static str = "rooms";
     type Fields = RoomFields;
     type Summary = ListedRoomFields;
     type Context = Store<ChatLoggingConfiguration>;

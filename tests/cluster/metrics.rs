@@ -253,6 +253,31 @@ async fn metrics_after_a_known_scenario_match_the_emulator() {
             ),
             0.0
         );
+        // No client-side budget (--aws-rate-limit none): nothing to stretch the period by.
+        assert_eq!(
+            value(
+                &body,
+                &format!("ivschat_operator_resync_period_seconds{{kind=\"{kind}\"}}")
+            ),
+            3600.0,
+            "{kind}: --resync-period 1h"
+        );
+        assert_eq!(
+            value(
+                &body,
+                &format!("ivschat_operator_resync_stretched{{kind=\"{kind}\"}}")
+            ),
+            0.0
+        );
+        // One listing, at the start, of an account still empty or nearly: one page.
+        assert_eq!(
+            value(
+                &body,
+                &format!("ivschat_operator_listing_pages{{kind=\"{kind}\"}}")
+            ),
+            1.0,
+            "{kind}: pages of the last listing"
+        );
     }
     assert_eq!(
         value(
@@ -290,6 +315,15 @@ async fn metrics_after_a_known_scenario_match_the_emulator() {
         lines.iter().any(|line| line.contains("serving /metrics")),
         "{log}"
     );
+    // At start-up, per kind, what the budget means for the resync period (here: there is none).
+    for operation in ["ListRooms", "ListLoggingConfigurations"] {
+        assert!(
+            lines
+                .iter()
+                .any(|line| line.contains(&format!("no client-side budget for {operation}"))),
+            "{log}"
+        );
+    }
     let mut reconcile_spans = 0;
     for line in lines {
         let entry: serde_json::Value = serde_json::from_str(line)

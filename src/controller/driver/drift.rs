@@ -1,6 +1,7 @@
-//! Drift found by listing: [`run_inventory`] lists the kind once per resync period and reviews every object
-//! this process knows in sync; [`confirm_by_listing`] lets a due resync (or a first look after a restart)
-//! be confirmed by a listing instead of a Get call.
+//! Drift found by listing: [`run_inventory`] lists the kind once per resync period (the one in effect,
+//! [`ResyncSchedule::period`](super::schedule), stretched when the account outgrows the configured one) and
+//! reviews every object this process knows in sync; [`confirm_by_listing`] lets a due resync (or a first
+//! look after a restart) be confirmed by a listing instead of a Get call.
 
 use super::memory::jittered_backoff;
 use super::memory::memory_key;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 /// Most pages one listing reads (50 resources a page): a runaway pagination ends in an error.
-const MAX_LIST_PAGES: usize = 10_000;
+const MAX_LIST_PAGES: u64 = 10_000;
 
 /// A resync (or a first look after a restart) of an object whose status records a full read that matched
 /// its spec: a complete listing that started after that read and still shows the resource unchanged
@@ -54,14 +55,13 @@ pub(super) fn confirm_by_listing<K: ManagedKind>(
         // No listing since the last confirmation: the listing loop is late or failing. Ask for one and
         // look again shortly, up to one extra resync period; after that, read the resource itself.
         None => {
-            let overdue = verified_at.is_some_and(|at| at.elapsed() > ctx.timing.resync_period * 2);
+            let period = ctx.schedule.period();
+            let overdue = verified_at.is_some_and(|at| at.elapsed() > period * 2);
             if overdue {
                 return None;
             }
             ctx.inventory.request(verified_at);
-            Some(Action::requeue(
-                ctx.timing.poll_interval.max(ctx.timing.resync_period / 20),
-            ))
+            Some(Action::requeue(ctx.timing.poll_interval.max(period / 20)))
         }
     }
 }
@@ -107,16 +107,16 @@ fn listing_confirms<K: ManagedKind>(
         && K::summary_matches(&listed.summary, &desired)
 }
 
-/// Every page of the kind's account-wide listing.
-async fn list_all<K: ManagedKind>(aws: &Aws) -> Result<Vec<Listed<K::Summary>>, AwsError> {
+/// Every page of the kind's account-wide listing, and how many pages (calls) it took.
+async fn list_all<K: ManagedKind>(aws: &Aws) -> Result<(Vec<Listed<K::Summary>>, u64), AwsError> {
     let mut listed = Vec::new();
     let mut next_token = None;
-    for _ in 0..MAX_LIST_PAGES {
+    for pages in 1..=MAX_LIST_PAGES {
         let (page, next) = K::list_page(aws, next_token).await?;
         listed.extend(page);
         match next {
             Some(token) if !token.is_empty() => next_token = Some(token),
-            _ => return Ok(listed),
+            _ => return Ok((listed, pages)),
         }
     }
     Err(AwsError {
@@ -127,12 +127,12 @@ async fn list_all<K: ManagedKind>(aws: &Aws) -> Result<Vec<Listed<K::Summary>>, 
     })
 }
 
-/// The listing loop of one kind: a complete listing once per resync period (sooner when the driver asks
-/// for one), then a review of every object the process knows in sync. Objects the listing confirms have
-/// their resync pushed out (no Get call); the others, whose resource changed or vanished in AWS, are sent
-/// to `stale` to be reconciled now. Beside it, once the store has its first full list, notes which
-/// objects predate this process without any record of a create ([`Predating`](super::predating)). Runs
-/// until the task is dropped.
+/// The listing loop of one kind: a complete listing once per resync period in effect (sooner when the
+/// driver asks for one; the period is stretched after a listing too large for it), then a review of every
+/// object the process knows in sync. Objects the listing confirms have their resync pushed out (no Get
+/// call); the others, whose resource changed or vanished in AWS, are sent to `stale` to be reconciled now.
+/// Beside it, once the store has its first full list, notes which objects predate this process without
+/// any record of a create ([`Predating`](super::predating)). Runs until the task is dropped.
 pub async fn run_inventory<K: ManagedKind>(
     ctx: Arc<Context<K>>,
     objects: Store<K>,
@@ -164,6 +164,7 @@ async fn listing_loop<K: ManagedKind>(
     objects: Store<K>,
     stale: tokio::sync::mpsc::UnboundedSender<ObjectRef<K>>,
 ) {
+    ctx.schedule.announce();
     let mut failures = 0;
     let mut next_listing = Instant::now();
     loop {
@@ -174,26 +175,31 @@ async fn listing_loop<K: ManagedKind>(
         let started = Instant::now();
         ctx.inventory.begin(started);
         match list_all::<K>(&ctx.aws).await {
-            Ok(listed) => {
+            Ok((listed, pages)) => {
                 failures = 0;
                 let count = listed.len();
+                // Before the review, which pushes the confirmed objects' resync out by the new period.
+                let period = ctx.schedule.listed(pages);
                 let snapshot = ctx.inventory.publish(Snapshot::new(started, listed));
                 let changed = review_listing(&ctx, &objects, &snapshot);
                 tracing::debug!(
                     kind = K::KIND,
                     listed = count,
+                    pages,
                     changed = changed.len(),
                     elapsed = ?started.elapsed(),
                     "listed AWS resources"
                 );
-                if started.elapsed() > ctx.timing.resync_period {
-                    // The rate budget cannot list the account once per period: drift is still found,
-                    // only later than the resync period promises.
+                if started.elapsed() > period {
+                    // Even the stretched period was too short: AWS is slow or throttles (another client
+                    // shares the quota), or there is no client-side budget to stretch the period by. Drift
+                    // is still found, only later than the period promises.
                     tracing::warn!(
                         kind = K::KIND,
                         listed = count,
+                        pages,
                         elapsed = ?started.elapsed(),
-                        resync = ?ctx.timing.resync_period,
+                        resync = ?period,
                         "listing the account took longer than the resync period; consider a longer --resync-period"
                     );
                 }
@@ -202,7 +208,7 @@ async fn listing_loop<K: ManagedKind>(
                         return;
                     }
                 }
-                next_listing = started + ctx.timing.resync_period;
+                next_listing = started + period;
             }
             Err(error) => {
                 tracing::warn!(kind = K::KIND, %error, "cannot list AWS resources; retrying");

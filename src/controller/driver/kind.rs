@@ -61,6 +61,11 @@ pub trait ManagedKind:
 {
     /// The kind's name, for metrics labels (static, so label sets stay bounded).
     const KIND: &'static str;
+    /// The operation of the account-wide listing ([`list_page`](ManagedKind::list_page)), whose rate
+    /// budget decides how often a complete listing fits ([`ResyncSchedule`](super::schedule)).
+    const LIST_OPERATION: &'static str;
+    /// What the listing lists, in words ("rooms"), for log lines.
+    const LISTED_RESOURCES: &'static str;
 
     /// The normalised AWS fields the spec controls (defaults applied), compared with [`changed_fields`](crate::controller::plan::changed_fields).
     type Fields: Serialize + Clone + PartialEq + Debug + Send + Sync + 'static;

@@ -44,11 +44,7 @@ pub(super) async fn finish<K: ManagedKind>(
     let delay = match report.requeue {
         Requeue::Resync => {
             ctx.memory.reset_failures(&key);
-            Some(
-                ctx.timing
-                    .resync_period
-                    .mul_f64(rand::random_range(0.9..=1.1)),
-            )
+            Some(ctx.schedule.period().mul_f64(rand::random_range(0.9..=1.1)))
         }
         Requeue::Poll => {
             ctx.memory.reset_failures(&key);

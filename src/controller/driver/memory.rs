@@ -23,13 +23,14 @@
 //!   same generation is reported as drift, whatever transitions happened in between.
 
 use super::report::Report;
+use super::schedule::ResyncSchedule;
 use super::{Deletion, ManagedKind, Timing};
 use crate::controller::status::StatusDocument;
 use crate::crd::is_paused;
 use kube::{Resource, ResourceExt};
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -87,6 +88,8 @@ pub(super) enum SyncMemory {
 /// The memory records of one controller's objects, keyed by UID ([`memory_key`]).
 pub(super) struct Memory {
     timing: Timing,
+    /// When an object in sync is due again: the kind's resync period in effect, not the configured one.
+    schedule: Arc<ResyncSchedule>,
     records: Mutex<HashMap<String, ObjectMemory>>,
 }
 
@@ -103,9 +106,10 @@ pub(super) fn memory_key<K: Resource>(object: &K) -> String {
 }
 
 impl Memory {
-    pub(super) fn new(timing: Timing) -> Self {
+    pub(super) fn new(timing: Timing, schedule: Arc<ResyncSchedule>) -> Self {
         Memory {
             timing,
+            schedule,
             records: Mutex::new(HashMap::new()),
         }
     }
@@ -203,7 +207,7 @@ impl Memory {
         fingerprint: u64,
         verified_at: Instant,
     ) -> Duration {
-        let due = verified_at + self.resync_delay();
+        let due = verified_at + self.schedule.in_sync_for();
         self.update(key, |record| {
             record.in_sync = Some(InSync {
                 fingerprint,
@@ -216,7 +220,7 @@ impl Memory {
 
     /// A listing that started at `verified_at` confirmed the object: push its resync out.
     pub(super) fn reverify(&self, key: &str, verified_at: Instant) {
-        let due = verified_at + self.resync_delay();
+        let due = verified_at + self.schedule.in_sync_for();
         self.update(key, |record| {
             if let Some(entry) = &mut record.in_sync
                 && entry.verified_at < verified_at
@@ -231,14 +235,6 @@ impl Memory {
         if self.read(key, |record| record.in_sync.is_some()) == Some(true) {
             self.update(key, |record| record.in_sync = None);
         }
-    }
-
-    /// One resync period plus 5-25 %: later than the next listing, and spread so objects do not wake
-    /// together.
-    fn resync_delay(&self) -> Duration {
-        self.timing
-            .resync_period
-            .mul_f64(rand::random_range(1.05..=1.25))
     }
 
     // -- Ready generation ---------------------------------------------------------------------------------
@@ -351,7 +347,7 @@ impl Memory {
     ) -> Option<(StatusDocument, Report)> {
         let mut records = self.records();
         let kept = records.get_mut(key)?.unwritten.take()?;
-        (kept.fingerprint == fingerprint && kept.at.elapsed() < self.timing.resync_period)
+        (kept.fingerprint == fingerprint && kept.at.elapsed() < self.schedule.period())
             .then_some((kept.next, kept.report))
     }
 
@@ -519,7 +515,7 @@ mod tests {
 
     #[test]
     fn records_are_per_uid_and_removed_with_the_object() {
-        let memory = Memory::new(Timing::default());
+        let memory = memory_with(Timing::default());
         remember_everything(&memory, "uid-old");
         // The same name created again is another object (another UID): it inherits nothing.
         assert_eq!(memory.sync_memory("uid-new", 7), SyncMemory::Unknown);
@@ -553,6 +549,16 @@ mod tests {
         room.metadata.uid = Some("3f1c".into());
         assert_eq!(memory_key(&room), "3f1c");
     }
+    /// A memory whose schedule keeps `timing`'s resync period (no rate budget to stretch it).
+    fn memory_with(timing: Timing) -> Memory {
+        let schedule = ResyncSchedule::of::<ChatRoom>(
+            timing.resync_period,
+            None,
+            crate::metrics::Metrics::new(),
+        );
+        Memory::new(timing, Arc::new(schedule))
+    }
+
     /// Round numbers, so the expected instants read plainly.
     fn paused_timing() -> Timing {
         Timing {
@@ -566,7 +572,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn backoff_grows_per_failure_up_to_the_cap_and_restarts_after_a_success() {
-        let memory = Memory::new(paused_timing());
+        let memory = memory_with(paused_timing());
         for nominal in [1, 2, 4, 8, 8, 8] {
             let nominal = Duration::from_secs(nominal);
             let delay = memory.next_backoff("uid");
@@ -584,7 +590,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_object_in_sync_is_fresh_until_a_little_over_one_resync_period() {
-        let memory = Memory::new(paused_timing());
+        let memory = memory_with(paused_timing());
         let verified_at = Instant::now();
         let until = memory.remember_in_sync("uid", 7, verified_at);
         // One period plus 5-25 %: after the next listing, spread over 20 s.
@@ -626,8 +632,47 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn objects_in_sync_follow_the_stretched_resync_period() {
+        let timing = paused_timing();
+        // 100 s at half of 1/s lists 50 pages: 200 pages need 400 s.
+        let schedule = Arc::new(ResyncSchedule::of::<ChatRoom>(
+            timing.resync_period,
+            Some(1.0),
+            crate::metrics::Metrics::new(),
+        ));
+        let memory = Memory::new(timing, schedule.clone());
+        let before = memory.remember_in_sync("before", 7, Instant::now());
+        assert!(before <= Duration::from_secs(125), "{before:?}");
+        assert_eq!(schedule.listed(200), Duration::from_secs(400));
+        let after = memory.remember_in_sync("after", 7, Instant::now());
+        assert!(
+            after >= Duration::from_secs(420) && after <= Duration::from_secs(500),
+            "due after the next listing of the stretched schedule: {after:?}"
+        );
+        // A listing confirms the earlier one: it too follows the stretched period from now on.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        memory.reverify("before", Instant::now());
+        let SyncMemory::Fresh(left) = memory.sync_memory("before", 7) else {
+            panic!("reverified: {:?}", memory.sync_memory("before", 7));
+        };
+        assert!(left >= Duration::from_secs(420), "{left:?}");
+        // A kept outcome stays trustworthy for the period in effect too.
+        memory.keep_unwritten(
+            "kept",
+            7,
+            StatusDocument::default(),
+            Report::new(
+                crate::controller::status::Health::ready("Synced", "in sync"),
+                super::super::report::Requeue::Resync,
+            ),
+        );
+        tokio::time::advance(Duration::from_secs(200)).await;
+        assert!(memory.take_unwritten("kept", 7).is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_failed_deletion_is_sent_again_one_long_backoff_after_it_was_first_reported() {
-        let memory = Memory::new(paused_timing());
+        let memory = memory_with(paused_timing());
         let failed = Deletion::Failed("DELETE_FAILED".into());
         assert!(!memory.retry_failed_deletion("uid"));
         memory.deletion_reported("uid", &failed);
@@ -652,7 +697,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn only_a_listing_started_after_the_create_attempt_ended_can_prove_it() {
         use crate::controller::inventory::{Inventory, Snapshot};
-        let memory = Memory::new(paused_timing());
+        let memory = memory_with(paused_timing());
         let inventory = Inventory::<()>::default();
         assert_eq!(memory.last_create_attempt("uid"), None);
         let attempt = memory.create_attempt("uid", Some("room"));
@@ -692,7 +737,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn unwritten_outcomes_are_given_back_once_for_the_same_shape_within_a_period() {
-        let memory = Memory::new(paused_timing());
+        let memory = memory_with(paused_timing());
         let report = || {
             Report::new(
                 crate::controller::status::Health::ready("Synced", "in sync"),
@@ -718,7 +763,7 @@ mod tests {
 
     #[test]
     fn only_the_superseded_attempt_version_is_an_outdated_view() {
-        let memory = Memory::new(paused_timing());
+        let memory = memory_with(paused_timing());
         assert!(!memory.is_outdated_view("uid", Some("7")));
         memory.attempt_superseded("uid", "7");
         assert!(
@@ -737,7 +782,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn records_of_objects_gone_from_the_store_are_dropped_unless_touched_since() {
-        let memory = Memory::new(paused_timing());
+        let memory = memory_with(paused_timing());
         remember_everything(&memory, "present");
         remember_everything(&memory, "gone");
         tokio::time::advance(Duration::from_secs(1)).await;

@@ -21,10 +21,12 @@
 //!
 //! Files, in the order a pass runs through them: [`kind`] (the trait and its types), [`memory`] (what this
 //! process remembers of each object between passes), [`apply`] (observe, diff, act), [`drift`] (the
-//! listing loop and confirmation by listing), [`cleanup`] (deletion), [`report`] (what a pass concluded:
-//! health, requeue, events), [`kube_io`] (status, events and finalizers on the API server),
-//! [`predating`] (objects found at the start that an earlier operator version may have created for) and
-//! [`settle`] (creates that may still complete after their failure, and the copies they leave).
+//! listing loop and confirmation by listing), [`schedule`] (the resync period in effect: the configured
+//! one, stretched when the account's listing outgrows it under the rate budget), [`cleanup`] (deletion),
+//! [`report`] (what a pass concluded: health, requeue, events), [`kube_io`] (status, events and
+//! finalizers on the API server), [`predating`] (objects found at the start that an earlier operator
+//! version may have created for) and [`settle`] (creates that may still complete after their failure, and
+//! the copies they leave).
 
 mod apply;
 mod cleanup;
@@ -34,6 +36,7 @@ mod kube_io;
 mod memory;
 mod predating;
 mod report;
+mod schedule;
 mod settle;
 
 pub use drift::run_inventory;
@@ -48,6 +51,7 @@ use kube_io::add_finalizer;
 use memory::{Memory, memory_key};
 use predating::Predating;
 use report::Pass;
+use schedule::ResyncSchedule;
 
 use crate::controller::aws::Aws;
 use crate::controller::inventory::Inventory;
@@ -66,7 +70,8 @@ const RECONCILE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Timing of requeues.
 #[derive(Clone, Debug)]
 pub struct Timing {
-    /// Every resource is read from AWS at least this often, so out-of-band changes are corrected.
+    /// How often the account is listed, so out-of-band changes are found and corrected. Stretched when one
+    /// complete listing does not fit in it under the rate budget ([`schedule`]).
     pub resync_period: Duration,
     /// How soon to look again while AWS reports a transition (CREATING, UPDATING, DELETING).
     pub poll_interval: Duration,
@@ -103,6 +108,8 @@ pub struct Context<K: ManagedKind> {
     memory: Memory,
     /// The objects found at the start without a record of a create: see [`predating`].
     predating: Predating,
+    /// The resync period in effect, which the listings and the objects' memory both follow.
+    schedule: Arc<ResyncSchedule>,
     /// The latest complete listing of the kind.
     pub inventory: Inventory<K::Summary>,
 }
@@ -116,8 +123,14 @@ impl<K: ManagedKind> Context<K> {
         kind: K::Context,
         metrics: Metrics,
     ) -> Self {
+        let schedule = Arc::new(ResyncSchedule::of::<K>(
+            timing.resync_period,
+            aws.budget(K::LIST_OPERATION),
+            metrics.clone(),
+        ));
         Context {
-            memory: Memory::new(timing.clone()),
+            memory: Memory::new(timing.clone(), schedule.clone()),
+            schedule,
             predating: Predating::default(),
             kube,
             aws,

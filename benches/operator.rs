@@ -17,6 +17,11 @@
 //! - `IVSCHAT_BENCH_SCENARIOS`: which scenarios run, comma-separated among `free`, `limited`, `quotas`
 //!   (default all three; beyond a few thousand rooms only `free` finishes in reasonable time, the quotas
 //!   allow 5 CreateRoom a second);
+//! - `IVSCHAT_BENCH_RESYNC`: the operator's `--resync-period` (default 30 s; e.g. `10m`, the operator's
+//!   own default). The drift-detection listings during a creation wave are part of the calls per created
+//!   resource: a period shorter than the wave adds one listing of the account per period. The steady-state
+//!   window and the restart take one to two periods more; the figures to Ready are printed as soon as all
+//!   are Ready (stderr);
 //! - `IVSCHAT_BENCH_WRAPPER`: a command the operator runs under, split on spaces, e.g. a heap profiler
 //!   (`heaptrack -o /tmp/operator`); the RSS figures are then the wrapper's and are not printed.
 
@@ -37,9 +42,19 @@ use std::time::{Duration, Instant};
 use testenv::ControlPlane;
 
 const CONFIGS: usize = 3;
-/// The resync period of every run, where steady state is measured: a resync is a listing (1,000 rooms =
-/// 20 ListRooms calls, 4 s of the 5 TPS quota), so even a short period fits under the quotas.
-const RESYNC: Duration = Duration::from_secs(30);
+/// The resync period of every run unless `IVSCHAT_BENCH_RESYNC` says otherwise, where steady state is
+/// measured: a resync is a listing (1,000 rooms = 20 ListRooms calls, 4 s of the 5 TPS quota), so even a
+/// short period fits under the quotas.
+const DEFAULT_RESYNC: Duration = Duration::from_secs(30);
+
+/// `IVSCHAT_BENCH_RESYNC`, else [`DEFAULT_RESYNC`].
+fn resync_period() -> anyhow::Result<Duration> {
+    match std::env::var("IVSCHAT_BENCH_RESYNC") {
+        Ok(text) => ivschat_api::duration::parse_positive_duration(&text)
+            .map_err(|err| anyhow::anyhow!("IVSCHAT_BENCH_RESYNC: {err}")),
+        Err(_) => Ok(DEFAULT_RESYNC),
+    }
+}
 const READY_TIMEOUT: Duration = Duration::from_secs(1500);
 
 fn main() -> anyhow::Result<()> {
@@ -102,7 +117,8 @@ async fn bench(rooms: usize) -> anyhow::Result<()> {
     }
     println!();
     println!(
-        "ivschat-operator: {rooms} ChatRooms + {CONFIGS} ChatLoggingConfigurations; resync {RESYNC:?}"
+        "ivschat-operator: {rooms} ChatRooms + {CONFIGS} ChatLoggingConfigurations; resync {:?}",
+        resync_period()?
     );
     println!(
         "{:<26} {:>12} {:>13} {:>10} {:>14} {:>9} {:>18} {:>14} {:>12}",
@@ -287,7 +303,7 @@ async fn scenario(
         ..EmulatorConfig::default()
     })
     .await;
-    let resync = RESYNC;
+    let resync = resync_period()?;
     let mut operator = spawn_operator(control_plane, &emulator, namespace, rate_limit, resync)?;
     eprintln!("{label}: applying {rooms} rooms and {CONFIGS} logging configurations");
 
@@ -367,12 +383,15 @@ async fn scenario(
     let calls_per_created = calls_to_ready as f64 / (rooms + CONFIGS) as f64;
     let listings_to_ready =
         emulator.request_total("ListRooms") + emulator.request_total("ListLoggingConfigurations");
-    eprintln!("{label}: all Ready in {to_ready:.1?} ({writes_to_ready} AWS writes)");
+    eprintln!(
+        "{label}: all Ready in {to_ready:.1?} ({writes_to_ready} AWS writes; {calls_per_created:.3} AWS calls \
+         per created resource, {listings_to_ready} of them listings)"
+    );
 
     // Steady state: skip the resync wave of the creation burst, then count exactly one period.
-    tokio::time::sleep(RESYNC + RESYNC / 5).await;
+    tokio::time::sleep(resync + resync / 5).await;
     emulator.reset_metrics();
-    tokio::time::sleep(RESYNC).await;
+    tokio::time::sleep(resync).await;
     let calls: u64 = emulator.metrics().values().sum();
     let (steady_calls_per_room, steady_writes) = (
         Some(calls as f64 / (rooms + CONFIGS) as f64),
@@ -397,7 +416,7 @@ async fn scenario(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    tokio::time::sleep(RESYNC / 2).await;
+    tokio::time::sleep(resync / 2).await;
     let restarted_peak_rss_kib = read_peak_rss_kib(restarted.id())?;
     eprintln!(
         "{label}: restarted operator listed the rooms after {:.1?}",

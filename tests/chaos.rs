@@ -15,7 +15,8 @@
 //!   rooms are out-of-band deleted and changed in AWS; the operator process stays up and converges
 //!   everything (the deleted room recreated, the changed one corrected, new and changed objects applied).
 //! - [`late_commits_end_in_one_resource_per_object_and_none_after_deletion`]: the emulator answers 10 % of
-//!   control-plane writes with a 500 and carries them out 2 s later; 60 rooms and 3 configurations end
+//!   control-plane writes with a 500 and carries them out 2 s later (and fails 5 % of all requests with a
+//!   plain 5xx); 60 rooms and 3 configurations end
 //!   Ready with their unanswered creates settled and exactly one resource each, and 10 rooms deleted while
 //!   their creates may still complete leave nothing in AWS.
 //!
@@ -1021,6 +1022,8 @@ async fn late_commits_end_in_one_resource_per_object_and_none_after_deletion() {
         logging_transition_delay: TRANSITION_DELAY,
         late_commit_rate: LATE_COMMIT_RATE,
         late_commit_delay: LATE_COMMIT_DELAY,
+        // Also plain 5xx, of which nothing is made: their records must settle too, with nothing to delete.
+        fault_rate: 0.05,
         ..EmulatorConfig::default()
     })
     .await;

@@ -341,6 +341,10 @@ async fn create_recorded<K: ManagedKind>(
     // after an earlier unanswered one, a copy may still appear ([`settle`](super::settle)).
     let settles = current.create_attempt.is_none();
     let mut report = self::create::<K>(ctx, create, next, settles).await;
+    if next.create_attempt.is_some() && next.arn.is_some() && report.requeue == Requeue::Resync {
+        // Created, but an earlier create may still complete: look for its copy at the horizon.
+        report.requeue = Requeue::After(ctx.timing.resync_period);
+    }
     report.attempt_version = written;
     Ok(report)
 }

@@ -29,8 +29,8 @@ pub(super) async fn cleanup<K: ManagedKind>(
     let outcome = match policies.management {
         ManagementPolicy::ObserveOnly => Ok(Vec::new()),
         ManagementPolicy::Manage => match resources_to_release(object, ctx, &current).await {
-            Ok(arns) => {
-                let mut events = Vec::new();
+            Ok((arns, copy_events)) => {
+                let mut events = copy_events;
                 let mut outcome = Ok(());
                 for arn in arns {
                     match release_or_delete(object, ctx, &key, &arn).await {
@@ -75,31 +75,37 @@ async fn resources_to_release<K: ManagedKind>(
     object: &K,
     ctx: &Context<K>,
     current: &StatusDocument,
-) -> Result<Vec<String>, Report> {
+) -> Result<(Vec<String>, Vec<Event>), Report> {
     let known = current.arn.clone().or_else(|| object.policies().adopt_arn);
     // A create that may still complete (a record in status): release only once nothing more can appear.
     if let Some(settlement) = settle::settle(object, ctx, current).await {
-        return match settlement {
-            Settlement::Known(owned) => {
-                let mut arns: Vec<String> = known.into_iter().collect();
-                for listed in owned {
-                    if !arns.contains(&listed.arn) {
-                        arns.push(listed.arn);
-                    }
+        return match (settlement, known) {
+            // Copies of the known resource are deleted whatever the deletion policy: only the resource
+            // the object named is the user's to retain.
+            (Settlement::Known(owned), Some(arn)) => {
+                match settle::delete_copies(ctx, owned, &arn).await {
+                    Ok(events) => Ok((vec![arn], events)),
+                    Err(err) => Err(Report::from_error(&err)),
                 }
-                Ok(arns)
             }
-            Settlement::Pending(wait) => Err(settle::waiting_to_release(current, wait)),
+            (Settlement::Known(owned), None) => Ok((
+                owned.into_iter().map(|listed| listed.arn).collect(),
+                Vec::new(),
+            )),
+            (Settlement::Pending(wait), _) => Err(settle::waiting_to_release(current, wait)),
         };
     }
     if let Some(arn) = known {
-        return Ok(vec![arn]);
+        return Ok((vec![arn], Vec::new()));
     }
     if !may_own_unrecorded(object, ctx, current) {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
     match find_owned(object, ctx, current, None, None).await {
-        Ok(Some(owned)) => Ok(owned.into_iter().map(|listed| listed.arn).collect()),
+        Ok(Some(owned)) => Ok((
+            owned.into_iter().map(|listed| listed.arn).collect(),
+            Vec::new(),
+        )),
         Ok(None) => Err(waiting_for_listing(ctx)),
         Err(err) => Err(Report::from_error(&err)),
     }

@@ -5,6 +5,7 @@
 
 use super::memory::jittered_backoff;
 use super::memory::memory_key;
+use super::settle::settles_at;
 use super::{Context, ManagedKind};
 use crate::controller::aws::Aws;
 use crate::controller::aws_error::{AwsError, ErrorClass};
@@ -225,8 +226,8 @@ async fn listing_loop<K: ManagedKind>(
 }
 
 /// The objects a complete listing shows out of sync (their resource changed or vanished in AWS since the
-/// last full read, or a second resource carries their ownership tag: a late copy, see
-/// [`settle`](super::settle)); the others are marked verified as of the listing's start. The memory of
+/// last full read, a second resource carries their ownership tag, or an unanswered create of theirs is
+/// due to be settled: see [`settle`](super::settle)); the others are marked verified as of the listing's start. The memory of
 /// objects that left the store without the operator's cleanup is dropped on the way.
 fn review_listing<K: ManagedKind>(
     ctx: &Context<K>,
@@ -245,8 +246,12 @@ fn review_listing<K: ManagedKind>(
         }
         let key = memory_key(&*object);
         let status = StatusDocument::of(&*object);
+        let settle_due = status.create_attempt.as_ref().is_some_and(|attempt| {
+            settles_at(attempt, ctx.timing.resync_period)
+                .is_none_or(|at| at <= jiff::Timestamp::now())
+        });
         if let Some(arn) = status.arn.as_deref()
-            && has_copies(&owned, snapshot, object.uid().as_deref(), arn)
+            && (settle_due || has_copies(&owned, snapshot, object.uid().as_deref(), arn))
         {
             ctx.memory.note_copies(&key);
             ctx.memory.forget_in_sync(&key);

@@ -310,3 +310,49 @@ fn has_copies<S>(
         .is_some_and(|listed| listed.owner_uid() == Some(uid));
     tagged > usize::from(own)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::inventory::Listed;
+    use crate::crd::OWNER_UID_TAG;
+    use std::collections::BTreeMap;
+
+    fn listed(arn: &str, owner: Option<&str>) -> Listed<()> {
+        Listed {
+            arn: arn.to_owned(),
+            create_time: None,
+            update_time: None,
+            state: None,
+            tags: owner
+                .map(|uid| BTreeMap::from([(OWNER_UID_TAG.to_owned(), uid.to_owned())]))
+                .unwrap_or_default(),
+            summary: (),
+        }
+    }
+
+    #[test]
+    fn copies_are_resources_tagged_as_the_objects_besides_its_own() {
+        let snapshot = Snapshot::new(
+            Instant::now(),
+            vec![
+                listed("own", Some("a")),
+                listed("copy", Some("a")),
+                listed("alone", Some("b")),
+                listed("untagged", None),
+                listed("elsewhere", Some("c")),
+            ],
+        );
+        let owned = owned_counts(&snapshot);
+        assert!(has_copies(&owned, &snapshot, Some("a"), "own"));
+        assert!(!has_copies(&owned, &snapshot, Some("b"), "alone"));
+        // Its own resource is not in the listing (deleted out of band, say): one tagged resource is a copy.
+        assert!(has_copies(&owned, &snapshot, Some("c"), "gone"));
+        // A resource named in status but tagged for another object does not count as the object's own.
+        assert!(!has_copies(&owned, &snapshot, Some("d"), "elsewhere"));
+        assert!(
+            !has_copies(&owned, &snapshot, None, "own"),
+            "no UID, no copies"
+        );
+    }
+}

@@ -534,6 +534,16 @@ mod tests {
     }
 
     #[test]
+    fn copies_noted_by_the_listing_are_taken_once() {
+        let memory = memory_with(paused_timing());
+        assert!(!memory.copies_noted("uid") && !memory.take_copies("uid"));
+        memory.note_copies("uid");
+        assert!(memory.copies_noted("uid"), "peeking leaves the mark");
+        assert!(memory.take_copies("uid"));
+        assert!(!memory.copies_noted("uid") && !memory.take_copies("uid"));
+    }
+
+    #[test]
     fn a_record_stays_small_because_every_object_has_one() {
         // Without the box, a record carried a whole unwritten outcome (status document and report) for
         // every object, though almost none has one.
@@ -549,6 +559,7 @@ mod tests {
         room.metadata.uid = Some("3f1c".into());
         assert_eq!(memory_key(&room), "3f1c");
     }
+
     /// A memory whose schedule keeps `timing`'s resync period (no rate budget to stretch it).
     fn memory_with(timing: Timing) -> Memory {
         let schedule = ResyncSchedule::of::<ChatRoom>(

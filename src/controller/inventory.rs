@@ -51,12 +51,15 @@ pub fn owned_by<'a, S: 'a>(
         .into_iter()
         .filter(|listed| listed.owner_uid() == Some(uid))
         .collect();
-    owned.sort_by(|a, b| {
-        a.create_time
-            .cmp(&b.create_time)
-            .then_with(|| a.arn.cmp(&b.arn))
-    });
+    // By time, not by text: AWS times drop trailing zeros of the fraction (`…:01Z`, `…:01.5Z`, `…:01.52Z`),
+    // so their text does not sort in time order.
+    owned.sort_by_cached_key(|listed| (created_at(listed), listed.arn.clone()));
     owned
+}
+
+/// When the resource was created, as far as its listed time can be read (unreadable or absent: first).
+fn created_at<S>(listed: &Listed<S>) -> Option<jiff::Timestamp> {
+    listed.create_time.as_deref()?.parse().ok()
 }
 
 /// A complete listing. Every resource that existed when the listing started, and still existed when it
@@ -191,6 +194,20 @@ mod tests {
                 .unwrap_or_default(),
             summary: (),
         }
+    }
+
+    #[test]
+    fn the_oldest_is_the_earliest_in_time_whatever_the_fraction_digits() {
+        let listed = [
+            listed("c", "2026-12-01T10:00:01.52Z", Some("u")),
+            listed("b", "2026-12-01T10:00:01.5Z", Some("u")),
+            listed("a", "2026-12-01T10:00:01Z", Some("u")),
+        ];
+        let order: Vec<&str> = owned_by(&listed, "u")
+            .into_iter()
+            .map(|listed| listed.arn.as_str())
+            .collect();
+        assert_eq!(order, ["a", "b", "c"]);
     }
 
     #[test]

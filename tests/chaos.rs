@@ -681,6 +681,28 @@ fn chaos_config_spec(index: usize) -> Value {
     }
 }
 
+/// Applies the [`CONFIGS`] logging configurations and `rooms` rooms of the chaos specs.
+async fn apply_chaos_objects(
+    configs: &Api<ChatLoggingConfiguration>,
+    rooms: &Api<ChatRoom>,
+    room_count: usize,
+) {
+    apply_all(
+        configs,
+        (0..CONFIGS)
+            .map(|i| (format!("logs-{i}"), chaos_config_spec(i)))
+            .collect(),
+    )
+    .await;
+    apply_all(
+        rooms,
+        (0..room_count)
+            .map(|i| (format!("room-{i:03}"), chaos_room_spec(i)))
+            .collect(),
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_creates_and_deletes_leaves_no_duplicates_and_no_orphans() {
     let seed = chaos_seed("sigkill_during_creates_and_deletes_leaves_no_duplicates_and_no_orphans");
@@ -695,20 +717,7 @@ async fn sigkill_during_creates_and_deletes_leaves_no_duplicates_and_no_orphans(
     let config_api: Api<ChatLoggingConfiguration> = Api::namespaced(kube.clone(), namespace);
 
     // ---- phase 1: creates under SIGKILL ----
-    apply_all(
-        &config_api,
-        (0..CONFIGS)
-            .map(|i| (format!("logs-{i}"), chaos_config_spec(i)))
-            .collect(),
-    )
-    .await;
-    apply_all(
-        &room_api,
-        (0..ROOMS)
-            .map(|i| (format!("room-{i:03}"), chaos_room_spec(i)))
-            .collect(),
-    )
-    .await;
+    apply_chaos_objects(&config_api, &room_api, ROOMS).await;
     let mut operator = OperatorProcess::start(control_plane, &emulator, namespace);
     let creates_started = Instant::now();
     let create_kills = kill_repeatedly(&mut operator, &mut rng, &emulator, "creates").await;
@@ -1030,20 +1039,7 @@ async fn late_commits_end_in_one_resource_per_object_and_none_after_deletion() {
     let probe = Probe::new(&emulator);
     let room_api: Api<ChatRoom> = Api::namespaced(kube.clone(), namespace);
     let config_api: Api<ChatLoggingConfiguration> = Api::namespaced(kube.clone(), namespace);
-    apply_all(
-        &config_api,
-        (0..CONFIGS)
-            .map(|i| (format!("logs-{i}"), chaos_config_spec(i)))
-            .collect(),
-    )
-    .await;
-    apply_all(
-        &room_api,
-        (0..LATE_COMMIT_ROOMS)
-            .map(|i| (format!("room-{i:03}"), chaos_room_spec(i)))
-            .collect(),
-    )
-    .await;
+    apply_chaos_objects(&config_api, &room_api, LATE_COMMIT_ROOMS).await;
     let started = Instant::now();
     let mut operator = OperatorProcess::start(control_plane, &emulator, namespace);
     wait_all_ready(

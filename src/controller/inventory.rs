@@ -31,6 +31,23 @@ pub struct Listed<S> {
     pub summary: S,
 }
 
+#[cfg(test)]
+impl Listed<()> {
+    /// A listed resource with only what ownership tests look at: its ARN, create time and owner UID tag.
+    pub(crate) fn tagged_for_test(arn: &str, created: Option<&str>, owner: Option<&str>) -> Self {
+        Listed {
+            arn: arn.to_owned(),
+            create_time: created.map(str::to_owned),
+            update_time: None,
+            state: None,
+            tags: owner
+                .map(|uid| BTreeMap::from([(OWNER_UID_TAG.to_owned(), uid.to_owned())]))
+                .unwrap_or_default(),
+            summary: (),
+        }
+    }
+}
+
 impl<S> Listed<S> {
     /// The UID of the Kubernetes object this resource was created for, if the operator created it.
     pub fn owner_uid(&self) -> Option<&str> {
@@ -184,16 +201,7 @@ mod tests {
     use std::time::Duration;
 
     fn listed(arn: &str, created: &str, owner: Option<&str>) -> Listed<()> {
-        Listed {
-            arn: arn.to_owned(),
-            create_time: Some(created.to_owned()),
-            update_time: None,
-            state: None,
-            tags: owner
-                .map(|uid| BTreeMap::from([(OWNER_UID_TAG.to_owned(), uid.to_owned())]))
-                .unwrap_or_default(),
-            summary: (),
-        }
+        Listed::tagged_for_test(arn, Some(created), owner)
     }
 
     #[test]

@@ -315,20 +315,9 @@ fn has_copies<S>(
 mod tests {
     use super::*;
     use crate::controller::inventory::Listed;
-    use crate::crd::OWNER_UID_TAG;
-    use std::collections::BTreeMap;
 
     fn listed(arn: &str, owner: Option<&str>) -> Listed<()> {
-        Listed {
-            arn: arn.to_owned(),
-            create_time: None,
-            update_time: None,
-            state: None,
-            tags: owner
-                .map(|uid| BTreeMap::from([(OWNER_UID_TAG.to_owned(), uid.to_owned())]))
-                .unwrap_or_default(),
-            summary: (),
-        }
+        Listed::tagged_for_test(arn, None, owner)
     }
 
     #[test]

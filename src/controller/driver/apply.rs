@@ -341,10 +341,6 @@ async fn create_recorded<K: ManagedKind>(
     // after an earlier unanswered one, a copy may still appear ([`settle`](super::settle)).
     let settles = current.create_attempt.is_none();
     let mut report = self::create::<K>(ctx, create, next, settles).await;
-    if next.create_attempt.is_some() && next.arn.is_some() && report.requeue == Requeue::Resync {
-        // Created, but an earlier create may still complete: look for its copy at the horizon.
-        report.requeue = Requeue::After(ctx.timing.resync_period);
-    }
     report.attempt_version = written;
     Ok(report)
 }
@@ -479,15 +475,11 @@ async fn sync_existing<K: ManagedKind>(
     mirror::<K>(next, &observed);
     // An attempt's result found by the lookup (Recovered) keeps its record: another unanswered attempt may
     // still complete. Settled here once it can no longer, with the copies found then deleted.
+    // Before its horizon the record waits: the first listing after it sends the object here again.
     let mut copies = settle::listed_copies(object, ctx, &arn);
-    let mut settle_in = None;
-    match settle::settle(object, ctx, next).await {
-        Some(Settlement::Known(owned)) => {
-            copies.extend(owned);
-            next.create_attempt = None;
-        }
-        Some(Settlement::Pending(wait)) => settle_in = Some(wait),
-        None => {}
+    if let Some(Settlement::Known(owned)) = settle::settle(object, ctx, next, false).await {
+        copies.extend(owned);
+        next.create_attempt = None;
     }
     let copy_events = match settle::delete_copies(ctx, copies, &arn).await {
         Ok(events) => events,
@@ -577,11 +569,6 @@ async fn sync_existing<K: ManagedKind>(
         Health::ready(reasons::SYNCED, format!("{arn} matches the spec")),
         Requeue::Resync,
     ));
-    // At rest, but an unanswered create may still leave a copy: look again at its horizon.
-    let requeue = match (requeue, settle_in) {
-        (Requeue::Resync, Some(wait)) => Requeue::After(wait),
-        (requeue, _) => requeue,
-    };
     let mut report = Report::new(health, requeue);
     report.events = events;
     Ok(report)

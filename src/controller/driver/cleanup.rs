@@ -78,7 +78,7 @@ async fn resources_to_release<K: ManagedKind>(
 ) -> Result<(Vec<String>, Vec<Event>), Report> {
     let known = current.arn.clone().or_else(|| object.policies().adopt_arn);
     // A create that may still complete (a record in status): release only once nothing more can appear.
-    if let Some(settlement) = settle::settle(object, ctx, current).await {
+    if let Some(settlement) = settle::settle(object, ctx, current, true).await {
         return match (settlement, known) {
             // Copies of the known resource are deleted whatever the deletion policy: only the resource
             // the object named is the user's to retain.

@@ -5,7 +5,7 @@
 
 use super::memory::jittered_backoff;
 use super::memory::memory_key;
-use super::settle::settles_at;
+use super::settle::settled_by;
 use super::{Context, ManagedKind};
 use crate::controller::aws::Aws;
 use crate::controller::aws_error::{AwsError, ErrorClass};
@@ -38,9 +38,12 @@ pub(super) fn confirm_by_listing<K: ManagedKind>(
         return None;
     }
     let key = memory_key(object);
-    // An unanswered create to settle, or copies the listing showed: only a full pass deals with them
-    // ([`settle`](super::settle)).
-    if current.create_attempt.is_some() || ctx.memory.copies_noted(&key) {
+    // An unanswered create due to be settled, or copies the listing showed: only a full pass deals with
+    // them ([`settle`](super::settle)).
+    let latest_listing = ctx.inventory.since(None).map(|snapshot| snapshot.started);
+    let settles = latest_listing
+        .is_some_and(|started| settled_by(current, ctx.timing.resync_period, started));
+    if settles || ctx.memory.copies_noted(&key) {
         return None;
     }
     match ctx.inventory.since(verified_at) {
@@ -246,10 +249,7 @@ fn review_listing<K: ManagedKind>(
         }
         let key = memory_key(&*object);
         let status = StatusDocument::of(&*object);
-        let settle_due = status.create_attempt.as_ref().is_some_and(|attempt| {
-            settles_at(attempt, ctx.timing.resync_period)
-                .is_none_or(|at| at <= jiff::Timestamp::now())
-        });
+        let settle_due = settled_by(&status, ctx.timing.resync_period, snapshot.started);
         if let Some(arn) = status.arn.as_deref()
             && (settle_due || has_copies(&owned, snapshot, object.uid().as_deref(), arn))
         {

@@ -5,10 +5,11 @@
 //! carrying the object's ownership tag appears. Two rules keep every object at one resource:
 //! - **An unanswered create is settled, not forgotten.** A create that answers normally, in a pass that
 //!   found no earlier attempt in status, clears its record at once (the normal create: nothing else can
-//!   appear). Otherwise the record (`status.createAttempt`) stays beside the ARN until a lookup that started
-//!   one resync period after the attempt ([`settles_at`]); that lookup's copies are deleted, with an event,
-//!   and the record goes. A deletion waits for the same lookup before its finalizer is released, so a late
-//!   copy cannot outlive its object. A create AWS completes more than a resync period after it was sent is
+//!   appear). Otherwise the record (`status.createAttempt`) stays beside the ARN until a complete listing
+//!   that started one resync period after the attempt ([`settles_at`]): the periodic one, so settling costs
+//!   no call of its own; the copies it shows are deleted, with an event, and the record goes. A deletion
+//!   looks up at the horizon instead (it does not wait for the next listing) before its finalizer is
+//!   released, so a late copy cannot outlive its object. A create AWS completes more than a resync period after it was sent is
 //!   not covered by the record; the listing below still finds it while its object exists.
 //! - **Copies the listing shows are deleted.** The listing loop marks objects whose ownership tag is on
 //!   more than their own resource ([`Memory::note_copies`](super::memory::Memory::note_copies)); their next
@@ -60,22 +61,51 @@ pub(super) enum Settlement<S> {
     Pending(Duration),
 }
 
-/// The resources tagged as `object`'s once its unanswered create (the record in `current`) can no
-/// longer complete; `None` when there is no record to settle.
+/// When a listing that shows what the record in `current` may have left can start: `None` without a
+/// record. An unreadable time settles at once rather than never.
+pub(super) fn horizon_of(current: &StatusDocument, resync_period: Duration) -> Option<Instant> {
+    let attempt = current.create_attempt.as_ref()?;
+    Some(settles_at(attempt, resync_period).map_or_else(Instant::now, instant_of))
+}
+
+/// Whether a listing that started at `listing_started` settles the record in `current`: the object's pass
+/// can then settle it from that listing, with no AWS call of its own (the listing loop sends such objects
+/// to their pass, and does not confirm them in place of it).
+pub(super) fn settled_by(
+    current: &StatusDocument,
+    resync_period: Duration,
+    listing_started: Instant,
+) -> bool {
+    horizon_of(current, resync_period).is_some_and(|horizon| horizon <= listing_started)
+}
+
+/// Settlement, when `current` has a record: the resources tagged as `object`'s once its unanswered create
+/// can no longer complete, or how long until it can. A live object (`urgent` false) settles from the
+/// periodic listing (the first complete one that started after the horizon), which costs no call; a
+/// deleted one (`urgent`) looks up at once (by name, or asking for a listing), so that its deletion waits
+/// no longer than the horizon.
 pub(super) async fn settle<K: ManagedKind>(
     object: &K,
     ctx: &Context<K>,
     current: &StatusDocument,
+    urgent: bool,
 ) -> Option<Settlement<K::Summary>> {
-    let attempt = current.create_attempt.as_ref()?;
-    let now = jiff::Timestamp::now();
-    let horizon = settles_at(attempt, ctx.timing.resync_period).unwrap_or(now);
+    let horizon = horizon_of(current, ctx.timing.resync_period)?;
+    let now = Instant::now();
     if now < horizon {
-        let wait = Duration::try_from(horizon.duration_since(now)).unwrap_or_default();
-        return Some(Settlement::Pending(wait));
+        return Some(Settlement::Pending(horizon - now));
+    }
+    if !urgent {
+        let uid = object.uid().unwrap_or_default();
+        return Some(match ctx.inventory.since(Some(horizon)) {
+            Some(snapshot) => {
+                Settlement::Known(snapshot.owned_by(&uid).into_iter().cloned().collect())
+            }
+            None => Settlement::Pending(ctx.timing.resync_period),
+        });
     }
     Some(
-        match find_owned(object, ctx, current, None, Some(instant_of(horizon))).await {
+        match find_owned(object, ctx, current, None, Some(horizon)).await {
             Ok(Some(owned)) => Settlement::Known(owned),
             Ok(None) => Settlement::Pending(ctx.timing.poll_interval),
             Err(err) => {

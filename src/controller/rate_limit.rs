@@ -2,7 +2,8 @@
 //! reconciles runs at the account's TPS quota instead of being throttled (AWS rate quotas cannot be raised:
 //! ivschat-api.md §5.1). Calls of one operation are spaced evenly at `1 / TPS` (a token bucket of one
 //! token: idle time is never banked into a burst); callers that would exceed the rate sleep until their
-//! slot rather than failing. Also owns which operations are budgeted (their quotas are ivschat-api's) and the
+//! slot rather than failing. A slot is taken when it is due, not reserved ahead: reserved slots of callers
+//! that all woke late (a busy machine stalls timers) would go out together, a burst the quota throttles. Also owns which operations are budgeted (their quotas are ivschat-api's) and the
 //! `--aws-quota` overrides.
 
 use std::collections::HashMap;
@@ -115,19 +116,22 @@ impl RateLimiter {
         }
     }
 
-    /// Reserves the next slot of `operation` and returns how long to wait for it.
-    pub fn reserve(&self, operation: &'static str, now: Instant) -> Duration {
+    /// Takes the slot of `operation` if one is due at `now` (the next one is then one interval after
+    /// `now`, whenever the caller actually came); otherwise says how long until one is.
+    pub fn try_take(&self, operation: &'static str, now: Instant) -> Result<(), Duration> {
         let Some(interval) = self.intervals.get(operation) else {
-            return Duration::ZERO;
+            return Ok(());
         };
         let Ok(mut next_slot) = self.next_slot.lock() else {
-            return Duration::ZERO;
+            return Ok(());
         };
-        let slot = next_slot
-            .get(operation)
-            .map_or(now, |next| (*next).max(now));
-        next_slot.insert(operation, slot + *interval);
-        slot - now
+        match next_slot.get(operation) {
+            Some(next) if *next > now => Err(*next - now),
+            _ => {
+                next_slot.insert(operation, now + *interval);
+                Ok(())
+            }
+        }
     }
 
     /// AWS throttled `operation` anyway (another client shares the account's quota): no slot of it starts
@@ -148,10 +152,10 @@ impl RateLimiter {
         self.tps.get(operation).copied()
     }
 
-    /// Waits for the next slot of `operation`.
+    /// Waits for a slot of `operation` and takes it. Waiters race for each slot (no queue order): a caller
+    /// that loses sleeps until the next one.
     pub async fn acquire(&self, operation: &'static str) {
-        let wait = self.reserve(operation, Instant::now());
-        if !wait.is_zero() {
+        while let Err(wait) = self.try_take(operation, Instant::now()) {
             tokio::time::sleep(wait).await;
         }
     }
@@ -165,29 +169,51 @@ mod tests {
     fn calls_are_spaced_at_the_operation_rate() {
         let limiter = RateLimiter::new(HashMap::from([("GetRoom", 5.0), ("TagResource", 10.0)]));
         let now = Instant::now();
-        let waits: Vec<_> = (0..4).map(|_| limiter.reserve("GetRoom", now)).collect();
+        assert_eq!(limiter.try_take("GetRoom", now), Ok(()));
         assert_eq!(
-            waits,
-            vec![
-                Duration::ZERO,
-                Duration::from_millis(200),
-                Duration::from_millis(400),
-                Duration::from_millis(600)
-            ]
+            limiter.try_take("GetRoom", now),
+            Err(Duration::from_millis(200))
         );
+        let at = |ms| now + Duration::from_millis(ms);
+        assert_eq!(
+            limiter.try_take("GetRoom", at(150)),
+            Err(Duration::from_millis(50))
+        );
+        assert_eq!(limiter.try_take("GetRoom", at(200)), Ok(()));
         // Operations are independent, and unknown ones are not limited.
-        assert_eq!(limiter.reserve("TagResource", now), Duration::ZERO);
+        assert_eq!(limiter.try_take("TagResource", now), Ok(()));
         assert_eq!(
-            limiter.reserve("TagResource", now),
-            Duration::from_millis(100)
+            limiter.try_take("TagResource", now),
+            Err(Duration::from_millis(100))
         );
-        assert_eq!(limiter.reserve("Other", now), Duration::ZERO);
+        assert_eq!(limiter.try_take("Other", now), Ok(()));
         // Idle time is not banked as a burst: after a pause, calls are spaced again.
         let later = now + Duration::from_secs(10);
-        assert_eq!(limiter.reserve("GetRoom", later), Duration::ZERO);
+        assert_eq!(limiter.try_take("GetRoom", later), Ok(()));
         assert_eq!(
-            limiter.reserve("GetRoom", later),
-            Duration::from_millis(200)
+            limiter.try_take("GetRoom", later),
+            Err(Duration::from_millis(200))
+        );
+    }
+
+    #[test]
+    fn callers_that_woke_late_together_are_spaced_again_not_sent_at_once() {
+        // Three callers were due 0, 200 and 400 ms after the last call, and a stalled machine woke them all
+        // 1 s late: one goes, the others wait a full interval each from then.
+        let limiter = RateLimiter::new(HashMap::from([("CreateRoom", 5.0)]));
+        let start = Instant::now();
+        assert_eq!(limiter.try_take("CreateRoom", start), Ok(()));
+        let woke = start + Duration::from_secs(1);
+        let outcomes: Vec<_> = (0..3)
+            .map(|_| limiter.try_take("CreateRoom", woke))
+            .collect();
+        assert_eq!(
+            outcomes,
+            vec![
+                Ok(()),
+                Err(Duration::from_millis(200)),
+                Err(Duration::from_millis(200))
+            ]
         );
     }
 
@@ -204,15 +230,14 @@ mod tests {
     fn a_throttled_operation_pauses_only_itself() {
         let limiter = RateLimiter::new(HashMap::from([("GetRoom", 5.0), ("TagResource", 10.0)]));
         limiter.pause("GetRoom", Duration::from_secs(2));
-        let wait = limiter.reserve("GetRoom", Instant::now());
+        let wait = limiter
+            .try_take("GetRoom", Instant::now())
+            .expect_err("paused");
         assert!(wait > Duration::from_millis(1900), "{wait:?}");
-        assert_eq!(
-            limiter.reserve("TagResource", Instant::now()),
-            Duration::ZERO
-        );
+        assert_eq!(limiter.try_take("TagResource", Instant::now()), Ok(()));
         // Unknown operations stay unlimited.
         limiter.pause("Other", Duration::from_secs(2));
-        assert_eq!(limiter.reserve("Other", Instant::now()), Duration::ZERO);
+        assert_eq!(limiter.try_take("Other", Instant::now()), Ok(()));
     }
 
     #[test]

@@ -82,9 +82,9 @@ async fn resources_to_release<K: ManagedKind>(
         return match settlement {
             Settlement::Known(owned) => {
                 let mut arns: Vec<String> = known.into_iter().collect();
-                for listed in owned {
-                    if !arns.contains(&listed.arn) {
-                        arns.push(listed.arn);
+                for arn in owned {
+                    if !arns.contains(&arn) {
+                        arns.push(arn);
                     }
                 }
                 Ok(arns)
@@ -99,7 +99,7 @@ async fn resources_to_release<K: ManagedKind>(
         return Ok(Vec::new());
     }
     match find_owned(object, ctx, current, None, None).await {
-        Ok(Some(owned)) => Ok(owned.into_iter().map(|listed| listed.arn).collect()),
+        Ok(Some(owned)) => Ok(owned),
         Ok(None) => Err(waiting_for_listing(ctx)),
         Err(err) => Err(Report::from_error(&err)),
     }

@@ -9,17 +9,27 @@
 //!   for a resource already carrying the object's ownership tag. A [`Snapshot`] that *started* after a
 //!   create was attempted is proof that whatever that attempt created is in it.
 //!
-//! This module owns the snapshots and the refresh requests; the driver runs the listing loop and decides
-//! what the snapshots mean for each object.
+//! A snapshot holds every resource of the account, so it keeps of each only what those two purposes read
+//! ([`Entry`]): the ARN, the create time and the owner UID exactly (an ownership lookup returns ARNs,
+//! oldest first), and the values a listing is only ever *compared* with (update time, state, tags, the
+//! kind's summary fields) as [`digest`](super::digest)s: at 10,000 rooms about 2 MiB a snapshot instead
+//! of about 20 MiB of listed strings and maps.
+//!
+//! This module owns the snapshots, what they keep and the refresh requests; the driver runs the listing
+//! loop and decides what the snapshots mean for each object.
 
 use super::aws_error::AwsError;
+use super::digest::digest;
 use crate::crd::OWNER_UID_TAG;
 use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
+use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-/// One resource as a listing reports it: identity, times, state and tags, plus the kind's summary fields.
+/// One resource as a listing page reports it: identity, times, state and tags, plus the kind's summary
+/// fields. A [`Listing`] keeps it as an [`Entry`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct Listed<S> {
     pub arn: String,
@@ -48,35 +58,163 @@ impl Listed<()> {
     }
 }
 
-impl<S> Listed<S> {
-    /// The UID of the Kubernetes object this resource was created for, if the operator created it.
-    pub fn owner_uid(&self) -> Option<&str> {
-        self.tags.get(OWNER_UID_TAG).map(String::as_str)
-    }
-}
-
 /// One page of a listing and the token of the next page (`None` on the last).
 pub type Page<S> = (Vec<Listed<S>>, Option<String>);
 
-/// The resources in `listed` that carry the ownership tag of `uid`, oldest first (the oldest is the one to
-/// keep when a past failure left more than one).
-pub fn owned_by<'a, S: 'a>(
-    listed: impl IntoIterator<Item = &'a Listed<S>>,
-    uid: &str,
-) -> Vec<&'a Listed<S>> {
-    let mut owned: Vec<&Listed<S>> = listed
-        .into_iter()
-        .filter(|listed| listed.owner_uid() == Some(uid))
-        .collect();
-    // By time, not by text: AWS times drop trailing zeros of the fraction (`…:01Z`, `…:01.5Z`, `…:01.52Z`),
-    // so their text does not sort in time order.
-    owned.sort_by_cached_key(|listed| (created_at(listed), listed.arn.clone()));
-    owned
+/// The digest of a resource's update time and state, the "version" a full read records in status.
+fn version_digest(update_time: Option<&str>, state: Option<&str>) -> u64 {
+    digest(&(update_time, state))
 }
 
-/// When the resource was created, as far as its listed time can be read (unreadable or absent: first).
-fn created_at<S>(listed: &Listed<S>) -> Option<jiff::Timestamp> {
-    listed.create_time.as_deref()?.parse().ok()
+/// What a [`Listing`] keeps of one resource: exactly what its readers ask of it, since it keeps one for
+/// every resource of the account.
+#[derive(Debug)]
+pub struct Entry<S> {
+    /// Parsed, so that the oldest of several resources is found by time, not by how the times are written.
+    created: Option<jiff::Timestamp>,
+    owner_uid: Option<Box<str>>,
+    /// [`version_digest`] of the listed update time and state.
+    version: u64,
+    /// [`digest`] of the kind's summary fields.
+    summary: u64,
+    /// The tags as ([`digest`] of the key, [`digest`] of the value), sorted by the key's digest.
+    tags: Box<[(u64, u64)]>,
+    /// The summary type whose digest this entry keeps, so that one kind's digests are never compared with
+    /// another's.
+    kind: PhantomData<fn(&S)>,
+}
+
+impl<S: Hash> Entry<S> {
+    pub fn of(listed: &Listed<S>) -> Self {
+        let mut tags: Vec<(u64, u64)> = listed
+            .tags
+            .iter()
+            .map(|(key, value)| (digest(key.as_str()), digest(value.as_str())))
+            .collect();
+        tags.sort_unstable();
+        Entry {
+            created: listed.create_time.as_deref().and_then(|t| t.parse().ok()),
+            owner_uid: listed
+                .tags
+                .get(OWNER_UID_TAG)
+                .map(|uid| uid.as_str().into()),
+            version: version_digest(listed.update_time.as_deref(), listed.state.as_deref()),
+            summary: digest(&listed.summary),
+            tags: tags.into_boxed_slice(),
+            kind: PhantomData,
+        }
+    }
+
+    /// Whether the listing shows the kind's summary fields equal to `summary`.
+    pub fn shows_summary(&self, summary: &S) -> bool {
+        self.summary == digest(summary)
+    }
+}
+
+impl<S> Entry<S> {
+    /// The UID of the Kubernetes object this resource was created for, if the operator created it.
+    pub fn owner_uid(&self) -> Option<&str> {
+        self.owner_uid.as_deref()
+    }
+
+    /// Whether the listing shows the resource at exactly this update time and state. Never without an
+    /// update time: a resource whose listing does not say when it last changed cannot be shown unchanged.
+    pub fn is_at(&self, update_time: Option<&str>, state: Option<&str>) -> bool {
+        update_time.is_some() && self.version == version_digest(update_time, state)
+    }
+
+    /// Whether the listed tags need no tag call to reach `desired`: the rule of
+    /// [`plan_tags`](crate::controller::plan::plan_tags) (its plan is empty), over the digests. Every
+    /// desired tag is there with its value, and no key the operator set before (`previously_managed`) and
+    /// no longer desires is left; tags others added are ignored.
+    pub fn tags_in_line(
+        &self,
+        desired: &BTreeMap<String, String>,
+        previously_managed: &[String],
+    ) -> bool {
+        let value_of = |key: &str| {
+            let key = digest(key);
+            self.tags
+                .binary_search_by_key(&key, |&(listed_key, _)| listed_key)
+                .ok()
+                .map(|at| self.tags[at].1)
+        };
+        desired
+            .iter()
+            .all(|(key, value)| value_of(key) == Some(digest(value.as_str())))
+            && previously_managed
+                .iter()
+                .filter(|key| !desired.contains_key(*key))
+                .all(|key| value_of(key).is_none())
+    }
+}
+
+/// Resources as one listing showed them, by ARN.
+#[derive(Debug)]
+pub struct Listing<S> {
+    by_arn: HashMap<Box<str>, Entry<S>>,
+}
+
+impl<S> Default for Listing<S> {
+    fn default() -> Self {
+        Listing {
+            by_arn: HashMap::new(),
+        }
+    }
+}
+
+impl<S: Hash> Listing<S> {
+    /// Adds a page: each resource is kept as its [`Entry`], so that a long listing never holds its pages.
+    pub fn add(&mut self, page: impl IntoIterator<Item = Listed<S>>) {
+        for listed in page {
+            let entry = Entry::of(&listed);
+            self.by_arn.insert(listed.arn.into_boxed_str(), entry);
+        }
+    }
+}
+
+impl<S: Hash> FromIterator<Listed<S>> for Listing<S> {
+    fn from_iter<I: IntoIterator<Item = Listed<S>>>(listed: I) -> Self {
+        let mut listing = Listing::default();
+        listing.add(listed);
+        listing
+    }
+}
+
+impl<S> Listing<S> {
+    pub fn get(&self, arn: &str) -> Option<&Entry<S>> {
+        self.by_arn.get(arn)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_arn.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_arn.is_empty()
+    }
+
+    /// The ARNs of the resources that carry the ownership tag of `uid`, oldest first (the oldest is the one
+    /// to keep when a past failure left more than one).
+    pub fn owned_by(&self, uid: &str) -> Vec<String> {
+        let mut owned: Vec<(&Option<jiff::Timestamp>, &str)> = self
+            .by_arn
+            .iter()
+            .filter(|(_, entry)| entry.owner_uid() == Some(uid))
+            .map(|(arn, entry)| (&entry.created, &**arn))
+            .collect();
+        owned.sort_unstable();
+        owned.into_iter().map(|(_, arn)| arn.to_owned()).collect()
+    }
+
+    /// How many resources carry each ownership tag (by owner UID).
+    pub fn owner_counts(&self) -> HashMap<&str, usize> {
+        let mut counts = HashMap::new();
+        for uid in self.by_arn.values().filter_map(Entry::owner_uid) {
+            *counts.entry(uid).or_insert(0) += 1;
+        }
+        counts
+    }
 }
 
 /// A complete listing. Every resource that existed when the listing started, and still existed when it
@@ -84,22 +222,15 @@ fn created_at<S>(listed: &Listed<S>) -> Option<jiff::Timestamp> {
 #[derive(Debug)]
 pub struct Snapshot<S> {
     pub started: Instant,
-    pub by_arn: HashMap<String, Listed<S>>,
+    pub listing: Listing<S>,
 }
 
-impl<S> Snapshot<S> {
-    pub fn new(started: Instant, listed: Vec<Listed<S>>) -> Self {
+impl<S: Hash> Snapshot<S> {
+    pub fn new(started: Instant, listed: impl IntoIterator<Item = Listed<S>>) -> Self {
         Snapshot {
             started,
-            by_arn: listed
-                .into_iter()
-                .map(|listed| (listed.arn.clone(), listed))
-                .collect(),
+            listing: listed.into_iter().collect(),
         }
-    }
-
-    pub fn owned_by(&self, uid: &str) -> Vec<&Listed<S>> {
-        owned_by(self.by_arn.values(), uid)
     }
 }
 
@@ -198,24 +329,11 @@ impl<S> Inventory<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller::plan::plan_tags;
     use std::time::Duration;
 
     fn listed(arn: &str, created: &str, owner: Option<&str>) -> Listed<()> {
         Listed::tagged_for_test(arn, Some(created), owner)
-    }
-
-    #[test]
-    fn the_oldest_is_the_earliest_in_time_whatever_the_fraction_digits() {
-        let listed = [
-            listed("c", "2026-12-01T10:00:01.52Z", Some("u")),
-            listed("b", "2026-12-01T10:00:01.5Z", Some("u")),
-            listed("a", "2026-12-01T10:00:01Z", Some("u")),
-        ];
-        let order: Vec<&str> = owned_by(&listed, "u")
-            .into_iter()
-            .map(|listed| listed.arn.as_str())
-            .collect();
-        assert_eq!(order, ["a", "b", "c"]);
     }
 
     #[test]
@@ -227,15 +345,110 @@ mod tests {
                 listed("arn:a", "2026-01-01T00:00:00Z", Some("uid-1")),
                 listed("arn:c", "2026-01-01T00:00:00Z", Some("uid-2")),
                 listed("arn:d", "2026-01-01T00:00:00Z", None),
+                // Written with a fraction, but later than arn:a: the order is by time.
+                listed("arn:0", "2026-01-01T00:00:00.5Z", Some("uid-1")),
             ],
         );
-        let owned: Vec<&str> = snapshot
-            .owned_by("uid-1")
-            .iter()
-            .map(|l| l.arn.as_str())
+        let owned = snapshot.listing.owned_by("uid-1");
+        assert_eq!(owned, vec!["arn:a", "arn:0", "arn:b"]);
+        assert!(snapshot.listing.owned_by("uid-3").is_empty());
+        assert_eq!(
+            snapshot.listing.owner_counts(),
+            HashMap::from([("uid-1", 3), ("uid-2", 1)])
+        );
+        assert_eq!(
+            snapshot.listing.get("arn:c").and_then(Entry::owner_uid),
+            Some("uid-2")
+        );
+        assert_eq!(
+            snapshot.listing.get("arn:d").and_then(Entry::owner_uid),
+            None
+        );
+    }
+
+    #[test]
+    fn an_entry_is_at_the_listed_update_time_and_state_only() {
+        let mut room = listed("arn:r", "2026-01-01T00:00:00Z", None);
+        room.update_time = Some("2026-01-02T00:00:00Z".into());
+        room.state = Some("ACTIVE".into());
+        let entry = Entry::of(&room);
+        assert!(entry.is_at(Some("2026-01-02T00:00:00Z"), Some("ACTIVE")));
+        assert!(!entry.is_at(Some("2026-01-03T00:00:00Z"), Some("ACTIVE")));
+        assert!(!entry.is_at(Some("2026-01-02T00:00:00Z"), None));
+        assert!(!entry.is_at(None, Some("ACTIVE")));
+        // Without a listed update time, nothing shows the resource unchanged, not even a status without one.
+        room.update_time = None;
+        assert!(!Entry::of(&room).is_at(None, Some("ACTIVE")));
+    }
+
+    #[test]
+    fn an_entry_shows_exactly_the_listed_summary() {
+        let entry = Entry::of(&Listed {
+            arn: "arn:r".to_owned(),
+            create_time: None,
+            update_time: None,
+            state: None,
+            tags: BTreeMap::new(),
+            summary: ("room".to_owned(), vec!["arn:logs".to_owned()]),
+        });
+        assert!(entry.shows_summary(&("room".to_owned(), vec!["arn:logs".to_owned()])));
+        assert!(!entry.shows_summary(&("room".to_owned(), vec![])));
+        assert!(!entry.shows_summary(&(String::new(), vec!["arn:logs".to_owned()])));
+    }
+
+    /// Every map over three keys and two values (each key absent or set to either), as tags.
+    fn every_tag_map() -> Vec<BTreeMap<String, String>> {
+        let mut maps = vec![BTreeMap::new()];
+        for key in ["a", "b", "c"] {
+            maps = maps
+                .into_iter()
+                .flat_map(|map| {
+                    [None, Some("1"), Some("2")].map(|value| {
+                        let mut map = map.clone();
+                        if let Some(value) = value {
+                            map.insert(key.to_owned(), value.to_owned());
+                        }
+                        map
+                    })
+                })
+                .collect();
+        }
+        maps
+    }
+
+    #[test]
+    fn listed_tags_are_in_line_exactly_when_the_tag_plan_is_empty() {
+        let maps = every_tag_map();
+        let managed_sets: Vec<Vec<String>> = (0..8u8)
+            .map(|bits| {
+                ["a", "b", "c"]
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| bits & (1 << i) != 0)
+                    .map(|(_, key)| (*key).to_owned())
+                    .collect()
+            })
             .collect();
-        assert_eq!(owned, vec!["arn:a", "arn:b"]);
-        assert!(snapshot.owned_by("uid-3").is_empty());
+        for observed in &maps {
+            let mut resource = listed("arn:r", "2026-01-01T00:00:00Z", None);
+            resource.tags = observed.clone();
+            let entry = Entry::of(&resource);
+            for desired in &maps {
+                for managed in &managed_sets {
+                    assert_eq!(
+                        entry.tags_in_line(desired, managed),
+                        plan_tags(desired, observed, managed).is_empty(),
+                        "desired {desired:?}, observed {observed:?}, managed {managed:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_entry_stays_small_because_a_snapshot_keeps_one_per_resource() {
+        let size = std::mem::size_of::<Entry<()>>();
+        assert!(size <= 80, "{size} bytes");
     }
 
     #[tokio::test(start_paused = true)]

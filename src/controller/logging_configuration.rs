@@ -25,7 +25,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// The AWS logging-configuration fields the spec controls.
-#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Clone, Debug, PartialEq, Eq, Hash)]
 #[serde(rename_all = "camelCase")]
 pub struct LoggingConfigurationFields {
     /// `""` when unnamed.
@@ -322,11 +322,9 @@ impl ManagedKind for ChatLoggingConfiguration {
         Ok((listed, page.next_token().map(str::to_owned)))
     }
 
-    fn summary_matches(
-        summary: &LoggingConfigurationFields,
-        desired: &LoggingConfigurationFields,
-    ) -> bool {
-        summary == desired
+    /// A listing shows every field.
+    fn listed_summary(desired: &LoggingConfigurationFields) -> LoggingConfigurationFields {
+        desired.clone()
     }
 }
 

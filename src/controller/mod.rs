@@ -7,7 +7,8 @@
 //! context, run), [`plan`] (pure diffing and tag planning), [`status`] (conditions and the status
 //! document), [`aws`] (every AWS call: rate budget, timeouts, retries, metrics), [`aws_error`] (error
 //! classification), [`rate_limit`] (the client-side rate budget and its quotas), [`inventory`] (complete
-//! listings for drift detection and the ownership lookup).
+//! listings for drift detection and the ownership lookup), [`events`] (publishing Events, repeats as
+//! series), [`digest`] (the digests kept in place of values that are only compared).
 //! Metrics are [`crate::metrics`], handed in through [`Options::metrics`].
 //!
 //! [`start`] runs both controllers in-process on given clients and returns a handle that stops them. The
@@ -16,7 +17,9 @@
 
 pub mod aws;
 pub mod aws_error;
+pub mod digest;
 pub mod driver;
+pub mod events;
 pub mod inventory;
 pub mod logging_configuration;
 pub mod plan;

@@ -11,9 +11,9 @@
 use super::Options;
 use super::aws::Aws;
 use super::driver::{Context, ManagedKind, error_policy, reconcile, run_inventory};
+use super::events::EventRecorder;
 use futures_util::{Stream, StreamExt};
 use kube::Api;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use std::future::Future;
@@ -230,13 +230,11 @@ where
     }
 }
 
-fn recorder(client: &kube::Client, controller: &str) -> Recorder {
-    Recorder::new(
+fn recorder(client: &kube::Client, controller: &str) -> EventRecorder {
+    EventRecorder::new(
         client.clone(),
-        Reporter {
-            controller: controller.to_owned(),
-            instance: std::env::var("POD_NAME").ok(),
-        },
+        controller.to_owned(),
+        std::env::var("POD_NAME").ok(),
     )
 }
 

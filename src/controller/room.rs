@@ -34,7 +34,7 @@ pub struct RoomFields {
 
 /// What ListRooms reports of a room's fields (all but the two message limits), normalised like
 /// [`RoomFields`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ListedRoomFields {
     pub name: String,
     pub message_review_handler_uri: String,
@@ -392,8 +392,8 @@ impl ManagedKind for ChatRoom {
         }
     }
 
-    fn summary_matches(summary: &ListedRoomFields, desired: &RoomFields) -> bool {
-        *summary == ListedRoomFields::of(desired)
+    fn listed_summary(desired: &RoomFields) -> ListedRoomFields {
+        ListedRoomFields::of(desired)
     }
 }
 

@@ -91,7 +91,7 @@ managed_spec! {
 }
 
 /// The AWS `DestinationConfiguration` union: exactly one member is set.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(
     transform = for_kubernetes,
@@ -115,7 +115,7 @@ pub struct DestinationConfiguration {
 }
 
 /// An Amazon S3 destination.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct S3Destination {
     /// Name of the S3 bucket: 3-63 characters of lowercase letters, digits, `-` and `.`.
@@ -124,7 +124,7 @@ pub struct S3Destination {
 }
 
 /// An Amazon CloudWatch Logs destination.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CloudWatchLogsDestination {
     /// Name of the log group: 1-512 characters of letters, digits, `.`, `-`, `_`, `/` and `#`.
@@ -133,7 +133,7 @@ pub struct CloudWatchLogsDestination {
 }
 
 /// An Amazon Kinesis Data Firehose destination.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FirehoseDestination {
     /// Name of the delivery stream: 1-64 characters of letters, digits, `_`, `.` and `-`.

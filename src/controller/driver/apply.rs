@@ -17,7 +17,7 @@ use super::settle::{self, Settlement};
 use super::{Context, ManagedKind, Observed, ReconcileError};
 use crate::controller::aws::{Aws, Retry};
 use crate::controller::aws_error::{AwsError, ErrorClass};
-use crate::controller::inventory::Listed;
+use crate::controller::inventory::Listing;
 use crate::controller::plan::{changed_fields, managed_keys, plan_tags};
 use crate::controller::status::{Health, StatusDocument, merge_conditions, reasons};
 use crate::crd::{
@@ -271,9 +271,9 @@ async fn create_unless_owned<K: ManagedKind>(
         Err(err) => return Ok(Report::from_error(&err)),
     };
     // A resource the status named but AWS no longer has may still show in an older listing.
-    let mut owned: Vec<Listed<K::Summary>> = owned
+    let mut owned: Vec<String> = owned
         .into_iter()
-        .filter(|listed| Some(&listed.arn) != current.arn.as_ref())
+        .filter(|arn| Some(arn) != current.arn.as_ref())
         .collect();
     if owned.is_empty() {
         return create_recorded(object, ctx, create, current, next).await;
@@ -281,28 +281,19 @@ async fn create_unless_owned<K: ManagedKind>(
     let keep = owned.remove(0);
     let mut events = Vec::new();
     for duplicate in owned {
-        match K::delete(&ctx.aws, &duplicate.arn, false).await {
+        match K::delete(&ctx.aws, &duplicate, false).await {
             Ok(_) => events.push(warning(
                 "DuplicateDeleted",
                 "Delete",
                 &format!(
-                    "Deleted {}: a second AWS resource tagged as this object's (kept {})",
-                    duplicate.arn, keep.arn
+                    "Deleted {duplicate}: a second AWS resource tagged as this object's (kept {keep})"
                 ),
             )),
             Err(err) => return Ok(Report::from_error(&err)),
         }
     }
-    let mut report = sync_existing(
-        object,
-        ctx,
-        &keep.arn,
-        Origin::Recovered,
-        create,
-        current,
-        next,
-    )
-    .await?;
+    let mut report =
+        sync_existing(object, ctx, &keep, Origin::Recovered, create, current, next).await?;
     events.append(&mut report.events);
     report.events = events;
     Ok(report)
@@ -360,37 +351,32 @@ fn looking_for_owned() -> Health {
     )
 }
 
-/// The AWS resources carrying this object's ownership tag, oldest first; `None` while no listing fresh
-/// enough to prove it exists yet (one has been requested). Searches by name where every create that may
-/// have left a resource is known by the name it sent ([`searchable_names`]), else in a complete listing
-/// that started after this process's last create of the object and after `not_before`. A search by name
-/// starts now: a caller with a `not_before` calls only once it has passed.
+/// The ARNs of the AWS resources carrying this object's ownership tag, oldest first; `None` while no
+/// listing fresh enough to prove it exists yet (one has been requested). Searches by name where every
+/// create that may have left a resource is known by the name it sent ([`searchable_names`]), else in a
+/// complete listing that started after this process's last create of the object and after `not_before`.
+/// A search by name starts now: a caller with a `not_before` calls only once it has passed.
 pub(super) async fn find_owned<K: ManagedKind>(
     object: &K,
     ctx: &Context<K>,
     current: &StatusDocument,
     vanished_name: Option<String>,
     not_before: Option<Instant>,
-) -> Result<Option<Vec<Listed<K::Summary>>>, AwsError> {
+) -> Result<Option<Vec<String>>, AwsError> {
     let uid = object.uid().unwrap_or_default();
     if let Some(names) = searchable_names(object, ctx, current, vanished_name) {
-        let mut candidates = Vec::new();
+        let mut candidates = Listing::default();
         for name in names {
-            candidates.extend(K::search_named(&ctx.aws, &name).await?);
+            candidates.add(K::search_named(&ctx.aws, &name).await?);
         }
-        return Ok(Some(
-            crate::controller::inventory::owned_by(&candidates, &uid)
-                .into_iter()
-                .cloned()
-                .collect(),
-        ));
+        return Ok(Some(candidates.owned_by(&uid)));
     }
     let since = ctx
         .memory
         .last_create_attempt(&memory_key(object))
         .max(not_before);
     match ctx.inventory.since(since) {
-        Some(snapshot) => Ok(Some(snapshot.owned_by(&uid).into_iter().cloned().collect())),
+        Some(snapshot) => Ok(Some(snapshot.listing.owned_by(&uid))),
         None => {
             ctx.inventory.request(since);
             Ok(None)

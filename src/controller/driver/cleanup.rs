@@ -88,10 +88,7 @@ async fn resources_to_release<K: ManagedKind>(
                     Err(err) => Err(Report::from_error(&err)),
                 }
             }
-            (Settlement::Known(owned), None) => Ok((
-                owned.into_iter().map(|listed| listed.arn).collect(),
-                Vec::new(),
-            )),
+            (Settlement::Known(owned), None) => Ok((owned, Vec::new())),
             (Settlement::Pending(wait), _) => Err(settle::waiting_to_release(current, wait)),
         };
     }
@@ -102,10 +99,7 @@ async fn resources_to_release<K: ManagedKind>(
         return Ok((Vec::new(), Vec::new()));
     }
     match find_owned(object, ctx, current, None, None).await {
-        Ok(Some(owned)) => Ok((
-            owned.into_iter().map(|listed| listed.arn).collect(),
-            Vec::new(),
-        )),
+        Ok(Some(owned)) => Ok((owned, Vec::new())),
         Ok(None) => Err(waiting_for_listing(ctx)),
         Err(err) => Err(Report::from_error(&err)),
     }

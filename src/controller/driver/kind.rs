@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::future::Future;
+use std::hash::Hash;
 use std::time::Duration;
 
 /// An AWS resource as read (or as returned by a write): identity, times, state, normalised fields and tags.
@@ -69,8 +70,9 @@ pub trait ManagedKind:
 
     /// The normalised AWS fields the spec controls (defaults applied), compared with [`changed_fields`](crate::controller::plan::changed_fields).
     type Fields: Serialize + Clone + PartialEq + Debug + Send + Sync + 'static;
-    /// What a listing reports of a resource besides identity, times, state and tags.
-    type Summary: Clone + Debug + Send + Sync + 'static;
+    /// What a listing reports of a resource besides identity, times, state and tags. Hashed: a snapshot
+    /// keeps only its [`digest`](crate::controller::digest).
+    type Summary: Clone + Debug + Hash + Send + Sync + 'static;
     /// What the kind needs besides the object to compute its desired state (e.g. a store of referenced
     /// objects).
     type Context: Send + Sync + 'static;
@@ -149,8 +151,9 @@ pub trait ManagedKind:
         async { Ok(Vec::new()) }
     }
 
-    /// Whether a listed summary agrees with the desired fields, as far as the summary tells.
-    fn summary_matches(summary: &Self::Summary, desired: &Self::Fields) -> bool;
+    /// What a listing shows of a resource that has exactly the `desired` fields: a listed summary equal to
+    /// it agrees with the spec, as far as a summary tells.
+    fn listed_summary(desired: &Self::Fields) -> Self::Summary;
 }
 
 /// Resolves once `store` has had its first full list (or its writer is gone).

@@ -54,13 +54,13 @@ use report::Pass;
 use schedule::ResyncSchedule;
 
 use crate::controller::aws::Aws;
+use crate::controller::events::EventRecorder;
 use crate::controller::inventory::Inventory;
 use crate::crd::is_paused;
 use crate::metrics::Metrics;
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::runtime::events::Recorder;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -99,7 +99,7 @@ impl Default for Timing {
 pub struct Context<K: ManagedKind> {
     pub kube: kube::Client,
     pub aws: Aws,
-    pub recorder: Recorder,
+    pub recorder: EventRecorder,
     pub timing: Timing,
     pub kind: K::Context,
     /// Where reconciles are counted and timed.
@@ -118,7 +118,7 @@ impl<K: ManagedKind> Context<K> {
     pub fn new(
         kube: kube::Client,
         aws: Aws,
-        recorder: Recorder,
+        recorder: EventRecorder,
         timing: Timing,
         kind: K::Context,
         metrics: Metrics,

@@ -19,7 +19,6 @@ use super::apply::find_owned;
 use super::report::{Report, Requeue, warning};
 use super::{Context, ManagedKind};
 use crate::controller::aws_error::AwsError;
-use crate::controller::inventory::Listed;
 use crate::controller::status::{Health, StatusDocument, reasons};
 use crate::crd::CreateAttempt;
 use kube::ResourceExt;
@@ -52,10 +51,10 @@ fn instant_of(at: jiff::Timestamp) -> Instant {
 }
 
 /// Where an object with an unanswered create stands.
-pub(super) enum Settlement<S> {
-    /// Nothing can still appear (no record), or the lookup after the horizon is in: these are the
-    /// resources tagged as the object's, oldest first.
-    Known(Vec<Listed<S>>),
+pub(super) enum Settlement {
+    /// Nothing can still appear (no record), or the lookup after the horizon is in: these are the ARNs of
+    /// the resources tagged as the object's, oldest first.
+    Known(Vec<String>),
     /// A create may still complete, or the lookup after the horizon is not in yet: look again after this
     /// long.
     Pending(Duration),
@@ -89,7 +88,7 @@ pub(super) async fn settle<K: ManagedKind>(
     ctx: &Context<K>,
     current: &StatusDocument,
     urgent: bool,
-) -> Option<Settlement<K::Summary>> {
+) -> Option<Settlement> {
     let horizon = horizon_of(current, ctx.timing.resync_period)?;
     let now = Instant::now();
     if now < horizon {
@@ -98,9 +97,7 @@ pub(super) async fn settle<K: ManagedKind>(
     if !urgent {
         let uid = object.uid().unwrap_or_default();
         return Some(match ctx.inventory.since(Some(horizon)) {
-            Some(snapshot) => {
-                Settlement::Known(snapshot.owned_by(&uid).into_iter().cloned().collect())
-            }
+            Some(snapshot) => Settlement::Known(snapshot.listing.owned_by(&uid)),
             None => Settlement::Pending(ctx.timing.resync_period),
         });
     }
@@ -132,13 +129,13 @@ pub(super) fn waiting_to_release(current: &StatusDocument, wait: Duration) -> Re
     Report::new(health, Requeue::After(wait))
 }
 
-/// The resources of the latest complete listing tagged as `object`'s other than `keep`, if the listing loop
-/// saw any (the memory's mark); the mark is taken.
+/// The ARNs of the resources of the latest complete listing tagged as `object`'s other than `keep`, if the
+/// listing loop saw any (the memory's mark); the mark is taken.
 pub(super) fn listed_copies<K: ManagedKind>(
     object: &K,
     ctx: &Context<K>,
     keep: &str,
-) -> Vec<Listed<K::Summary>> {
+) -> Vec<String> {
     if !ctx.memory.take_copies(&super::memory::memory_key(object)) {
         return Vec::new();
     }
@@ -147,32 +144,29 @@ pub(super) fn listed_copies<K: ManagedKind>(
     };
     let uid = object.uid().unwrap_or_default();
     snapshot
+        .listing
         .owned_by(&uid)
         .into_iter()
-        .filter(|listed| listed.arn != keep)
-        .cloned()
+        .filter(|arn| arn != keep)
         .collect()
 }
 
-/// Deletes `copies` (resources tagged as the object's besides `kept`), one event each.
+/// Deletes `copies` (the ARNs of resources tagged as the object's besides `kept`), one event each.
 pub(super) async fn delete_copies<K: ManagedKind>(
     ctx: &Context<K>,
-    copies: impl IntoIterator<Item = Listed<K::Summary>>,
+    copies: impl IntoIterator<Item = String>,
     kept: &str,
 ) -> Result<Vec<Event>, AwsError> {
     let mut events = Vec::new();
     for copy in copies {
-        if copy.arn == kept {
+        if copy == kept {
             continue;
         }
-        K::delete(&ctx.aws, &copy.arn, false).await?;
+        K::delete(&ctx.aws, &copy, false).await?;
         events.push(warning(
             "DuplicateDeleted",
             "Delete",
-            &format!(
-                "Deleted {}: a second AWS resource tagged as this object's (kept {kept})",
-                copy.arn
-            ),
+            &format!("Deleted {copy}: a second AWS resource tagged as this object's (kept {kept})"),
         ));
     }
     Ok(events)

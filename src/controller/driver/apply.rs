@@ -279,19 +279,10 @@ async fn create_unless_owned<K: ManagedKind>(
         return create_recorded(object, ctx, create, current, next).await;
     }
     let keep = owned.remove(0);
-    let mut events = Vec::new();
-    for duplicate in owned {
-        match K::delete(&ctx.aws, &duplicate, false).await {
-            Ok(_) => events.push(warning(
-                "DuplicateDeleted",
-                "Delete",
-                &format!(
-                    "Deleted {duplicate}: a second AWS resource tagged as this object's (kept {keep})"
-                ),
-            )),
-            Err(err) => return Ok(Report::from_error(&err)),
-        }
-    }
+    let mut events = match settle::delete_copies(ctx, owned, &keep).await {
+        Ok(events) => events,
+        Err(err) => return Ok(Report::from_error(&err)),
+    };
     let mut report =
         sync_existing(object, ctx, &keep, Origin::Recovered, create, current, next).await?;
     events.append(&mut report.events);

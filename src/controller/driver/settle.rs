@@ -62,7 +62,7 @@ pub(super) enum Settlement {
 
 /// When a listing that shows what the record in `current` may have left can start: `None` without a
 /// record. An unreadable time settles at once rather than never.
-pub(super) fn horizon_of(current: &StatusDocument, resync_period: Duration) -> Option<Instant> {
+fn horizon_of(current: &StatusDocument, resync_period: Duration) -> Option<Instant> {
     let attempt = current.create_attempt.as_ref()?;
     Some(settles_at(attempt, resync_period).map_or_else(Instant::now, instant_of))
 }
@@ -151,15 +151,17 @@ pub(super) fn listed_copies<K: ManagedKind>(
         .collect()
 }
 
-/// Deletes `copies` (the ARNs of resources tagged as the object's besides `kept`), one event each.
+/// Deletes `copies` (the ARNs of resources tagged as the object's besides `kept`), one event each. An ARN
+/// named twice (by the listing's mark and by a settlement, say) is deleted once.
 pub(super) async fn delete_copies<K: ManagedKind>(
     ctx: &Context<K>,
     copies: impl IntoIterator<Item = String>,
     kept: &str,
 ) -> Result<Vec<Event>, AwsError> {
     let mut events = Vec::new();
+    let mut deleted: Vec<String> = Vec::new();
     for copy in copies {
-        if copy == kept {
+        if copy == kept || deleted.contains(&copy) {
             continue;
         }
         K::delete(&ctx.aws, &copy, false).await?;
@@ -168,6 +170,7 @@ pub(super) async fn delete_copies<K: ManagedKind>(
             "Delete",
             &format!("Deleted {copy}: a second AWS resource tagged as this object's (kept {kept})"),
         ));
+        deleted.push(copy);
     }
     Ok(events)
 }

@@ -361,9 +361,11 @@ async fn a_resync_of_two_thousand_rooms_lists_them_and_still_corrects_drift() {
     );
     operator.stop().await.expect("stopping the operator");
 
-    // A restarted operator confirms the Ready rooms from the first listing instead of reading each one.
+    // A restarted operator confirms the Ready rooms from the first listing instead of reading each one,
+    // and without a pass each: they wait for that listing unqueued.
     tokio::time::sleep(Duration::from_secs(1)).await;
     emulator.reset_metrics();
+    let restart_metrics = Metrics::new();
     let restarted = controller::start(
         kube.clone(),
         emulator.sdk_client(),
@@ -375,11 +377,17 @@ async fn a_resync_of_two_thousand_rooms_lists_them_and_still_corrects_drift() {
             },
             namespace: Some("scale-drift".into()),
             concurrency: 16,
-            ..Options::default()
+            metrics: restart_metrics.clone(),
         },
     );
     tokio::time::sleep(RESYNC / 2).await;
     restarted.stop().await.expect("stopping the operator");
+    let passes = metrics::sum(
+        &restart_metrics.encode().expect("metrics"),
+        "ivschat_operator_reconciles_total",
+    ) as u64;
+    println!("restart with {ROOMS} Ready rooms: {passes} reconciles");
+    assert_eq!(passes, 0, "reconciles to take over {ROOMS} Ready rooms");
     print_calls("restart at rest", &emulator, ROOMS);
     let calls: u64 = emulator.metrics().values().sum();
     println!(

@@ -10,8 +10,11 @@
 
 use super::Options;
 use super::aws::Aws;
-use super::driver::{Context, ManagedKind, error_policy, reconcile, run_inventory};
+use super::driver::{
+    Context, ManagedKind, error_policy, listed_object_can_wait, reconcile, run_inventory,
+};
 use super::events::EventRecorder;
+use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
 use kube::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -35,7 +38,7 @@ pub(super) struct Watch<K: ManagedKind> {
     store: Store<K>,
     writer: reflector::store::Writer<K>,
     /// The kind's own controller: a deleted object needs no trigger (the finalizer's pass saw it go).
-    applied: Vec<mpsc::Sender<Arc<K>>>,
+    applied: Vec<mpsc::Sender<Applied<K>>>,
     /// Controllers woken by the kind: a deletion may be what they wait for (a room letting go of a
     /// configuration that waits to be deleted).
     touched: Vec<mpsc::Sender<Arc<K>>>,
@@ -60,7 +63,7 @@ impl<K: ManagedKind> Watch<K> {
     }
 
     /// Objects created or changed, for the kind's own controller.
-    fn applied(&mut self) -> impl Stream<Item = Arc<K>> + Send + 'static {
+    fn applied(&mut self) -> impl Stream<Item = Applied<K>> + Send + 'static {
         let (sender, receiver) = mpsc::channel(FAN_OUT_BUFFER);
         self.applied.push(sender);
         receiver_stream(receiver)
@@ -100,21 +103,40 @@ impl<K: ManagedKind> Watch<K> {
     }
 }
 
+/// An object created or changed, as the kind's own controller receives it.
+struct Applied<K> {
+    object: Arc<K>,
+    /// Handed over by the watch's list (at the start, or a relist after a failed watch) rather than as
+    /// a change: such an object may wait for the drift listing instead of a pass
+    /// ([`listed_object_can_wait`]).
+    listed: bool,
+}
+
 /// Hands one watch event (already in the store) on: an object created or changed to every controller,
 /// a deleted one only to the controllers the kind wakes. A controller that has stopped is skipped.
 async fn fan_out<K>(
     event: watcher::Event<K>,
-    applied: &[mpsc::Sender<Arc<K>>],
+    applied: &[mpsc::Sender<Applied<K>>],
     touched: &[mpsc::Sender<Arc<K>>],
 ) {
-    let (object, deleted) = match event {
-        watcher::Event::Apply(object) | watcher::Event::InitApply(object) => (object, false),
-        watcher::Event::Delete(object) => (object, true),
+    let (object, listed, deleted) = match event {
+        watcher::Event::Apply(object) => (object, false, false),
+        watcher::Event::InitApply(object) => (object, true, false),
+        watcher::Event::Delete(object) => (object, false, true),
         watcher::Event::Init | watcher::Event::InitDone => return,
     };
     let object = Arc::new(object);
-    for receiver in applied.iter().filter(|_| !deleted).chain(touched) {
-        // An error: that controller has stopped and dropped its end.
+    // An error: that controller has stopped and dropped its end.
+    if !deleted {
+        for receiver in applied {
+            let applied = Applied {
+                object: object.clone(),
+                listed,
+            };
+            let _ = receiver.send(applied).await;
+        }
+    }
+    for receiver in touched {
         let _ = receiver.send(object.clone()).await;
     }
 }
@@ -135,18 +157,26 @@ pub(super) fn strip<K: kube::Resource>(object: &mut K) {
     }
 }
 
-/// One kind's controller, being wired.
+/// One kind's controller, being wired. The controller itself is made in [`Registration::run`], where the
+/// context its trigger filter reads ([`listed_object_can_wait`]) exists.
 pub(super) struct Registration<K: ManagedKind> {
-    controller: Controller<K>,
+    applied: BoxStream<'static, Applied<K>>,
     store: Store<K>,
+    /// The wake-ups from other kinds, added to the controller once it is made.
+    woken_by: Vec<AddWakeUps<K>>,
 }
+
+/// Adds one kind's wake-ups to a controller ([`Registration::woken_by`]).
+type AddWakeUps<K> = Box<dyn FnOnce(Controller<K>) -> Controller<K> + Send>;
 
 impl<K: ManagedKind> Registration<K> {
     /// Reconciles the objects of `watch` as they are created or changed.
     pub(super) fn of(watch: &mut Watch<K>) -> Self {
-        let store = watch.store();
-        let controller = Controller::for_shared_stream(watch.applied(), store.clone());
-        Registration { controller, store }
+        Registration {
+            applied: watch.applied().boxed(),
+            store: watch.store(),
+            woken_by: Vec::new(),
+        }
     }
 
     /// Also reconciles the objects `wakes` names whenever an object of `watch` (another kind, `R`)
@@ -161,12 +191,14 @@ impl<K: ManagedKind> Registration<K> {
         I: IntoIterator<Item = ObjectRef<K>> + 'static,
         I::IntoIter: Send,
     {
-        Registration {
-            controller: self
-                .controller
-                .watches_shared_stream(watch.touched(), wakes),
-            store: self.store,
-        }
+        let touched = watch.touched();
+        let mut registration = self;
+        registration
+            .woken_by
+            .push(Box::new(move |controller: Controller<K>| {
+                controller.watches_shared_stream(touched, wakes)
+            }));
+        registration
     }
 
     /// Reconciles with `context` (one `aws` serves every kind: the quotas are per account), together with
@@ -195,9 +227,17 @@ impl<K: ManagedKind> Registration<K> {
             options.metrics.clone(),
         ));
         let listing = run_inventory(context.clone(), self.store.clone(), stale);
+        let waits = context.clone();
+        let triggers = self.applied.filter_map(move |applied| {
+            let can_wait = applied.listed && listed_object_can_wait(&*applied.object, &waits);
+            std::future::ready((!can_wait).then_some(applied.object))
+        });
+        let controller = self.woken_by.into_iter().fold(
+            Controller::for_shared_stream(triggers, self.store.clone()),
+            |controller, wake| wake(controller),
+        );
         let (stop, stopped) = oneshot::channel::<()>();
-        let controller = self
-            .controller
+        let controller = controller
             .reconcile_on(unbounded_receiver_stream(stale_refs))
             .with_config(kube::runtime::Config::default().concurrency(options.concurrency))
             .graceful_shutdown_on(async move {
@@ -320,7 +360,19 @@ mod tests {
             }
             names
         };
-        assert_eq!(names(own_events), ["listed", "changed"]);
+        let mut own_events = own_events;
+        let mut own = Vec::new();
+        while let Ok(applied) = own_events.try_recv() {
+            own.push((
+                applied.object.metadata.name.clone().unwrap_or_default(),
+                applied.listed,
+            ));
+        }
+        assert_eq!(
+            own,
+            [("listed".to_owned(), true), ("changed".to_owned(), false)],
+            "the kind's own controller is told which objects came from the watch's list"
+        );
         assert_eq!(names(woken_events), ["listed", "changed", "deleted"]);
     }
 }

@@ -57,7 +57,8 @@ pub(super) async fn apply<K: ManagedKind>(
     }
     let fingerprint = fingerprint(object, &ctx.kind);
     let verified_at = match ctx.memory.sync_memory(&key, fingerprint) {
-        SyncMemory::Fresh(until_resync) => return Ok(Pass::quiet(Action::requeue(until_resync))),
+        // Not due: the listing loop wakes it when it is ([`Memory::wake_due`](super::memory)).
+        SyncMemory::Fresh(_) => return Ok(Pass::quiet(Action::await_change())),
         SyncMemory::Due(verified_at) => Some(verified_at),
         SyncMemory::Unknown => None,
     };
@@ -102,11 +103,11 @@ pub(super) async fn apply<K: ManagedKind>(
     };
     if settled {
         // The status write just made (if any) comes back as a watch event with this same fingerprint.
-        let until_resync = ctx
-            .memory
+        // No timed requeue: the listing loop confirms the object or wakes it when its resync is due.
+        ctx.memory
             .remember_in_sync(&key, fingerprint, Instant::now());
         return Ok(Pass {
-            action: Action::requeue(until_resync),
+            action: Action::await_change(),
             ..pass
         });
     }

@@ -3,8 +3,8 @@
 //! reviews every object this process knows in sync; [`confirm_by_listing`] lets a due resync (or a first
 //! look after a restart) be confirmed by a listing instead of a Get call.
 
-use super::memory::jittered_backoff;
-use super::memory::memory_key;
+use super::kube_io::FINALIZER;
+use super::memory::{SyncMemory, fingerprint, jittered_backoff, memory_key};
 use super::settle::settled_by;
 use super::{Context, ManagedKind};
 use crate::controller::aws::Aws;
@@ -45,26 +45,75 @@ pub(super) fn confirm_by_listing<K: ManagedKind>(
     if settles || ctx.memory.copies_noted(&key) {
         return None;
     }
-    match ctx.inventory.since(verified_at) {
-        Some(snapshot) => {
-            let listed = snapshot.listing.get(arn)?;
-            listing_confirms(object, ctx, current, listed).then(|| {
-                Action::requeue(
-                    ctx.memory
-                        .remember_in_sync(&key, fingerprint, snapshot.started),
-                )
-            })
-        }
-        // No listing since the last confirmation: the listing loop is late or failing. Ask for one and
-        // look again shortly, up to one extra resync period; after that, read the resource itself.
-        None => {
-            let period = ctx.schedule.period();
-            let overdue = verified_at.is_some_and(|at| at.elapsed() > period * 2);
-            if overdue {
-                return None;
+    let confirm = |snapshot: &Snapshot<K::Summary>| {
+        let listed = snapshot.listing.get(arn)?;
+        listing_confirms(object, ctx, current, listed).then(|| {
+            ctx.memory
+                .remember_in_sync(&key, fingerprint, snapshot.started);
+            Action::await_change()
+        })
+    };
+    if let Some(snapshot) = ctx.inventory.since(verified_at) {
+        return confirm(&snapshot);
+    }
+    // No listing since the last confirmation (a restart, or the listing loop is late or failing): the
+    // object waits for the next one, unscheduled, up to one extra resync period; after that, or when the
+    // listing does not confirm it, the resource itself is read.
+    if verified_at.is_some_and(|at| ctx.memory.overdue(at)) {
+        return None;
+    }
+    ctx.memory.await_listing(&key);
+    // The listing loop publishes a listing before it reviews the objects that wait: one published since
+    // the look above may have been reviewed before this object waited, so look once more.
+    if let Some(snapshot) = ctx.inventory.since(verified_at) {
+        ctx.memory.take_awaiting(&key);
+        return confirm(&snapshot);
+    }
+    ctx.inventory.request(verified_at);
+    Some(Action::await_change())
+}
+
+/// Whether an object that the watch's list (at the start, or a relist after a failed watch) hands over
+/// can do without a pass for now: its status says AWS matched this generation, nothing is left to settle,
+/// and either this process knows it in sync and not due, or knows nothing of it yet and has no listing
+/// in. The pass would conclude the same ([`confirm_by_listing`]: wait for the listing, unscheduled), so
+/// the object waits for the listing here instead, and its pass is not queued. At 10,000 objects a
+/// restart otherwise queues 10,000 passes at once, about 8 MiB in the controller's queue, that each
+/// conclude the same. Anything else (a pause, a deletion, no finalizer yet, a create attempt, a kept
+/// outcome or copies, a listing already in) gets its pass.
+pub fn listed_object_can_wait<K: ManagedKind>(object: &K, ctx: &Context<K>) -> bool {
+    if is_paused(object.meta())
+        || object.meta().deletion_timestamp.is_some()
+        || !object.finalizers().iter().any(|f| f == FINALIZER)
+    {
+        return false;
+    }
+    let status = StatusDocument::of(object);
+    if status.arn.is_none()
+        || status.create_attempt.is_some()
+        || !ready_at_generation(object, &status)
+    {
+        return false;
+    }
+    let key = memory_key(object);
+    if ctx.memory.keeps_work(&key) {
+        return false;
+    }
+    match ctx.memory.sync_memory(&key, fingerprint(object, &ctx.kind)) {
+        SyncMemory::Fresh(_) => true,
+        SyncMemory::Due(_) => false,
+        SyncMemory::Unknown => {
+            if ctx.inventory.since(None).is_some() {
+                return false;
             }
-            ctx.inventory.request(verified_at);
-            Some(Action::requeue(ctx.timing.poll_interval.max(period / 20)))
+            // As in [`confirm_by_listing`]: wait first, then make sure no listing was published since.
+            ctx.memory.await_listing(&key);
+            if ctx.inventory.since(None).is_some() {
+                ctx.memory.take_awaiting(&key);
+                return false;
+            }
+            ctx.inventory.request(None);
+            true
         }
     }
 }
@@ -142,8 +191,32 @@ pub async fn run_inventory<K: ManagedKind>(
 ) {
     tokio::join!(
         note_objects_at_start(&ctx, &objects),
-        listing_loop(ctx.clone(), objects.clone(), stale)
+        listing_loop(ctx.clone(), objects.clone(), stale.clone()),
+        wake_due_objects(&ctx, &objects, &stale),
     );
+}
+
+/// Objects in sync have no timed requeue (a queued reference per object would cost about 1 KiB each,
+/// for every object of the account): this loop hands over those whose resync is due without a listing
+/// that confirmed them, or that waited for one too long ([`Memory::wake_due`](super::memory)). Checks
+/// every twentieth of the period in effect, at least every poll interval apart, so an object wakes at
+/// most 5 % of a period late.
+async fn wake_due_objects<K: ManagedKind>(
+    ctx: &Context<K>,
+    objects: &Store<K>,
+    stale: &tokio::sync::mpsc::UnboundedSender<ObjectRef<K>>,
+) {
+    loop {
+        tokio::time::sleep(ctx.timing.poll_interval.max(ctx.schedule.period() / 20)).await;
+        let now = Instant::now();
+        for object in objects.state() {
+            if ctx.memory.wake_due(&memory_key(&*object), now)
+                && stale.send(ObjectRef::from_obj(&*object)).is_err()
+            {
+                return;
+            }
+        }
+    }
 }
 
 /// The objects of the store's first full list whose status records neither an ARN nor a create attempt.
@@ -260,8 +333,27 @@ fn review_listing<K: ManagedKind>(
             changed.push(ObjectRef::from_obj(&*object));
             continue;
         }
-        // Objects not known in sync are being reconciled anyway.
+        let awaiting = ctx.memory.take_awaiting(&key);
+        // Objects neither known in sync nor waiting for this listing are being reconciled anyway.
         let Some(verified_at) = ctx.memory.verified_at(&key) else {
+            if awaiting {
+                // A first look (after a restart, say): the listing confirms it, or a pass reads AWS.
+                let confirmed = status.arn.as_deref().is_some_and(|arn| {
+                    snapshot
+                        .listing
+                        .get(arn)
+                        .is_some_and(|listed| listing_confirms(&*object, ctx, &status, listed))
+                });
+                if confirmed {
+                    ctx.memory.remember_in_sync(
+                        &key,
+                        fingerprint(&*object, &ctx.kind),
+                        snapshot.started,
+                    );
+                } else {
+                    changed.push(ObjectRef::from_obj(&*object));
+                }
+            }
             continue;
         };
         if verified_at >= snapshot.started {

@@ -8,7 +8,11 @@
 //! - **failures**: consecutive failures, for the exponential backoff; reset by any pass that ends well.
 //! - **in sync**: what the object looked like ([`fingerprint`]) when AWS last confirmed it, and when its
 //!   resync is due. A reconcile triggered by the operator's own status write (or by an unrelated change of
-//!   a referenced object) then costs no AWS call, and a listing can push the resync out.
+//!   a referenced object) then costs no AWS call, and a listing can push the resync out. An object in
+//!   sync has no timed requeue: the listing loop wakes it when it is due ([`Memory::wake_due`]), so
+//!   the controller's queue holds only objects with work to do, not every object of the account.
+//! - **awaiting a listing**: the object's pass found no listing to confirm it by and left it to the
+//!   next one ([`Memory::await_listing`]): that listing's review confirms it or hands it back.
 //! - **last create attempt**: creates take no idempotency token, so only a listing that *started* after
 //!   the last attempt proves the attempt created nothing (the crash-safe create's snapshot rule). Its
 //!   presence alone also makes the next create of the object look up first, whatever the status says (a
@@ -56,6 +60,12 @@ struct ObjectMemory {
     ready_generation: Option<Option<i64>>,
     /// See [`Memory::note_copies`].
     copies_listed: bool,
+    /// See [`Memory::await_listing`].
+    awaiting_listing: bool,
+    /// Woken once for the due time of `in_sync` ([`Memory::wake_due`]): a pass that then fails retries
+    /// on its own backoff. Beside the other flags rather than in [`InSync`], where it would add 8
+    /// bytes of padding to every record.
+    woken_when_due: bool,
 }
 
 /// The object matched AWS: see [`Memory::sync_memory`].
@@ -214,6 +224,8 @@ impl Memory {
                 verified_at,
                 due,
             });
+            record.awaiting_listing = false;
+            record.woken_when_due = false;
         });
         due.saturating_duration_since(Instant::now())
     }
@@ -227,14 +239,88 @@ impl Memory {
             {
                 entry.verified_at = verified_at;
                 entry.due = due;
+                record.awaiting_listing = false;
+                record.woken_when_due = false;
             }
         });
     }
 
     pub(super) fn forget_in_sync(&self, key: &str) {
-        if self.read(key, |record| record.in_sync.is_some()) == Some(true) {
-            self.update(key, |record| record.in_sync = None);
+        if self.read(key, |record| {
+            record.in_sync.is_some() || record.awaiting_listing
+        }) == Some(true)
+        {
+            self.update(key, |record| {
+                record.in_sync = None;
+                record.awaiting_listing = false;
+            });
         }
+    }
+
+    // -- Waking -------------------------------------------------------------------------------------------
+
+    /// Whether the record keeps something only a pass deals with: an unwritten outcome, a superseded
+    /// create attempt's version, or copies the listing showed.
+    pub(super) fn keeps_work(&self, key: &str) -> bool {
+        self.read(key, |record| {
+            record.unwritten.is_some()
+                || record.superseded_version.is_some()
+                || record.copies_listed
+        }) == Some(true)
+    }
+
+    /// The object's pass needs a listing that is not in yet: the object waits, unscheduled, until the
+    /// next listing's review confirms it or hands it back ([`Memory::take_awaiting`]).
+    pub(super) fn await_listing(&self, key: &str) {
+        self.update(key, |record| record.awaiting_listing = true);
+    }
+
+    /// Whether the object was waiting for a listing (the wait ends).
+    pub(super) fn take_awaiting(&self, key: &str) -> bool {
+        if self.read(key, |record| record.awaiting_listing) != Some(true) {
+            return false;
+        }
+        self.update(key, |record| record.awaiting_listing = false);
+        true
+    }
+
+    /// Whether an object in sync needs a pass now, which nothing else would start (it has no timed
+    /// requeue): its resync is due and it does not wait for a listing yet (the pass asks for one), or it
+    /// has waited so long (two periods in effect since its last confirmation: listings are failing) that
+    /// the pass should read the resource itself ([`confirm_by_listing`](super::drift::confirm_by_listing)
+    /// decides by the same [`Memory::overdue`]). Each is woken once: the wait ends with the wake-up,
+    /// and a due object is not woken again until a confirmation sets a new due time (a pass that fails
+    /// in between retries on its own backoff).
+    pub(super) fn wake_due(&self, key: &str, now: Instant) -> bool {
+        let overdue_after = self.overdue_after();
+        let mut records = self.records();
+        let Some(record) = records.get_mut(key) else {
+            return false;
+        };
+        let Some(in_sync) = record.in_sync else {
+            return false;
+        };
+        if !record.awaiting_listing {
+            if record.woken_when_due || now < in_sync.due {
+                return false;
+            }
+            record.woken_when_due = true;
+            return true;
+        }
+        if now.saturating_duration_since(in_sync.verified_at) > overdue_after {
+            record.awaiting_listing = false;
+            return true;
+        }
+        false
+    }
+
+    /// Whether a confirmation as old as `verified_at` is too old to wait for a listing any longer.
+    pub(super) fn overdue(&self, verified_at: Instant) -> bool {
+        verified_at.elapsed() > self.overdue_after()
+    }
+
+    fn overdue_after(&self) -> Duration {
+        self.schedule.period() * 2
     }
 
     // -- Ready generation ---------------------------------------------------------------------------------
@@ -640,6 +726,64 @@ mod tests {
         memory.forget_in_sync("uid");
         assert_eq!(memory.sync_memory("uid", 7), SyncMemory::Unknown);
         assert_eq!(memory.verified_at("uid"), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_object_in_sync_is_woken_when_due_and_again_when_its_wait_for_a_listing_is_overdue()
+    {
+        let memory = memory_with(paused_timing());
+        assert!(
+            !memory.wake_due("uid", Instant::now()),
+            "nothing known: nothing to wake"
+        );
+        let verified_at = Instant::now();
+        let until = memory.remember_in_sync("uid", 7, verified_at);
+        assert!(!memory.wake_due("uid", Instant::now()), "not due yet");
+        tokio::time::advance(until).await;
+        assert!(memory.wake_due("uid", Instant::now()), "due");
+        assert!(
+            !memory.wake_due("uid", Instant::now()),
+            "woken once per due time: a pass that fails retries on its own"
+        );
+        // Its pass found no listing to confirm it by: it waits, and is not woken again while it waits...
+        memory.await_listing("uid");
+        tokio::time::advance(Duration::from_secs(50)).await;
+        assert!(!memory.wake_due("uid", Instant::now()));
+        // ...until two periods since its confirmation, when its pass reads the resource itself. The wake
+        // ends the wait, so a failing read is not woken again at every check.
+        tokio::time::advance(Duration::from_secs(200) - until - Duration::from_secs(50)).await;
+        assert!(!memory.overdue(verified_at), "exactly two periods");
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(memory.overdue(verified_at));
+        assert!(memory.wake_due("uid", Instant::now()));
+        assert!(!memory.take_awaiting("uid"), "the wake ended the wait");
+
+        // A listing that confirms a waiting object ends its wait; so does forgetting it in sync.
+        memory.await_listing("uid");
+        memory.reverify("uid", Instant::now());
+        assert!(!memory.take_awaiting("uid"));
+        assert!(
+            !memory.wake_due("uid", Instant::now()),
+            "reverified: not due"
+        );
+        memory.await_listing("uid");
+        memory.forget_in_sync("uid");
+        assert!(!memory.take_awaiting("uid"));
+        assert!(!memory.wake_due("uid", Instant::now() + Duration::from_secs(1_000)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_first_look_waits_for_a_listing_until_one_confirms_it() {
+        let memory = memory_with(paused_timing());
+        memory.await_listing("uid");
+        // Never confirmed by this process: nothing to be overdue from; the listing decides.
+        tokio::time::advance(Duration::from_secs(1_000)).await;
+        assert!(!memory.wake_due("uid", Instant::now()));
+        assert!(memory.take_awaiting("uid"));
+        assert!(!memory.take_awaiting("uid"), "taken once");
+        memory.await_listing("uid");
+        memory.remember_in_sync("uid", 7, Instant::now());
+        assert!(!memory.take_awaiting("uid"), "confirmed: no longer waiting");
     }
 
     #[tokio::test(start_paused = true)]

@@ -39,7 +39,7 @@ mod report;
 mod schedule;
 mod settle;
 
-pub use drift::run_inventory;
+pub use drift::{listed_object_can_wait, run_inventory};
 pub use kind::{Deletion, ManagedKind, Observed, Pending, store_ready};
 pub use kube_io::{FIELD_MANAGER, FINALIZER};
 pub use memory::jittered_backoff;

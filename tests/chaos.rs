@@ -443,7 +443,7 @@ fn expected_rooms(rooms: &[ChatRoom], configs: &[ChatLoggingConfiguration]) -> V
                 object: room.name_any(),
                 uid: room.uid().unwrap_or_default(),
                 status_arn: status_arn_of_room(room),
-                user_tags: room.spec.tags.clone(),
+                user_tags: room.spec.tags.to_map(),
                 fields: json!({
                     "name": room.spec.name.clone().unwrap_or_default(),
                     "maximumMessageLength": room.spec.maximum_message_length.unwrap_or(500),
@@ -473,7 +473,7 @@ fn expected_configs(configs: &[ChatLoggingConfiguration]) -> Vec<Expected> {
                 object: config.name_any(),
                 uid: config.uid().unwrap_or_default(),
                 status_arn: status_arn_of_config(config),
-                user_tags: config.spec.tags.clone(),
+                user_tags: config.spec.tags.to_map(),
                 fields: json!({
                     "name": config.spec.name.clone().unwrap_or_default(),
                     "destination": destination,

@@ -4,9 +4,9 @@
 //! and the run until stopped. A kind costs one [`Watch`] and one [`Registration`] chain in
 //! [`start_with`](super::start_with).
 //!
-//! The store keeps only what reconciling reads: [`strip`] removes the field managers' bookkeeping and
-//! kubectl's last-applied copy before an object enters it (together often larger than the rest of the
-//! object).
+//! The store keeps only what reconciling reads: [`strip`] removes the field managers' bookkeeping,
+//! the labels and every annotation but the pause annotation (kubectl's last-applied copy among them)
+//! before an object enters it (together often larger than the rest of the object).
 
 use super::Options;
 use super::aws::Aws;
@@ -14,17 +14,16 @@ use super::driver::{
     Context, ManagedKind, error_policy, listed_object_can_wait, reconcile, run_inventory,
 };
 use super::events::EventRecorder;
+use crate::crd::PAUSED_ANNOTATION;
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
 use kube::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
-
-/// The annotation `kubectl apply` (client-side) keeps its copy of the applied manifest in.
-const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// Changed objects queued for one controller before the watch waits for it: the controllers take them
 /// at once (a trigger becomes a queued reference), so this only bounds copies in flight.
@@ -143,18 +142,19 @@ async fn fan_out<K>(
 
 /// Removes from an object what reconciling never reads, before it enters the store: `managedFields`
 /// (server-side apply's record of who set which field, one entry per field manager: the operator's
-/// status and finalizer writes included) and the last-applied annotation of client-side `kubectl apply`
-/// (a copy of the whole manifest). Status writes are server-side apply patches and the finalizer a
-/// merge patch: neither needs them.
+/// status and finalizer writes included), the labels, and every annotation but the operator's own
+/// pause annotation: kubectl's last-applied copy of the whole manifest, GitOps tools' tracking labels
+/// and annotations (each map costs a 544-byte node for even one entry, per object). Status writes are
+/// server-side apply patches and the finalizer a merge patch: neither needs them.
 pub(super) fn strip<K: kube::Resource>(object: &mut K) {
     let meta = object.meta_mut();
     meta.managed_fields = None;
-    if let Some(annotations) = &mut meta.annotations {
-        annotations.remove(LAST_APPLIED_ANNOTATION);
-        if annotations.is_empty() {
-            meta.annotations = None;
-        }
-    }
+    meta.labels = None;
+    meta.annotations = meta
+        .annotations
+        .take()
+        .and_then(|mut annotations| annotations.remove_entry(PAUSED_ANNOTATION))
+        .map(|pause| BTreeMap::from([pause]));
 }
 
 /// One kind's controller, being wired. The controller itself is made in [`Registration::run`], where the
@@ -297,32 +297,47 @@ fn receiver_stream<T: Send + 'static>(receiver: mpsc::Receiver<T>) -> impl Strea
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{ChatRoom, ChatRoomSpec, PAUSED_ANNOTATION};
+    use crate::crd::{ChatRoom, ChatRoomSpec};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
-    use std::collections::BTreeMap;
+
+    /// The annotation `kubectl apply` (client-side) keeps its copy of the applied manifest in.
+    const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
     #[test]
-    fn the_store_keeps_no_managed_fields_and_no_last_applied_copy_but_every_other_annotation() {
+    fn the_store_keeps_no_managed_fields_no_labels_and_no_annotation_but_the_pause() {
         let mut room = ChatRoom::new("room", ChatRoomSpec::default());
         room.metadata.managed_fields = Some(vec![ManagedFieldsEntry {
             manager: Some("kubectl".into()),
             ..ManagedFieldsEntry::default()
         }]);
+        room.metadata.labels = Some(BTreeMap::from([(
+            "kustomize.toolkit.fluxcd.io/name".to_owned(),
+            "chat".to_owned(),
+        )]));
         room.metadata.annotations = Some(BTreeMap::from([
             (
                 LAST_APPLIED_ANNOTATION.to_owned(),
                 "{\"spec\":{}}".to_owned(),
             ),
+            (
+                "argocd.argoproj.io/tracking-id".to_owned(),
+                "chat:ivschat.dev/ChatRoom:default/room".to_owned(),
+            ),
             (PAUSED_ANNOTATION.to_owned(), "true".to_owned()),
         ]));
         strip(&mut room);
         assert_eq!(room.metadata.managed_fields, None);
+        assert_eq!(room.metadata.labels, None);
         assert_eq!(
             room.metadata.annotations,
             Some(BTreeMap::from([(
                 PAUSED_ANNOTATION.to_owned(),
                 "true".to_owned()
             )]))
+        );
+        assert!(
+            crate::crd::is_paused(&room.metadata),
+            "the pause still reads"
         );
         // Nothing left: no empty map either.
         let mut applied = ChatRoom::new("applied", ChatRoomSpec::default());

@@ -118,9 +118,9 @@ macro_rules! managed_spec {
         pub struct $spec {
             $($fields)*
 
-            #[serde(default, skip_serializing_if = "::std::collections::BTreeMap::is_empty")]
+            #[serde(default, skip_serializing_if = "crate::crd::Tags::is_empty")]
             #[schemars(schema_with = "crate::crd::schema::tags")]
-            pub tags: ::std::collections::BTreeMap<String, String>,
+            pub tags: $crate::crd::Tags,
 
             #[doc = $deletion_doc]
             #[serde(default)]
@@ -142,7 +142,7 @@ macro_rules! managed_spec {
                     deletion: self.deletion_policy,
                     management: self.management_policy,
                     adopt_arn: self.adopt_arn.clone(),
-                    tags: self.tags.clone(),
+                    tags: self.tags.to_map(),
                 }
             }
         }

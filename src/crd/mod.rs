@@ -13,6 +13,7 @@ mod managed;
 mod chat_logging_configuration;
 mod chat_room;
 mod schema;
+mod tags;
 
 pub use chat_logging_configuration::{
     ChatLoggingConfiguration, ChatLoggingConfigurationSpec, ChatLoggingConfigurationStatus,
@@ -24,6 +25,7 @@ pub use chat_room::{
 };
 pub(crate) use managed::managed_status;
 pub use managed::{CreateAttempt, ManagedSpec, Policies};
+pub use tags::Tags;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::CustomResourceExt;

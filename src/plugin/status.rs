@@ -165,7 +165,7 @@ pub fn compare(room: &ChatRoom, aws: &AwsView) -> RoomStatus {
     let tags_differ = found.is_none_or(|found| {
         spec.tags
             .iter()
-            .any(|(key, value)| found.tags.get(key) != Some(value))
+            .any(|(key, value)| found.tags.get(key).map(String::as_str) != Some(value))
     });
 
     let fields = vec![

@@ -100,7 +100,9 @@ pub(super) struct Memory {
     timing: Timing,
     /// When an object in sync is due again: the kind's resync period in effect, not the configured one.
     schedule: Arc<ResyncSchedule>,
-    records: Mutex<HashMap<String, ObjectMemory>>,
+    /// Boxed records: a table for 10,000 objects has 16,384 slots, and a slot holding a pointer rather
+    /// than a whole record saves about 1 MiB there, 2 MiB while the table grows (old and new side by side).
+    records: Mutex<HashMap<String, Box<ObjectMemory>>>,
 }
 
 /// The key of an object's record: its UID. Only objects that never went through the API server (unit
@@ -124,7 +126,7 @@ impl Memory {
         }
     }
 
-    fn records(&self) -> MutexGuard<'_, HashMap<String, ObjectMemory>> {
+    fn records(&self) -> MutexGuard<'_, HashMap<String, Box<ObjectMemory>>> {
         // A panic while holding the lock cannot leave a record half written in a way that matters more
         // than losing the memory altogether would.
         self.records
@@ -142,7 +144,7 @@ impl Memory {
 
     /// Reads the record of `key` (`None`: nothing remembered).
     fn read<T>(&self, key: &str, read: impl FnOnce(&ObjectMemory) -> T) -> Option<T> {
-        self.records().get(key).map(read)
+        self.records().get(key).map(|record| read(record))
     }
 
     // -- Lifetime -----------------------------------------------------------------------------------------

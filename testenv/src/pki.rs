@@ -19,6 +19,8 @@ use rcgen::{
 /// names of the `kubernetes` service, so a client that follows the cluster's own endpoints also verifies.
 const SERVING_NAMES: &[&str] = &[
     "127.0.0.1",
+    // The node's address the API server advertises when it has a node (crate::node::NODE_IP).
+    "10.199.0.1",
     "localhost",
     "10.0.0.1",
     "kubernetes",

@@ -240,7 +240,9 @@ record_host() {
 spawn() {
   local name=$1
   shift
-  "$@" </dev/null >>"$NODE_DIR/$name.log" 2>&1 &
+  # Not the lock's descriptor: a component left behind by a killed supervisor must not keep holding the
+  # lock, or the next node could never take it to clean up after them.
+  "$@" </dev/null >>"$NODE_DIR/$name.log" 2>&1 8>&- &
   echo $! >"$NODE_DIR/$name.pid"
 }
 

@@ -235,3 +235,29 @@ pub(crate) fn stop_detached() -> Result<()> {
     }
     Ok(())
 }
+
+/// Imports an image archive (OCI layout or `docker save` tar, e.g. `make image`'s) into the node's
+/// containerd, where Pods with `imagePullPolicy: Never` find it: there is no registry.
+pub fn import_image(archive: &Path) -> Result<()> {
+    let output = Command::new("ctr")
+        .args([
+            "--address",
+            "/var/lib/ivschat-operator-node/containerd/containerd.sock",
+            "-n",
+            "k8s.io",
+            "images",
+            "import",
+        ])
+        .arg(archive)
+        .stdin(Stdio::null())
+        .output()
+        .context("running ctr images import")?;
+    if !output.status.success() {
+        bail!(
+            "ctr images import {} failed: {}",
+            archive.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(())
+}

@@ -154,9 +154,8 @@ impl Node {
                 Some(deadline) => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
-                        return Err(node.failure(&format!(
-                            "the node was not Ready within {ready_timeout:?}"
-                        )));
+                        return Err(node
+                            .failure(&format!("the node was not Ready within {ready_timeout:?}")));
                     }
                     left
                 }

@@ -44,18 +44,27 @@ pub fn snapshot() -> Snapshot {
     let mut facts = Snapshot::new();
     for name in SYSCTLS {
         let path = format!("/proc/sys/{}", name.replace('.', "/"));
-        let value = std::fs::read_to_string(&path).map_or_else(|_| "(absent)".into(), |v| v.trim().to_string());
+        let value = std::fs::read_to_string(&path)
+            .map_or_else(|_| "(absent)".into(), |v| v.trim().to_string());
         facts.insert(format!("sysctl {name}"), value);
     }
     for path in PATHS {
         facts.insert(format!("path {path}"), Path::new(path).exists().to_string());
     }
-    for tool in ["iptables-nft", "ip6tables-nft", "iptables-legacy", "ip6tables-legacy"] {
+    for tool in [
+        "iptables-nft",
+        "ip6tables-nft",
+        "iptables-legacy",
+        "ip6tables-legacy",
+    ] {
         facts.insert(format!("{tool} rules"), iptables_rules(tool));
     }
     facts.insert("nft tables".into(), output("nft", &["list", "tables"]));
     facts.insert("links".into(), links());
-    facts.insert("addresses on lo".into(), output("ip", &["-o", "addr", "show", "dev", "lo"]));
+    facts.insert(
+        "addresses on lo".into(),
+        output("ip", &["-o", "addr", "show", "dev", "lo"]),
+    );
     facts.insert("routes".into(), output("ip", &["route", "show"]));
     facts.insert("mount points".into(), mount_points());
     facts.insert("cgroups".into(), top_level_cgroups());
@@ -97,7 +106,9 @@ fn iptables_rules(tool: &str) -> String {
         table.push(line.clone());
         if line == "COMMIT" {
             let inert = table.iter().all(|line| {
-                line.starts_with('*') || line == "COMMIT" || (line.starts_with(':') && line.ends_with(" ACCEPT"))
+                line.starts_with('*')
+                    || line == "COMMIT"
+                    || (line.starts_with(':') && line.ends_with(" ACCEPT"))
             });
             if !inert {
                 kept.append(&mut table);
@@ -127,7 +138,10 @@ fn links() -> String {
 
 fn mount_points() -> String {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut points: Vec<&str> = mountinfo.lines().filter_map(|line| line.split(' ').nth(4)).collect();
+    let mut points: Vec<&str> = mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .collect();
     points.sort_unstable();
     points.join(" ")
 }
@@ -135,7 +149,8 @@ fn mount_points() -> String {
 /// The directories directly under each cgroup hierarchy's root (kubepods, k8s.io, ... would show here).
 fn top_level_cgroups() -> String {
     let mut names = Vec::new();
-    let roots = std::fs::read_dir("/sys/fs/cgroup").map(|dir| dir.flatten().map(|e| e.path()).collect::<Vec<_>>());
+    let roots = std::fs::read_dir("/sys/fs/cgroup")
+        .map(|dir| dir.flatten().map(|e| e.path()).collect::<Vec<_>>());
     let mut roots = roots.unwrap_or_default();
     roots.push("/sys/fs/cgroup".into());
     for root in roots {
@@ -168,7 +183,10 @@ fn node_processes() -> String {
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for entry in entries.flatten() {
             let name = entry.file_name();
-            let Some(pid) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else {
+            let Some(pid) = name
+                .to_str()
+                .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            else {
                 continue;
             };
             if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {

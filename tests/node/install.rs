@@ -62,7 +62,10 @@ impl Cluster {
             .expect("a tokio runtime");
         let address = format!("{}:0", testenv::node::NODE_IP);
         let emulator = runtime
-            .block_on(Emulator::start(address.parse().expect("address"), EmulatorConfig::default()))
+            .block_on(Emulator::start(
+                address.parse().expect("address"),
+                EmulatorConfig::default(),
+            ))
             .expect("starting the emulator on the node's address");
         let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("node-tier");
         let _ = std::fs::remove_dir_all(&scratch);
@@ -86,10 +89,16 @@ impl Cluster {
     fn import_images(&self) {
         let binary = self.scratch.join("ivschat-operator");
         let mut strip = Command::new("strip");
-        strip.arg("-o").arg(&binary).arg(env!("CARGO_BIN_EXE_ivschat-operator"));
+        strip
+            .arg("-o")
+            .arg(&binary)
+            .arg(env!("CARGO_BIN_EXE_ivschat-operator"));
         succeed(strip, None);
         for name in [IMAGE, PREVIOUS_IMAGE] {
-            let archive = self.scratch.join(format!("{}.oci.tar", name.rsplit(':').next().unwrap_or("image")));
+            let archive = self.scratch.join(format!(
+                "{}.oci.tar",
+                name.rsplit(':').next().unwrap_or("image")
+            ));
             let mut build = Command::new("python3");
             build
                 .arg(repo_path("hack/image.py"))
@@ -162,7 +171,14 @@ impl Cluster {
     /// Waits until the Deployment has rolled out completely and is Available.
     fn wait_rolled_out(&self, namespace: &str, deployment: &str) {
         let mut rollout = self.control_plane.kubectl();
-        rollout.args(["-n", namespace, "rollout", "status", &format!("deployment/{deployment}"), "--timeout=240s"]);
+        rollout.args([
+            "-n",
+            namespace,
+            "rollout",
+            "status",
+            &format!("deployment/{deployment}"),
+            "--timeout=240s",
+        ]);
         let output = run(rollout, None);
         if !output.status.success() {
             let mut describe = self.control_plane.kubectl();
@@ -199,21 +215,45 @@ impl Cluster {
     /// The pod name of the Lease's holder (the identity is `POD_NAME_suffix`), once someone holds it.
     fn leader(&self, namespace: &str, lease: &str) -> Option<String> {
         let mut command = self.control_plane.kubectl();
-        command.args(["-n", namespace, "get", "lease", lease, "-o", "jsonpath={.spec.holderIdentity}"]);
+        command.args([
+            "-n",
+            namespace,
+            "get",
+            "lease",
+            lease,
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ]);
         let output = run(command, None);
         let identity = text(&output.stdout);
         let identity = identity.trim();
-        (output.status.success() && !identity.is_empty())
-            .then(|| identity.rsplit_once('_').map_or(identity, |(pod, _)| pod).to_string())
+        (output.status.success() && !identity.is_empty()).then(|| {
+            identity
+                .rsplit_once('_')
+                .map_or(identity, |(pod, _)| pod)
+                .to_string()
+        })
     }
 
-    fn wait_for_leader(&self, namespace: &str, lease: &str, not: Option<&str>, within: Duration) -> String {
+    fn wait_for_leader(
+        &self,
+        namespace: &str,
+        lease: &str,
+        not: Option<&str>,
+        within: Duration,
+    ) -> String {
         let deadline = Instant::now() + within;
         loop {
-            if let Some(leader) = self.leader(namespace, lease).filter(|leader| Some(leader.as_str()) != not) {
+            if let Some(leader) = self
+                .leader(namespace, lease)
+                .filter(|leader| Some(leader.as_str()) != not)
+            {
                 return leader;
             }
-            assert!(Instant::now() < deadline, "no new holder of Lease {namespace}/{lease} within {within:?}");
+            assert!(
+                Instant::now() < deadline,
+                "no new holder of Lease {namespace}/{lease} within {within:?}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -236,7 +276,14 @@ impl Cluster {
     }
 
     fn wait_ready(&self, namespace: &str, resource: &str) {
-        self.kubectl(&["-n", namespace, "wait", "--for=condition=Ready", "--timeout=120s", resource]);
+        self.kubectl(&[
+            "-n",
+            namespace,
+            "wait",
+            "--for=condition=Ready",
+            "--timeout=120s",
+            resource,
+        ]);
     }
 
     fn create_namespace(&self, namespace: &str) {
@@ -253,8 +300,18 @@ impl Cluster {
             let mut count = 0;
             let mut next = None;
             loop {
-                let page = client.list_rooms().set_next_token(next).max_results(50).send().await.expect("ListRooms");
-                count += page.rooms().iter().filter(|room| room.name() == Some(name)).count();
+                let page = client
+                    .list_rooms()
+                    .set_next_token(next)
+                    .max_results(50)
+                    .send()
+                    .await
+                    .expect("ListRooms");
+                count += page
+                    .rooms()
+                    .iter()
+                    .filter(|room| room.name() == Some(name))
+                    .count();
                 next = page.next_token().map(str::to_string);
                 if next.is_none() {
                     return count;
@@ -299,21 +356,53 @@ impl Cluster {
             run(command, None)
         };
         for kind in ["chatrooms", "chatloggingconfigurations"] {
-            let listed = quiet(&["get", kind, "-A", "-o", "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name} {end}"]);
+            let listed = quiet(&[
+                "get",
+                kind,
+                "-A",
+                "-o",
+                "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name} {end}",
+            ]);
             for object in text(&listed.stdout).split_whitespace() {
                 if let Some((namespace, name)) = object.split_once('/') {
-                    quiet(&["-n", namespace, "patch", kind, name, "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#]);
+                    quiet(&[
+                        "-n",
+                        namespace,
+                        "patch",
+                        kind,
+                        name,
+                        "--type=merge",
+                        "-p",
+                        r#"{"metadata":{"finalizers":null}}"#,
+                    ]);
                 }
             }
         }
-        let namespaces = quiet(&["get", "namespaces", "-o", "jsonpath={.items[*].metadata.name}"]);
+        let namespaces = quiet(&[
+            "get",
+            "namespaces",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ]);
         for namespace in text(&namespaces.stdout).split_whitespace() {
             if namespace.starts_with("chat") || namespace.starts_with("ivschat-") {
                 quiet(&["delete", "namespace", namespace, "--timeout=120s"]);
             }
         }
-        quiet(&["delete", "crd", "chatrooms.ivschat.dev", "chatloggingconfigurations.ivschat.dev", "--ignore-not-found"]);
-        quiet(&["delete", "clusterrole,clusterrolebinding", "-l", "app.kubernetes.io/name=ivschat-operator", "--ignore-not-found"]);
+        quiet(&[
+            "delete",
+            "crd",
+            "chatrooms.ivschat.dev",
+            "chatloggingconfigurations.ivschat.dev",
+            "--ignore-not-found",
+        ]);
+        quiet(&[
+            "delete",
+            "clusterrole,clusterrolebinding",
+            "-l",
+            "app.kubernetes.io/name=ivschat-operator",
+            "--ignore-not-found",
+        ]);
         self.emulator.reset_metrics();
     }
 
@@ -321,7 +410,23 @@ impl Cluster {
     /// resources), then the install itself.
     fn uninstall(&self, app_namespaces: &[&str], uninstall: &[&str]) {
         for namespace in app_namespaces {
-            self.kubectl(&["delete", "namespace", namespace, "--ignore-not-found", "--timeout=180s"]);
+            // The objects before their namespace: deleting the namespace of the namespaced install would
+            // delete its Role at the same time, and the operator could no longer remove the finalizers.
+            self.kubectl(&[
+                "-n",
+                namespace,
+                "delete",
+                "chatrooms,chatloggingconfigurations",
+                "--all",
+                "--timeout=180s",
+            ]);
+            self.kubectl(&[
+                "delete",
+                "namespace",
+                namespace,
+                "--ignore-not-found",
+                "--timeout=180s",
+            ]);
         }
         self.kubectl(uninstall);
     }
@@ -330,11 +435,20 @@ impl Cluster {
 /// The last lines of the node components' logs, for a failure message.
 fn node_logs() -> String {
     let mut out = String::new();
-    for name in ["kubelet", "containerd", "kube-controller-manager", "kube-scheduler", "kube-proxy"] {
+    for name in [
+        "kubelet",
+        "containerd",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kube-proxy",
+    ] {
         let path = format!("/var/lib/ivschat-operator-node/{name}.log");
         let log = std::fs::read_to_string(&path).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
-        out.push_str(&format!("--- last lines of {path}\n{}\n", lines[lines.len().saturating_sub(25)..].join("\n")));
+        out.push_str(&format!(
+            "--- last lines of {path}\n{}\n",
+            lines[lines.len().saturating_sub(25)..].join("\n")
+        ));
     }
     out
 }
@@ -368,7 +482,10 @@ fn container_process(container_id: &str) -> u32 {
                 return pid;
             }
         }
-        assert!(Instant::now() < deadline, "no process of container {container_id} on the host");
+        assert!(
+            Instant::now() < deadline,
+            "no process of container {container_id} on the host"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -395,21 +512,42 @@ fn assert_locked_down(pod: &Value) {
     assert_eq!(field("Uid:"), "65532 65532 65532 65532", "pod {name}: uids");
     assert_eq!(field("Gid:"), "65532 65532 65532 65532", "pod {name}: gids");
     // The runtime adds the primary group as a supplementary one; root's group must not be there.
-    assert!(field("Groups:").split(' ').all(|group| group.is_empty() || group == "65532"), "pod {name}: groups {}", field("Groups:"));
+    assert!(
+        field("Groups:")
+            .split(' ')
+            .all(|group| group.is_empty() || group == "65532"),
+        "pod {name}: groups {}",
+        field("Groups:")
+    );
     for set in ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"] {
-        assert_eq!(field(set), "0000000000000000", "pod {name}: {set} (capabilities.drop ALL)");
+        assert_eq!(
+            field(set),
+            "0000000000000000",
+            "pod {name}: {set} (capabilities.drop ALL)"
+        );
     }
-    assert_eq!(field("NoNewPrivs:"), "1", "pod {name}: allowPrivilegeEscalation false");
+    assert_eq!(
+        field("NoNewPrivs:"),
+        "1",
+        "pod {name}: allowPrivilegeEscalation false"
+    );
     let mountinfo = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).expect("mountinfo");
     let root = mountinfo
         .lines()
         .find(|line| line.split(' ').nth(4) == Some("/"))
         .unwrap_or_else(|| panic!("pod {name}: no root mount"));
     let options = root.split(' ').nth(5).unwrap_or("");
-    assert!(options.split(',').any(|option| option == "ro"), "pod {name}: root filesystem mounted {options}");
+    assert!(
+        options.split(',').any(|option| option == "ro"),
+        "pod {name}: root filesystem mounted {options}"
+    );
     // The binary that runs is the image's, at the Dockerfile's path.
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).expect("exe");
-    assert_eq!(exe, Path::new("/usr/local/bin/ivschat-operator"), "pod {name}: executable");
+    assert_eq!(
+        exe,
+        Path::new("/usr/local/bin/ivschat-operator"),
+        "pod {name}: executable"
+    );
 }
 
 /// Every pod is Ready (its readiness probe passed, as the kubelet reports it) and never restarted.
@@ -423,12 +561,17 @@ fn assert_ready_and_never_restarted(pods: &[Value], replicas: usize) {
             .flatten()
             .any(|condition| condition["type"] == "Ready" && condition["status"] == "True");
         assert!(ready, "pod {name} not Ready: {:#}", pod["status"]);
-        assert_eq!(pod["status"]["containerStatuses"][0]["restartCount"], 0, "pod {name} restarted");
+        assert_eq!(
+            pod["status"]["containerStatuses"][0]["restartCount"], 0,
+            "pod {name} restarted"
+        );
     }
 }
 
 fn pod_names(pods: &[Value]) -> Vec<String> {
-    pods.iter().filter_map(|pod| pod["metadata"]["name"].as_str().map(str::to_string)).collect()
+    pods.iter()
+        .filter_map(|pod| pod["metadata"]["name"].as_str().map(str::to_string))
+        .collect()
 }
 
 /// The kubelet's own count of probe results for a pod (`/metrics/probes`, through the API server's node
@@ -437,7 +580,10 @@ fn probe_results(cluster: &Cluster, pod: &str, probe_type: &str) -> (f64, f64) {
     let metrics = cluster.kubectl(&[
         "get",
         "--raw",
-        &format!("/api/v1/nodes/{}/proxy/metrics/probes", testenv::node::NODE_NAME),
+        &format!(
+            "/api/v1/nodes/{}/proxy/metrics/probes",
+            testenv::node::NODE_NAME
+        ),
     ]);
     let mut successes = 0.0;
     let mut failures = 0.0;
@@ -458,8 +604,15 @@ fn probe_results(cluster: &Cluster, pod: &str, probe_type: &str) -> (f64, f64) {
 
 /// `/metrics` of the operator through its Service (the API server's service proxy picks an endpoint, as
 /// Prometheus' service discovery would reach each pod), until a scrape satisfies `done`.
-fn scrape_until(cluster: &Cluster, namespace: &str, service: &str, what: &str, done: impl Fn(&str) -> bool) {
-    let path = format!("/api/v1/namespaces/{namespace}/services/http:{service}:metrics/proxy/metrics");
+fn scrape_until(
+    cluster: &Cluster,
+    namespace: &str,
+    service: &str,
+    what: &str,
+    done: impl Fn(&str) -> bool,
+) {
+    let path =
+        format!("/api/v1/namespaces/{namespace}/services/http:{service}:metrics/proxy/metrics");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let mut command = cluster.control_plane.kubectl();
@@ -468,7 +621,10 @@ fn scrape_until(cluster: &Cluster, namespace: &str, service: &str, what: &str, d
         if output.status.success() && done(&text(&output.stdout)) {
             return;
         }
-        assert!(Instant::now() < deadline, "no scrape of service {namespace}/{service} showed {what}");
+        assert!(
+            Instant::now() < deadline,
+            "no scrape of service {namespace}/{service} showed {what}"
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
 }
@@ -480,16 +636,22 @@ fn metric(metrics: &str, series: &str) -> f64 {
         .map_or(0.0, |(_, value)| value)
 }
 
-const OPERATOR_SELECTOR: &str = "app.kubernetes.io/name=ivschat-operator,app.kubernetes.io/component=operator";
+const OPERATOR_SELECTOR: &str =
+    "app.kubernetes.io/name=ivschat-operator,app.kubernetes.io/component=operator";
 
-pub fn kustomize_install_runs_two_ready_locked_down_replicas_that_reconcile_and_fail_over(cluster: &Cluster) {
+pub fn kustomize_install_runs_two_ready_locked_down_replicas_that_reconcile_and_fail_over(
+    cluster: &Cluster,
+) {
     cluster.emulator.reset_metrics();
     let overlay = cluster.overlay("kustomize", "deploy", IMAGE);
     let overlay_arg = overlay.to_string_lossy().into_owned();
     let installed = Instant::now();
     cluster.kubectl(&["apply", "-k", &overlay_arg]);
     cluster.wait_rolled_out(SYSTEM_NAMESPACE, "ivschat-operator");
-    eprintln!("kustomize install Available in {:.1} s", installed.elapsed().as_secs_f64());
+    eprintln!(
+        "kustomize install Available in {:.1} s",
+        installed.elapsed().as_secs_f64()
+    );
     let pods = cluster.pods(SYSTEM_NAMESPACE, OPERATOR_SELECTOR);
     assert_ready_and_never_restarted(&pods, 2);
     for pod in &pods {
@@ -498,32 +660,64 @@ pub fn kustomize_install_runs_two_ready_locked_down_replicas_that_reconcile_and_
         assert_eq!(pod["spec"]["containers"][0]["imagePullPolicy"], "Never");
         // The in-cluster configuration: the projected service-account token, nothing else.
         let mounts = pod["spec"]["containers"][0]["volumeMounts"].to_string();
-        assert!(mounts.contains("/var/run/secrets/kubernetes.io/serviceaccount"), "{mounts}");
+        assert!(
+            mounts.contains("/var/run/secrets/kubernetes.io/serviceaccount"),
+            "{mounts}"
+        );
         assert_eq!(pod["spec"]["serviceAccountName"], "ivschat-operator");
     }
     let names = pod_names(&pods);
 
     // Reconciling through the in-cluster config and the deploy/ RBAC, against the emulator.
-    let leader = cluster.wait_for_leader(SYSTEM_NAMESPACE, "ivschat-operator", None, Duration::from_secs(60));
-    assert!(names.contains(&leader), "leader {leader} is not one of {names:?}");
-    let standby = names.iter().find(|name| **name != leader).expect("a standby").clone();
+    let leader = cluster.wait_for_leader(
+        SYSTEM_NAMESPACE,
+        "ivschat-operator",
+        None,
+        Duration::from_secs(60),
+    );
+    assert!(
+        names.contains(&leader),
+        "leader {leader} is not one of {names:?}"
+    );
+    let standby = names
+        .iter()
+        .find(|name| **name != leader)
+        .expect("a standby")
+        .clone();
     let app_namespace = "chat-e2e";
     cluster.create_namespace(app_namespace);
     cluster.apply_room(app_namespace, "room-one", Some("logs-one"));
     cluster.wait_ready(app_namespace, "chatloggingconfiguration/logs-one");
     cluster.wait_ready(app_namespace, "chatroom/room-one");
     assert_eq!(cluster.rooms_named("room-one"), 1);
-    assert_eq!(cluster.writers(), BTreeSet::from([leader.clone()]), "only the leader writes to AWS");
-    assert!(!cluster.callers().contains(&standby), "the standby {standby} called AWS");
+    assert_eq!(
+        cluster.writers(),
+        BTreeSet::from([leader.clone()]),
+        "only the leader writes to AWS"
+    );
+    assert!(
+        !cluster.callers().contains(&standby),
+        "the standby {standby} called AWS"
+    );
 
     // The metrics Service, scraped through the cluster: the leader's series, and a standby's.
     let service = "ivschat-operator-metrics";
-    scrape_until(cluster, SYSTEM_NAMESPACE, service, "the leader's reconciles", |metrics| {
-        metric(metrics, "ivschat_operator_leader") == 1.0
-            && metric(metrics, r#"ivschat_operator_reconciles_total{kind="ChatRoom",outcome="ready"}"#) >= 1.0
-    });
+    scrape_until(
+        cluster,
+        SYSTEM_NAMESPACE,
+        service,
+        "the leader's reconciles",
+        |metrics| {
+            metric(metrics, "ivschat_operator_leader") == 1.0
+                && metric(
+                    metrics,
+                    r#"ivschat_operator_reconciles_total{kind="ChatRoom",outcome="ready"}"#,
+                ) >= 1.0
+        },
+    );
     scrape_until(cluster, SYSTEM_NAMESPACE, service, "a standby", |metrics| {
-        metrics.contains("ivschat_operator_leader") && metric(metrics, "ivschat_operator_leader") == 0.0
+        metrics.contains("ivschat_operator_leader")
+            && metric(metrics, "ivschat_operator_leader") == 0.0
     });
 
     // The liveness probe keeps passing: the kubelet ran it through the whole span, never failing.
@@ -535,20 +729,45 @@ pub fn kustomize_install_runs_two_ready_locked_down_replicas_that_reconcile_and_
     for name in &names {
         let (live_ok, live_failed) = probe_results(cluster, name, "Liveness");
         let (ready_ok, ready_failed) = probe_results(cluster, name, "Readiness");
-        eprintln!("pod {name}: liveness {live_ok} passed / {live_failed} failed, readiness {ready_ok} / {ready_failed}");
-        assert!(live_ok >= 10.0, "pod {name}: the kubelet ran liveness {live_ok} times over {LIVENESS_SPAN:?}");
+        eprintln!(
+            "pod {name}: liveness {live_ok} passed / {live_failed} failed, readiness {ready_ok} / {ready_failed}"
+        );
+        assert!(
+            live_ok >= 10.0,
+            "pod {name}: the kubelet ran liveness {live_ok} times over {LIVENESS_SPAN:?}"
+        );
         assert_eq!(live_failed, 0.0, "pod {name}: failed liveness probes");
-        assert!(ready_ok >= 20.0, "pod {name}: readiness ran {ready_ok} times");
+        assert!(
+            ready_ok >= 20.0,
+            "pod {name}: readiness ran {ready_ok} times"
+        );
     }
 
     // Deleting the leader's pod: it releases the Lease on SIGTERM and the standby takes over.
     let deleted = Instant::now();
-    cluster.kubectl(&["-n", SYSTEM_NAMESPACE, "delete", "pod", &leader, "--wait=false"]);
-    let successor =
-        cluster.wait_for_leader(SYSTEM_NAMESPACE, "ivschat-operator", Some(&leader), Duration::from_secs(30));
+    cluster.kubectl(&[
+        "-n",
+        SYSTEM_NAMESPACE,
+        "delete",
+        "pod",
+        &leader,
+        "--wait=false",
+    ]);
+    let successor = cluster.wait_for_leader(
+        SYSTEM_NAMESPACE,
+        "ivschat-operator",
+        Some(&leader),
+        Duration::from_secs(30),
+    );
     let takeover = deleted.elapsed();
-    eprintln!("leader {leader} deleted: {successor} took over in {:.1} s", takeover.as_secs_f64());
-    assert!(takeover <= TAKEOVER_LIMIT, "takeover took {takeover:?}, over {TAKEOVER_LIMIT:?}");
+    eprintln!(
+        "leader {leader} deleted: {successor} took over in {:.1} s",
+        takeover.as_secs_f64()
+    );
+    assert!(
+        takeover <= TAKEOVER_LIMIT,
+        "takeover took {takeover:?}, over {TAKEOVER_LIMIT:?}"
+    );
     let writes_before = cluster.emulator.requests().len();
     cluster.apply_room(app_namespace, "room-two", None);
     cluster.wait_ready(app_namespace, "chatroom/room-two");
@@ -557,12 +776,22 @@ pub fn kustomize_install_runs_two_ready_locked_down_replicas_that_reconcile_and_
         .filter(|record| WRITE_OPERATIONS.contains(&record.operation))
         .map(|record| record.app.as_deref().unwrap_or("(none)").to_string())
         .collect();
-    assert_eq!(new_writers, BTreeSet::from([successor.clone()]), "after the takeover only {successor} writes");
+    assert_eq!(
+        new_writers,
+        BTreeSet::from([successor.clone()]),
+        "after the takeover only {successor} writes"
+    );
 
     // A rollout restart while rooms are being created: none is lost, none is created twice.
     cluster.wait_rolled_out(SYSTEM_NAMESPACE, "ivschat-operator");
     let rooms: Vec<String> = (1..=6).map(|i| format!("restart-room-{i}")).collect();
-    cluster.kubectl(&["-n", SYSTEM_NAMESPACE, "rollout", "restart", "deployment/ivschat-operator"]);
+    cluster.kubectl(&[
+        "-n",
+        SYSTEM_NAMESPACE,
+        "rollout",
+        "restart",
+        "deployment/ivschat-operator",
+    ]);
     for room in &rooms {
         cluster.apply_room(app_namespace, room, None);
         std::thread::sleep(Duration::from_millis(700));
@@ -574,11 +803,27 @@ pub fn kustomize_install_runs_two_ready_locked_down_replicas_that_reconcile_and_
     }
     let restarted = cluster.pods(SYSTEM_NAMESPACE, OPERATOR_SELECTOR);
     assert_ready_and_never_restarted(&restarted, 2);
-    assert!(pod_names(&restarted).iter().all(|name| !names.contains(name)), "every pod was replaced");
-    assert_eq!(cluster.creates("CreateRoom"), 2 + rooms.len(), "one CreateRoom per room");
+    assert!(
+        pod_names(&restarted)
+            .iter()
+            .all(|name| !names.contains(name)),
+        "every pod was replaced"
+    );
+    assert_eq!(
+        cluster.creates("CreateRoom"),
+        2 + rooms.len(),
+        "one CreateRoom per room"
+    );
 
-    cluster.uninstall(&[app_namespace], &["delete", "-k", &overlay_arg, "--timeout=180s"]);
-    assert_eq!(cluster.rooms_named("room-one"), 0, "the finalizer deleted the room in AWS");
+    cluster.uninstall(
+        &[app_namespace],
+        &["delete", "-k", &overlay_arg, "--timeout=180s"],
+    );
+    assert_eq!(
+        cluster.rooms_named("room-one"),
+        0,
+        "the finalizer deleted the room in AWS"
+    );
 }
 
 pub fn namespaced_overlay_reconciles_only_its_namespace(cluster: &Cluster) {
@@ -590,8 +835,17 @@ pub fn namespaced_overlay_reconciles_only_its_namespace(cluster: &Cluster) {
     cluster.kubectl(&["apply", "-k", &overlay_arg]);
     cluster.wait_rolled_out(SYSTEM_NAMESPACE, "ivschat-operator");
     assert_ready_and_never_restarted(&cluster.pods(SYSTEM_NAMESPACE, OPERATOR_SELECTOR), 2);
-    let clusterroles = cluster.json(&["get", "clusterroles", "-l", "app.kubernetes.io/part-of=ivschat-operator"]);
-    assert_eq!(clusterroles["items"].as_array().map_or(0, Vec::len), 0, "no cluster-wide permissions");
+    let clusterroles = cluster.json(&[
+        "get",
+        "clusterroles",
+        "-l",
+        "app.kubernetes.io/part-of=ivschat-operator",
+    ]);
+    assert_eq!(
+        clusterroles["items"].as_array().map_or(0, Vec::len),
+        0,
+        "no cluster-wide permissions"
+    );
 
     let elsewhere = "chat-elsewhere";
     cluster.create_namespace(elsewhere);
@@ -603,11 +857,21 @@ pub fn namespaced_overlay_reconciles_only_its_namespace(cluster: &Cluster) {
     // far less); leave it a few seconds more and check nothing touched it.
     std::thread::sleep(Duration::from_secs(5));
     let unwatched = cluster.json(&["-n", elsewhere, "get", "chatroom", "unwatched-room"]);
-    assert!(unwatched["status"].is_null(), "the unwatched room got a status: {:#}", unwatched["status"]);
-    assert!(unwatched["metadata"]["finalizers"].is_null(), "the unwatched room got a finalizer");
+    assert!(
+        unwatched["status"].is_null(),
+        "the unwatched room got a status: {:#}",
+        unwatched["status"]
+    );
+    assert!(
+        unwatched["metadata"]["finalizers"].is_null(),
+        "the unwatched room got a finalizer"
+    );
     assert_eq!(cluster.rooms_named("unwatched-room"), 0);
 
-    cluster.uninstall(&[WATCHED_NAMESPACE], &["delete", "-k", &overlay_arg, "--timeout=180s"]);
+    cluster.uninstall(
+        &[WATCHED_NAMESPACE],
+        &["delete", "-k", &overlay_arg, "--timeout=180s"],
+    );
     cluster.kubectl(&["delete", "namespace", elsewhere, "--timeout=60s"]);
 }
 
@@ -622,33 +886,57 @@ pub fn upgrade_to_a_new_image_applies_the_crds_first_and_loses_nothing(cluster: 
     cluster.apply_room(app_namespace, "kept-room", Some("kept-logs"));
     cluster.wait_ready(app_namespace, "chatroom/kept-room");
     let old_pods = pod_names(&cluster.pods(SYSTEM_NAMESPACE, OPERATOR_SELECTOR));
-    let arn_before = cluster.json(&["-n", app_namespace, "get", "chatroom", "kept-room"])["status"]["arn"].clone();
+    let arn_before = cluster.json(&["-n", app_namespace, "get", "chatroom", "kept-room"])["status"]
+        ["arn"]
+        .clone();
 
     // The README's upgrade: the CRDs first (server-side), then the operator.
     let crds = repo_path("crds/ivschat.dev.yaml");
     cluster.kubectl(&["apply", "--server-side", "-f", &crds.to_string_lossy()]);
-    cluster.kubectl(&["wait", "--for=condition=Established", "--timeout=60s", "crd/chatrooms.ivschat.dev"]);
+    cluster.kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/chatrooms.ivschat.dev",
+    ]);
     cluster.kubectl(&["apply", "-k", &current.to_string_lossy()]);
     cluster.wait_rolled_out(SYSTEM_NAMESPACE, "ivschat-operator");
     let pods = cluster.pods(SYSTEM_NAMESPACE, OPERATOR_SELECTOR);
     assert_ready_and_never_restarted(&pods, 2);
     for pod in &pods {
-        assert_eq!(pod["spec"]["containers"][0]["image"], IMAGE, "upgraded image");
+        assert_eq!(
+            pod["spec"]["containers"][0]["image"], IMAGE,
+            "upgraded image"
+        );
         assert!(!old_pods.contains(&pod["metadata"]["name"].as_str().unwrap_or("").to_string()));
     }
-    let leader = cluster.wait_for_leader(SYSTEM_NAMESPACE, "ivschat-operator", None, Duration::from_secs(60));
+    let leader = cluster.wait_for_leader(
+        SYSTEM_NAMESPACE,
+        "ivschat-operator",
+        None,
+        Duration::from_secs(60),
+    );
     assert!(pod_names(&pods).contains(&leader), "a new pod leads");
     // A new object is reconciled by the new leader; the old one is neither recreated nor deleted.
     cluster.apply_room(app_namespace, "after-upgrade", None);
     cluster.wait_ready(app_namespace, "chatroom/after-upgrade");
     cluster.wait_ready(app_namespace, "chatroom/kept-room");
-    let arn_after = cluster.json(&["-n", app_namespace, "get", "chatroom", "kept-room"])["status"]["arn"].clone();
+    let arn_after = cluster.json(&["-n", app_namespace, "get", "chatroom", "kept-room"])["status"]
+        ["arn"]
+        .clone();
     assert_eq!(arn_before, arn_after, "the room kept its AWS resource");
     assert_eq!(cluster.rooms_named("kept-room"), 1);
     assert_eq!(cluster.creates("CreateRoom"), 2, "no room created twice");
-    assert_eq!(cluster.creates("DeleteRoom"), 0, "nothing deleted by the upgrade");
+    assert_eq!(
+        cluster.creates("DeleteRoom"),
+        0,
+        "nothing deleted by the upgrade"
+    );
 
-    cluster.uninstall(&[app_namespace], &["delete", "-k", &current.to_string_lossy(), "--timeout=180s"]);
+    cluster.uninstall(
+        &[app_namespace],
+        &["delete", "-k", &current.to_string_lossy(), "--timeout=180s"],
+    );
 }
 
 pub fn helm_install_runs_ready_replicas_that_reconcile(cluster: &Cluster) {
@@ -706,22 +994,41 @@ pub fn helm_install_runs_ready_replicas_that_reconcile(cluster: &Cluster) {
     for pod in &pods {
         assert_locked_down(pod);
     }
-    let leader = cluster.wait_for_leader(namespace, "ivschat-operator", None, Duration::from_secs(60));
+    let leader =
+        cluster.wait_for_leader(namespace, "ivschat-operator", None, Duration::from_secs(60));
     let app_namespace = "chat-helm";
     cluster.create_namespace(app_namespace);
     cluster.apply_room(app_namespace, "helm-room", Some("helm-logs"));
     cluster.wait_ready(app_namespace, "chatloggingconfiguration/helm-logs");
     cluster.wait_ready(app_namespace, "chatroom/helm-room");
     assert_eq!(cluster.rooms_named("helm-room"), 1);
-    assert_eq!(cluster.writers(), BTreeSet::from([leader]), "only the leader writes to AWS");
-    scrape_until(cluster, namespace, "ivschat-operator-metrics", "the leader's reconciles", |metrics| {
-        metric(metrics, r#"ivschat_operator_reconciles_total{kind="ChatRoom",outcome="ready"}"#) >= 1.0
-    });
+    assert_eq!(
+        cluster.writers(),
+        BTreeSet::from([leader]),
+        "only the leader writes to AWS"
+    );
+    scrape_until(
+        cluster,
+        namespace,
+        "ivschat-operator-metrics",
+        "the leader's reconciles",
+        |metrics| {
+            metric(
+                metrics,
+                r#"ivschat_operator_reconciles_total{kind="ChatRoom",outcome="ready"}"#,
+            ) >= 1.0
+        },
+    );
 
     cluster.kubectl(&["delete", "namespace", app_namespace, "--timeout=180s"]);
     helm(&["uninstall", "ivschat-operator", "-n", namespace, "--wait"]);
     // Helm never deletes the CRDs it installed from crds/.
-    cluster.kubectl(&["delete", "crd", "chatrooms.ivschat.dev", "chatloggingconfigurations.ivschat.dev"]);
+    cluster.kubectl(&[
+        "delete",
+        "crd",
+        "chatrooms.ivschat.dev",
+        "chatloggingconfigurations.ivschat.dev",
+    ]);
     cluster.kubectl(&["delete", "namespace", namespace, "--timeout=60s"]);
 }
 
@@ -747,24 +1054,46 @@ pub fn a_node_restores_the_host_and_a_second_node_waits_for_the_first() {
         ),
     );
     let mut wait = first.kubectl();
-    wait.args(["wait", "--for=condition=Ready", "--timeout=120s", "pod/sandbox"]);
+    wait.args([
+        "wait",
+        "--for=condition=Ready",
+        "--timeout=120s",
+        "pod/sandbox",
+    ]);
     if !run(wait, None).status.success() {
         let mut describe = first.kubectl();
         describe.args(["describe", "pod", "sandbox"]);
-        panic!("pod sandbox not Ready within 120 s:\n{}\n{}", text(&run(describe, None).stdout), node_logs());
+        panic!(
+            "pod sandbox not Ready within 120 s:\n{}\n{}",
+            text(&run(describe, None).stdout),
+            node_logs()
+        );
     }
     let during = host::snapshot();
     let changed = host::differences(&before, &during);
-    for fact in ["links", "addresses on lo", "iptables-nft rules", "cgroups", "mount points", "netns"] {
+    for fact in [
+        "links",
+        "addresses on lo",
+        "iptables-nft rules",
+        "cgroups",
+        "mount points",
+        "netns",
+    ] {
         assert!(
-            changed.iter().any(|line| line.starts_with(&format!("{fact}:"))),
+            changed
+                .iter()
+                .any(|line| line.starts_with(&format!("{fact}:"))),
             "a running node should change {fact}; the changes seen: {changed:#?}"
         );
     }
 
     drop(first);
     let left = host::differences(&before, &host::snapshot());
-    assert!(left.is_empty(), "the host differs after the node's teardown:\n{}", left.join("\n"));
+    assert!(
+        left.is_empty(),
+        "the host differs after the node's teardown:\n{}",
+        left.join("\n")
+    );
 
     // Another node while one runs (two test binaries at once): the second supervisor waits for the lock,
     // gets it only once the first node is torn down, and then starts on a clean host.
@@ -784,19 +1113,27 @@ pub fn a_node_restores_the_host_and_a_second_node_waits_for_the_first() {
         .stderr(std::process::Stdio::null());
     let mut waiting = waiting.spawn().expect("a second node.sh");
     let stdout = waiting.stdout.take().expect("stdout");
-    let first_supervisor: u32 = std::fs::read_to_string("/var/lib/ivschat-operator-node/supervisor.pid")
-        .expect("the first node's supervisor.pid")
-        .trim()
-        .parse()
-        .expect("a pid");
+    let first_supervisor: u32 =
+        std::fs::read_to_string("/var/lib/ivschat-operator-node/supervisor.pid")
+            .expect("the first node's supervisor.pid")
+            .trim()
+            .parse()
+            .expect("a pid");
     let (lines_tx, lines) = std::sync::mpsc::channel();
     // Each line of the second supervisor, with whether the first supervisor (which holds the lock until
     // its teardown is done) still ran when the line came.
     std::thread::spawn(move || {
         use std::io::BufRead as _;
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             let first_alive = std::fs::read_to_string(format!("/proc/{first_supervisor}/status"))
-                .is_ok_and(|status| !status.lines().any(|l| l.starts_with("State:") && l.contains("zombie")));
+                .is_ok_and(|status| {
+                    !status
+                        .lines()
+                        .any(|l| l.starts_with("State:") && l.contains("zombie"))
+                });
             if lines_tx.send((first_alive, line)).is_err() {
                 break;
             }
@@ -808,20 +1145,46 @@ pub fn a_node_restores_the_host_and_a_second_node_waits_for_the_first() {
     }
     // The first node still works while the second waits.
     let mut nodes = holder.kubectl();
-    nodes.args(["wait", "--for=condition=Ready", "--timeout=10s", &format!("node/{}", testenv::node::NODE_NAME)]);
+    nodes.args([
+        "wait",
+        "--for=condition=Ready",
+        "--timeout=10s",
+        &format!("node/{}", testenv::node::NODE_NAME),
+    ]);
     succeed(nodes, None);
     drop(holder);
-    let (first_alive, line) = lines.recv_timeout(Duration::from_secs(60)).expect("the second node's lock");
+    let (first_alive, line) = lines
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the second node's lock");
     assert_eq!(line, "locked");
-    assert!(!first_alive, "the lock was taken while the first node's supervisor still ran");
-    let (_, line) = lines.recv_timeout(Duration::from_secs(120)).expect("the second node ready");
+    assert!(
+        !first_alive,
+        "the lock was taken while the first node's supervisor still ran"
+    );
+    let (_, line) = lines
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the second node ready");
     assert_eq!(line, "ready", "the second node started after the first");
     let mut nodes = second.kubectl();
-    nodes.args(["wait", "--for=condition=Ready", "--timeout=30s", &format!("node/{}", testenv::node::NODE_NAME)]);
+    nodes.args([
+        "wait",
+        "--for=condition=Ready",
+        "--timeout=30s",
+        &format!("node/{}", testenv::node::NODE_NAME),
+    ]);
     succeed(nodes, None);
     drop(waiting.stdin.take());
-    assert!(waiting.wait().expect("the second node's teardown").success());
+    assert!(
+        waiting
+            .wait()
+            .expect("the second node's teardown")
+            .success()
+    );
     drop(second);
     let left = host::differences(&before, &host::snapshot());
-    assert!(left.is_empty(), "the host differs after the second node's teardown:\n{}", left.join("\n"));
+    assert!(
+        left.is_empty(),
+        "the host differs after the second node's teardown:\n{}",
+        left.join("\n")
+    );
 }

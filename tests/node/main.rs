@@ -45,8 +45,13 @@ const TESTS: &[NodeTest] = &[
 const TEARDOWN_TEST: &str = "a_node_restores_the_host_and_a_second_node_waits_for_the_first";
 
 fn main() -> ExitCode {
-    let filters: Vec<String> = std::env::args().skip(1).filter(|arg| !arg.starts_with('-')).collect();
-    let selected = |name: &str| filters.is_empty() || filters.iter().any(|filter| name.contains(filter.as_str()));
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with('-'))
+        .collect();
+    let selected = |name: &str| {
+        filters.is_empty() || filters.iter().any(|filter| name.contains(filter.as_str()))
+    };
     // `cargo test --list` and friends: list and stop.
     if std::env::args().any(|arg| arg == "--list") {
         for name in std::iter::once(TEARDOWN_TEST).chain(TESTS.iter().map(|test| test.name)) {
@@ -77,7 +82,9 @@ fn main() -> ExitCode {
 
     if selected(TEARDOWN_TEST) {
         let test_started = Instant::now();
-        let outcome = std::panic::catch_unwind(install::a_node_restores_the_host_and_a_second_node_waits_for_the_first);
+        let outcome = std::panic::catch_unwind(
+            install::a_node_restores_the_host_and_a_second_node_waits_for_the_first,
+        );
         record(TEARDOWN_TEST, outcome, test_started.elapsed().as_secs_f64());
     } else {
         filtered += 1;
@@ -94,13 +101,17 @@ fn main() -> ExitCode {
                 for test in chosen {
                     let test_started = Instant::now();
                     cluster.clean_slate();
-                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (test.run)(&cluster)));
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        (test.run)(&cluster)
+                    }));
                     record(test.name, outcome, test_started.elapsed().as_secs_f64());
                 }
                 drop(cluster);
                 let left = host::differences(&before, &host::snapshot());
                 if !left.is_empty() {
-                    println!("test shared_node_teardown ... FAILED: the host differs after the teardown:");
+                    println!(
+                        "test shared_node_teardown ... FAILED: the host differs after the teardown:"
+                    );
                     for difference in left {
                         println!("{difference}");
                     }
@@ -130,7 +141,13 @@ fn main() -> ExitCode {
     println!(
         "node tier: ran {} tests in {total:.0} s{}",
         passed + failed.len(),
-        node_start.map_or(String::new(), |seconds| format!(" (shared node up in {seconds:.1} s)"))
+        node_start.map_or(String::new(), |seconds| format!(
+            " (shared node up in {seconds:.1} s)"
+        ))
     );
-    if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

@@ -13,7 +13,8 @@
 #       Waits for the lock (prints `locked`), starts the node, prints `ready` once the node is Ready, then
 #       waits: for EOF on stdin (the test process's lifeline: however the owner ends, the kernel closes it)
 #       or for SIGTERM (a person's node, `testenv down`). Then tears down and exits, releasing the lock.
-#   node.sh down      Stops a node started with --until-term and waits for its teardown.
+#   node.sh down CONTROL_PLANE_DIR
+#                     Stops the node of that control plane (started with --until-term), waits for its teardown.
 #   node.sh teardown  Restores the host from a left-behind record (takes the lock; no-op when clean).
 #   node.sh dirty     Exit 0 if anything a node owns is present on the host (prints what), 1 otherwise.
 #
@@ -421,7 +422,13 @@ supervise() {
 case ${1:-} in
   run) shift; supervise "$@" ;;
   down)
-    pid=$(live_pid supervisor) || { teardown; exit; }
+    # Only the node of the given control plane (a person's, from `testenv down`): never a test binary's
+    # node that happens to run now.
+    cp=${2:?usage: node.sh down CONTROL_PLANE_DIR}
+    pid=$(live_pid supervisor) && grep -qaF -- "$cp" "/proc/$pid/cmdline" 2>/dev/null || {
+      log "no node of $cp is running"
+      exit 0
+    }
     kill -TERM "$pid"
     while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
     [ ! -e "$NODE_DIR" ] || die "the node's teardown did not finish (see above)"
@@ -436,5 +443,5 @@ case ${1:-} in
     [ -n "$out" ] && { printf '%s\n' "$out"; exit 0; }
     exit 1
     ;;
-  *) die "usage: node.sh run CONTROL_PLANE_DIR [--until-eof|--until-term] | down | teardown | dirty" ;;
+  *) die "usage: node.sh run CONTROL_PLANE_DIR [--until-eof|--until-term] | down CONTROL_PLANE_DIR | teardown | dirty" ;;
 esac

@@ -123,7 +123,7 @@ pub fn down(state_dir: &Path) -> Result<bool> {
         .any(|name| process::recorded_live_pid(&state_dir, name).is_some());
     // A node joined to this control plane is torn down first (while its API server still answers).
     if state_dir.join("node.log").exists() {
-        crate::node::stop_detached()?;
+        crate::node::stop_detached(&state_dir)?;
     }
     process::clean_now(&state_dir)?;
     Ok(was_running)

@@ -621,3 +621,61 @@ fn run_with_stdin(mut command: Command, input: &str) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(with_node: bool) -> Vec<String> {
+        let pki = pki::Pki {
+            ca_cert: "/d/pki/ca.crt".into(),
+            serving_cert: "/d/pki/apiserver.crt".into(),
+            serving_key: "/d/pki/apiserver.key".into(),
+            service_account_public_key: "/d/pki/sa.pub".into(),
+            service_account_signing_key: "/d/pki/sa.key".into(),
+            ca_pem: String::new(),
+            admin_cert_pem: String::new(),
+            admin_key_pem: String::new(),
+        };
+        let ports = Ports {
+            etcd_client: 1,
+            etcd_peer: 2,
+            apiserver: 3,
+        };
+        apiserver_args(Path::new("/d"), &pki, ports, &[], with_node)
+    }
+
+    #[test]
+    fn without_a_node_no_pod_needs_a_token_and_only_loopback_is_served() {
+        let args = args(false);
+        assert!(args.contains(&"--disable-admission-plugins=ServiceAccount".to_string()));
+        assert!(args.contains(&"--bind-address=127.0.0.1".to_string()));
+        assert!(args.contains(&"--authorization-mode=RBAC".to_string()));
+    }
+
+    #[test]
+    fn with_a_node_pods_get_tokens_and_the_kubernetes_service_has_the_node_address() {
+        let args = args(true);
+        assert!(
+            !args
+                .iter()
+                .any(|arg| arg.starts_with("--disable-admission-plugins"))
+        );
+        assert!(args.contains(&format!("--advertise-address={}", node::NODE_IP)));
+        assert!(args.contains(&"--bind-address=0.0.0.0".to_string()));
+        assert!(args.contains(&"--authorization-mode=Node,RBAC".to_string()));
+        assert!(args.contains(&"--kubelet-client-certificate=/d/pki/admin.crt".to_string()));
+        // Each flag once: the node's values replace the loopback ones instead of following them.
+        for flag in [
+            "--bind-address",
+            "--advertise-address",
+            "--authorization-mode",
+        ] {
+            let count = args
+                .iter()
+                .filter(|arg| arg.starts_with(&format!("{flag}=")))
+                .count();
+            assert_eq!(count, 1, "{flag} in {args:?}");
+        }
+    }
+}

@@ -221,11 +221,13 @@ impl Drop for Node {
     }
 }
 
-/// Stops the detached node (`testenv down`): `hack/node.sh down`, which waits for its teardown.
-pub(crate) fn stop_detached() -> Result<()> {
+/// Stops the detached node of the control plane in `control_plane_dir` (`testenv down`): `hack/node.sh
+/// down`, which waits for its teardown (and leaves any other node alone).
+pub(crate) fn stop_detached(control_plane_dir: &Path) -> Result<()> {
     let status = Command::new("bash")
         .arg(script())
         .arg("down")
+        .arg(control_plane_dir)
         .stdin(Stdio::null())
         .status()
         .context("running hack/node.sh down")?;

@@ -409,9 +409,10 @@ impl Cluster {
     /// Deletes the ChatRooms' namespaces while the operator still runs (its finalizers delete the AWS
     /// resources), then the install itself.
     fn uninstall(&self, app_namespaces: &[&str], uninstall: &[&str]) {
+        // The objects first, while the operator still runs and may still remove their finalizers; then
+        // the install; then the namespaces. Deleting the namespace of the namespaced install first would
+        // delete the operator's Role in it together with the objects, and their finalizers would stay.
         for namespace in app_namespaces {
-            // The objects before their namespace: deleting the namespace of the namespaced install would
-            // delete its Role at the same time, and the operator could no longer remove the finalizers.
             self.kubectl(&[
                 "-n",
                 namespace,
@@ -420,6 +421,9 @@ impl Cluster {
                 "--all",
                 "--timeout=180s",
             ]);
+        }
+        self.kubectl(uninstall);
+        for namespace in app_namespaces {
             self.kubectl(&[
                 "delete",
                 "namespace",
@@ -428,7 +432,6 @@ impl Cluster {
                 "--timeout=180s",
             ]);
         }
-        self.kubectl(uninstall);
     }
 }
 
@@ -1185,6 +1188,37 @@ pub fn a_node_restores_the_host_and_a_second_node_waits_for_the_first() {
     assert!(
         left.is_empty(),
         "the host differs after the second node's teardown:\n{}",
+        left.join("\n")
+    );
+
+    // A supervisor killed outright leaves its components running and its record behind;
+    // `hack/node.sh teardown` (which every node start also runs first) restores the host from the record.
+    let orphaned = ControlPlane::start(StartOptions {
+        with_node: true,
+        ..StartOptions::default()
+    })
+    .unwrap_or_else(|err| panic!("starting a node a third time: {err:#}"));
+    let supervisor = std::fs::read_to_string("/var/lib/ivschat-operator-node/supervisor.pid")
+        .expect("supervisor.pid");
+    let mut kill = Command::new("kill");
+    kill.args(["-KILL", supervisor.trim()]);
+    succeed(kill, None);
+    std::thread::sleep(Duration::from_secs(1));
+    let left_running = host::differences(&before, &host::snapshot());
+    assert!(
+        left_running
+            .iter()
+            .any(|line| line.starts_with("node processes:")),
+        "the components outlive a killed supervisor: {left_running:#?}"
+    );
+    let mut teardown = Command::new("bash");
+    teardown.arg(repo_path("hack/node.sh")).arg("teardown");
+    succeed(teardown, None);
+    drop(orphaned);
+    let left = host::differences(&before, &host::snapshot());
+    assert!(
+        left.is_empty(),
+        "the host differs after the teardown of a killed node:\n{}",
         left.join("\n")
     );
 }

@@ -276,6 +276,22 @@ start_node() {
   # teardown recognises them).
   cp "$bins"/{kubelet,kube-controller-manager,kube-scheduler,kube-proxy,kubectl} "$NODE_DIR/bin/"
   cp "$cp/kubeconfig" "$NODE_DIR/kubeconfig"
+  # Each component as the user a real cluster gives it (testenv's PKI has their client certificates):
+  # the kubelet is authorised by the Node authorizer, the others by the bootstrap RBAC roles.
+  local server component
+  server=$(awk '$1 == "server:" {print $2; exit}' "$cp/kubeconfig")
+  for component in kubelet kube-controller-manager kube-scheduler kube-proxy; do
+    [ -r "$cp/pki/$component.crt" ] || die "$cp/pki/$component.crt is missing"
+    cp "$cp/pki/$component.crt" "$cp/pki/$component.key" "$NODE_DIR/"
+    cat >"$NODE_DIR/$component.kubeconfig" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters: [{name: node, cluster: {server: "$server", certificate-authority: "$NODE_DIR/ca.crt"}}]
+users: [{name: $component, user: {client-certificate: "$NODE_DIR/$component.crt", client-key: "$NODE_DIR/$component.key"}}]
+contexts: [{name: node, context: {cluster: node, user: $component}}]
+current-context: node
+KUBECONFIG
+  done
   cp "$ca" "$NODE_DIR/ca.crt"
   cp "$cp/pki/sa.key" "$NODE_DIR/sa.key"
   local kubectl=("$NODE_DIR/bin/kubectl" --kubeconfig "$NODE_DIR/kubeconfig")
@@ -353,18 +369,20 @@ clusterDomain: cluster.local
 serializeImagePulls: false
 EOF
   spawn kubelet "$NODE_DIR/bin/kubelet" --config "$NODE_DIR/kubelet.yaml" \
-    --kubeconfig "$NODE_DIR/kubeconfig" --root-dir "$NODE_DIR/kubelet" --cert-dir "$NODE_DIR/kubelet-pki" \
+    --kubeconfig "$NODE_DIR/kubelet.kubeconfig" --root-dir "$NODE_DIR/kubelet" --cert-dir "$NODE_DIR/kubelet-pki" \
     --hostname-override "$NODE_NAME" --node-ip "$NODE_IP"
-  spawn kube-controller-manager "$NODE_DIR/bin/kube-controller-manager" --kubeconfig "$NODE_DIR/kubeconfig" \
+  # Each controller with its own service account's token, as kubeadm runs it.
+  spawn kube-controller-manager "$NODE_DIR/bin/kube-controller-manager" \
+    --kubeconfig "$NODE_DIR/kube-controller-manager.kubeconfig" \
     --root-ca-file "$NODE_DIR/ca.crt" --service-account-private-key-file "$NODE_DIR/sa.key" \
-    --leader-elect=false --secure-port=0 --use-service-account-credentials=false \
+    --leader-elect=false --secure-port=0 --use-service-account-credentials=true \
     --service-cluster-ip-range "$SERVICE_CIDR" --controllers='*'
-  spawn kube-scheduler "$NODE_DIR/bin/kube-scheduler" --kubeconfig "$NODE_DIR/kubeconfig" \
+  spawn kube-scheduler "$NODE_DIR/bin/kube-scheduler" --kubeconfig "$NODE_DIR/kube-scheduler.kubeconfig" \
     --leader-elect=false --secure-port=0
   cat >"$NODE_DIR/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
-clientConnection: {kubeconfig: $NODE_DIR/kubeconfig}
+clientConnection: {kubeconfig: $NODE_DIR/kube-proxy.kubeconfig}
 mode: iptables
 hostnameOverride: $NODE_NAME
 clusterCIDR: $POD_CIDR

@@ -187,10 +187,13 @@ teardown() {
   ip link del "$BRIDGE" 2>/dev/null
   ip addr del "$NODE_IP/32" dev lo 2>/dev/null
   remove_chains
-  # nft tables the iptables-nft front end created for the node (empty by now), only those that are new.
+  # nft tables the iptables-nft front end created for the node: only those the record does not have and
+  # that hold no rule any more (a table someone else made meanwhile, with rules in it, stays).
   if command -v nft >/dev/null && [ -r "$record/nft-tables" ]; then
     nft list tables 2>/dev/null | while read -r _ family table; do
       grep -qxF "table $family $table" "$record/nft-tables" && continue
+      nft list table "$family" "$table" 2>/dev/null |
+        grep -qvE '^[[:space:]]*(table |chain |type |policy |\}|$)' && continue
       nft delete table "$family" "$table" 2>/dev/null
     done
   fi

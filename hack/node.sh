@@ -440,29 +440,35 @@ supervise() {
   teardown
 }
 
-case ${1:-} in
-  run) shift; supervise "$@" ;;
-  down)
-    # Only the node of the given control plane (a person's, from `testenv down`): never a test binary's
-    # node that happens to run now.
-    cp=${2:?usage: node.sh down CONTROL_PLANE_DIR}
-    pid=$(live_pid supervisor) && grep -qaF -- "$cp" "/proc/$pid/cmdline" 2>/dev/null || {
-      log "no node of $cp is running"
-      exit 0
-    }
-    kill -TERM "$pid"
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
-    [ ! -e "$NODE_DIR" ] || die "the node's teardown did not finish (see above)"
-    ;;
-  teardown)
-    exec 8>"$LOCK"
-    flock 8
-    teardown
-    ;;
-  dirty)
-    out=$(leftovers)
-    [ -n "$out" ] && { printf '%s\n' "$out"; exit 0; }
-    exit 1
-    ;;
-  *) die "usage: node.sh run CONTROL_PLANE_DIR [--until-eof|--until-term] | down CONTROL_PLANE_DIR | teardown | dirty" ;;
-esac
+# Everything above is definitions; bash parses this function whole before it runs, so a checkout that
+# changes this file while a node runs (its supervisor lives for the whole run) cannot derail the teardown.
+main() {
+  case ${1:-} in
+    run) shift; supervise "$@" ;;
+    down)
+      # Only the node of the given control plane (a person's, from `testenv down`): never a test binary's
+      # node that happens to run now.
+      cp=${2:?usage: node.sh down CONTROL_PLANE_DIR}
+      pid=$(live_pid supervisor) && grep -qaF -- "$cp" "/proc/$pid/cmdline" 2>/dev/null || {
+        log "no node of $cp is running"
+        exit 0
+      }
+      kill -TERM "$pid"
+      while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+      [ ! -e "$NODE_DIR" ] || die "the node's teardown did not finish (see above)"
+      ;;
+    teardown)
+      exec 8>"$LOCK"
+      flock 8
+      teardown
+      ;;
+    dirty)
+      out=$(leftovers)
+      [ -n "$out" ] && { printf '%s\n' "$out"; exit 0; }
+      exit 1
+      ;;
+    *) die "usage: node.sh run CONTROL_PLANE_DIR [--until-eof|--until-term] | down CONTROL_PLANE_DIR | teardown | dirty" ;;
+  esac
+}
+
+main "$@"; exit

@@ -235,6 +235,8 @@ impl Cluster {
         })
     }
 
+    /// The Lease's holder once it is one of the Deployment's running pods (a Lease released by a pod of an
+    /// earlier ReplicaSet may still name it) and not `not`.
     fn wait_for_leader(
         &self,
         namespace: &str,
@@ -244,9 +246,11 @@ impl Cluster {
     ) -> String {
         let deadline = Instant::now() + within;
         loop {
+            let running =
+                pod_names(&self.pods(namespace, "app.kubernetes.io/name=ivschat-operator"));
             if let Some(leader) = self
                 .leader(namespace, lease)
-                .filter(|leader| Some(leader.as_str()) != not)
+                .filter(|leader| Some(leader.as_str()) != not && running.contains(leader))
             {
                 return leader;
             }
@@ -1105,7 +1109,21 @@ pub fn a_node_restores_the_host_and_a_second_node_waits_for_the_first() {
         ..StartOptions::default()
     })
     .unwrap_or_else(|err| panic!("starting a node again: {err:#}"));
-    let second = ControlPlane::start(StartOptions::default()).expect("a second control plane");
+    // The second supervisor is started by hand (ControlPlane::start would wait for the lock itself), for
+    // a control plane whose authorizer lets a kubelet in (its ServiceAccount admission stays off: no Pod
+    // runs there).
+    let second = ControlPlane::start(StartOptions {
+        extra_apiserver_args: vec!["--authorization-mode=Node,RBAC".into()],
+        ..StartOptions::default()
+    })
+    .expect("a second control plane");
+    let second_log_path = second.data_dir().join("second-node.log");
+    let second_log = std::fs::File::create(&second_log_path).expect("the second node's log");
+    let second_log_tail = || {
+        let log = std::fs::read_to_string(&second_log_path).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    };
     let mut waiting = Command::new("bash");
     waiting
         .arg(repo_path("hack/node.sh"))
@@ -1113,7 +1131,7 @@ pub fn a_node_restores_the_host_and_a_second_node_waits_for_the_first() {
         .arg(second.data_dir())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null());
+        .stderr(second_log);
     let mut waiting = waiting.spawn().expect("a second node.sh");
     let stdout = waiting.stdout.take().expect("stdout");
     let first_supervisor: u32 =
@@ -1166,7 +1184,12 @@ pub fn a_node_restores_the_host_and_a_second_node_waits_for_the_first() {
     );
     let (_, line) = lines
         .recv_timeout(Duration::from_secs(120))
-        .expect("the second node ready");
+        .unwrap_or_else(|err| {
+            panic!(
+                "the second node is not ready ({err}):\n{}",
+                second_log_tail()
+            )
+        });
     assert_eq!(line, "ready", "the second node started after the first");
     let mut nodes = second.kubectl();
     nodes.args([

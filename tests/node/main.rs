@@ -63,7 +63,6 @@ fn main() -> ExitCode {
         println!("node tier: NOT RUN: {reason}; its tests were not run and are not counted");
         return ExitCode::SUCCESS;
     }
-    ivschat_testsupport::cluster::install_test_tracing();
     testenv::install_crypto_provider();
     let started = Instant::now();
     let mut passed = 0;
@@ -80,6 +79,16 @@ fn main() -> ExitCode {
         }
     };
 
+    // A node left by an earlier run or by a failed test of this one is torn down first (this waits for
+    // the machine's lock), so each reading of the host starts from a clean one.
+    let clean_host = || {
+        let mut teardown = std::process::Command::new("bash");
+        teardown
+            .arg(ivschat_testsupport::command::repo_path("hack/node.sh"))
+            .arg("teardown");
+        ivschat_testsupport::command::succeed(teardown, None);
+    };
+    clean_host();
     if selected(TEARDOWN_TEST) {
         let test_started = Instant::now();
         let outcome = std::panic::catch_unwind(
@@ -94,6 +103,7 @@ fn main() -> ExitCode {
     filtered += TESTS.len() - chosen.len();
     let mut node_start = None;
     if !chosen.is_empty() {
+        clean_host();
         let before = host::snapshot();
         match std::panic::catch_unwind(install::Cluster::start) {
             Ok(cluster) => {

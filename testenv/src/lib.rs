@@ -57,7 +57,8 @@ pub struct StartOptions {
     pub detached: bool,
     /// Upper bound for starting etcd and kube-apiserver and seeing the `default` namespace.
     pub ready_timeout: Duration,
-    /// Extra kube-apiserver flags, e.g. `--feature-gates=...`; also used by [`ControlPlane::start_apiserver`].
+    /// Extra kube-apiserver flags, e.g. `--feature-gates=...`, each replacing the default of the same flag
+    /// if there is one (`--flag=value` form); also used by [`ControlPlane::start_apiserver`].
     pub extra_apiserver_args: Vec<String>,
     /// Also start this machine's node (kubelet, containerd, controller-manager, scheduler, kube-proxy) and
     /// run the API server as a cluster with a node needs it (see [`node`]). Waits for the node lock.
@@ -502,6 +503,9 @@ fn apiserver_args(
         ),
     ]
     .into_iter()
+    // An extra flag replaces the default of the same name (list flags such as --authorization-mode would
+    // otherwise add up and be refused).
+    .filter(|(flag, _)| !extra.iter().any(|arg| arg.split('=').next() == Some(*flag)))
     .filter(|(flag, _)| {
         !with_node
             || !matches!(
@@ -627,7 +631,17 @@ mod tests {
     use super::*;
 
     fn args(with_node: bool) -> Vec<String> {
-        let pki = pki::Pki {
+        let pki = test_pki();
+        let ports = Ports {
+            etcd_client: 1,
+            etcd_peer: 2,
+            apiserver: 3,
+        };
+        apiserver_args(Path::new("/d"), &pki, ports, &[], with_node)
+    }
+
+    fn test_pki() -> pki::Pki {
+        pki::Pki {
             ca_cert: "/d/pki/ca.crt".into(),
             serving_cert: "/d/pki/apiserver.crt".into(),
             serving_key: "/d/pki/apiserver.key".into(),
@@ -636,13 +650,24 @@ mod tests {
             ca_pem: String::new(),
             admin_cert_pem: String::new(),
             admin_key_pem: String::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn an_extra_flag_replaces_the_default_of_the_same_name() {
+        let extra = vec!["--authorization-mode=Node,RBAC".to_string()];
+        let pki = test_pki();
         let ports = Ports {
             etcd_client: 1,
             etcd_peer: 2,
             apiserver: 3,
         };
-        apiserver_args(Path::new("/d"), &pki, ports, &[], with_node)
+        let with_extra = apiserver_args(Path::new("/d"), &pki, ports, &extra, false);
+        let modes: Vec<&String> = with_extra
+            .iter()
+            .filter(|arg| arg.starts_with("--authorization-mode="))
+            .collect();
+        assert_eq!(modes, [&extra[0]]);
     }
 
     #[test]

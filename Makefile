@@ -48,7 +48,7 @@ test: k8s-bins node-bins awscli helm lint
 	awk '/^test result:/ { passed += $$4; failed += $$6 } \
 	     /^node tier:/ { node = $$0 } \
 	     END { printf "tests: %d passed, %d failed\n", passed, failed; \
-	           print (node != "" ? node : "node tier: NOT RUN: tests/node printed nothing") }' "$$log"; \
+	           print (node != "" ? node : "node tier: NO RESULT: tests/node printed no summary (not built, or it crashed)") }' "$$log"; \
 	rm -f "$$log"; exit $$status
 
 TESTENV = $(CARGO) run --quiet --locked -p testenv --

@@ -52,7 +52,7 @@ impl Cluster {
         })
         .unwrap_or_else(|err| panic!("starting a control plane with a node: {err:#}"));
         eprintln!(
-            "node tier: control plane and node ready in {:.1} s",
+            "node: control plane and node ready in {:.1} s",
             control_plane.startup_duration().as_secs_f64()
         );
         let runtime = tokio::runtime::Builder::new_multi_thread()

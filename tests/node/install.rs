@@ -691,6 +691,23 @@ pub fn kustomize_install_runs_two_ready_locked_down_replicas_that_reconcile_and_
         .find(|name| **name != leader)
         .expect("a standby")
         .clone();
+    // The kubelet's API through the API server, as a user debugging an install uses it: the leader's log
+    // says it leads, and a command runs in the container (the image has no shell, the binary is there).
+    let logs = cluster.kubectl(&["-n", SYSTEM_NAMESPACE, "logs", &leader]);
+    assert!(
+        logs.contains("became the leader"),
+        "the leader's log:\n{logs}"
+    );
+    let version = cluster.kubectl(&[
+        "-n",
+        SYSTEM_NAMESPACE,
+        "exec",
+        &standby,
+        "--",
+        "/usr/local/bin/ivschat-operator",
+        "--version",
+    ]);
+    assert!(version.starts_with("ivschat-operator "), "{version}");
     let app_namespace = "chat-e2e";
     cluster.create_namespace(app_namespace);
     cluster.apply_room(app_namespace, "room-one", Some("logs-one"));

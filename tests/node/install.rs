@@ -743,6 +743,27 @@ pub fn kustomize_install_runs_two_ready_locked_down_replicas_that_reconcile_and_
         metrics.contains("ivschat_operator_leader")
             && metric(metrics, "ivschat_operator_leader") == 0.0
     });
+    // And at the Service's cluster IP, which only kube-proxy's rules route (to either replica).
+    let cluster_ip = cluster.kubectl(&[
+        "-n",
+        SYSTEM_NAMESPACE,
+        "get",
+        "service",
+        service,
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
+    let address: std::net::SocketAddr = format!("{}:8080", cluster_ip.trim())
+        .parse()
+        .expect("the Service's cluster IP");
+    let scraped = ivschat_testsupport::http::get(address, "/metrics")
+        .unwrap_or_else(|| panic!("no answer from the metrics Service at {address}"));
+    assert_eq!(scraped.status, 200, "{}", scraped.head);
+    assert!(
+        scraped.body.contains("ivschat_operator_leader"),
+        "{}",
+        scraped.body
+    );
 
     // The liveness probe keeps passing: the kubelet ran it through the whole span, never failing.
     let age = installed.elapsed();

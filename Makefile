@@ -6,12 +6,13 @@ CACHE_DIR ?= $(HOME)/.cache/ivschat-operator
 export IVSCHAT_CACHE_DIR := $(CACHE_DIR)
 CARGO ?= cargo
 
-.PHONY: test lint unit k8s-bins awscli helm release image crds cluster-up cluster-down demo demo-down bench help
+.PHONY: test lint unit k8s-bins node-bins awscli helm release image crds cluster-up cluster-down demo demo-down bench help
 
 help:
 	@echo "make demo         start a local control plane + emulator, install the CRDs, apply the examples"
 	@echo "make test         lint and run every test (builds what it needs the first time)"
 	@echo "make cluster-up   start a local kube-apiserver + etcd; prints export KUBECONFIG=..."
+	@echo "                  WITH_NODE=1: also this machine's one node (kubelet, containerd, ...; root), so Pods run"
 	@echo "make cluster-down stop it and remove its data"
 	@echo "make crds         regenerate crds/ from the Rust types"
 	@echo "make bench        run the benchmarks (release build) and print their figures"
@@ -23,6 +24,13 @@ help:
 k8s-bins:
 	@bash hack/k8s-bins.sh >/dev/null
 
+## What the node tier (tests/node, hack/node.sh) needs: the Debian packages (hack/node-deps.sh, as root) and
+## kubelet, kube-controller-manager, kube-scheduler, kube-proxy and the pause binary (hack/k8s-bins.sh --node).
+## Without root it only says so; the node tier then reports itself as not run.
+node-bins:
+	@bash hack/node-deps.sh
+	@if [ "$$(id -u)" = 0 ]; then bash hack/k8s-bins.sh --node >/dev/null; fi
+
 ## The AWS CLI v1 from PyPI, in a cached venv (its ivschat examples are run against the emulator).
 awscli:
 	@bash hack/awscli.sh >/dev/null
@@ -31,20 +39,23 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-# The last line adds up every test binary's result line, so the run ends on one total (cargo's own last
-# line is the doc-tests' count, usually 0).
-test: k8s-bins awscli helm lint
+# The last lines add up every test binary's result line, so the run ends on one total (cargo's own last
+# line is the doc-tests' count, usually 0), then say whether the node tier ran: where it cannot (not root,
+# no cgroups), tests/node prints `node tier: NOT RUN: <why>` and no result line, so none of its tests counts.
+test: k8s-bins node-bins awscli helm lint
 	@log=$$(mktemp); set -o pipefail; \
 	$(CARGO) test --workspace --locked --no-fail-fast 2>&1 | tee "$$log"; status=$$?; \
 	awk '/^test result:/ { passed += $$4; failed += $$6 } \
-	     END { printf "tests: %d passed, %d failed\n", passed, failed }' "$$log"; \
+	     /^node tier:/ { node = $$0 } \
+	     END { printf "tests: %d passed, %d failed\n", passed, failed; \
+	           print (node != "" ? node : "node tier: NO RESULT: tests/node printed no summary (not built, or it crashed)") }' "$$log"; \
 	rm -f "$$log"; exit $$status
 
 TESTENV = $(CARGO) run --quiet --locked -p testenv --
 
 ## A control plane for a person: `eval "$$(make -s cluster-up)"` sets KUBECONFIG and PATH (kubectl).
-cluster-up: k8s-bins
-	@$(TESTENV) up
+cluster-up: k8s-bins $(if $(WITH_NODE),node-bins)
+	@$(TESTENV) up $(if $(WITH_NODE),--with-node)
 
 cluster-down:
 	@$(TESTENV) down

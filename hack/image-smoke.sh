@@ -26,6 +26,11 @@ print(index["manifests"][0]["annotations"]["io.containerd.image.name"])' "$archi
 version=$(python3 -c 'import tomllib, sys; print(tomllib.load(open(sys.argv[1], "rb"))["package"]["version"])' \
   "$repo/Cargo.toml")
 
+# The test node (hack/node.sh) shares /run/containerd/s and the k8s.io cgroups, which this script removes
+# when it created them: never both at once, so it waits for the machine's node lock.
+exec 8>/run/ivschat-operator-node.lock
+flock 8
+
 work=$(mktemp -d /tmp/ivschat-image-smoke.XXXXXX)
 absent_before=()
 for path in /run/containerd /run/containerd/s /sys/fs/cgroup/*/; do

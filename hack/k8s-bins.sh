@@ -2,7 +2,11 @@
 # Builds kube-apiserver, kubectl and etcd of the pinned Kubernetes version from their Go modules
 # (no release downloads are reachable here) and caches them outside the checkout.
 #
-# Prints the directory holding the three binaries. Idempotent: a second run with the cache in place
+# With --node it builds, into the same directory, what a one-node cluster adds (testsupport's node module
+# runs them): kubelet, kube-controller-manager, kube-scheduler, kube-proxy, and the pause binary the
+# sandbox image carries, compiled from the kubernetes module's own build/pause/linux/pause.c.
+#
+# Prints the directory holding the binaries. Idempotent: a second run with the cache in place
 # only prints the directory. The pinned version lives in hack/k8s-version and nowhere else.
 set -euo pipefail
 
@@ -12,7 +16,15 @@ here=$(cd "$(dirname "$0")" && pwd)
 cache_root=${IVSCHAT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ivschat-operator}
 out="$cache_root/k8s/$KUBE_VERSION/bin"
 
-have_all() { [ -x "$out/kube-apiserver" ] && [ -x "$out/kubectl" ] && [ -x "$out/etcd" ]; }
+control_plane_bins=(kube-apiserver kubectl etcd)
+node_bins=(kubelet kube-controller-manager kube-scheduler kube-proxy pause)
+wanted=("${control_plane_bins[@]}")
+[ "${1:-}" = --node ] && wanted+=("${node_bins[@]}")
+
+have_all() {
+  local bin
+  for bin in "${wanted[@]}"; do [ -x "$out/$bin" ] || return 1; done
+}
 if have_all; then echo "$out"; exit 0; fi
 
 mkdir -p "$cache_root/k8s"
@@ -55,7 +67,11 @@ package tools
 import (
 	_ "go.etcd.io/etcd/server/v3"
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 )
 GO
 # etcd at the version this Kubernetes release itself depends on.
@@ -72,11 +88,25 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date"
 done
 
-mkdir -p "$out.tmp"
+# Binaries already cached are kept (a --node run after a plain one builds only the node's), each one
+# written under a temporary name first so an interrupted build never leaves a half-written binary.
+mkdir -p "$out"
 export CGO_ENABLED=0 GOFLAGS=-mod=mod
-go build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
-go build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp/kubectl" k8s.io/kubernetes/cmd/kubectl
-go build -trimpath -ldflags "-s -w" -o "$out.tmp/etcd" go.etcd.io/etcd/server/v3
-rm -rf "$out" && mv "$out.tmp" "$out"
-echo "k8s-bins: built $KUBE_VERSION (kube-apiserver, kubectl, etcd) in $(( $(date +%s) - start ))s" >&2
+built=()
+for bin in "${wanted[@]}"; do
+  [ -x "$out/$bin" ] && continue
+  case $bin in
+    etcd) go build -trimpath -ldflags "-s -w" -o "$out/.$bin.tmp" go.etcd.io/etcd/server/v3 ;;
+    # The pause process of every Pod sandbox, static so the image needs nothing else. The kubelet never
+    # checks its version string; the source's own default is used.
+    pause)
+      gomod_dir=$(printf '%s\n' "$gomod_json" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+      gcc -Os -static -o "$out/.$bin.tmp" "$gomod_dir/build/pause/linux/pause.c"
+      strip "$out/.$bin.tmp" ;;
+    *) go build -trimpath -ldflags "-s -w $ldflags" -o "$out/.$bin.tmp" "k8s.io/kubernetes/cmd/$bin" ;;
+  esac
+  mv "$out/.$bin.tmp" "$out/$bin"
+  built+=("$bin")
+done
+echo "k8s-bins: built $KUBE_VERSION (${built[*]}) in $(( $(date +%s) - start ))s" >&2
 echo "$out"

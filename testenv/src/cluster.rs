@@ -51,8 +51,8 @@ pub enum Up {
 }
 
 /// Starts a detached control plane in `state_dir`, unless one already runs there. Leftovers of one that
-/// died (e.g. at a reboot) are cleaned up first.
-pub fn up(state_dir: &Path, ready_timeout: Duration) -> Result<Up> {
+/// died (e.g. at a reboot) are cleaned up first. `with_node`: with this machine's node (see [`crate::node`]).
+pub fn up(state_dir: &Path, ready_timeout: Duration, with_node: bool) -> Result<Up> {
     let state_dir = absolute(state_dir)?;
     let _exclusive = lock_state_dir(&state_dir)?;
     if let Some(cluster) = status(&state_dir)? {
@@ -65,6 +65,7 @@ pub fn up(state_dir: &Path, ready_timeout: Duration) -> Result<Up> {
         data_dir: Some(state_dir),
         detached: true,
         ready_timeout,
+        with_node,
         ..StartOptions::default()
     })?;
     Ok(Up::Started {
@@ -120,6 +121,10 @@ pub fn down(state_dir: &Path) -> Result<bool> {
     let was_running = [ETCD, APISERVER]
         .iter()
         .any(|name| process::recorded_live_pid(&state_dir, name).is_some());
+    // A node joined to this control plane is torn down first (while its API server still answers).
+    if state_dir.join("node.log").exists() {
+        crate::node::stop_detached(&state_dir)?;
+    }
     process::clean_now(&state_dir)?;
     Ok(was_running)
 }

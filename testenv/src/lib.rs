@@ -8,8 +8,12 @@
 //! kube-apiserver outlives its owner: Drop stops a private one, and a watchdog process (see the `process`
 //! module) cleans up after a test process that exits, panics, is interrupted or is SIGKILLed.
 //! [`cluster`] holds the long-lived control plane of `testenv up` / `testenv down`.
+//!
+//! On demand ([`StartOptions::with_node`], [`ControlPlane::try_shared_with_node`]) the control plane grows into a
+//! one-node cluster that runs Pods: see the [`node`] module (root only; one node per machine).
 
 pub mod cluster;
+pub mod node;
 
 mod bins;
 mod kubeconfig;
@@ -53,8 +57,12 @@ pub struct StartOptions {
     pub detached: bool,
     /// Upper bound for starting etcd and kube-apiserver and seeing the `default` namespace.
     pub ready_timeout: Duration,
-    /// Extra kube-apiserver flags, e.g. `--feature-gates=...`; also used by [`ControlPlane::start_apiserver`].
+    /// Extra kube-apiserver flags, e.g. `--feature-gates=...`, each replacing the default of the same flag
+    /// if there is one (`--flag=value` form); also used by [`ControlPlane::start_apiserver`].
     pub extra_apiserver_args: Vec<String>,
+    /// Also start this machine's node (kubelet, containerd, controller-manager, scheduler, kube-proxy) and
+    /// run the API server as a cluster with a node needs it (see [`node`]). Waits for the node lock.
+    pub with_node: bool,
 }
 
 impl Default for StartOptions {
@@ -65,6 +73,7 @@ impl Default for StartOptions {
             // A cold start takes seconds; the margin is for a machine busy with parallel builds.
             ready_timeout: Duration::from_secs(120),
             extra_apiserver_args: Vec::new(),
+            with_node: false,
         }
     }
 }
@@ -84,6 +93,7 @@ pub struct ControlPlane {
     etcd: Mutex<Option<Child>>,
     apiserver: Mutex<Option<Child>>,
     watchdog: Mutex<Option<Watchdog>>,
+    node: Mutex<Option<node::Node>>,
 }
 
 impl ControlPlane {
@@ -119,6 +129,29 @@ impl ControlPlane {
             .map_err(|err| anyhow!("{err}"))
     }
 
+    /// The control plane of this test binary that has a node ([`StartOptions::with_node`]), started on first
+    /// use like [`ControlPlane::shared`]; its node is torn down when the process exits, however it exits.
+    pub fn try_shared_with_node() -> Result<&'static ControlPlane> {
+        static SHARED: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
+        SHARED
+            .get_or_init(|| {
+                let control_plane = Self::start(StartOptions {
+                    with_node: true,
+                    ..StartOptions::default()
+                })
+                .map_err(|err| format!("{err:#}"))?;
+                eprintln!(
+                    "testenv: shared control plane with node {} ready at {} in {:.1?}",
+                    node::NODE_NAME,
+                    control_plane.server_url(),
+                    control_plane.startup_duration()
+                );
+                Ok(control_plane)
+            })
+            .as_ref()
+            .map_err(|err| anyhow!("{err}"))
+    }
+
     /// Starts a private control plane: its own ports, certificates and data dir.
     pub fn start(options: StartOptions) -> Result<ControlPlane> {
         let bin_dir = Self::bin_dir()?;
@@ -147,8 +180,13 @@ impl ControlPlane {
             let kubeconfig_path = data_dir.join("kubeconfig");
             let server = format!("https://127.0.0.1:{}", ports.apiserver);
             let kubeconfig = kubeconfig::write_admin_kubeconfig(&kubeconfig_path, &server, &pki)?;
-            let apiserver_args =
-                apiserver_args(&data_dir, &pki, ports, &options.extra_apiserver_args);
+            let apiserver_args = apiserver_args(
+                &data_dir,
+                &pki,
+                ports,
+                &options.extra_apiserver_args,
+                options.with_node,
+            );
             Ok((ports, kubeconfig_path, kubeconfig, apiserver_args))
         })();
         let (ports, kubeconfig_path, kubeconfig, apiserver_args) = match prepared {
@@ -173,6 +211,7 @@ impl ControlPlane {
             etcd: Mutex::new(None),
             apiserver: Mutex::new(None),
             watchdog: Mutex::new(None),
+            node: Mutex::new(None),
         };
         if !options.detached {
             // Before any server, so none can exist without someone to clean up after it.
@@ -181,8 +220,21 @@ impl ControlPlane {
         control_plane.start_etcd(deadline)?;
         control_plane.spawn_apiserver()?;
         control_plane.wait_for_apiserver(deadline)?;
+        if options.with_node {
+            let node = node::Node::start(
+                &control_plane.data_dir,
+                options.detached,
+                options.ready_timeout,
+            )?;
+            *lock(&control_plane.node) = Some(node);
+        }
         control_plane.startup_duration = started.elapsed();
         control_plane.detached = options.detached;
+        if control_plane.detached
+            && let Some(node) = lock(&control_plane.node).take()
+        {
+            node.detach();
+        }
         Ok(control_plane)
     }
 
@@ -384,6 +436,8 @@ impl Drop for ControlPlane {
         if self.detached {
             return;
         }
+        // The node first: its teardown stops the kubelet before the API server it reports to goes away.
+        drop(lock(&self.node).take());
         for (slot, name) in [(&self.apiserver, APISERVER), (&self.etcd, ETCD)] {
             if let Some(mut child) = lock(slot).take() {
                 // Drop cannot report errors; the watchdog below kills whatever is still recorded.
@@ -407,8 +461,17 @@ fn path_arg(path: &Path) -> String {
 }
 
 /// kube-apiserver flags: those controller-runtime's envtest uses, plus `--advertise-address` (without a
-/// default route the apiserver cannot pick one) and our own serving certificate.
-fn apiserver_args(data_dir: &Path, pki: &pki::Pki, ports: Ports, extra: &[String]) -> Vec<String> {
+/// default route the apiserver cannot pick one) and our own serving certificate. With a node, what a real
+/// cluster needs instead: the ServiceAccount admission plugin (Pods get their projected token), the Node
+/// authorizer, the node's address advertised (a loopback address cannot be the `kubernetes` Service's
+/// endpoint) and listened on, and a client certificate for `kubectl logs`/`exec` through the kubelet.
+fn apiserver_args(
+    data_dir: &Path,
+    pki: &pki::Pki,
+    ports: Ports,
+    extra: &[String],
+    with_node: bool,
+) -> Vec<String> {
     let mut args: Vec<String> = [
         (
             "--etcd-servers",
@@ -440,8 +503,38 @@ fn apiserver_args(data_dir: &Path, pki: &pki::Pki, ports: Ports, extra: &[String
         ),
     ]
     .into_iter()
+    // An extra flag replaces the default of the same name (list flags such as --authorization-mode would
+    // otherwise add up and be refused).
+    .filter(|(flag, _)| !extra.iter().any(|arg| arg.split('=').next() == Some(*flag)))
+    .filter(|(flag, _)| {
+        !with_node
+            || !matches!(
+                *flag,
+                "--bind-address"
+                    | "--advertise-address"
+                    | "--authorization-mode"
+                    | "--disable-admission-plugins"
+            )
+    })
     .map(|(flag, value)| format!("{flag}={value}"))
     .collect();
+    if with_node {
+        let pki_dir = data_dir.join("pki");
+        args.extend([
+            "--bind-address=0.0.0.0".to_string(),
+            format!("--advertise-address={}", node::NODE_IP),
+            "--authorization-mode=Node,RBAC".to_string(),
+            "--kubelet-preferred-address-types=InternalIP".to_string(),
+            format!(
+                "--kubelet-client-certificate={}",
+                path_arg(&pki_dir.join("admin.crt"))
+            ),
+            format!(
+                "--kubelet-client-key={}",
+                path_arg(&pki_dir.join("admin.key"))
+            ),
+        ]);
+    }
     args.extend(extra.iter().cloned());
     args
 }
@@ -531,4 +624,83 @@ fn run_with_stdin(mut command: Command, input: &str) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(with_node: bool) -> Vec<String> {
+        let pki = test_pki();
+        let ports = Ports {
+            etcd_client: 1,
+            etcd_peer: 2,
+            apiserver: 3,
+        };
+        apiserver_args(Path::new("/d"), &pki, ports, &[], with_node)
+    }
+
+    fn test_pki() -> pki::Pki {
+        pki::Pki {
+            ca_cert: "/d/pki/ca.crt".into(),
+            serving_cert: "/d/pki/apiserver.crt".into(),
+            serving_key: "/d/pki/apiserver.key".into(),
+            service_account_public_key: "/d/pki/sa.pub".into(),
+            service_account_signing_key: "/d/pki/sa.key".into(),
+            ca_pem: String::new(),
+            admin_cert_pem: String::new(),
+            admin_key_pem: String::new(),
+        }
+    }
+
+    #[test]
+    fn an_extra_flag_replaces_the_default_of_the_same_name() {
+        let extra = vec!["--authorization-mode=Node,RBAC".to_string()];
+        let pki = test_pki();
+        let ports = Ports {
+            etcd_client: 1,
+            etcd_peer: 2,
+            apiserver: 3,
+        };
+        let with_extra = apiserver_args(Path::new("/d"), &pki, ports, &extra, false);
+        let modes: Vec<&String> = with_extra
+            .iter()
+            .filter(|arg| arg.starts_with("--authorization-mode="))
+            .collect();
+        assert_eq!(modes, [&extra[0]]);
+    }
+
+    #[test]
+    fn without_a_node_no_pod_needs_a_token_and_only_loopback_is_served() {
+        let args = args(false);
+        assert!(args.contains(&"--disable-admission-plugins=ServiceAccount".to_string()));
+        assert!(args.contains(&"--bind-address=127.0.0.1".to_string()));
+        assert!(args.contains(&"--authorization-mode=RBAC".to_string()));
+    }
+
+    #[test]
+    fn with_a_node_pods_get_tokens_and_the_kubernetes_service_has_the_node_address() {
+        let args = args(true);
+        assert!(
+            !args
+                .iter()
+                .any(|arg| arg.starts_with("--disable-admission-plugins"))
+        );
+        assert!(args.contains(&format!("--advertise-address={}", node::NODE_IP)));
+        assert!(args.contains(&"--bind-address=0.0.0.0".to_string()));
+        assert!(args.contains(&"--authorization-mode=Node,RBAC".to_string()));
+        assert!(args.contains(&"--kubelet-client-certificate=/d/pki/admin.crt".to_string()));
+        // Each flag once: the node's values replace the loopback ones instead of following them.
+        for flag in [
+            "--bind-address",
+            "--advertise-address",
+            "--authorization-mode",
+        ] {
+            let count = args
+                .iter()
+                .filter(|arg| arg.starts_with(&format!("{flag}=")))
+                .count();
+            assert_eq!(count, 1, "{flag} in {args:?}");
+        }
+    }
 }

@@ -29,6 +29,9 @@ enum Action {
         /// Seconds to wait for the control plane to become ready.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
+        /// Also start this machine's one node (kubelet, containerd, ...), so Pods run; needs root.
+        #[arg(long)]
+        with_node: bool,
     },
     /// Stop the control plane started by `up` and remove its data.
     Down {
@@ -62,9 +65,13 @@ impl StateDir {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Action::Up { state, timeout } => {
+        Action::Up {
+            state,
+            timeout,
+            with_node,
+        } => {
             let state_dir = state.resolve()?;
-            match cluster::up(&state_dir, Duration::from_secs(timeout))? {
+            match cluster::up(&state_dir, Duration::from_secs(timeout), with_node)? {
                 Up::Started {
                     cluster,
                     startup_duration,

@@ -19,12 +19,27 @@ use rcgen::{
 /// names of the `kubernetes` service, so a client that follows the cluster's own endpoints also verifies.
 const SERVING_NAMES: &[&str] = &[
     "127.0.0.1",
+    // The node's address the API server advertises when it has a node (crate::node::NODE_IP).
+    "10.199.0.1",
     "localhost",
     "10.0.0.1",
     "kubernetes",
     "kubernetes.default",
     "kubernetes.default.svc",
     "kubernetes.default.svc.cluster.local",
+];
+
+/// The client certificates of a node's components (`<file>.crt` / `<file>.key` in the PKI dir, read by
+/// hack/node.sh): file name, user (CN) and group (O).
+const NODE_COMPONENT_IDENTITIES: &[(&str, &str, Option<&str>)] = &[
+    ("kubelet", "system:node:ivschat-node", Some("system:nodes")),
+    (
+        "kube-controller-manager",
+        "system:kube-controller-manager",
+        None,
+    ),
+    ("kube-scheduler", "system:kube-scheduler", None),
+    ("kube-proxy", "system:kube-proxy", None),
 ];
 
 /// Where the PKI files of one control plane are, plus the PEM texts the kubeconfig embeds.
@@ -74,6 +89,30 @@ pub(crate) fn write_pki(dir: &Path) -> Result<Pki> {
     let admin_cert = admin_params
         .signed_by(&admin_key, &*ca)
         .context("signing the admin client certificate")?;
+
+    // The node's components, each under the identity a real cluster gives it, so the Node authorizer and
+    // the bootstrap RBAC roles (system:node-proxier, system:kube-scheduler, ...) are what grants them
+    // access. Only used by a control plane that has a node; cheap enough to make for every one.
+    for (file, user, group) in NODE_COMPONENT_IDENTITIES {
+        let mut params = CertificateParams::default();
+        let mut name = common_name(user);
+        if let Some(group) = group {
+            name.push(DnType::OrganizationName, *group);
+        }
+        params.distinguished_name = name;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let key = new_key()?;
+        let cert = params
+            .signed_by(&key, &*ca)
+            .with_context(|| format!("signing the client certificate of {user}"))?;
+        write_file(&dir.join(format!("{file}.crt")), &cert.pem(), 0o644)?;
+        write_file(
+            &dir.join(format!("{file}.key")),
+            &key.serialize_pem(),
+            0o600,
+        )?;
+    }
 
     let service_account_key = new_key()?;
 

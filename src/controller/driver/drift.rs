@@ -62,25 +62,38 @@ pub(super) fn confirm_by_listing<K: ManagedKind>(
     if verified_at.is_some_and(|at| ctx.memory.overdue(at)) {
         return None;
     }
-    ctx.memory.await_listing(&key);
-    // The listing loop publishes a listing before it reviews the objects that wait: one published since
-    // the look above may have been reviewed before this object waited, so look once more.
-    if let Some(snapshot) = ctx.inventory.since(verified_at) {
-        ctx.memory.take_awaiting(&key);
-        return confirm(&snapshot);
+    match wait_for_listing(ctx, &key, verified_at) {
+        Some(snapshot) => confirm(&snapshot),
+        None => Some(Action::await_change()),
     }
-    ctx.inventory.request(verified_at);
-    Some(Action::await_change())
+}
+
+/// Leaves the object `key` waiting, unscheduled, for a listing that starts after `since` (the next
+/// listing's review confirms it or hands it back) and asks for one; or, if such a listing was published
+/// meanwhile, returns it instead. The listing loop publishes a listing before it reviews the objects that
+/// wait, so one published just before the wait began may have been reviewed without this object: it is
+/// looked for once more after the wait is recorded.
+fn wait_for_listing<K: ManagedKind>(
+    ctx: &Context<K>,
+    key: &str,
+    since: Option<Instant>,
+) -> Option<Arc<Snapshot<K::Summary>>> {
+    ctx.memory.await_listing(key);
+    if let Some(snapshot) = ctx.inventory.since(since) {
+        ctx.memory.take_awaiting(key);
+        return Some(snapshot);
+    }
+    ctx.inventory.request(since);
+    None
 }
 
 /// Whether an object that the watch's list (at the start, or a relist after a failed watch) hands over
-/// can do without a pass for now: its status says AWS matched this generation, nothing is left to settle,
-/// and either this process knows it in sync and not due, or knows nothing of it yet and has no listing
-/// in. The pass would conclude the same ([`confirm_by_listing`]: wait for the listing, unscheduled), so
-/// the object waits for the listing here instead, and its pass is not queued. At 10,000 objects a
-/// restart otherwise queues 10,000 passes at once, about 8 MiB in the controller's queue, that each
-/// conclude the same. Anything else (a pause, a deletion, no finalizer yet, a create attempt, a kept
-/// outcome or copies, a listing already in) gets its pass.
+/// can do without a pass: its pass would end before any AWS call, as in sync and not due, or confirmed or
+/// left waiting by a listing ([`confirm_by_listing`], which decides here as in the pass), so the object
+/// is not queued at all. At 10,000 objects a restart otherwise queues 10,000 passes at once, about 8 MiB
+/// in the controller's queue, that each conclude the same. Anything else (a pause, a deletion, no
+/// finalizer yet, a create attempt, a kept outcome or copies, a resource the listing shows changed) gets
+/// its pass.
 pub fn listed_object_can_wait<K: ManagedKind>(object: &K, ctx: &Context<K>) -> bool {
     if is_paused(object.meta())
         || object.meta().deletion_timestamp.is_some()
@@ -89,33 +102,20 @@ pub fn listed_object_can_wait<K: ManagedKind>(object: &K, ctx: &Context<K>) -> b
         return false;
     }
     let status = StatusDocument::of(object);
-    if status.arn.is_none()
-        || status.create_attempt.is_some()
-        || !ready_at_generation(object, &status)
-    {
+    if status.create_attempt.is_some() {
         return false;
     }
     let key = memory_key(object);
     if ctx.memory.keeps_work(&key) {
         return false;
     }
-    match ctx.memory.sync_memory(&key, fingerprint(object, &ctx.kind)) {
-        SyncMemory::Fresh(_) => true,
-        SyncMemory::Due(_) => false,
-        SyncMemory::Unknown => {
-            if ctx.inventory.since(None).is_some() {
-                return false;
-            }
-            // As in [`confirm_by_listing`]: wait first, then make sure no listing was published since.
-            ctx.memory.await_listing(&key);
-            if ctx.inventory.since(None).is_some() {
-                ctx.memory.take_awaiting(&key);
-                return false;
-            }
-            ctx.inventory.request(None);
-            true
-        }
-    }
+    let fingerprint = fingerprint(object, &ctx.kind);
+    let verified_at = match ctx.memory.sync_memory(&key, fingerprint) {
+        SyncMemory::Fresh(_) => return true,
+        SyncMemory::Due(verified_at) => Some(verified_at),
+        SyncMemory::Unknown => None,
+    };
+    confirm_by_listing(object, ctx, &status, fingerprint, verified_at).is_some()
 }
 
 /// Whether the status says AWS matched this very generation of the spec.
@@ -334,43 +334,41 @@ fn review_listing<K: ManagedKind>(
             continue;
         }
         let awaiting = ctx.memory.take_awaiting(&key);
-        // Objects neither known in sync nor waiting for this listing are being reconciled anyway.
-        let Some(verified_at) = ctx.memory.verified_at(&key) else {
-            if awaiting {
-                // A first look (after a restart, say): the listing confirms it, or a pass reads AWS.
-                let confirmed = status.arn.as_deref().is_some_and(|arn| {
-                    snapshot
-                        .listing
-                        .get(arn)
-                        .is_some_and(|listed| listing_confirms(&*object, ctx, &status, listed))
-                });
-                if confirmed {
-                    ctx.memory.remember_in_sync(
-                        &key,
-                        fingerprint(&*object, &ctx.kind),
-                        snapshot.started,
-                    );
-                } else {
-                    changed.push(ObjectRef::from_obj(&*object));
-                }
-            }
-            continue;
+        let verified_at = ctx.memory.verified_at(&key);
+        let reviewed = match verified_at {
+            // Confirmed since this listing started: nothing to review.
+            Some(at) => at < snapshot.started,
+            // Not known in sync: a first look waiting for this listing (after a restart, say) is
+            // reviewed; any other object is being reconciled anyway.
+            None => awaiting,
         };
-        if verified_at >= snapshot.started {
+        if !reviewed {
             continue;
         }
         let Some(arn) = status.arn.as_deref() else {
+            // Nothing the listing could confirm: a first look goes to its pass, which reads AWS.
+            if verified_at.is_none() {
+                changed.push(ObjectRef::from_obj(&*object));
+            }
             continue;
         };
         let unchanged = snapshot
             .listing
             .get(arn)
             .is_some_and(|listed| listing_confirms(&*object, ctx, &status, listed));
-        if unchanged {
-            ctx.memory.reverify(&key, snapshot.started);
-        } else {
-            ctx.memory.forget_in_sync(&key);
-            changed.push(ObjectRef::from_obj(&*object));
+        match (unchanged, verified_at) {
+            (true, Some(_)) => ctx.memory.reverify(&key, snapshot.started),
+            (true, None) => {
+                ctx.memory.remember_in_sync(
+                    &key,
+                    fingerprint(&*object, &ctx.kind),
+                    snapshot.started,
+                );
+            }
+            (false, _) => {
+                ctx.memory.forget_in_sync(&key);
+                changed.push(ObjectRef::from_obj(&*object));
+            }
         }
     }
     changed

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
+    BasicConstraints, Certificate, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
     ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
 };
 
@@ -79,33 +79,13 @@ pub(crate) fn write_pki(dir: &Path) -> Result<Pki> {
         .signed_by(&serving_key, &*ca)
         .context("signing the kube-apiserver serving certificate")?;
 
-    let mut admin_params = CertificateParams::default();
-    let mut admin_name = common_name("admin");
-    admin_name.push(DnType::OrganizationName, "system:masters");
-    admin_params.distinguished_name = admin_name;
-    admin_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    admin_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let admin_key = new_key()?;
-    let admin_cert = admin_params
-        .signed_by(&admin_key, &*ca)
-        .context("signing the admin client certificate")?;
+    let (admin_cert, admin_key) = client_certificate(&ca, "admin", Some("system:masters"))?;
 
     // The node's components, each under the identity a real cluster gives it, so the Node authorizer and
     // the bootstrap RBAC roles (system:node-proxier, system:kube-scheduler, ...) are what grants them
     // access. Only used by a control plane that has a node; cheap enough to make for every one.
     for (file, user, group) in NODE_COMPONENT_IDENTITIES {
-        let mut params = CertificateParams::default();
-        let mut name = common_name(user);
-        if let Some(group) = group {
-            name.push(DnType::OrganizationName, *group);
-        }
-        params.distinguished_name = name;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let key = new_key()?;
-        let cert = params
-            .signed_by(&key, &*ca)
-            .with_context(|| format!("signing the client certificate of {user}"))?;
+        let (cert, key) = client_certificate(&ca, user, *group)?;
         write_file(&dir.join(format!("{file}.crt")), &cert.pem(), 0o644)?;
         write_file(
             &dir.join(format!("{file}.key")),
@@ -142,6 +122,28 @@ pub(crate) fn write_pki(dir: &Path) -> Result<Pki> {
         0o600,
     )?;
     Ok(pki)
+}
+
+/// A client certificate signed by `ca` for `user`, in `group` if given (the API server reads the
+/// organisation as the group), and its key.
+fn client_certificate(
+    ca: &CertifiedIssuer<'_, KeyPair>,
+    user: &str,
+    group: Option<&str>,
+) -> Result<(Certificate, KeyPair)> {
+    let mut params = CertificateParams::default();
+    let mut name = common_name(user);
+    if let Some(group) = group {
+        name.push(DnType::OrganizationName, group);
+    }
+    params.distinguished_name = name;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let key = new_key()?;
+    let cert = params
+        .signed_by(&key, &**ca)
+        .with_context(|| format!("signing the client certificate of {user}"))?;
+    Ok((cert, key))
 }
 
 fn new_key() -> Result<KeyPair> {

@@ -81,26 +81,6 @@ async fn wait_all_ready(rooms: &Api<ChatRoom>, count: usize, timeout: Duration) 
     }
 }
 
-/// Every room in the emulator, all pages.
-async fn aws_rooms(aws: &Aws) -> Vec<aws_sdk_ivschat::types::RoomSummary> {
-    let mut rooms = Vec::new();
-    let mut next_token = None;
-    loop {
-        let page = aws
-            .list_rooms()
-            .max_results(50)
-            .set_next_token(next_token)
-            .send()
-            .await
-            .expect("ListRooms");
-        rooms.extend(page.rooms().iter().cloned());
-        next_token = page.next_token().map(str::to_owned);
-        if next_token.is_none() {
-            return rooms;
-        }
-    }
-}
-
 /// Exactly one AWS room per ChatRoom, each tagged with its object's UID and named in its status.
 async fn assert_one_room_each(aws: &Aws, rooms: &Api<ChatRoom>, count: usize) {
     let objects = rooms
@@ -112,7 +92,7 @@ async fn assert_one_room_each(aws: &Aws, rooms: &Api<ChatRoom>, count: usize) {
         .iter()
         .map(|room| (room.uid().unwrap_or_default(), room))
         .collect();
-    let listed = aws_rooms(aws).await;
+    let listed = emulator::all_rooms(aws).await;
     if listed.len() != count {
         let mut by_owner: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for room in &listed {

@@ -73,6 +73,16 @@ pub fn snapshot() -> Snapshot {
     facts
 }
 
+/// Asserts that the host reads as it did `before`, now that `what` (a teardown) is over.
+pub fn assert_restored(before: &Snapshot, what: &str) {
+    let left = differences(before, &snapshot());
+    assert!(
+        left.is_empty(),
+        "the host differs after {what}:\n{}",
+        left.join("\n")
+    );
+}
+
 /// Every difference between two readings, one line each.
 pub fn differences(before: &Snapshot, after: &Snapshot) -> Vec<String> {
     before

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use ivschat_emulator::{Emulator, EmulatorConfig};
 use ivschat_testsupport::command::{repo_path, run, succeed, text};
-use ivschat_testsupport::emulator::WRITE_OPERATIONS;
+use ivschat_testsupport::emulator::{self, WRITE_OPERATIONS};
 use serde_json::Value;
 use testenv::{ControlPlane, StartOptions};
 
@@ -299,29 +299,13 @@ impl Cluster {
 
     /// Rooms in the emulator with this name.
     fn rooms_named(&self, name: &str) -> usize {
-        let client = self.emulator.sdk_client();
-        self.runtime.block_on(async {
-            let mut count = 0;
-            let mut next = None;
-            loop {
-                let page = client
-                    .list_rooms()
-                    .set_next_token(next)
-                    .max_results(50)
-                    .send()
-                    .await
-                    .expect("ListRooms");
-                count += page
-                    .rooms()
-                    .iter()
-                    .filter(|room| room.name() == Some(name))
-                    .count();
-                next = page.next_token().map(str::to_string);
-                if next.is_none() {
-                    return count;
-                }
-            }
-        })
+        let rooms = self
+            .runtime
+            .block_on(emulator::all_rooms(&self.emulator.sdk_client()));
+        rooms
+            .iter()
+            .filter(|room| room.name() == Some(name))
+            .count()
     }
 
     /// The app names (pod names) of the callers of write operations since the emulator's log began.
@@ -1133,12 +1117,7 @@ pub fn a_node_restores_the_host_and_a_second_node_waits_for_the_first() {
     }
 
     drop(first);
-    let left = host::differences(&before, &host::snapshot());
-    assert!(
-        left.is_empty(),
-        "the host differs after the node's teardown:\n{}",
-        left.join("\n")
-    );
+    host::assert_restored(&before, "the node's teardown");
 
     // Another node while one runs (two test binaries at once): the second supervisor waits for the lock,
     // gets it only once the first node is torn down, and then starts on a clean host.
@@ -1245,12 +1224,7 @@ pub fn a_node_restores_the_host_and_a_second_node_waits_for_the_first() {
             .success()
     );
     drop(second);
-    let left = host::differences(&before, &host::snapshot());
-    assert!(
-        left.is_empty(),
-        "the host differs after the second node's teardown:\n{}",
-        left.join("\n")
-    );
+    host::assert_restored(&before, "the second node's teardown");
 
     // A supervisor killed outright leaves its components running and its record behind;
     // `hack/node.sh teardown` (which every node start also runs first) restores the host from the record.
@@ -1276,10 +1250,5 @@ pub fn a_node_restores_the_host_and_a_second_node_waits_for_the_first() {
     teardown.arg(repo_path("hack/node.sh")).arg("teardown");
     succeed(teardown, None);
     drop(orphaned);
-    let left = host::differences(&before, &host::snapshot());
-    assert!(
-        left.is_empty(),
-        "the host differs after the teardown of a killed node:\n{}",
-        left.join("\n")
-    );
+    host::assert_restored(&before, "the teardown of a killed node");
 }

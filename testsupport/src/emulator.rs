@@ -86,3 +86,23 @@ pub async fn create_room_with(
         .expect("arn")
         .to_string()
 }
+
+/// Every room the client's account holds, all ListRooms pages.
+pub async fn all_rooms(aws: &Client) -> Vec<aws_sdk_ivschat::types::RoomSummary> {
+    let mut rooms = Vec::new();
+    let mut next_token = None;
+    loop {
+        let page = aws
+            .list_rooms()
+            .max_results(50)
+            .set_next_token(next_token)
+            .send()
+            .await
+            .expect("ListRooms");
+        rooms.extend(page.rooms().iter().cloned());
+        next_token = page.next_token().map(str::to_owned);
+        if next_token.is_none() {
+            return rooms;
+        }
+    }
+}

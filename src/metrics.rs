@@ -61,6 +61,41 @@ struct ReconcileLabels {
 struct AwsLabels {
     operation: &'static str,
     outcome: AwsOutcome,
+    account: Arc<str>,
+    region: &'static str,
+}
+
+/// The (account, region) of an AWS call as its labels show it: the ChatAccount's name (`default` for the
+/// operator's own credentials; ChatAccounts are few and made by administrators) and the region, one of the
+/// IVS Chat regions or `other`, so that no object can grow the label set.
+#[derive(Clone, Debug)]
+pub struct ScopeLabels {
+    account: Arc<str>,
+    region: &'static str,
+}
+
+impl ScopeLabels {
+    pub fn new(account: &str, region: &str) -> Self {
+        ScopeLabels {
+            account: Arc::from(account),
+            region: ivschat_api::regions::IVSCHAT_REGIONS
+                .iter()
+                .find(|known| **known == region)
+                .copied()
+                .unwrap_or("other"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AccountLabels {
+    account: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AssumptionLabels {
+    account: String,
+    outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -108,6 +143,8 @@ struct Families {
     resync_period: Family<KindLabels, Gauge<f64, AtomicU64>>,
     resync_stretched: Family<KindLabels, Gauge>,
     listing_pages: Family<KindLabels, Gauge>,
+    role_assumptions: Family<AssumptionLabels, Counter>,
+    account_ready: Family<AccountLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -179,8 +216,23 @@ impl Metrics {
             "Pages (list calls, 50 resources each) of the kind's last complete account-wide listing",
             listing_pages.clone(),
         );
+        let role_assumptions = Family::<AssumptionLabels, Counter>::default();
+        registry.register(
+            "account_role_assumptions",
+            "STS AssumeRole calls for ChatAccounts' sessions (renewals and checks), by account and outcome \
+             (success, refused, unavailable)",
+            role_assumptions.clone(),
+        );
+        let account_ready = Family::<AccountLabels, Gauge>::default();
+        registry.register(
+            "account_ready",
+            "1 while the ChatAccount's role could be assumed at its last check, else 0",
+            account_ready.clone(),
+        );
         Metrics {
             inner: Arc::new(Families {
+                role_assumptions,
+                account_ready,
                 registry,
                 reconciles,
                 reconcile_duration,
@@ -246,12 +298,18 @@ impl Metrics {
         result
     }
 
-    /// Records one AWS call of `operation` (an IVS Chat operation name; others are counted as "Other").
-    pub fn aws_call(&self, operation: &str, outcome: AwsOutcome) {
+    /// Records one AWS call of `operation` (an IVS Chat operation name; others are counted as "Other") in
+    /// `scope`.
+    pub fn aws_call(&self, operation: &str, outcome: AwsOutcome, scope: &ScopeLabels) {
         let operation = operation_label(operation);
         self.inner
             .aws_requests
-            .get_or_create(&AwsLabels { operation, outcome })
+            .get_or_create(&AwsLabels {
+                operation,
+                outcome,
+                account: scope.account.clone(),
+                region: scope.region,
+            })
             .inc();
         if outcome == AwsOutcome::throttled {
             self.inner
@@ -280,6 +338,27 @@ impl Metrics {
             .listing_pages
             .get_or_create(&KindLabels { kind })
             .set(i64::try_from(pages).unwrap_or(i64::MAX));
+    }
+
+    /// An AssumeRole for the ChatAccount `account` ended with `outcome`.
+    pub fn credentials_assumed(&self, account: &str, outcome: &'static str) {
+        self.inner
+            .role_assumptions
+            .get_or_create(&AssumptionLabels {
+                account: account.to_owned(),
+                outcome,
+            })
+            .inc();
+    }
+
+    /// Whether the ChatAccount `account`'s role could be assumed at its last check.
+    pub fn set_account_ready(&self, account: &str, ready: bool) {
+        self.inner
+            .account_ready
+            .get_or_create(&AccountLabels {
+                account: account.to_owned(),
+            })
+            .set(i64::from(ready));
     }
 
     pub fn set_leader(&self, leader: bool) {
@@ -337,6 +416,7 @@ pub fn aws_outcome(status: Option<u16>, error_type: Option<&str>) -> AwsOutcome 
 #[derive(Debug)]
 struct AwsCallCounter {
     metrics: Metrics,
+    scope: ScopeLabels,
 }
 
 impl Intercept for AwsCallCounter {
@@ -359,21 +439,23 @@ impl Intercept for AwsCallCounter {
             response.map(|r| r.status().as_u16()),
             response.and_then(|r| r.headers().get("x-amzn-errortype")),
         );
-        self.metrics.aws_call(operation, outcome);
+        self.metrics.aws_call(operation, outcome, &self.scope);
         Ok(())
     }
 }
 
-/// The same client with every request counted in `metrics`.
+/// The same client with every request counted in `metrics`, labelled with its `scope`.
 pub fn instrument_aws(
     client: &aws_sdk_ivschat::Client,
     metrics: &Metrics,
+    scope: ScopeLabels,
 ) -> aws_sdk_ivschat::Client {
     let config = client
         .config()
         .to_builder()
         .interceptor(AwsCallCounter {
             metrics: metrics.clone(),
+            scope,
         })
         .build();
     aws_sdk_ivschat::Client::from_conf(config)
@@ -411,9 +493,15 @@ mod tests {
             ReconcileOutcome::ready,
             Duration::from_millis(3),
         );
-        metrics.aws_call("CreateRoom", AwsOutcome::success);
-        metrics.aws_call("GetRoom", AwsOutcome::throttled);
-        metrics.aws_call("arn:aws:ivschat:room/unbounded", AwsOutcome::client_error);
+        let home = ScopeLabels::new("default", "us-west-2");
+        metrics.aws_call("CreateRoom", AwsOutcome::success, &home);
+        metrics.aws_call("GetRoom", AwsOutcome::throttled, &home);
+        let elsewhere = ScopeLabels::new("prod", "xx-nowhere-9");
+        metrics.aws_call(
+            "arn:aws:ivschat:room/unbounded",
+            AwsOutcome::client_error,
+            &elsewhere,
+        );
         let in_flight = metrics.reconcile_started("ChatRoom");
         metrics.set_leader(true);
         let text = metrics.encode().expect("encoding");
@@ -427,12 +515,13 @@ mod tests {
             text.contains("ivschat_operator_reconcile_duration_seconds_count{kind=\"ChatRoom\"} 1"),
             "{text}"
         );
-        assert!(text.contains("ivschat_operator_aws_requests_total{operation=\"CreateRoom\",outcome=\"success\"} 1"), "{text}");
+        assert!(text.contains("ivschat_operator_aws_requests_total{operation=\"CreateRoom\",outcome=\"success\",account=\"default\",region=\"us-west-2\"} 1"), "{text}");
         assert!(
             text.contains("ivschat_operator_aws_throttles_total{operation=\"GetRoom\"} 1"),
             "{text}"
         );
-        assert!(text.contains("ivschat_operator_aws_requests_total{operation=\"Other\",outcome=\"client_error\"} 1"), "{text}");
+        // Neither an unknown operation nor an unknown region can grow the label set.
+        assert!(text.contains("ivschat_operator_aws_requests_total{operation=\"Other\",outcome=\"client_error\",account=\"prod\",region=\"other\"} 1"), "{text}");
         assert!(
             text.contains("ivschat_operator_reconciles_in_flight{kind=\"ChatRoom\"} 1"),
             "{text}"

@@ -237,7 +237,8 @@ async fn aws_access(args: &RunArgs) -> aws::Aws {
         tracing::info!(%app_name, "AWS calls carry this app name in their User-Agent");
         loader = loader.app_name(app_name);
     }
-    let client = aws_sdk_ivschat::Client::new(&loader.load().await);
+    let shared = loader.load().await;
+    let client = aws_sdk_ivschat::Client::new(&shared);
     let limiter = match args.aws_rate_limit {
         AwsRateLimit::Aws => Some(Arc::new(rate_limit::RateLimiter::new(
             rate_limit::quotas_with(&args.aws_quotas),
@@ -252,6 +253,8 @@ async fn aws_access(args: &RunArgs) -> aws::Aws {
             ..aws::CallPolicy::default()
         },
     )
+    // The ChatAccounts' roles are assumed with the operator's own credentials, at its endpoint.
+    .with_shared_config(shared)
 }
 
 /// Resolves on SIGINT or SIGTERM.

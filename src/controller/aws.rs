@@ -17,6 +17,8 @@
 //! could not renew its Lease makes no AWS call by the time a successor may take over. The controllers get
 //! the fence as a value (an instant that renewals move on); who moves it is the process's business.
 
+use super::accounts::ScopeKey;
+use super::accounts::credentials::AccountCredentials;
 use super::aws_error::{AwsError, ErrorClass};
 use super::rate_limit::RateLimiter;
 use crate::metrics::Metrics;
@@ -147,14 +149,26 @@ impl Fence {
     }
 }
 
-/// The IVS Chat client the controllers use: the SDK client, the shared rate budget, the call policy and
-/// (for a replica that leads by a Lease) the fence.
+/// The IVS Chat client the controllers use in one (account, region): the SDK client, the scope's rate
+/// budget, the call policy and (for a replica that leads by a Lease) the fence. The operator's own access
+/// makes the other scopes' ([`Aws::in_region`]).
 #[derive(Clone, Debug)]
 pub struct Aws {
+    /// As given, without the metrics interceptor: what the other scopes' clients are made from.
+    base: aws_sdk_ivschat::Client,
     client: aws_sdk_ivschat::Client,
     limiter: Option<Arc<RateLimiter>>,
     policy: CallPolicy,
     fence: Option<Fence>,
+    /// Where the calls are counted (set by [`Aws::counted_in`]), by scope.
+    metrics: Option<Metrics>,
+    /// The shared AWS configuration the operator's own client was made from (credentials, endpoint, HTTP
+    /// client), when given ([`Aws::with_shared_config`]): the ChatAccounts' AssumeRole calls are made with
+    /// it. Without it they use the default credential chain and AWS's STS endpoint.
+    shared: Option<aws_config::SdkConfig>,
+    /// A ChatAccount's role sessions, for this scope's calls: a failure to assume the role is the call's
+    /// failure ([`AccountCredentials::failure`]).
+    sessions: Option<Arc<AccountCredentials>>,
 }
 
 impl Aws {
@@ -179,11 +193,105 @@ impl Aws {
             .to_builder()
             .retry_config(RetryConfig::disabled())
             .build();
+        let client = aws_sdk_ivschat::Client::from_conf(config);
         Aws {
-            client: aws_sdk_ivschat::Client::from_conf(config),
+            base: client.clone(),
+            client,
             limiter,
             policy,
             fence: None,
+            metrics: None,
+            shared: None,
+            sessions: None,
+        }
+    }
+
+    /// The same access, knowing the shared configuration its client was made from, whose credentials and
+    /// endpoint the ChatAccounts' AssumeRole calls then use.
+    pub fn with_shared_config(mut self, shared: aws_config::SdkConfig) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// The region this access calls.
+    pub fn region(&self) -> Option<&str> {
+        self.base.config().region().map(|region| region.as_ref())
+    }
+
+    /// The credentials this access signs with, when its shared configuration is known.
+    pub fn credentials_provider(
+        &self,
+    ) -> Option<aws_credential_types::provider::SharedCredentialsProvider> {
+        self.shared.as_ref()?.credentials_provider()
+    }
+
+    /// The calls per second of every operation the budget limits (`None`: no budget).
+    pub fn quotas(&self) -> Option<HashMap<&'static str, f64>> {
+        self.limiter.as_ref().map(|limiter| limiter.quotas())
+    }
+
+    /// The shared AWS configuration for the STS clients of the ChatAccounts' sessions: this access's own
+    /// (else one with its region and HTTP client only), at `endpoint_url` when an account names one.
+    pub fn sdk_config(&self, endpoint_url: Option<&str>) -> aws_config::SdkConfig {
+        let mut builder = match &self.shared {
+            Some(shared) => shared.to_builder(),
+            None => {
+                let config = self.base.config();
+                let mut builder = aws_config::SdkConfig::builder()
+                    .behavior_version(aws_config::BehaviorVersion::latest())
+                    .region(config.region().cloned());
+                if let Some(http) = config.http_client() {
+                    builder = builder.http_client(http);
+                }
+                builder
+            }
+        };
+        if let Some(endpoint) = endpoint_url {
+            builder = builder.endpoint_url(endpoint);
+        }
+        builder.build()
+    }
+
+    /// The access of another scope made from this one (the operator's own): `region`, and either these
+    /// credentials or a ChatAccount's `sessions` (at its endpoint, if it names one), with `limiter` as its
+    /// budget and the same policy and fence; counted with the scope's labels where this one is counted.
+    pub fn in_region(
+        &self,
+        region: &str,
+        account: Option<(Arc<AccountCredentials>, Option<&str>)>,
+        limiter: Option<Arc<RateLimiter>>,
+        scope: &ScopeKey,
+    ) -> Aws {
+        let mut builder = self
+            .base
+            .config()
+            .to_builder()
+            .region(aws_sdk_ivschat::config::Region::new(region.to_owned()));
+        let mut sessions = None;
+        if let Some((account_sessions, endpoint)) = account {
+            builder = builder
+                .credentials_provider(AccountSessions(account_sessions.clone()))
+                // The sessions cache themselves, shared by the account's regions.
+                .identity_cache(aws_sdk_ivschat::config::IdentityCache::no_cache());
+            if let Some(endpoint) = endpoint {
+                builder = builder.endpoint_url(endpoint);
+            }
+            sessions = Some(account_sessions);
+        }
+        let base = aws_sdk_ivschat::Client::from_conf(builder.build());
+        let client = match &self.metrics {
+            Some(metrics) => crate::metrics::instrument_aws(&base, metrics, scope_labels(scope)),
+            None => base.clone(),
+        };
+        Aws {
+            base,
+            client,
+            limiter,
+            policy: self.policy.clone(),
+            fence: self.fence.clone(),
+            metrics: self.metrics.clone(),
+            shared: self.shared.clone(),
+            sessions,
         }
     }
 
@@ -198,9 +306,11 @@ impl Aws {
         self.limiter.as_ref()?.tps(operation)
     }
 
-    /// The same access with every HTTP attempt counted in `metrics` (by operation and outcome).
-    pub fn counted_in(mut self, metrics: &Metrics) -> Self {
-        self.client = crate::metrics::instrument_aws(&self.client, metrics);
+    /// The same access with every HTTP attempt counted in `metrics` (by operation and outcome, and by
+    /// `scope`), and so the scopes made from it.
+    pub fn counted_in(mut self, metrics: &Metrics, scope: &ScopeKey) -> Self {
+        self.client = crate::metrics::instrument_aws(&self.base, metrics, scope_labels(scope));
+        self.metrics = Some(metrics.clone());
         self
     }
 
@@ -279,10 +389,40 @@ impl Aws {
         }
         match tokio::time::timeout(self.policy.attempt_timeout, send(&self.client)).await {
             Ok(Ok(output)) => Ok(output),
+            Ok(Err(err)) if !matches!(err, SdkError::ServiceError(_)) => {
+                // Not sent, or no answer: when the account's role could not be assumed, that is why.
+                match self
+                    .sessions
+                    .as_ref()
+                    .and_then(|sessions| sessions.failure())
+                {
+                    Some(failure) => Err(AwsError::of_account(operation, &failure)),
+                    None => Err(AwsError::from_sdk(operation, err)),
+                }
+            }
             Ok(Err(err)) => Err(AwsError::from_sdk(operation, err)),
             Err(_) => Err(AwsError::timed_out(operation, self.policy.attempt_timeout)),
         }
     }
+}
+
+/// A ChatAccount's sessions as a client's credentials provider.
+#[derive(Debug)]
+struct AccountSessions(Arc<AccountCredentials>);
+
+impl aws_credential_types::provider::ProvideCredentials for AccountSessions {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        self.0.provide_credentials()
+    }
+}
+
+fn scope_labels(scope: &ScopeKey) -> crate::metrics::ScopeLabels {
+    crate::metrics::ScopeLabels::new(scope.account_label(), &scope.region)
 }
 
 /// An SDK timestamp as the status records it (RFC 3339).

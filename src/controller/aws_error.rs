@@ -101,6 +101,24 @@ impl AwsError {
         }
     }
 
+    /// A call not sent because the ChatAccount's role could not be assumed: a refusal needs outside help
+    /// (AccessDenied), STS's silence is retried like any outage.
+    pub fn of_account(
+        operation: &'static str,
+        failure: &super::accounts::credentials::AssumeFailure,
+    ) -> Self {
+        AwsError {
+            operation,
+            class: if failure.refused {
+                ErrorClass::AccessDenied
+            } else {
+                ErrorClass::Transient
+            },
+            code: failure.code.clone(),
+            message: format!("cannot assume the ChatAccount's role: {}", failure.message),
+        }
+    }
+
     /// An attempt that got no answer within `limit` (it may still have run in AWS).
     pub fn timed_out(operation: &'static str, limit: Duration) -> Self {
         AwsError {

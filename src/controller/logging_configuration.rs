@@ -207,6 +207,7 @@ impl ManagedKind for ChatLoggingConfiguration {
                 users.join(", "),
                 if count > 10 { ", ..." } else { "" }
             ),
+            stalled: false,
         })
     }
 

@@ -15,6 +15,7 @@
 //! library knows nothing of the process around it (flags, logs, servers, leader election, signals): that is
 //! `crate::run`, which uses it exactly as the tests and the benchmark do.
 
+pub mod accounts;
 pub mod aws;
 pub mod aws_error;
 pub mod digest;
@@ -28,12 +29,15 @@ mod registration;
 pub mod room;
 pub mod status;
 
-use crate::crd::{ChatLoggingConfiguration, ChatRoom};
+use crate::crd::{ChatAccount, ChatLoggingConfiguration, ChatRoom};
 use crate::metrics::Metrics;
+use accounts::{Accounts, ScopeKey};
 use anyhow::Context as _;
 use driver::Timing;
+use k8s_openapi::api::core::v1::Namespace;
 use kube::runtime::reflector::Store;
-use registration::{Registration, Watch};
+use kube::{Api, ResourceExt};
+use registration::{Registration, SideWatch, Watch, using_account, using_an_account_in};
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -131,11 +135,41 @@ pub fn start(kube: kube::Client, aws: aws_sdk_ivschat::Client, options: Options)
     start_with(kube, aws::Aws::unlimited(aws), options)
 }
 
-/// [`start`] with a given AWS access (e.g. with a rate budget). One `Aws` serves both controllers: the
-/// quotas are per account, not per kind.
+/// [`start`] with a given AWS access (e.g. with a rate budget): the operator's own, in its own region.
+/// Both controllers share it and the accounts and regions made from it ([`Accounts`]): the quotas are
+/// per account and region, not per kind. Beside them runs the ChatAccount controller, which checks each
+/// account's role every `options.timing.long_backoff`.
 pub fn start_with(kube: kube::Client, aws: aws::Aws, options: Options) -> OperatorHandle {
-    let aws = aws.counted_in(&options.metrics);
+    let home = ScopeKey::new(None, aws.region().unwrap_or("us-east-1"));
+    let aws = aws.counted_in(&options.metrics, &home);
     let namespace = options.namespace.as_deref();
+    // Accounts and namespaces are read for placement, and wake the objects that use them when they
+    // change (a selector now selecting a namespace, an account whose role works again).
+    let mut account_watch = SideWatch::new(
+        Api::<ChatAccount>::all(kube.clone()),
+        kube::runtime::watcher::Config::default(),
+        registration::account_without_bookkeeping,
+    );
+    // Watching one namespace, the operator reads only that Namespace (by name, which RBAC's
+    // resourceNames can authorise).
+    let namespaces = match namespace {
+        Some(name) => {
+            kube::runtime::watcher::Config::default().fields(&format!("metadata.name={name}"))
+        }
+        None => kube::runtime::watcher::Config::default(),
+    };
+    let mut namespace_watch = SideWatch::new(
+        Api::<Namespace>::all(kube.clone()),
+        namespaces,
+        registration::namespace_labels_only,
+    );
+    let accounts = Accounts::new(
+        aws,
+        options.namespace.clone(),
+        account_watch.store(),
+        namespace_watch.store(),
+        options.metrics.clone(),
+    );
     // One watch per kind, read by both controllers.
     let mut room_watch = Watch::<ChatRoom>::new(&kube, namespace);
     let mut config_watch = Watch::<ChatLoggingConfiguration>::new(&kube, namespace);
@@ -145,28 +179,61 @@ pub fn start_with(kube: kube::Client, aws: aws::Aws, options: Options) -> Operat
     // change wakes the configurations it names and those waiting to be deleted. Each kind's context is
     // the other's store.
     let rooms_of = room_store.clone();
+    let (rooms_in_account, rooms_in_namespace) = (room_store.clone(), room_store.clone());
+    let room_context = room::RoomContext {
+        configs: config_store.clone(),
+        accounts: accounts.clone(),
+    };
     let (room_run, stop_rooms) = Registration::of(&mut room_watch)
         .woken_by(&mut config_watch, move |config| {
             room::rooms_referencing(&rooms_of, &config)
         })
-        .run(&kube, &aws, &options, config_store.clone());
+        .woken_by_side(&mut account_watch, move |account| {
+            using_account(&rooms_in_account, &account.name_any())
+        })
+        .woken_by_side(&mut namespace_watch, move |namespace| {
+            using_an_account_in(&rooms_in_namespace, &namespace.name_any())
+        })
+        .run(&kube, &accounts, &options, room_context);
     let configs_of = config_store.clone();
+    let (configs_in_account, configs_in_namespace) = (config_store.clone(), config_store.clone());
     let (config_run, stop_configs) = Registration::of(&mut config_watch)
         .woken_by(&mut room_watch, move |room| {
             logging_configuration::configurations_affected_by(&configs_of, &room)
         })
-        .run(&kube, &aws, &options, room_store.clone());
+        .woken_by_side(&mut account_watch, move |account| {
+            using_account(&configs_in_account, &account.name_any())
+        })
+        .woken_by_side(&mut namespace_watch, move |namespace| {
+            using_an_account_in(&configs_in_namespace, &namespace.name_any())
+        })
+        .run(&kube, &accounts, &options, room_store.clone());
+    let (stop_checks, checks_stopped) = oneshot::channel::<()>();
+    let account_checks = accounts::status::run(
+        kube.clone(),
+        accounts,
+        options.timing.long_backoff,
+        options.metrics.clone(),
+        async move {
+            let _ = checks_stopped.await;
+        },
+    );
 
-    let watches = (room_watch.run(), config_watch.run());
+    let watches = (
+        room_watch.run(),
+        config_watch.run(),
+        account_watch.run(),
+        namespace_watch.run(),
+    );
     let task = tokio::spawn(async move {
         // The watches never end on their own: they stop with the controllers.
         tokio::select! {
-            _ = async { tokio::join!(room_run, config_run) } => {}
-            _ = async { tokio::join!(watches.0, watches.1) } => {}
+            _ = async { tokio::join!(room_run, config_run, account_checks) } => {}
+            _ = async { tokio::join!(watches.0, watches.1, watches.2, watches.3) } => {}
         }
     });
     OperatorHandle {
-        shutdown: vec![stop_rooms, stop_configs],
+        shutdown: vec![stop_rooms, stop_configs, stop_checks],
         task,
         room_store,
         config_store,

@@ -147,6 +147,11 @@ impl RateLimiter {
         }
     }
 
+    /// The calls per second of every limited operation (to make another scope's budget like this one).
+    pub fn quotas(&self) -> HashMap<&'static str, f64> {
+        self.tps.clone()
+    }
+
     /// The budget's calls per second for `operation`, if it is limited.
     pub fn tps(&self, operation: &str) -> Option<f64> {
         self.tps.get(operation).copied()

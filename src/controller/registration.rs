@@ -9,17 +9,18 @@
 //! before an object enters it (together often larger than the rest of the object).
 
 use super::Options;
-use super::aws::Aws;
+use super::accounts::Accounts;
 use super::driver::{
     Context, ManagedKind, error_policy, listed_object_can_wait, reconcile, run_inventory,
 };
 use super::events::EventRecorder;
-use crate::crd::PAUSED_ANNOTATION;
+use crate::crd::{ManagedSpec, PAUSED_ANNOTATION};
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
-use kube::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Api, Resource};
+use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -100,6 +101,120 @@ impl<K: ManagedKind> Watch<K> {
             }
         }
     }
+}
+
+/// The watch of a kind the controllers only read and are woken by (ChatAccounts, Namespaces): its store
+/// and the objects created, changed or deleted, for every controller it wakes. `strip` removes what no
+/// reader needs before an object enters the store.
+pub(super) struct SideWatch<K>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    api: Api<K>,
+    config: watcher::Config,
+    store: Store<K>,
+    writer: reflector::store::Writer<K>,
+    touched: Vec<mpsc::Sender<Arc<K>>>,
+    strip: fn(&mut K),
+}
+
+impl<K> SideWatch<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    pub(super) fn new(api: Api<K>, config: watcher::Config, strip: fn(&mut K)) -> Self {
+        let (store, writer) = reflector::store();
+        SideWatch {
+            api,
+            config,
+            store,
+            writer,
+            touched: Vec::new(),
+            strip,
+        }
+    }
+
+    pub(super) fn store(&self) -> Store<K> {
+        self.store.clone()
+    }
+
+    fn touched(&mut self) -> impl Stream<Item = Arc<K>> + Send + 'static {
+        let (sender, receiver) = mpsc::channel(FAN_OUT_BUFFER);
+        self.touched.push(sender);
+        receiver_stream(receiver)
+    }
+
+    /// Runs the watch; like [`Watch::run`], it never ends on its own.
+    pub(super) fn run(self) -> impl Future<Output = ()> + Send + 'static {
+        let SideWatch {
+            api,
+            config,
+            writer,
+            touched,
+            strip,
+            ..
+        } = self;
+        async move {
+            let events = watcher(api, config)
+                .default_backoff()
+                .modify(strip)
+                .reflect(writer);
+            let mut events = std::pin::pin!(events);
+            while let Some(event) = events.next().await {
+                match event {
+                    Ok(event) => fan_out(event, &[], &touched).await,
+                    Err(error) => tracing::warn!(%error, "watch failed; retrying"),
+                }
+            }
+        }
+    }
+}
+
+/// The objects of `store` that name the ChatAccount `account`.
+pub(super) fn using_account<K: ManagedKind>(store: &Store<K>, account: &str) -> Vec<ObjectRef<K>> {
+    store
+        .state()
+        .iter()
+        .filter(|object| object.spec().account_ref() == Some(account))
+        .map(|object| ObjectRef::from_obj(&**object))
+        .collect()
+}
+
+/// The objects of `store` in `namespace` that name a ChatAccount (whose permission the namespace's labels
+/// decide).
+pub(super) fn using_an_account_in<K: ManagedKind>(
+    store: &Store<K>,
+    namespace: &str,
+) -> Vec<ObjectRef<K>> {
+    store
+        .state()
+        .iter()
+        .filter(|object| {
+            object.meta().namespace.as_deref() == Some(namespace)
+                && object.spec().account_ref().is_some()
+        })
+        .map(|object| ObjectRef::from_obj(&**object))
+        .collect()
+}
+
+/// Keeps of a Namespace only its name and labels (what a ChatAccount's selector reads).
+pub(super) fn namespace_labels_only(namespace: &mut k8s_openapi::api::core::v1::Namespace) {
+    namespace.metadata.managed_fields = None;
+    namespace.metadata.annotations = None;
+    namespace.spec = None;
+    namespace.status = None;
+}
+
+/// Keeps of a ChatAccount what the controllers read (spec and status, not the field managers' records).
+pub(super) fn account_without_bookkeeping(account: &mut crate::crd::ChatAccount) {
+    account.metadata.managed_fields = None;
+    account.metadata.annotations = None;
 }
 
 /// An object created or changed, as the kind's own controller receives it.
@@ -192,6 +307,46 @@ impl<K: ManagedKind> Registration<K> {
         I::IntoIter: Send,
     {
         let touched = watch.touched();
+        self.woken_by_stream(touched, wakes)
+    }
+
+    /// [`woken_by`](Registration::woken_by) for a kind the controllers only read (ChatAccounts, Namespaces).
+    pub(super) fn woken_by_side<R, I>(
+        self,
+        watch: &mut SideWatch<R>,
+        wakes: impl Fn(Arc<R>) -> I + Send + Sync + 'static,
+    ) -> Self
+    where
+        R: Resource<DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+        I: IntoIterator<Item = ObjectRef<K>> + 'static,
+        I::IntoIter: Send,
+    {
+        let touched = watch.touched();
+        self.woken_by_stream(touched, wakes)
+    }
+
+    fn woken_by_stream<R, I>(
+        self,
+        touched: impl Stream<Item = Arc<R>> + Send + 'static,
+        wakes: impl Fn(Arc<R>) -> I + Send + Sync + 'static,
+    ) -> Self
+    where
+        R: Resource<DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+        I: IntoIterator<Item = ObjectRef<K>> + 'static,
+        I::IntoIter: Send,
+    {
         let mut registration = self;
         registration
             .woken_by
@@ -201,12 +356,13 @@ impl<K: ManagedKind> Registration<K> {
         registration
     }
 
-    /// Reconciles with `context` (one `aws` serves every kind: the quotas are per account), together with
-    /// the kind's listing loop, until the returned sender fires or is dropped; running reconciles finish.
+    /// Reconciles with `context` (one `accounts` serves every kind: the quotas are per account and
+    /// region, not per kind), together with the kind's listing loops, until the returned sender fires or
+    /// is dropped; running reconciles finish.
     pub(super) fn run(
         self,
         kube: &kube::Client,
-        aws: &Aws,
+        accounts: &Accounts,
         options: &Options,
         context: K::Context,
     ) -> (
@@ -217,7 +373,7 @@ impl<K: ManagedKind> Registration<K> {
         let (stale, stale_refs) = mpsc::unbounded_channel();
         let context = Arc::new(Context::<K>::new(
             kube.clone(),
-            aws.clone(),
+            accounts.clone(),
             recorder(
                 kube,
                 &format!("ivschat-operator/{}", K::KIND.to_lowercase()),

@@ -4,12 +4,17 @@
 //! carry everything but the two message limits, and the `name` filter narrows the ownership lookup before
 //! a create.
 
+use super::accounts::placement::reasons::LOGGING_CONFIGURATION_ELSEWHERE;
+use super::accounts::{Accounts, Placed, ScopeKey};
 use super::aws::{Aws, Retry, sdk_tags, sdk_time};
 use super::aws_error::AwsError;
 use super::driver::{Deletion, ManagedKind, Observed, Pending};
 use super::inventory::{Listed, Page};
 use super::status::{StatusDocument, reasons};
-use crate::crd::{ChatLoggingConfiguration, ChatRoom, ChatRoomSpec, LoggingConfigurationTarget};
+use crate::crd::{
+    ChatLoggingConfiguration, ChatRoom, ChatRoomSpec, LoggingConfigurationTarget, account_of_arn,
+    region_of_arn,
+};
 use aws_sdk_ivschat::types::{FallbackResult, MessageReviewHandler, RoomSummary};
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -135,6 +140,7 @@ pub fn resolve_logging_configurations(
                 let waiting = |detail: String| Pending {
                     reason: reasons::WAITING_FOR_LOGGING_CONFIGURATION,
                     message: format!("ChatLoggingConfiguration {namespace}/{name} {detail}"),
+                    stalled: false,
                 };
                 let Some(config) = lookup(name) else {
                     return Err(waiting("does not exist".to_owned()));
@@ -160,6 +166,60 @@ pub fn resolve_logging_configurations(
         }
     }
     Ok(arns)
+}
+
+/// What a room's desired state reads besides the room: the logging configurations it may name, and the
+/// accounts (a room may only use logging configurations in its own account and region).
+pub struct RoomContext {
+    pub configs: Store<ChatLoggingConfiguration>,
+    pub accounts: Accounts,
+}
+
+/// Refuses a room's logging configurations that live in another account or region than the room (`here`,
+/// and the room's AWS account id when known): IVS Chat would refuse them too, after a call; here no call is
+/// made and the condition names the culprit. `scope_of_named` gives the scope of a ChatLoggingConfiguration
+/// named in the room's namespace (`None`: not there, which [`resolve_logging_configurations`] reports). An
+/// ARN is compared by its region and account fields.
+pub fn logging_configurations_elsewhere(
+    spec: &ChatRoomSpec,
+    here: &ScopeKey,
+    account_id: Option<&str>,
+    scope_of_named: impl Fn(&str) -> Option<ScopeKey>,
+) -> Result<(), Pending> {
+    let refuse = |what: String, there: String| Pending {
+        reason: LOGGING_CONFIGURATION_ELSEWHERE,
+        message: format!(
+            "{what} is in {there}, not in this room's account and region ({here}): a room can only use logging configurations in its own account and region (no AWS call is made)"
+        ),
+        stalled: true,
+    };
+    for reference in &spec.logging_configurations {
+        match reference.target() {
+            Some(LoggingConfigurationTarget::Name(name)) => {
+                if let Some(there) = scope_of_named(name)
+                    && there != *here
+                {
+                    return Err(refuse(
+                        format!("ChatLoggingConfiguration {name}"),
+                        there.to_string(),
+                    ));
+                }
+            }
+            Some(LoggingConfigurationTarget::Arn(arn)) => {
+                let region = region_of_arn(arn).unwrap_or_default();
+                let account = account_of_arn(arn).unwrap_or_default();
+                let other_account = account_id.is_some_and(|id| id != account);
+                if region != &*here.region || other_account {
+                    return Err(refuse(
+                        format!("logging configuration {arn}"),
+                        format!("account {account}, region {region}"),
+                    ));
+                }
+            }
+            None => {}
+        }
+    }
+    Ok(())
 }
 
 /// The names of the ChatLoggingConfigurations a room refers to.
@@ -256,22 +316,49 @@ impl ManagedKind for ChatRoom {
     const LISTED_RESOURCES: &'static str = "rooms";
     type Fields = RoomFields;
     type Summary = ListedRoomFields;
-    type Context = Store<ChatLoggingConfiguration>;
+    type Context = RoomContext;
 
-    async fn context_ready(configs: &Self::Context) {
-        super::driver::store_ready(configs).await;
+    async fn context_ready(context: &Self::Context) {
+        super::driver::store_ready(&context.configs).await;
     }
 
-    fn desired(&self, configs: &Self::Context) -> Result<RoomFields, Pending> {
+    fn desired(&self, context: &Self::Context) -> Result<RoomFields, Pending> {
         let namespace = self.namespace().unwrap_or_default();
-        let attached = self
-            .status
-            .as_ref()
-            .map(|status| status.logging_configuration_arns.as_slice())
-            .unwrap_or_default();
-        let arns = resolve_logging_configurations(&self.spec, &namespace, attached, |name| {
-            configs.get(&ObjectRef::new(name).within(&namespace))
+        let lookup = |name: &str| {
+            context
+                .configs
+                .get(&ObjectRef::new(name).within(&namespace))
+        };
+        let status = self.status.clone().unwrap_or_default();
+        let here = context.accounts.scope_of(&Placed {
+            namespace: &namespace,
+            account_ref: self.spec.account_ref.as_ref().map(|a| a.name.as_str()),
+            spec_region: self.spec.region.as_deref(),
+            status_region: status.region.as_deref(),
+            status_arn: status.arn.as_deref(),
+        });
+        let account_id = status.account_id.clone().or_else(|| {
+            let name = here.account.as_deref()?;
+            let account = context.accounts.account(name)?;
+            account.spec.account_id().map(str::to_owned)
+        });
+        logging_configurations_elsewhere(&self.spec, &here, account_id.as_deref(), |name| {
+            let config = lookup(name)?;
+            let config_status = config.status.clone().unwrap_or_default();
+            Some(context.accounts.scope_of(&Placed {
+                namespace: &namespace,
+                account_ref: config.spec.account_ref.as_ref().map(|a| a.name.as_str()),
+                spec_region: config.spec.region.as_deref(),
+                status_region: config_status.region.as_deref(),
+                status_arn: config_status.arn.as_deref(),
+            }))
         })?;
+        let arns = resolve_logging_configurations(
+            &self.spec,
+            &namespace,
+            &status.logging_configuration_arns,
+            lookup,
+        )?;
         Ok(fields_from_spec(&self.spec, arns))
     }
 

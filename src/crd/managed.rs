@@ -53,12 +53,27 @@ pub struct Policies {
 /// A spec declared with [`managed_spec!`].
 pub trait ManagedSpec {
     fn policies(&self) -> Policies;
+    /// The name of the ChatAccount the resource lives in (`None`: the operator's own account).
+    fn account_ref(&self) -> Option<&str>;
+    /// The region the spec names (`None`: the account's default, else the operator's).
+    fn region(&self) -> Option<&str>;
 }
 
-/// Container transform of a managed spec: the CEL rules on `adoptArn`, which span fields (the management
-/// policy) and versions (`oldSelf`), so they live on the spec object rather than on the field.
-pub fn adopt_arn_rules(schema: &mut Schema) {
+/// Container transform of a managed spec: the CEL rules on `adoptArn`, `accountRef` and `region`, which
+/// span fields (the management policy) and versions (`oldSelf`), so they live on the spec object rather
+/// than on the field. A resource lives in one account and region for good: moving it means a new object,
+/// so neither may be added, changed or removed after creation (a field-level rule would miss adding and
+/// removing, which move the resource to the default just as surely).
+pub fn managed_spec_rules(schema: &mut Schema) {
     let rules = json!([
+        {
+            "rule": "has(self.accountRef) == has(oldSelf.accountRef) && (!has(self.accountRef) || self.accountRef.name == oldSelf.accountRef.name)",
+            "message": "spec.accountRef cannot be added, changed or removed after creation: a resource in another account is a new object",
+        },
+        {
+            "rule": "has(self.region) == has(oldSelf.region) && (!has(self.region) || self.region == oldSelf.region)",
+            "message": "spec.region cannot be added, changed or removed after creation: a resource in another region is a new object",
+        },
         {
             "rule": "self.managementPolicy != 'ObserveOnly' || has(self.adoptArn)",
             "message": "spec.adoptArn is required when spec.managementPolicy is ObserveOnly",
@@ -87,7 +102,8 @@ pub fn conditions_by_type(schema: &mut Schema) {
     }
 }
 
-fn append_validations(schema: &mut Schema, rules: Value) {
+/// Appends CEL `rules` to a schema's `x-kubernetes-validations`.
+pub(super) fn append_validations(schema: &mut Schema, rules: Value) {
     let Some(object) = schema.as_object_mut() else {
         return;
     };
@@ -114,7 +130,7 @@ macro_rules! managed_spec {
         adopt_arn_doc = $adopt_doc:tt;
     ) => {
         $(#[$meta])*
-        #[schemars(transform = $crate::crd::managed::adopt_arn_rules)]
+        #[schemars(transform = $crate::crd::managed::managed_spec_rules)]
         pub struct $spec {
             $($fields)*
 
@@ -134,6 +150,19 @@ macro_rules! managed_spec {
             #[serde(default, skip_serializing_if = "Option::is_none")]
             #[schemars(length(min = 1, max = 128), pattern($pattern))]
             pub adopt_arn: Option<String>,
+
+            /// The ChatAccount (cluster-scoped) whose AWS account the resource lives in; that account must
+            /// select this namespace. Omitted: the operator's own AWS account (its own credentials). Cannot
+            /// be added, changed or removed after creation.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub account_ref: Option<$crate::crd::AccountReference>,
+
+            /// The AWS region the resource lives in (e.g. `eu-west-1`). Omitted: the account's
+            /// defaultRegion, else the operator's region. Cannot be added, changed or removed after
+            /// creation.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[schemars(length(min = 1, max = 32), pattern($crate::crd::patterns::REGION))]
+            pub region: Option<String>,
         }
 
         impl $crate::crd::ManagedSpec for $spec {
@@ -144,6 +173,14 @@ macro_rules! managed_spec {
                     adopt_arn: self.adopt_arn.clone(),
                     tags: self.tags.to_map(),
                 }
+            }
+
+            fn account_ref(&self) -> Option<&str> {
+                self.account_ref.as_ref().map(|account| account.name.as_str())
+            }
+
+            fn region(&self) -> Option<&str> {
+                self.region.as_deref()
             }
         }
     };
@@ -178,6 +215,14 @@ macro_rules! managed_status {
             #[doc = concat!("When AWS last updated the ", $resource, " (RFC 3339, as AWS reported it).")]
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub update_time: Option<String>,
+
+            #[doc = concat!("The AWS region the ", $resource, " lives in (fixed once the operator first acts for the object).")]
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub region: Option<String>,
+
+            #[doc = concat!("The AWS account id the ", $resource, " lives in.")]
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub account_id: Option<String>,
 
             $($fields)*
 

@@ -1,4 +1,5 @@
-//! The custom resources `ChatRoom` and `ChatLoggingConfiguration` (group `ivschat.dev`, version `v1alpha1`).
+//! The custom resources `ChatRoom`, `ChatLoggingConfiguration` and `ChatAccount` (group `ivschat.dev`,
+//! version `v1alpha1`).
 //!
 //! This module owns the Kubernetes API of the operator: the Rust types (kube derive + schemars), every
 //! validation rule the API server enforces on them (OpenAPI bounds and CEL rules, so an invalid manifest
@@ -10,11 +11,16 @@
 
 #[macro_use]
 mod managed;
+mod chat_account;
 mod chat_logging_configuration;
 mod chat_room;
 mod schema;
 mod tags;
 
+pub use chat_account::{
+    AccountReference, ChatAccount, ChatAccountSpec, ChatAccountStatus, account_of_arn,
+    region_of_arn,
+};
 pub use chat_logging_configuration::{
     ChatLoggingConfiguration, ChatLoggingConfigurationSpec, ChatLoggingConfigurationStatus,
     CloudWatchLogsDestination, DestinationConfiguration, FirehoseDestination, S3Destination,
@@ -83,6 +89,14 @@ pub mod patterns {
     /// A Kubernetes object name (RFC 1123 DNS subdomain), for references to other objects.
     pub const OBJECT_NAME: &str =
         r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+    /// An AWS region name (`us-west-2`, `ap-northeast-1`, `us-gov-west-1`).
+    pub const REGION: &str = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$";
+    /// An IAM role ARN (`RoleArn` of AssumeRole), in any partition, with an optional path.
+    pub const ROLE_ARN: &str = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]+$";
+    /// `ExternalId` of AssumeRole.
+    pub const EXTERNAL_ID: &str = r"^[\w+=,.@:/-]*$";
+    /// An HTTP(S) endpoint URL (scheme, host, optional port and path).
+    pub const ENDPOINT_URL: &str = r"^https?://[^\s/?#]+(/[^\s?#]*)?$";
 }
 
 /// What happens to the AWS resource when the Kubernetes object is deleted.
@@ -130,14 +144,19 @@ pub fn tags_with_ownership(
     tags
 }
 
-/// Both CustomResourceDefinitions, ChatLoggingConfiguration first (a ChatRoom refers to it).
+/// Every CustomResourceDefinition, those referred to first (a ChatRoom refers to a ChatLoggingConfiguration,
+/// both to a ChatAccount).
 pub fn crds()
 -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
 {
-    vec![ChatLoggingConfiguration::crd(), ChatRoom::crd()]
+    vec![
+        ChatAccount::crd(),
+        ChatLoggingConfiguration::crd(),
+        ChatRoom::crd(),
+    ]
 }
 
-/// Both CRDs as one multi-document YAML stream, exactly what `crds/ivschat.dev.yaml` holds.
+/// Every CRD as one multi-document YAML stream, exactly what `crds/ivschat.dev.yaml` holds.
 pub fn crds_yaml() -> anyhow::Result<String> {
     let mut out = String::from(
         "# Generated from the Rust types in src/crd by `ivschat-operator crds` (make crds). Do not edit.\n",
@@ -203,8 +222,9 @@ mod tests {
         let yaml = crds_yaml().expect("rendering the CRDs");
         assert_eq!(
             yaml.matches("\n---\n").count() + usize::from(yaml.starts_with("---")),
-            2
+            3
         );
+        assert!(yaml.contains("name: chataccounts.ivschat.dev"));
         assert!(yaml.contains("name: chatrooms.ivschat.dev"));
         assert!(yaml.contains("name: chatloggingconfigurations.ivschat.dev"));
     }

@@ -568,6 +568,25 @@ fn rbac_allows_what_the_operator_needs_and_nothing_more() {
         assert_allowed("list", resource, &["-A"]);
         assert_allowed("watch", resource, &["-A"]);
     }
+    // ChatAccounts and Namespaces are read (which account permits which namespace), and only the
+    // accounts' status is written (the role check): the operator never makes, changes or removes either.
+    for resource in ["chataccounts.ivschat.dev", "namespaces"] {
+        assert_allowed("list", resource, &[]);
+        assert_allowed("watch", resource, &[]);
+        for verb in ["create", "update", "patch", "delete"] {
+            assert_denied(verb, resource, &[]);
+        }
+    }
+    assert_allowed(
+        "patch",
+        "chataccounts.ivschat.dev",
+        &["--subresource", "status"],
+    );
+    assert_denied(
+        "update",
+        "chataccounts.ivschat.dev",
+        &["--subresource", "status"],
+    );
     assert_never_allowed();
 }
 
@@ -685,6 +704,44 @@ fn iam_policies_grant_exactly_the_ivschat_calls_the_operator_makes() {
         .cloned()
         .collect();
     assert_eq!(observe, reads, "the observe-only policy is the read calls");
+}
+
+/// A ChatAccount's role: the operator's own role may assume it (and nothing else of STS), and the target
+/// role trusts exactly the operator's role and only with the ChatAccount's external ID.
+#[test]
+fn the_chat_account_policies_allow_only_assuming_the_target_role_with_its_external_id() {
+    let read = |file: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(repo_path(file)).expect(file)).expect(file)
+    };
+    let assume = read("deploy/iam-policy-assume-chat-accounts.json");
+    let statements = assume["Statement"].as_array().expect("statements");
+    assert_eq!(statements.len(), 1);
+    assert_eq!(statements[0]["Action"], "sts:AssumeRole");
+    let role_arn = regex::Regex::new(ivschat_operator::crd::patterns::ROLE_ARN).expect("pattern");
+    for resource in statements[0]["Resource"].as_array().expect("resources") {
+        let resource = resource.as_str().expect("resource");
+        assert!(
+            role_arn.is_match(resource),
+            "{resource} is a role ARN a ChatAccount accepts"
+        );
+    }
+    let trust = read("deploy/iam-trust-policy-target-role.json");
+    let statement = &trust["Statement"][0];
+    assert_eq!(statement["Action"], "sts:AssumeRole");
+    assert!(
+        statement["Principal"]["AWS"]
+            .as_str()
+            .is_some_and(|principal| principal.ends_with(":role/ivschat-operator"))
+    );
+    assert!(statement["Condition"]["StringEquals"]["sts:ExternalId"].is_string());
+    // The target role's own permissions are the operator's (deploy/iam-policy.json); the README says so.
+    let readme = std::fs::read_to_string(repo_path("README.md")).expect("README");
+    for file in [
+        "deploy/iam-policy-assume-chat-accounts.json",
+        "deploy/iam-trust-policy-target-role.json",
+    ] {
+        assert!(readme.contains(file), "the README explains {file}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------

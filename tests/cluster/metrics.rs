@@ -162,7 +162,7 @@ async fn metrics_after_a_known_scenario_match_the_emulator() {
             value(
                 &body,
                 &format!(
-                    "ivschat_operator_aws_requests_total{{operation=\"{operation}\",outcome=\"success\"}}"
+                    "ivschat_operator_aws_requests_total{{operation=\"{operation}\",outcome=\"success\",account=\"default\",region=\"us-west-2\"}}"
                 )
             ) as u64,
             emulator.request_count(operation, "success"),
@@ -181,14 +181,14 @@ async fn metrics_after_a_known_scenario_match_the_emulator() {
     assert_eq!(
         value(
             &body,
-            "ivschat_operator_aws_requests_total{operation=\"CreateRoom\",outcome=\"success\"}"
+            "ivschat_operator_aws_requests_total{operation=\"CreateRoom\",outcome=\"success\",account=\"default\",region=\"us-west-2\"}"
         ),
         ROOMS as f64
     );
     assert_eq!(
         value(
             &body,
-            "ivschat_operator_aws_requests_total{operation=\"CreateLoggingConfiguration\",outcome=\"success\"}"
+            "ivschat_operator_aws_requests_total{operation=\"CreateLoggingConfiguration\",outcome=\"success\",account=\"default\",region=\"us-west-2\"}"
         ),
         1.0
     );
@@ -204,7 +204,7 @@ async fn metrics_after_a_known_scenario_match_the_emulator() {
             value(
                 &body,
                 &format!(
-                    "ivschat_operator_aws_requests_total{{operation=\"{operation}\",outcome=\"throttled\"}}"
+                    "ivschat_operator_aws_requests_total{{operation=\"{operation}\",outcome=\"throttled\",account=\"default\",region=\"us-west-2\"}}"
                 )
             ),
             throttled,

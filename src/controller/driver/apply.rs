@@ -13,8 +13,10 @@ use super::drift::confirm_by_listing;
 use super::kube_io::{finish, write_status_at_version};
 use super::memory::{SyncMemory, fingerprint, memory_key};
 use super::report::{Pass, Report, Requeue, health_of_state, normal, warning};
+use super::scopes::Scope;
 use super::settle::{self, Settlement};
 use super::{Context, ManagedKind, Observed, ReconcileError};
+use crate::controller::accounts::{Refusal, ScopeKey};
 use crate::controller::aws::{Aws, Retry};
 use crate::controller::aws_error::{AwsError, ErrorClass};
 use crate::controller::inventory::Listing;
@@ -22,7 +24,7 @@ use crate::controller::plan::{changed_fields, managed_keys, plan_tags};
 use crate::controller::status::{Health, StatusDocument, merge_conditions, reasons};
 use crate::crd::{
     CONDITION_READY, CONDITION_STALLED, CreateAttempt, DeletionPolicy, ManagementPolicy,
-    tags_with_ownership,
+    account_of_arn, tags_with_ownership,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
@@ -45,6 +47,12 @@ pub(super) async fn apply<K: ManagedKind>(
     if stalled_on_spec && current.observed_generation == generation {
         return Ok(Pass::quiet(Action::await_change()));
     }
+    // Before anything else, even the memory of being in sync: a namespace whose account no longer
+    // selects it must stop at once, without an AWS call.
+    let scope = match ctx.scope(object, &current).await {
+        Ok(scope) => scope,
+        Err(refusal) => return refused(object, ctx, api, &current, &refusal).await,
+    };
     let key = memory_key(object);
     if ctx
         .memory
@@ -65,15 +73,23 @@ pub(super) async fn apply<K: ManagedKind>(
     let (next, report) = match ctx.memory.take_unwritten(&key, fingerprint) {
         Some(kept) => kept,
         None => {
-            if let Some(action) =
-                confirm_by_listing(object, ctx, &current, fingerprint, verified_at)
-            {
+            if let Some(action) = confirm_by_listing(
+                object,
+                ctx,
+                &scope.inventory,
+                &current,
+                fingerprint,
+                verified_at,
+            ) {
                 return Ok(Pass::quiet(action));
             }
             let mut next = current.clone();
             next.observed_generation = generation;
-            match sync(object, ctx, api, &current, &mut next).await {
-                Ok(report) => (next, report),
+            match sync(object, ctx, &scope, api, &current, &mut next).await {
+                Ok(report) => {
+                    record_scope(ctx, &scope.key, &mut next);
+                    (next, report)
+                }
                 // The create attempt could not be recorded on the version read: the object changed since
                 // (its watch event brings the newer version), so nothing was sent and nothing is written.
                 Err(ReconcileError::Kube(kube::Error::Api(status))) if status.code == 409 => {
@@ -115,6 +131,43 @@ pub(super) async fn apply<K: ManagedKind>(
     Ok(pass)
 }
 
+/// A pass refused before any AWS call: the object's namespace may not use the account it names (or the
+/// account does not exist). Stalled until the account or the namespace changes, whose watch wakes it.
+async fn refused<K: ManagedKind>(
+    object: &K,
+    ctx: &Context<K>,
+    api: &Api<K>,
+    current: &StatusDocument,
+    refusal: &Refusal,
+) -> Result<Pass, ReconcileError> {
+    ctx.memory.forget_in_sync(&memory_key(object));
+    let mut next = current.clone();
+    next.observed_generation = object.meta().generation;
+    let report = Report::new(
+        Health::stalled(refusal.reason, &refusal.message),
+        Requeue::AwaitChange,
+    )
+    .with_event(warning(refusal.reason, "Place", &refusal.message));
+    finish(object, ctx, api, current, next, report).await
+}
+
+/// Records in the status where the resource lives: the region, and the account id (from the ARN, else
+/// the ChatAccount's role).
+fn record_scope<K: ManagedKind>(ctx: &Context<K>, scope: &ScopeKey, next: &mut StatusDocument) {
+    next.region = Some(scope.region.to_string());
+    let from_account = || {
+        let account = ctx.accounts.account(scope.account.as_deref()?)?;
+        let checked = account.status.as_ref().and_then(|s| s.account_id.clone());
+        checked.or_else(|| account.spec.account_id().map(str::to_owned))
+    };
+    next.account_id = next
+        .arn
+        .as_deref()
+        .and_then(account_of_arn)
+        .map(str::to_owned)
+        .or_else(from_account);
+}
+
 /// Copies what AWS reported into the status.
 fn mirror<K: ManagedKind>(status: &mut StatusDocument, observed: &Observed<K::Fields>) {
     status.arn = Some(observed.arn.clone());
@@ -130,6 +183,7 @@ fn mirror<K: ManagedKind>(status: &mut StatusDocument, observed: &Observed<K::Fi
 async fn sync<K: ManagedKind>(
     object: &K,
     ctx: &Context<K>,
+    scope: &Scope<K::Summary>,
     api: &Api<K>,
     current: &StatusDocument,
     next: &mut StatusDocument,
@@ -148,7 +202,7 @@ async fn sync<K: ManagedKind>(
                 Requeue::AwaitChange,
             ));
         };
-        return Ok(match K::observe(&ctx.aws, &arn).await {
+        return Ok(match K::observe(&scope.aws, &arn).await {
             Ok(Some(observed)) => {
                 mirror::<K>(next, &observed);
                 let (health, requeue) = health_of_state(observed.state.as_deref()).unwrap_or((
@@ -173,6 +227,12 @@ async fn sync<K: ManagedKind>(
     let desired = match object.desired(&ctx.kind) {
         Ok(desired) => desired,
         // A watch on the referenced objects wakes us; the resync is only a safety net.
+        Err(pending) if pending.stalled => {
+            return Ok(Report::new(
+                Health::stalled(pending.reason, pending.message),
+                Requeue::AwaitChange,
+            ));
+        }
         Err(pending) => {
             return Ok(Report::new(
                 Health::progressing(pending.reason, pending.message),
@@ -192,7 +252,7 @@ async fn sync<K: ManagedKind>(
             tags: &desired_tags,
             recreate_note: None,
         };
-        return create_unless_owned(object, ctx, create, current, next).await;
+        return create_unless_owned(object, ctx, scope, create, current, next).await;
     };
     let origin = if known_arn.is_some() {
         Origin::Known
@@ -205,7 +265,7 @@ async fn sync<K: ManagedKind>(
         tags: &desired_tags,
         recreate_note: None,
     };
-    sync_existing(object, ctx, &arn, origin, create, current, next).await
+    sync_existing(object, ctx, scope, (&arn, origin), create, current, next).await
 }
 
 /// What a create (or the sync of an existing resource, which may lead to one) works with: the API the
@@ -252,6 +312,7 @@ pub(super) fn may_own_unrecorded<K: ManagedKind>(
 async fn create_unless_owned<K: ManagedKind>(
     object: &K,
     ctx: &Context<K>,
+    scope: &Scope<K::Summary>,
     create: Create<'_, K>,
     current: &StatusDocument,
     next: &mut StatusDocument,
@@ -259,16 +320,16 @@ async fn create_unless_owned<K: ManagedKind>(
     // A resource that vanished is looked up too: a copy left by a failure before this operator recorded
     // attempts costs one lookup on a rare path, not a second resource.
     if !(may_own_unrecorded(object, ctx, current) || create.recreate_note.is_some()) {
-        return create_recorded(object, ctx, create, current, next).await;
+        return create_recorded(object, ctx, scope, create, current, next).await;
     }
     let vanished_name = create
         .recreate_note
         .is_some()
         .then(|| K::search_name(create.desired))
         .flatten();
-    let owned = match find_owned(object, ctx, current, vanished_name, None).await {
+    let owned = match find_owned(object, ctx, scope, current, vanished_name, None).await {
         Ok(Some(owned)) => owned,
-        Ok(None) => return Ok(waiting_for_listing(ctx)),
+        Ok(None) => return Ok(waiting_for_listing(scope)),
         Err(err) => return Ok(Report::from_error(&err)),
     };
     // A resource the status named but AWS no longer has may still show in an older listing.
@@ -277,15 +338,23 @@ async fn create_unless_owned<K: ManagedKind>(
         .filter(|arn| Some(arn) != current.arn.as_ref())
         .collect();
     if owned.is_empty() {
-        return create_recorded(object, ctx, create, current, next).await;
+        return create_recorded(object, ctx, scope, create, current, next).await;
     }
     let keep = owned.remove(0);
-    let mut events = match settle::delete_copies(ctx, owned, &keep).await {
+    let mut events = match settle::delete_copies::<K>(scope, owned, &keep).await {
         Ok(events) => events,
         Err(err) => return Ok(Report::from_error(&err)),
     };
-    let mut report =
-        sync_existing(object, ctx, &keep, Origin::Recovered, create, current, next).await?;
+    let mut report = sync_existing(
+        object,
+        ctx,
+        scope,
+        (&keep, Origin::Recovered),
+        create,
+        current,
+        next,
+    )
+    .await?;
     events.append(&mut report.events);
     report.events = events;
     Ok(report)
@@ -296,6 +365,7 @@ async fn create_unless_owned<K: ManagedKind>(
 async fn create_recorded<K: ManagedKind>(
     object: &K,
     ctx: &Context<K>,
+    scope: &Scope<K::Summary>,
     create: Create<'_, K>,
     current: &StatusDocument,
     next: &mut StatusDocument,
@@ -323,14 +393,14 @@ async fn create_recorded<K: ManagedKind>(
     // Only a create answered in a pass that found no earlier attempt in status settles its record at once:
     // after an earlier unanswered one, a copy may still appear ([`settle`](super::settle)).
     let settles = current.create_attempt.is_none();
-    let mut report = self::create::<K>(ctx, create, next, settles).await;
+    let mut report = self::create::<K>(scope, create, next, settles).await;
     report.attempt_version = written;
     Ok(report)
 }
 
 /// The lookup waits for a complete listing: say so, or say why listings fail.
-pub(super) fn waiting_for_listing<K: ManagedKind>(ctx: &Context<K>) -> Report {
-    match ctx.inventory.last_error() {
+pub(super) fn waiting_for_listing<S>(scope: &Scope<S>) -> Report {
+    match scope.inventory.last_error() {
         Some(err) => Report::from_error(&err),
         None => Report::new(looking_for_owned(), Requeue::Poll),
     }
@@ -351,6 +421,7 @@ fn looking_for_owned() -> Health {
 pub(super) async fn find_owned<K: ManagedKind>(
     object: &K,
     ctx: &Context<K>,
+    scope: &Scope<K::Summary>,
     current: &StatusDocument,
     vanished_name: Option<String>,
     not_before: Option<Instant>,
@@ -359,7 +430,7 @@ pub(super) async fn find_owned<K: ManagedKind>(
     if let Some(names) = searchable_names(object, ctx, current, vanished_name) {
         let mut candidates = Listing::default();
         for name in names {
-            candidates.add(K::search_named(&ctx.aws, &name).await?);
+            candidates.add(K::search_named(&scope.aws, &name).await?);
         }
         return Ok(Some(candidates.owned_by(&uid)));
     }
@@ -367,10 +438,10 @@ pub(super) async fn find_owned<K: ManagedKind>(
         .memory
         .last_create_attempt(&memory_key(object))
         .max(not_before);
-    match ctx.inventory.since(since) {
+    match scope.inventory.since(since) {
         Some(snapshot) => Ok(Some(snapshot.listing.owned_by(&uid))),
         None => {
-            ctx.inventory.request(since);
+            scope.inventory.request(since);
             Ok(None)
         }
     }
@@ -409,8 +480,8 @@ fn searchable_names<K: ManagedKind>(
 async fn sync_existing<K: ManagedKind>(
     object: &K,
     ctx: &Context<K>,
-    arn: &str,
-    origin: Origin,
+    scope: &Scope<K::Summary>,
+    (arn, origin): (&str, Origin),
     create: Create<'_, K>,
     current: &StatusDocument,
     next: &mut StatusDocument,
@@ -418,7 +489,7 @@ async fn sync_existing<K: ManagedKind>(
     let (desired, desired_tags) = (create.desired, create.tags);
     let policies = object.policies();
     let arn = arn.to_owned();
-    let observed = match K::observe(&ctx.aws, &arn).await {
+    let observed = match K::observe(&scope.aws, &arn).await {
         Ok(Some(observed)) => observed,
         Ok(None) if origin == Origin::Recovered => {
             // Deleted since it was listed: look again.
@@ -432,7 +503,10 @@ async fn sync_existing<K: ManagedKind>(
                 ..create
             };
             // Boxed: the create path comes back here for a recovered resource (never recursing further).
-            return Box::pin(create_unless_owned(object, ctx, recreate, current, next)).await;
+            return Box::pin(create_unless_owned(
+                object, ctx, scope, recreate, current, next,
+            ))
+            .await;
         }
         Ok(None) => {
             let why = if origin == Origin::Known {
@@ -454,12 +528,12 @@ async fn sync_existing<K: ManagedKind>(
     // An attempt's result found by the lookup (Recovered) keeps its record: another unanswered attempt may
     // still complete. Settled here once it can no longer, with the copies found then deleted.
     // Before its horizon the record waits: the first listing after it sends the object here again.
-    let mut copies = settle::listed_copies(object, ctx, &arn);
-    if let Some(Settlement::Known(owned)) = settle::settle(object, ctx, next, false).await {
+    let mut copies = settle::listed_copies(object, ctx, scope, &arn);
+    if let Some(Settlement::Known(owned)) = settle::settle(object, ctx, scope, next, false).await {
         copies.extend(owned);
         next.create_attempt = None;
     }
-    let copy_events = match settle::delete_copies(ctx, copies, &arn).await {
+    let copy_events = match settle::delete_copies::<K>(scope, copies, &arn).await {
         Ok(events) => events,
         Err(err) => return Ok(Report::from_error(&err)),
     };
@@ -473,7 +547,7 @@ async fn sync_existing<K: ManagedKind>(
     let mut changes = changed_fields(desired, &observed.fields);
     let mut latest = observed;
     if !changes.is_empty() {
-        match K::update(&ctx.aws, &arn, desired).await {
+        match K::update(&scope.aws, &arn, desired).await {
             Ok(updated) => {
                 mirror::<K>(next, &updated);
                 // Update responses may omit tags; the observed ones are still what AWS has.
@@ -496,7 +570,7 @@ async fn sync_existing<K: ManagedKind>(
         remembered.sort();
         remembered.dedup();
         next.managed_tag_keys = remembered;
-        if let Err(err) = apply_tag_plan(&ctx.aws, &arn, &plan).await {
+        if let Err(err) = apply_tag_plan(&scope.aws, &arn, &plan).await {
             return Ok(Report::from_error(&err));
         }
         changes.push(format!("tags ({})", plan.keys().join(", ")));
@@ -553,13 +627,13 @@ async fn sync_existing<K: ManagedKind>(
 }
 
 async fn create<K: ManagedKind>(
-    ctx: &Context<K>,
+    scope: &Scope<K::Summary>,
     create: Create<'_, K>,
     next: &mut StatusDocument,
     settles: bool,
 ) -> Report {
     let (desired, tags, recreate_note) = (create.desired, create.tags, create.recreate_note);
-    match K::create(&ctx.aws, desired, tags).await {
+    match K::create(&scope.aws, desired, tags).await {
         Ok(created) => {
             mirror::<K>(next, &created);
             if settles {

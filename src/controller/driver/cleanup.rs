@@ -4,6 +4,7 @@ use super::apply::{find_owned, may_own_unrecorded, waiting_for_listing};
 use super::kube_io::{finish, publish, remove_finalizer};
 use super::memory::memory_key;
 use super::report::{Pass, Report, Requeue, normal, state_reason, warning};
+use super::scopes::Scope;
 use super::settle::{self, Settlement};
 use super::{Context, Deletion, ManagedKind, ReconcileError};
 use crate::controller::aws::{Aws, Retry};
@@ -26,25 +27,50 @@ pub(super) async fn cleanup<K: ManagedKind>(
     let policies = object.policies();
     let current = StatusDocument::of(object);
     let key = memory_key(object);
-    let outcome = match policies.management {
-        ManagementPolicy::ObserveOnly => Ok(Vec::new()),
-        ManagementPolicy::Manage => match resources_to_release(object, ctx, &current).await {
-            Ok((arns, copy_events)) => {
-                let mut events = copy_events;
-                let mut outcome = Ok(());
-                for arn in arns {
-                    match release_or_delete(object, ctx, &key, &arn).await {
-                        Ok(event) => events.push(event),
-                        Err(report) => {
-                            outcome = Err(report);
-                            break;
+    let scope = match ctx.scope(object, &current).await {
+        Ok(scope) => Some(scope),
+        Err(refusal) if refusal.is_temporary() => {
+            let report = Report::new(
+                Health::stalled(refusal.reason, &refusal.message),
+                Requeue::Long,
+            );
+            return finish(object, ctx, api, &current, current.clone(), report).await;
+        }
+        Err(refusal) => {
+            // No AWS call for a namespace the account does not (or no longer) permit, nor in an account
+            // that is gone: whatever the object had in AWS stays there, with its ownership tags, and the
+            // object goes (a finalizer kept for an account nobody may use would block its namespace).
+            if current.arn.is_some() || current.create_attempt.is_some() {
+                let message = format!(
+                    "{}; the AWS resource (if any) is left in place, with its ownership tags",
+                    refusal.message
+                );
+                publish(ctx, object, &warning(refusal.reason, "Delete", &message)).await;
+            }
+            None
+        }
+    };
+    let outcome = match (policies.management, &scope) {
+        (ManagementPolicy::ObserveOnly, _) | (_, None) => Ok(Vec::new()),
+        (ManagementPolicy::Manage, Some(scope)) => {
+            match resources_to_release(object, ctx, scope, &current).await {
+                Ok((arns, copy_events)) => {
+                    let mut events = copy_events;
+                    let mut outcome = Ok(());
+                    for arn in arns {
+                        match release_or_delete(object, ctx, scope, &key, &arn).await {
+                            Ok(event) => events.push(event),
+                            Err(report) => {
+                                outcome = Err(report);
+                                break;
+                            }
                         }
                     }
+                    outcome.map(|()| events)
                 }
-                outcome.map(|()| events)
+                Err(report) => Err(report),
             }
-            Err(report) => Err(report),
-        },
+        }
     };
     match outcome {
         Ok(events) => {
@@ -74,16 +100,17 @@ pub(super) async fn cleanup<K: ManagedKind>(
 async fn resources_to_release<K: ManagedKind>(
     object: &K,
     ctx: &Context<K>,
+    scope: &Scope<K::Summary>,
     current: &StatusDocument,
 ) -> Result<(Vec<String>, Vec<Event>), Report> {
     let known = current.arn.clone().or_else(|| object.policies().adopt_arn);
     // A create that may still complete (a record in status): release only once nothing more can appear.
-    if let Some(settlement) = settle::settle(object, ctx, current, true).await {
+    if let Some(settlement) = settle::settle(object, ctx, scope, current, true).await {
         return match (settlement, known) {
             // Copies of the known resource are deleted whatever the deletion policy: only the resource
             // the object named is the user's to retain.
             (Settlement::Known(owned), Some(arn)) => {
-                match settle::delete_copies(ctx, owned, &arn).await {
+                match settle::delete_copies::<K>(scope, owned, &arn).await {
                     Ok(events) => Ok((vec![arn], events)),
                     Err(err) => Err(Report::from_error(&err)),
                 }
@@ -98,9 +125,9 @@ async fn resources_to_release<K: ManagedKind>(
     if !may_own_unrecorded(object, ctx, current) {
         return Ok((Vec::new(), Vec::new()));
     }
-    match find_owned(object, ctx, current, None, None).await {
+    match find_owned(object, ctx, scope, current, None, None).await {
         Ok(Some(owned)) => Ok((owned, Vec::new())),
-        Ok(None) => Err(waiting_for_listing(ctx)),
+        Ok(None) => Err(waiting_for_listing(scope)),
         Err(err) => Err(Report::from_error(&err)),
     }
 }
@@ -110,11 +137,12 @@ async fn resources_to_release<K: ManagedKind>(
 async fn release_or_delete<K: ManagedKind>(
     object: &K,
     ctx: &Context<K>,
+    scope: &Scope<K::Summary>,
     key: &str,
     arn: &str,
 ) -> Result<Event, Report> {
     if object.policies().deletion == DeletionPolicy::Retain {
-        return release(&ctx.aws, arn).await.map(|()| {
+        return release(&scope.aws, arn).await.map(|()| {
             normal(
                 "Retained",
                 "Delete",
@@ -132,7 +160,7 @@ async fn release_or_delete<K: ManagedKind>(
     }
     // When a failed deletion is sent again is the memory's rule (`Memory::retry_failed_deletion`); the
     // Long requeue below is the timer that brings the object back once it is due.
-    let deletion = K::delete(&ctx.aws, arn, ctx.memory.retry_failed_deletion(key)).await;
+    let deletion = K::delete(&scope.aws, arn, ctx.memory.retry_failed_deletion(key)).await;
     if let Ok(deletion) = &deletion {
         ctx.memory.deletion_reported(key, deletion);
     }

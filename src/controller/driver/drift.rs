@@ -5,11 +5,13 @@
 
 use super::kube_io::FINALIZER;
 use super::memory::{SyncMemory, fingerprint, jittered_backoff, memory_key};
+use super::scopes::placed;
 use super::settle::settled_by;
 use super::{Context, ManagedKind};
+use crate::controller::accounts::ScopeKey;
 use crate::controller::aws::Aws;
 use crate::controller::aws_error::{AwsError, ErrorClass};
-use crate::controller::inventory::{Entry, Listing, Snapshot};
+use crate::controller::inventory::{Entry, Inventory, Listing, Snapshot};
 use crate::controller::status::StatusDocument;
 use crate::crd::{CONDITION_READY, ManagementPolicy, is_paused, tags_with_ownership};
 use kube::ResourceExt;
@@ -28,18 +30,21 @@ const MAX_LIST_PAGES: u64 = 10_000;
 pub(super) fn confirm_by_listing<K: ManagedKind>(
     object: &K,
     ctx: &Context<K>,
+    inventory: &Inventory<K::Summary>,
     current: &StatusDocument,
     fingerprint: u64,
     verified_at: Option<Instant>,
 ) -> Option<Action> {
     let arn = current.arn.as_deref()?;
-    if !ready_at_generation(object, current) {
+    // A status without the region (written by an operator version before accounts and regions) gets
+    // one full pass, which records it.
+    if !ready_at_generation(object, current) || current.region.is_none() {
         return None;
     }
     let key = memory_key(object);
     // An unanswered create due to be settled, or copies the listing showed: only a full pass deals with
     // them ([`settle`](super::settle)).
-    let latest_listing = ctx.inventory.since(None).map(|snapshot| snapshot.started);
+    let latest_listing = inventory.since(None).map(|snapshot| snapshot.started);
     let settles = latest_listing
         .is_some_and(|started| settled_by(current, ctx.timing.resync_period, started));
     if settles || ctx.memory.copies_noted(&key) {
@@ -53,7 +58,7 @@ pub(super) fn confirm_by_listing<K: ManagedKind>(
             Action::await_change()
         })
     };
-    if let Some(snapshot) = ctx.inventory.since(verified_at) {
+    if let Some(snapshot) = inventory.since(verified_at) {
         return confirm(&snapshot);
     }
     // No listing since the last confirmation (a restart, or the listing loop is late or failing): the
@@ -62,7 +67,7 @@ pub(super) fn confirm_by_listing<K: ManagedKind>(
     if verified_at.is_some_and(|at| ctx.memory.overdue(at)) {
         return None;
     }
-    match wait_for_listing(ctx, &key, verified_at) {
+    match wait_for_listing(ctx, inventory, &key, verified_at) {
         Some(snapshot) => confirm(&snapshot),
         None => Some(Action::await_change()),
     }
@@ -75,15 +80,16 @@ pub(super) fn confirm_by_listing<K: ManagedKind>(
 /// looked for once more after the wait is recorded.
 fn wait_for_listing<K: ManagedKind>(
     ctx: &Context<K>,
+    inventory: &Inventory<K::Summary>,
     key: &str,
     since: Option<Instant>,
 ) -> Option<Arc<Snapshot<K::Summary>>> {
     ctx.memory.await_listing(key);
-    if let Some(snapshot) = ctx.inventory.since(since) {
+    if let Some(snapshot) = inventory.since(since) {
         ctx.memory.take_awaiting(key);
         return Some(snapshot);
     }
-    ctx.inventory.request(since);
+    inventory.request(since);
     None
 }
 
@@ -105,6 +111,13 @@ pub fn listed_object_can_wait<K: ManagedKind>(object: &K, ctx: &Context<K>) -> b
     if status.create_attempt.is_some() {
         return false;
     }
+    // A namespace that lost its account's permission must hear so from its pass.
+    if ctx.accounts.place(&placed(object, &status)).is_err() {
+        return false;
+    }
+    let Some(scope) = ctx.listing_scope(object, &status) else {
+        return false;
+    };
     let key = memory_key(object);
     if ctx.memory.keeps_work(&key) {
         return false;
@@ -115,7 +128,8 @@ pub fn listed_object_can_wait<K: ManagedKind>(object: &K, ctx: &Context<K>) -> b
         SyncMemory::Due(verified_at) => Some(verified_at),
         SyncMemory::Unknown => None,
     };
-    confirm_by_listing(object, ctx, &status, fingerprint, verified_at).is_some()
+    let inventory = ctx.scopes.inventory(&scope);
+    confirm_by_listing(object, ctx, &inventory, &status, fingerprint, verified_at).is_some()
 }
 
 /// Whether the status says AWS matched this very generation of the spec.
@@ -157,7 +171,7 @@ fn listing_confirms<K: ManagedKind>(
         && listed.shows_summary(&K::listed_summary(&desired))
 }
 
-/// Every page of the kind's account-wide listing, and how many pages (calls) it took. Each page is kept as
+/// Every page of the kind's listing in one (account, region), and how many pages (calls) it took. Each page is kept as
 /// it arrives as [`Entry`]s, so the listing never holds more than one page as listed.
 async fn list_all<K: ManagedKind>(aws: &Aws) -> Result<(Listing<K::Summary>, u64), AwsError> {
     let mut listed = Listing::default();
@@ -191,9 +205,33 @@ pub async fn run_inventory<K: ManagedKind>(
 ) {
     tokio::join!(
         note_objects_at_start(&ctx, &objects),
-        listing_loop(ctx.clone(), objects.clone(), stale.clone()),
+        listing_loops(ctx.clone(), objects.clone(), stale.clone()),
         wake_due_objects(&ctx, &objects, &stale),
     );
+}
+
+/// One listing loop per (account, region) scope: the operator's own from the start, every other one from
+/// the first time a pass (or a restart's object) works in it. A scope's loop runs as long as the
+/// controllers: a scope nobody uses any more costs one listing call per period.
+async fn listing_loops<K: ManagedKind>(
+    ctx: Arc<Context<K>>,
+    objects: Store<K>,
+    stale: tokio::sync::mpsc::UnboundedSender<ObjectRef<K>>,
+) {
+    let Some(mut started) = ctx.scopes.take_started() else {
+        return;
+    };
+    ctx.scopes.inventory(&ctx.accounts.home_scope());
+    let mut loops = futures_util::stream::FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            Some(scope) = started.recv() => {
+                loops.push(listing_loop(ctx.clone(), scope, objects.clone(), stale.clone()));
+            }
+            Some(()) = futures_util::StreamExt::next(&mut loops) => {}
+            else => return,
+        }
+    }
 }
 
 /// Objects in sync have no timed requeue (a queued reference per object would cost about 1 KiB each,
@@ -236,33 +274,47 @@ async fn note_objects_at_start<K: ManagedKind>(ctx: &Context<K>, objects: &Store
 
 async fn listing_loop<K: ManagedKind>(
     ctx: Arc<Context<K>>,
+    scope: ScopeKey,
     objects: Store<K>,
     stale: tokio::sync::mpsc::UnboundedSender<ObjectRef<K>>,
 ) {
-    ctx.schedule.announce();
+    let inventory = ctx.scopes.inventory(&scope);
+    if scope == ctx.accounts.home_scope() {
+        ctx.schedule.announce();
+    }
     let mut failures = 0;
     let mut next_listing = Instant::now();
     loop {
         tokio::select! {
             () = tokio::time::sleep_until(next_listing) => {}
-            () = ctx.inventory.requested() => {}
+            () = inventory.requested() => {}
         }
         let started = Instant::now();
-        ctx.inventory.begin(started);
+        inventory.begin(started);
         // The new listing is built beside the latest one, which stays in use until this one is complete:
         // dropping it now would save one snapshot's memory (about 2 MiB per 10,000 resources) but make
         // every confirmation and ownership lookup that needs a listing wait for this one, as long as a
         // listing takes (minutes for a large account under the rate budget).
-        match list_all::<K>(&ctx.aws).await {
+        let listed = match ctx.accounts.aws(&scope).await {
+            Some(aws) => list_all::<K>(&aws).await,
+            None => Err(AwsError {
+                operation: K::LIST_OPERATION,
+                class: ErrorClass::AccessDenied,
+                code: "AccountNotFound".to_owned(),
+                message: format!("ChatAccount {} does not exist", scope.account_label()),
+            }),
+        };
+        match listed {
             Ok((listing, pages)) => {
                 failures = 0;
                 let count = listing.len();
                 // Before the review, which pushes the confirmed objects' resync out by the new period.
-                let period = ctx.schedule.listed(pages);
-                let snapshot = ctx.inventory.publish(Snapshot { started, listing });
-                let changed = review_listing(&ctx, &objects, &snapshot);
+                let period = ctx.schedule.listed(&scope, pages);
+                let snapshot = inventory.publish(Snapshot { started, listing });
+                let changed = review_listing(&ctx, &objects, &scope, &snapshot);
                 tracing::debug!(
                     kind = K::KIND,
+                    %scope,
                     listed = count,
                     pages,
                     changed = changed.len(),
@@ -275,6 +327,7 @@ async fn listing_loop<K: ManagedKind>(
                     // is still found, only later than the period promises.
                     tracing::warn!(
                         kind = K::KIND,
+                        %scope,
                         listed = count,
                         pages,
                         elapsed = ?started.elapsed(),
@@ -290,8 +343,8 @@ async fn listing_loop<K: ManagedKind>(
                 next_listing = started + period;
             }
             Err(error) => {
-                tracing::warn!(kind = K::KIND, %error, "cannot list AWS resources; retrying");
-                ctx.inventory.fail(error);
+                tracing::warn!(kind = K::KIND, %scope, %error, "cannot list AWS resources; retrying");
+                inventory.fail(error);
                 failures += 1;
                 next_listing = Instant::now()
                     + jittered_backoff(&ctx.timing, failures, rand::random_range(0.5..=1.0));
@@ -310,6 +363,7 @@ async fn listing_loop<K: ManagedKind>(
 fn review_listing<K: ManagedKind>(
     ctx: &Context<K>,
     objects: &Store<K>,
+    scope: &ScopeKey,
     snapshot: &Snapshot<K::Summary>,
 ) -> Vec<ObjectRef<K>> {
     let seen_at = Instant::now();
@@ -322,8 +376,12 @@ fn review_listing<K: ManagedKind>(
         if is_paused(object.meta()) || object.meta().deletion_timestamp.is_some() {
             continue;
         }
-        let key = memory_key(&*object);
         let status = StatusDocument::of(&*object);
+        // Only the objects of this listing's account and region: the others' resources are not in it.
+        if ctx.listing_scope(&*object, &status).as_ref() != Some(scope) {
+            continue;
+        }
+        let key = memory_key(&*object);
         let settle_due = settled_by(&status, ctx.timing.resync_period, snapshot.started);
         if let Some(arn) = status.arn.as_deref()
             && (settle_due || has_copies(&owned, snapshot, object.uid().as_deref(), arn))

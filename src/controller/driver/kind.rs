@@ -35,6 +35,8 @@ pub struct Observed<F> {
 pub struct Pending {
     pub reason: &'static str,
     pub message: String,
+    /// Only a spec change can help (the object is Stalled rather than waiting).
+    pub stalled: bool,
 }
 
 /// Progress of a delete call.

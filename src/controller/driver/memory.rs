@@ -534,6 +534,10 @@ mod tests {
         );
         room.metadata.namespace = Some("ns".into());
         room.metadata.generation = Some(1);
+        let configs = crate::controller::room::RoomContext {
+            configs,
+            accounts: crate::controller::accounts::Accounts::offline(),
+        };
         let base = fingerprint(&room, &configs);
 
         // The operator's own status write: same fingerprint, so no AWS call.
@@ -800,7 +804,13 @@ mod tests {
         let memory = Memory::new(timing, schedule.clone());
         let before = memory.remember_in_sync("before", 7, Instant::now());
         assert!(before <= Duration::from_secs(125), "{before:?}");
-        assert_eq!(schedule.listed(200), Duration::from_secs(400));
+        assert_eq!(
+            schedule.listed(
+                &crate::controller::accounts::ScopeKey::new(None, "us-west-2"),
+                200
+            ),
+            Duration::from_secs(400)
+        );
         let after = memory.remember_in_sync("after", 7, Instant::now());
         assert!(
             after >= Duration::from_secs(420) && after <= Duration::from_secs(500),

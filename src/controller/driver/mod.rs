@@ -37,6 +37,7 @@ mod memory;
 mod predating;
 mod report;
 mod schedule;
+mod scopes;
 mod settle;
 
 pub use drift::{listed_object_can_wait, run_inventory};
@@ -52,10 +53,10 @@ use memory::{Memory, memory_key};
 use predating::Predating;
 use report::Pass;
 use schedule::ResyncSchedule;
+use scopes::Scopes;
 
-use crate::controller::aws::Aws;
+use crate::controller::accounts::Accounts;
 use crate::controller::events::EventRecorder;
-use crate::controller::inventory::Inventory;
 use crate::crd::is_paused;
 use crate::metrics::Metrics;
 use kube::ResourceExt;
@@ -98,7 +99,8 @@ impl Default for Timing {
 /// Shared state of one controller.
 pub struct Context<K: ManagedKind> {
     pub kube: kube::Client,
-    pub aws: Aws,
+    /// The (account, region) scopes' clients, and which objects may use which account.
+    pub accounts: Accounts,
     pub recorder: EventRecorder,
     pub timing: Timing,
     pub kind: K::Context,
@@ -110,14 +112,14 @@ pub struct Context<K: ManagedKind> {
     predating: Predating,
     /// The resync period in effect, which the listings and the objects' memory both follow.
     schedule: Arc<ResyncSchedule>,
-    /// The latest complete listing of the kind.
-    pub inventory: Inventory<K::Summary>,
+    /// Per (account, region), the latest complete listing of the kind.
+    scopes: Scopes<K::Summary>,
 }
 
 impl<K: ManagedKind> Context<K> {
     pub fn new(
         kube: kube::Client,
-        aws: Aws,
+        accounts: Accounts,
         recorder: EventRecorder,
         timing: Timing,
         kind: K::Context,
@@ -125,7 +127,7 @@ impl<K: ManagedKind> Context<K> {
     ) -> Self {
         let schedule = Arc::new(ResyncSchedule::of::<K>(
             timing.resync_period,
-            aws.budget(K::LIST_OPERATION),
+            accounts.budget(K::LIST_OPERATION),
             metrics.clone(),
         ));
         Context {
@@ -133,12 +135,12 @@ impl<K: ManagedKind> Context<K> {
             schedule,
             predating: Predating::default(),
             kube,
-            aws,
+            accounts,
             recorder,
             timing,
             kind,
             metrics,
-            inventory: Inventory::default(),
+            scopes: Scopes::default(),
         }
     }
 }
@@ -183,6 +185,7 @@ async fn reconcile_object<K: ManagedKind>(
     let api: Api<K> = Api::namespaced(ctx.kube.clone(), &namespace);
     tracing::debug!(kind = K::KIND, object = %object_key(object.as_ref()), "reconciling");
     K::context_ready(&ctx.kind).await;
+    ctx.accounts.ready().await;
     let has_finalizer = object.finalizers().iter().any(|f| f == FINALIZER);
     if object.meta().deletion_timestamp.is_some() {
         if !has_finalizer {

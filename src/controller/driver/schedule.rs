@@ -12,7 +12,9 @@
 //! and creates keep their share.
 
 use super::ManagedKind;
+use crate::controller::accounts::ScopeKey;
 use crate::metrics::Metrics;
+use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -69,8 +71,11 @@ pub(super) struct ResyncSchedule {
     configured: Duration,
     /// The listing operation's calls per second under the client-side budget, if it has one.
     listing_budget: Option<f64>,
-    /// The period in effect: `configured` until a listing shows the account does not fit in it.
+    /// The period in effect: `configured` until a listing shows an account does not fit in it.
     period: Mutex<Duration>,
+    /// The pages of each (account, region)'s last complete listing: the largest sets the period, which
+    /// every scope's listings and every object's memory follow (each scope has the same budget).
+    pages: Mutex<HashMap<ScopeKey, u64>>,
     metrics: Metrics,
 }
 
@@ -90,6 +95,7 @@ impl ResyncSchedule {
             configured,
             listing_budget,
             period: Mutex::new(configured),
+            pages: Mutex::new(HashMap::new()),
             metrics,
         }
     }
@@ -139,9 +145,18 @@ impl ResyncSchedule {
         }
     }
 
-    /// A complete listing took `pages` calls: the period that follows it (the next listing starts that
-    /// long after this one started). Says so when the period changes.
-    pub(super) fn listed(&self, pages: u64) -> Duration {
+    /// A complete listing of `scope` took `pages` calls: the period that follows it (the next listing
+    /// starts that long after this one started), set by the largest scope's last listing. Says so when the
+    /// period changes.
+    pub(super) fn listed(&self, scope: &ScopeKey, pages: u64) -> Duration {
+        let pages = {
+            let mut by_scope = self
+                .pages
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            by_scope.insert(scope.clone(), pages);
+            by_scope.values().copied().max().unwrap_or(pages)
+        };
         let period = effective_resync_period(self.configured, self.listing_budget, Some(pages));
         let stretched = period > self.configured;
         self.metrics.listing_completed(self.kind, pages);
@@ -273,7 +288,7 @@ mod tests {
         assert_eq!(gauge(&metrics, period), Some(30.0));
         assert_eq!(gauge(&metrics, stretched), Some(0.0));
 
-        assert_eq!(schedule.listed(2_000), Duration::from_secs(800));
+        assert_eq!(schedule.listed(&home(), 2_000), Duration::from_secs(800));
         assert_eq!(schedule.period(), Duration::from_secs(800));
         assert_eq!(gauge(&metrics, period), Some(800.0));
         assert_eq!(gauge(&metrics, stretched), Some(1.0));
@@ -285,9 +300,19 @@ mod tests {
         );
 
         // The account shrank: back to the configured period.
-        assert_eq!(schedule.listed(10), PERIOD);
+        assert_eq!(schedule.listed(&home(), 10), PERIOD);
         assert_eq!(gauge(&metrics, period), Some(30.0));
         assert_eq!(gauge(&metrics, stretched), Some(0.0));
         assert_eq!(gauge(&metrics, pages), Some(10.0));
+
+        // Another scope's larger listing sets the period for all, until it shrinks too.
+        let other = ScopeKey::new(Some("prod"), "eu-west-1");
+        assert_eq!(schedule.listed(&other, 2_000), Duration::from_secs(800));
+        assert_eq!(schedule.listed(&home(), 10), Duration::from_secs(800));
+        assert_eq!(schedule.listed(&other, 5), PERIOD);
+    }
+
+    fn home() -> ScopeKey {
+        ScopeKey::new(None, "us-west-2")
     }
 }

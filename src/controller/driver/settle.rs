@@ -17,6 +17,7 @@
 
 use super::apply::find_owned;
 use super::report::{Report, Requeue, warning};
+use super::scopes::Scope;
 use super::{Context, ManagedKind};
 use crate::controller::aws_error::AwsError;
 use crate::controller::status::{Health, StatusDocument, reasons};
@@ -86,6 +87,7 @@ pub(super) fn settled_by(
 pub(super) async fn settle<K: ManagedKind>(
     object: &K,
     ctx: &Context<K>,
+    scope: &Scope<K::Summary>,
     current: &StatusDocument,
     urgent: bool,
 ) -> Option<Settlement> {
@@ -96,13 +98,13 @@ pub(super) async fn settle<K: ManagedKind>(
     }
     if !urgent {
         let uid = object.uid().unwrap_or_default();
-        return Some(match ctx.inventory.since(Some(horizon)) {
+        return Some(match scope.inventory.since(Some(horizon)) {
             Some(snapshot) => Settlement::Known(snapshot.listing.owned_by(&uid)),
             None => Settlement::Pending(ctx.timing.resync_period),
         });
     }
     Some(
-        match find_owned(object, ctx, current, None, Some(horizon)).await {
+        match find_owned(object, ctx, scope, current, None, Some(horizon)).await {
             Ok(Some(owned)) => Settlement::Known(owned),
             Ok(None) => Settlement::Pending(ctx.timing.poll_interval),
             Err(err) => {
@@ -134,12 +136,13 @@ pub(super) fn waiting_to_release(current: &StatusDocument, wait: Duration) -> Re
 pub(super) fn listed_copies<K: ManagedKind>(
     object: &K,
     ctx: &Context<K>,
+    scope: &Scope<K::Summary>,
     keep: &str,
 ) -> Vec<String> {
     if !ctx.memory.take_copies(&super::memory::memory_key(object)) {
         return Vec::new();
     }
-    let Some(snapshot) = ctx.inventory.since(None) else {
+    let Some(snapshot) = scope.inventory.since(None) else {
         return Vec::new();
     };
     let uid = object.uid().unwrap_or_default();
@@ -154,7 +157,7 @@ pub(super) fn listed_copies<K: ManagedKind>(
 /// Deletes `copies` (the ARNs of resources tagged as the object's besides `kept`), one event each. An ARN
 /// named twice (by the listing's mark and by a settlement, say) is deleted once.
 pub(super) async fn delete_copies<K: ManagedKind>(
-    ctx: &Context<K>,
+    scope: &Scope<K::Summary>,
     copies: impl IntoIterator<Item = String>,
     kept: &str,
 ) -> Result<Vec<Event>, AwsError> {
@@ -164,7 +167,7 @@ pub(super) async fn delete_copies<K: ManagedKind>(
         if copy == kept || deleted.contains(&copy) {
             continue;
         }
-        K::delete(&ctx.aws, &copy, false).await?;
+        K::delete(&scope.aws, &copy, false).await?;
         events.push(warning(
             "DuplicateDeleted",
             "Delete",

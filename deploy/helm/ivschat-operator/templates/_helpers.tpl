@@ -38,3 +38,20 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
   resources: ["events"]
   verbs: ["create", "patch"]
 {{- end -}}
+
+{{- /* ChatAccounts (cluster-scoped) and the Namespaces' labels: cluster-wide even for a single-namespace
+install, which reads only its own namespace (by name). */ -}}
+{{- define "ivschat-operator.accountRules" -}}
+- apiGroups: ["ivschat.dev"]
+  resources: ["chataccounts"]
+  verbs: ["list", "watch"]
+- apiGroups: ["ivschat.dev"]
+  resources: ["chataccounts/status"]
+  verbs: ["patch"]
+- apiGroups: [""]
+  resources: ["namespaces"]
+  {{- if .Values.watchNamespace }}
+  resourceNames: [{{ .Values.watchNamespace | quote }}]
+  {{- end }}
+  verbs: ["list", "watch"]
+{{- end -}}

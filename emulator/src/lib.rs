@@ -75,10 +75,12 @@
 //!   the pagination key are per process. A state file that cannot be written turns the request into a 500.
 //! - **Admin API** under `/_emulator/` is unsigned (see [`http`]); the default listen address is loopback.
 
+pub mod accounts;
 pub mod config;
 pub mod connections;
 pub mod error;
 pub mod http;
+pub mod identity;
 pub mod ids;
 pub mod lifecycle;
 pub mod messaging;
@@ -88,8 +90,10 @@ pub mod operations;
 pub mod pagination;
 pub mod persistence;
 pub mod service;
+pub mod sessions;
 pub mod sigv4;
 pub mod store;
+pub mod sts;
 pub mod traffic;
 pub mod validate;
 pub mod wire;
@@ -102,9 +106,13 @@ use anyhow::Context as _;
 use tokio::sync::{broadcast, oneshot};
 use tokio::task::JoinHandle;
 
-pub use config::{EmulatorArgs, EmulatorConfig, RuntimeSettings, TransitionFailures};
+pub use accounts::{AccountConfig, RoleConfig};
+pub use config::{
+    EmulatorArgs, EmulatorConfig, IVSCHAT_REGIONS, RuntimeSettings, TransitionFailures,
+};
 pub use metrics::MetricsSnapshot;
 pub use service::{RoomEvent, RoomEventKind};
+pub use store::ScopeSummary;
 pub use store::{ChatTokenRejection, IssuedChatToken, Room};
 
 use service::Service;
@@ -191,12 +199,18 @@ impl Emulator {
 
     // ---- SDK clients ----------------------------------------------------------------------------------------
 
-    /// An SDK config builder aimed at this emulator: its region, endpoint and static credentials.
+    /// An SDK config builder aimed at this emulator: its default region, endpoint and static credentials.
     pub fn sdk_config_builder(&self) -> aws_sdk_ivschat::config::Builder {
+        self.sdk_config_builder_in(&self.service.config.region)
+    }
+
+    /// An SDK config builder aimed at this emulator in `region`, with the static credentials (the default
+    /// account).
+    pub fn sdk_config_builder_in(&self, region: &str) -> aws_sdk_ivschat::config::Builder {
         let config = &self.service.config;
         aws_sdk_ivschat::Config::builder()
             .behavior_version(aws_sdk_ivschat::config::BehaviorVersion::latest())
-            .region(aws_sdk_ivschat::config::Region::new(config.region.clone()))
+            .region(aws_sdk_ivschat::config::Region::new(region.to_owned()))
             .endpoint_url(self.url())
             .credentials_provider(aws_sdk_ivschat::config::Credentials::new(
                 config.access_key_id.clone(),
@@ -243,6 +257,24 @@ impl Emulator {
     /// Requests of `operation` with any outcome.
     pub fn request_total(&self, operation: &str) -> u64 {
         self.service.metrics.total(operation)
+    }
+
+    /// Requests of `operation` in (`account`, `region`), any outcome (authenticated requests only).
+    pub fn request_count_in(&self, account: &str, region: &str, operation: &str) -> u64 {
+        self.service
+            .metrics
+            .scoped_total(account, region, operation)
+    }
+
+    /// STS requests of `action` (`AssumeRole`, `AssumeRoleWithWebIdentity`, `GetCallerIdentity`, or
+    /// `unknown`) that ended with `outcome` (`success` or the STS error code, e.g. `AccessDenied`).
+    pub fn sts_request_count(&self, action: &str, outcome: &str) -> u64 {
+        self.service.metrics.sts_count(action, outcome)
+    }
+
+    /// STS requests of `action` with any outcome.
+    pub fn sts_request_total(&self, action: &str) -> u64 {
+        self.service.metrics.sts_total(action)
     }
 
     /// The counters as Prometheus text (the same as `GET /_emulator/metrics`).
@@ -323,6 +355,64 @@ impl Emulator {
         let _ = self.update_settings(|settings| settings.extra_latency = latency);
     }
 
+    /// Caps the lifetime of sessions STS issues from now on (`None`: the requested duration). A lifetime
+    /// under 1 s is refused (nothing changes).
+    pub fn set_credential_lifetime(&self, lifetime: Option<Duration>) {
+        let _ = self.update_settings(|settings| settings.credential_lifetime = lifetime);
+    }
+
+    // ---- accounts, regions and STS --------------------------------------------------------------------------
+
+    /// The default account: the static credentials' own (`--account-id`).
+    pub fn default_account_id(&self) -> &str {
+        &self.service.config.account_id
+    }
+
+    /// The regions served.
+    pub fn regions(&self) -> &[String] {
+        &self.service.regions
+    }
+
+    /// Adds an account, or replaces its roles (the same as `POST /_emulator/accounts`). Panics on an invalid
+    /// account (a test's own mistake); see [`Emulator::try_add_account`].
+    pub fn add_account(&self, account: AccountConfig) {
+        if let Err(error) = self.try_add_account(account) {
+            panic!("invalid account: {error}");
+        }
+    }
+
+    /// Adds an account, or replaces its roles; an invalid account changes nothing.
+    pub fn try_add_account(&self, account: AccountConfig) -> anyhow::Result<()> {
+        self.service
+            .accounts_mut()
+            .put(account)
+            .map_err(anyhow::Error::msg)
+    }
+
+    /// Revokes a role: AssumeRole of it is AccessDenied and its sessions' IVS Chat calls get 403
+    /// AccessDeniedException. Panics on a string that is no role ARN.
+    pub fn revoke_role(&self, role_arn: &str) {
+        let role = parse_role_arn(role_arn);
+        self.service.accounts_mut().revoke(&role);
+    }
+
+    /// Undoes [`Emulator::revoke_role`]. Panics on a string that is no role ARN.
+    pub fn restore_role(&self, role_arn: &str) {
+        let role = parse_role_arn(role_arn);
+        self.service.accounts_mut().restore(&role);
+    }
+
+    /// The rooms of one (account, region), ordered by id.
+    pub fn rooms_in(&self, account: &str, region: &str) -> Vec<Room> {
+        self.service.rooms_in(&ids::ArnScope::new(account, region))
+    }
+
+    /// Room and logging-configuration counts of every (account, region) used so far (the same as
+    /// `GET /_emulator/scopes`).
+    pub fn scopes(&self) -> Vec<ScopeSummary> {
+        self.service.scope_summaries()
+    }
+
     // ---- messaging bridge ---------------------------------------------------------------------------------
 
     /// Room events published by SendEvent, DeleteMessage, DisconnectUser, DeleteRoom and the messaging
@@ -345,6 +435,12 @@ impl Emulator {
     pub fn room(&self, arn: &str) -> Option<Room> {
         self.service.room(arn)
     }
+}
+
+fn parse_role_arn(role_arn: &str) -> accounts::RoleArn {
+    accounts::RoleArn::parse(role_arn).unwrap_or_else(|| {
+        panic!("{role_arn:?} is not arn:aws:iam::<12-digit account>:role/<name>")
+    })
 }
 
 impl Drop for Emulator {
@@ -377,6 +473,7 @@ pub async fn run_cli(args: EmulatorArgs) -> anyhow::Result<()> {
         url = %emulator.url(),
         messaging_url = %emulator.messaging_url(),
         region = %config.region,
+        regions = ?emulator.regions(),
         account_id = %config.account_id,
         access_key_id = %config.access_key_id,
         state_file = ?config.state_file,

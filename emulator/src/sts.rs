@@ -638,6 +638,8 @@ pub fn unverified_claims(token: &str) -> Claims {
 
 // ---- the wire ------------------------------------------------------------------------------------------------
 
+/// Escapes text content (every value goes into element content, never into an attribute, so quotes stay:
+/// AWS's messages read `Value 'x' at 'roleArn'`).
 pub fn xml_escape(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
@@ -645,8 +647,6 @@ pub fn xml_escape(text: &str) -> String {
             '&' => escaped.push_str("&amp;"),
             '<' => escaped.push_str("&lt;"),
             '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&apos;"),
             c => escaped.push(c),
         }
     }

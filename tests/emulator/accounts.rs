@@ -1060,7 +1060,7 @@ async fn the_state_file_and_the_messaging_endpoint_work_in_every_scope() {
             .iter()
             .map(|room| room.arn.clone())
             .collect::<Vec<_>>(),
-        [tenant_room.clone()]
+        std::slice::from_ref(&tenant_room)
     );
     assert_eq!(restarted.rooms_in(DEFAULT, "us-west-2").len(), 1);
     assert!(restarted.room(&own_room).is_some());

@@ -3234,7 +3234,7 @@ async fn regions_hold_separate_rooms_and_only_served_regions_answer() {
             .collect();
         assert_eq!(
             &listed,
-            &[own.clone()],
+            std::slice::from_ref(own),
             "each region lists only its own rooms"
         );
     }

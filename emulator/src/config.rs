@@ -79,13 +79,16 @@ pub struct EmulatorArgs {
     /// Logging-configuration transitions that end in *_FAILED: a comma-separated subset of create,update,delete.
     #[arg(long, env = "IVSCHAT_EMULATOR_FAIL_TRANSITIONS", default_value = "", value_parser = parse_transition_failures)]
     pub fail_transitions: TransitionFailures,
-    /// Enforce the per-operation TPS quotas of IVS Chat (429 ThrottlingException past them).
+    /// Enforce the per-operation TPS quotas of IVS Chat, per account and region (429 ThrottlingException past
+    /// them).
     #[arg(long, env = "IVSCHAT_EMULATOR_ENFORCE_QUOTAS")]
     pub enforce_quotas: bool,
-    /// Maximum number of rooms (402 ServiceQuotaExceededException past it). Unlimited when absent.
+    /// Maximum number of rooms per account and region (402 ServiceQuotaExceededException past it).
+    /// Unlimited when absent.
     #[arg(long, env = "IVSCHAT_EMULATOR_ROOM_QUOTA")]
     pub room_quota: Option<u32>,
-    /// Maximum number of logging configurations (402 ServiceQuotaExceededException past it).
+    /// Maximum number of logging configurations per account and region (402 ServiceQuotaExceededException
+    /// past it).
     #[arg(long, env = "IVSCHAT_EMULATOR_LOGGING_CONFIGURATION_QUOTA", default_value_t = DEFAULT_LOGGING_CONFIGURATION_QUOTA)]
     pub logging_configuration_quota: u32,
     /// Fraction (0..=1) of API requests answered with an injected 500 or 503.

@@ -1,5 +1,7 @@
-//! The local IVS Chat emulator: the AWS IVS Chat control-plane API (restJson1 over HTTP, SigV4-verified), served
-//! from memory with optional persistence, fault injection, quotas and request counters for tests. The AWS CLI
+//! The local IVS Chat emulator: the AWS IVS Chat control-plane API (restJson1 over HTTP, SigV4-verified) in
+//! every IVS Chat region and any number of accounts, with STS (AssumeRole, AssumeRoleWithWebIdentity,
+//! GetCallerIdentity) on the same listener, served from memory with optional persistence, fault injection,
+//! quotas and request counters for tests. The AWS CLI
 //! and the Rust SDK work against it unchanged (`endpoint_url` / `--endpoint-url`). `ivschat-operator emulator`
 //! serves it from the command line ([`run_cli`]); tests start it in-process ([`Emulator::start`]). The API's
 //! facts (operations, quotas, field limits) come from the `ivschat-api` crate; nothing comes from the operator.
@@ -9,13 +11,24 @@
 //! defaults, outputs), [`validate`] (the model's constraints), [`store`] (resources and cross-resource
 //! invariants), [`lifecycle`] (logging-configuration states), [`pagination`] (tokens), [`error`] (wire errors),
 //! [`ids`] (ids, ARNs, tokens), [`wire`] (timestamps on the wire), [`traffic`] (quotas, faults, latency),
-//! [`metrics`], [`persistence`], [`service`] (shared state, room events), [`sigv4`] (signature verification),
+//! [`metrics`], [`persistence`], [`service`] (shared state, room events, the per-scope view operations get),
+//! [`sigv4`] (signature verification), [`identity`] (who signed: the static key or a session key, and the
+//! session's token and expiry), [`accounts`] (accounts, roles, trust, revocation, the accounts file),
+//! [`sessions`] (the issued session credentials), [`sts`] (the STS query protocol and its three actions),
 //! [`messaging`] (the chat Messaging API: WebSocket connections on the same listener, `ws://HOST:PORT`),
 //! [`connections`] (the open messaging connections and per-room message rates).
 //!
+//! # Scopes
+//! Every IVS Chat request acts in one (account, region): the account of its credentials (the default
+//! account `--account-id` for the static key, the session's for an STS-issued key) and the region of its
+//! SigV4 credential scope, which must be one the emulator serves (`--regions`, default all seven IVS Chat
+//! regions). Resources, ids, ARNs, pagination tokens and all quotas are per scope ([`store::Stores`]). The
+//! accounts, roles, STS and the error choices for session credentials are documented in [`accounts`],
+//! [`identity`] and [`sts`] (and in the README's "Accounts, regions and STS").
+//!
 //! # Behaviour where AWS documents nothing (see also ivschat-api.md §7)
-//! - **Identifiers** must be ARNs (the model's patterns). An ARN of another region or account, or of a resource
-//!   that does not exist, is a 404 ResourceNotFoundException whose `resourceId` is the ARN's id part and whose
+//! - **Identifiers** must be ARNs (the model's patterns). An ARN of another region or account than the
+//!   request's scope, or of a resource that does not exist, is a 404 ResourceNotFoundException whose `resourceId` is the ARN's id part and whose
 //!   `resourceType` is `ROOM` (the model's only value, also for logging configurations).
 //! - **Integers**: an explicit `0` for a boxed integer (`maximumMessage*`, `maxResults`,
 //!   `sessionDurationInMinutes`) counts as "not set", because Smithy-2 SDKs may send their `@default(0)`.
@@ -31,19 +44,19 @@
 //!   duplicates; `[]` clears them. Attaching a logging configuration that does not exist is 404; one that is
 //!   not ACTIVE is 409 (configurations already attached to the room are not re-checked on UpdateRoom).
 //! - **Times**: create/update times have millisecond precision (what the wire shows: `2022-03-16T04:44:09.123Z`)
-//!   and strictly increase across the emulator, so updateTime orders are total; updates bump `updateTime`.
+//!   and strictly increase within a scope, so updateTime orders are total; updates bump `updateTime`.
 //! - **ListRooms**: filters AND together and match exactly; an empty filter string means no filter; an unknown
 //!   `loggingConfigurationIdentifier` filter is 404. Both lists are ordered by updateTime descending (ties by
 //!   id). `nextToken: ""` means the first page.
 //! - **Pagination tokens** are signed cursors (see [`pagination`]); a bad token, or one from another list,
-//!   filter set or emulator process, is 400 ValidationException naming `nextToken`.
+//!   filter set, scope or emulator process, is 400 ValidationException naming `nextToken`.
 //! - **Logging configurations**: Create/Update answer `ACTIVE` (their output enums have only that value) while
 //!   Get/List report CREATING / UPDATING / DELETING during the configured delay (see [`lifecycle`]). Update or
 //!   Delete during a transition is 409. Deleting one that a room uses is 409. The quota counts every
 //!   configuration that still exists (including DELETING and failed ones).
-//! - **Quotas**: the room quota (optional) and the logging-configuration quota (default 10) answer 402 with
-//!   `limit` = the quota and `resourceId` = the account id. TPS quotas (when enforced) are token buckets per
-//!   operation (burst = TPS) and answer 429 ThrottlingException with `limit` = the TPS and `resourceId` = the
+//! - **Quotas** count per (account, region): the room quota (optional) and the logging-configuration quota
+//!   (default 10) answer 402 with `limit` = the quota and `resourceId` = the account id. TPS quotas (when
+//!   enforced) are token buckets per account, region and operation (burst = TPS) and answer 429 ThrottlingException with `limit` = the TPS and `resourceId` = the
 //!   account id; rejected requests still consume nothing.
 //! - **Tags**: TagResource that would leave more than 50 tags is a ValidationException. UntagResource without any
 //!   `tagKeys` parameter is a ValidationException (the member is required); missing keys are ignored. In the
@@ -55,9 +68,11 @@
 //!   ([`Emulator::subscribe_room_events`]); DeleteMessage does not check that the message exists. DeleteRoom
 //!   publishes one too, and so do the messaging connections' actions; [`messaging`] delivers them.
 //! - **Errors outside the model**: unknown path or method: 404 `UnknownOperationException`; authentication: 403
-//!   with the SigV4 verifier's type; injected faults: 500 `InternalServerException` / 503
-//!   `ServiceUnavailableException`. Order of checks: body size, extra latency, authentication, routing, injected
-//!   fault, TPS quota, then validation and the operation itself.
+//!   with the SigV4 verifier's type, or 403 `ExpiredTokenException` for an expired session (see
+//!   [`identity`]); a session of a revoked role: 403 `AccessDeniedException` (the model's); injected faults: 500
+//!   `InternalServerException` / 503 `ServiceUnavailableException`. Order of checks: body size, extra latency,
+//!   authentication, routing, revoked role, injected fault, TPS quota, then validation and the operation
+//!   itself. STS requests are told apart before any of this (see [`sts`]).
 //! - **Lost responses** (`lostResponseRate`, default 0): after a control-plane write succeeded (Create/Update/
 //!   Delete of rooms and logging configurations, TagResource, UntagResource; never reads nor the data-plane
 //!   CreateChatToken / SendEvent / DeleteMessage / DisconnectUser), that share of them answer 500
@@ -71,8 +86,9 @@
 //!   admitted them): AWS completing a request after its client gave up. A read right after the 500 shows
 //!   nothing; a later one shows the change. Counted as `InternalServerException` plus
 //!   `ivschat_emulator_late_commits_total` (the writes that then succeeded).
-//! - **Persistence** keeps rooms, logging configurations (with lifecycle timestamps) and tags; chat tokens and
-//!   the pagination key are per process. A state file that cannot be written turns the request into a 500.
+//! - **Persistence** keeps rooms, logging configurations (with lifecycle timestamps) and tags of every scope
+//!   (each resource's ARN names its scope, so the file format did not change and older files load); chat
+//!   tokens, STS sessions, accounts added at run time, revocations and the pagination key are per process. A state file that cannot be written turns the request into a 500.
 //! - **Admin API** under `/_emulator/` is unsigned (see [`http`]); the default listen address is loopback.
 
 pub mod accounts;

@@ -75,7 +75,7 @@ pub struct Service {
     stores: Mutex<Stores>,
     accounts: RwLock<Accounts>,
     /// Session credentials issued by STS.
-    pub sessions: Mutex<Sessions>,
+    sessions: Mutex<Sessions>,
     pub traffic: Traffic,
     pub metrics: Metrics,
     persister: Option<Persister>,

@@ -1136,6 +1136,76 @@ mod tests {
     }
 
     #[test]
+    fn scoped_verification_looks_keys_up_and_accepts_any_listed_region() {
+        let secret_for = |key: &str| match key {
+            "test" => Some("test".to_owned()),
+            "ASIAEXAMPLEEXAMPLE12" => Some("session-secret".to_owned()),
+            _ => None,
+        };
+        let verify = |request: &TestRequest, regions: &[&str]| {
+            verify_scoped(
+                &SignedParts {
+                    method: &request.method,
+                    uri: &request.uri,
+                    headers: &request.headers,
+                    body: &request.body,
+                },
+                &secret_for,
+                regions,
+                EMULATOR_SERVICE,
+                signing_time(),
+            )
+        };
+        let session = Signer {
+            access_key_id: "ASIAEXAMPLEEXAMPLE12",
+            secret_access_key: "session-secret",
+            session_token: Some("token"),
+            region: "eu-west-1",
+            ..Signer::default()
+        }
+        .sign("POST", "/ListRooms", &[JSON], b"{}");
+        assert_eq!(
+            verify(&session, &["us-west-2", "eu-west-1"]),
+            Ok(VerifiedScope {
+                access_key_id: "ASIAEXAMPLEEXAMPLE12".to_owned(),
+                region: "eu-west-1".to_owned(),
+            })
+        );
+        match verify(&session, &["us-west-2", "ap-south-1"]) {
+            Err(AuthError::InvalidSignature(message)) => assert!(
+                message
+                    .contains("not 'eu-west-1'. This endpoint serves 'us-west-2', 'ap-south-1'."),
+                "{message}"
+            ),
+            other => panic!("expected a scope error, got {other:?}"),
+        }
+        let unknown = Signer {
+            access_key_id: "ASIAUNKNOWNUNKNOWN12",
+            ..Signer::default()
+        }
+        .sign("POST", "/ListRooms", &[JSON], b"{}");
+        assert_eq!(
+            verify(&unknown, &[EMULATOR_REGION]),
+            Err(AuthError::UnrecognizedClient)
+        );
+        let wrong_secret = Signer {
+            access_key_id: "ASIAEXAMPLEEXAMPLE12",
+            secret_access_key: "test",
+            ..Signer::default()
+        }
+        .sign("POST", "/ListRooms", &[JSON], b"{}");
+        assert_mismatch(
+            verify(&wrong_secret, &[EMULATOR_REGION]).map(drop),
+            "a session key signed with another secret",
+        );
+        assert_eq!(
+            scope_service(&session.headers).as_deref(),
+            Some(EMULATOR_SERVICE)
+        );
+        assert_eq!(scope_service(&HeaderMap::new()), None);
+    }
+
+    #[test]
     fn clock_skew_window_is_fifteen_minutes_each_way() {
         let request = Signer::default().sign("POST", "/ListRooms", &[JSON], b"{}");
         let check = |offset_seconds: i64| {

@@ -2,7 +2,8 @@
 //! bodies and headers of any shape reach code that answers them in the AWS error format.
 //!
 //! API requests go through: body read (capped at [`MAX_BODY_BYTES`], 413 past it) → extra latency → SigV4
-//! verification (403) → routing (404 UnknownOperationException) → injected fault (500/503) → TPS quota (429) →
+//! verification and session checks (403) → routing (404 UnknownOperationException) → revoked role (403
+//! AccessDeniedException) → injected fault (500/503) → TPS quota of the request's scope (429) →
 //! the operation → lost response (a successful control-plane write's response replaced by a 500, its change
 //! kept; see [`super::traffic::loses_responses`]). Every response carries `x-amzn-RequestId`; every error carries
 //! `X-Amzn-Errortype` and a JSON body with `message`. Each API request is counted once by operation and outcome

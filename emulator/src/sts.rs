@@ -41,6 +41,9 @@
 //!   `arn:aws:iam::<account>:user/emulator`) and for sessions (also of revoked roles: it needs no permission).
 //! - **Anything else**: an unknown or missing Action, or a Version other than `2011-06-15`: 400
 //!   `InvalidAction`.
+//! - **Test switches**: injected faults, extra latency, lost responses and TPS quotas apply to IVS Chat only;
+//!   STS always answers at once. Role ARNs need 12-digit account ids, so roles of the default account can be
+//!   assumed only when `--account-id` has 12 digits (the default does).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -326,6 +326,23 @@ async fn the_sdk_assumes_a_role_with_an_external_id_and_creates_rooms_in_that_ac
         ),
         "the unlabelled totals stay: {metrics}"
     );
+    let json = admin(&emulator, "GET", "/_emulator/metrics/json", &json!({}))
+        .await
+        .json();
+    assert!(
+        json["scopeRequests"]
+            .as_array()
+            .is_some_and(|series| series.contains(&json!({
+                "account": SECOND, "region": "eu-west-1", "operation": "CreateRoom",
+                "outcome": "success", "count": 1
+            }))),
+        "{json}"
+    );
+    assert!(
+        json["stsRequests"].as_array().is_some_and(|series| series
+            .contains(&json!({"action": "AssumeRole", "outcome": "success", "count": 1}))),
+        "{json}"
+    );
     emulator.stop().await.expect("stop");
 }
 

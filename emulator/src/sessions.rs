@@ -141,6 +141,19 @@ pub fn user_id(account_id: &str, user_name: &str) -> String {
     )
 }
 
+/// The unique id GetCallerIdentity answers as `UserId`: `AIDA…` for a user, `AROA…:<session>` for a
+/// session (the same as its `AssumedRoleId`).
+pub fn principal_id(principal: &Principal) -> String {
+    match principal {
+        Principal::User { account_id, name } => user_id(account_id, name),
+        Principal::AssumedRole {
+            account_id,
+            role_name,
+            session_name,
+        } => format!("{}:{session_name}", role_id(account_id, role_name)),
+    }
+}
+
 /// True for a key STS issues (`ASIA` + 16 `[A-Z0-9]`).
 pub fn is_session_key(access_key_id: &str) -> bool {
     access_key_id.len() == 4 + ID_SUFFIX_LEN
@@ -222,6 +235,7 @@ mod tests {
             again.assumed_role_id, session.assumed_role_id,
             "a role's id is stable"
         );
+        assert_eq!(principal_id(&session.principal()), session.assumed_role_id);
         assert_eq!(sessions.len(), 2);
     }
 

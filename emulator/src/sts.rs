@@ -57,8 +57,7 @@ use jiff::Timestamp;
 use percent_encoding::percent_decode_str;
 
 use crate::accounts::{
-    DEFAULT_MAX_SESSION_DURATION, Principal, RoleArn, matches_external_id_pattern,
-    matches_name_pattern,
+    DEFAULT_MAX_SESSION_DURATION, RoleArn, matches_external_id_pattern, matches_name_pattern,
 };
 use crate::identity::{self, AuthFailure, Caller};
 use crate::ids;
@@ -568,11 +567,7 @@ fn issue(service: &Service, request: &RoleRequest, lifetime: Duration, now: Time
 }
 
 fn get_caller_identity(caller: &Caller) -> String {
-    let user_id = match (&caller.principal, &caller.session) {
-        (_, Some(session)) => session.assumed_role_id.clone(),
-        (Principal::User { account_id, name }, None) => sessions::user_id(account_id, name),
-        (Principal::AssumedRole { .. }, None) => String::new(),
-    };
+    let user_id = sessions::principal_id(&caller.principal);
     format!(
         "<GetCallerIdentityResult><UserId>{}</UserId><Account>{}</Account><Arn>{}</Arn></GetCallerIdentityResult>",
         xml_escape(&user_id),

@@ -16,6 +16,8 @@
 //! - Any account not configured (other than the default one) has no roles: assuming one is AccessDenied.
 //! - A revoked role (by ARN, see [`Accounts::revoke`]) can no longer be assumed, and its sessions are refused;
 //!   restoring it undoes both.
+//! - Adding an account that exists replaces its roles; sessions already issued for a role it no longer lists
+//!   keep working until they expire (revoke the role to end them).
 //!
 //! # The accounts file
 //! ```yaml

@@ -17,7 +17,7 @@
 //! - A revoked role (by ARN, see [`Accounts::revoke`]) can no longer be assumed, and its sessions are refused;
 //!   restoring it undoes both.
 //! - Adding an account that exists replaces its roles; sessions already issued for a role it no longer lists
-//!   keep working until they expire (revoke the role to end them).
+//!   are refused from then on, like a revoked role's (in AWS a deleted role's sessions lose its permissions).
 //!
 //! # The accounts file
 //! ```yaml
@@ -497,6 +497,20 @@ impl Accounts {
             .contains(&(account_id.to_owned(), role_name.to_owned()))
     }
 
+    /// Why a session of `role_name` in `account_id` may no longer act, if so: its role was revoked or no
+    /// longer exists.
+    pub fn session_denial(&self, account_id: &str, role_name: &str) -> Option<Denial> {
+        if self.is_revoked(account_id, role_name) {
+            return Some(Denial::Revoked);
+        }
+        let role = RoleArn {
+            account_id: account_id.to_owned(),
+            name: role_name.to_owned(),
+            arn: format!("arn:aws:iam::{account_id}:role/{role_name}"),
+        };
+        self.role(&role).is_none().then_some(Denial::NoSuchRole)
+    }
+
     /// The role an ARN names, if it exists.
     pub fn role(&self, role: &RoleArn) -> Option<ResolvedRole> {
         let open = || ResolvedRole {
@@ -769,12 +783,32 @@ accounts:
             "revocation is by account and name, whatever the path"
         );
         assert!(accounts.is_revoked("111122223333", "ivs-operator"));
+        assert_eq!(
+            accounts.session_denial("111122223333", "ivs-operator"),
+            Some(Denial::Revoked)
+        );
         accounts.restore(&target);
         assert!(
             accounts
                 .authorize(&user(), &target, Some("ext-123"))
                 .is_ok()
         );
+        assert_eq!(
+            accounts.session_denial("111122223333", "ivs-operator"),
+            None
+        );
+        accounts
+            .put(AccountConfig {
+                id: "111122223333".into(),
+                roles: vec![RoleConfig::new("plain")],
+            })
+            .expect("replace the roles");
+        assert_eq!(
+            accounts.session_denial("111122223333", "ivs-operator"),
+            Some(Denial::NoSuchRole),
+            "a role the account no longer lists"
+        );
+        assert_eq!(accounts.session_denial("111122223333", "plain"), None);
         assert!(accounts.is_known("111122223333") && accounts.is_known(DEFAULT));
         assert!(!accounts.is_known("999999999999"));
     }

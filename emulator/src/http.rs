@@ -12,8 +12,9 @@
 //!
 //! A request is authenticated ([`identity`]) with the static key or an STS session key; its scope is the
 //! caller's account (the default one for the static key, the session's for a session key) and the region of
-//! its SigV4 credential scope, which must be a served region. A session of a revoked role is then refused
-//! with 403 AccessDeniedException (after routing, before faults and quotas). Authenticated requests are also
+//! its SigV4 credential scope, which must be a served region. A session of a revoked role (or of one its
+//! account no longer lists) is then refused with 403 AccessDeniedException (after routing, before faults and
+//! quotas). Authenticated requests are also
 //! counted by scope.
 //!
 //! A WebSocket upgrade (`GET /` with `Upgrade: websocket`) goes to the chat messaging endpoint ([`messaging`])
@@ -48,7 +49,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
-use super::accounts::{AccountEntry, RoleArn};
+use super::accounts::{AccountEntry, Denial, RoleArn};
 use super::config::{RuntimeSettings, TransitionFailures, parse_duration};
 use super::error::ApiError;
 use super::identity::{self, AuthFailure};
@@ -204,13 +205,17 @@ async fn api(
         ),
     })?;
     if let Some(session) = &caller.session
-        && service
+        && let Some(denial) = service
             .accounts()
-            .is_revoked(&session.account_id, &session.role_name)
+            .session_denial(&session.account_id, &session.role_name)
     {
+        let why = match denial {
+            Denial::NoSuchRole => "no longer exists",
+            _ => "is revoked",
+        };
         return Err(ApiError::AccessDenied {
             message: format!(
-                "User: {} is not authorized to perform: ivschat:{} because the role {} is revoked",
+                "User: {} is not authorized to perform: ivschat:{} because the role {} {why}",
                 caller.principal.arn(),
                 route.operation.name(),
                 session.role_arn

@@ -21,7 +21,8 @@
 //!   `[\w+=,.@:\/-]*`), WebIdentityToken (required, 4-20000). A RoleArn that is no `arn:aws:iam::<12
 //!   digits>:role/<name>` is a ValidationError too. Session policies, policy ARNs, tags, source identity and
 //!   MFA parameters are accepted and not applied.
-//! - **AssumeRole**: a revoked role's session calling it, a role that does not exist, one that does not trust
+//! - **AssumeRole**: a session of a revoked role (or of one its account no longer lists) calling it, a role
+//!   that does not exist, one that does not trust
 //!   the caller, a missing or wrong ExternalId, or a revoked role: 403 `AccessDenied`, `User: <caller ARN> is
 //!   not authorized to perform: sts:AssumeRole on resource: <role ARN>` (the message does not tell which).
 //!   Then DurationSeconds (default 3600) above the role's maximum session duration is a ValidationError
@@ -494,7 +495,9 @@ fn assume_role(
     };
     let accounts = service.accounts();
     if let Some(session) = &caller.session
-        && accounts.is_revoked(&session.account_id, &session.role_name)
+        && accounts
+            .session_denial(&session.account_id, &session.role_name)
+            .is_some()
     {
         return Err(denied());
     }

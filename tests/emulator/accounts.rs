@@ -1008,7 +1008,15 @@ async fn accounts_come_from_a_file_and_the_admin_api() {
     )
     .await;
     assert_eq!(invalid.status, 400);
-    // Replacing an account replaces its roles; the Rust API does the same.
+    // Replacing an account replaces its roles; the Rust API does the same. A session of a role that is
+    // gone may no longer act.
+    let runtime = assume(&emulator, "arn:aws:iam::888899990000:role/runtime", "").await;
+    let runtime_client = runtime.client(&emulator, "us-west-2");
+    runtime_client
+        .list_rooms()
+        .send()
+        .await
+        .expect("the role exists");
     emulator.add_account(AccountConfig {
         id: "888899990000".into(),
         roles: vec![RoleConfig::new("other")],
@@ -1020,6 +1028,15 @@ async fn accounts_come_from_a_file_and_the_admin_api() {
     )
     .await;
     assert_eq!(sts_error(&response), (403, "AccessDenied".into()));
+    assert_eq!(
+        runtime_client
+            .list_rooms()
+            .send()
+            .await
+            .expect_err("the role is gone")
+            .code(),
+        Some("AccessDeniedException")
+    );
     emulator.stop().await.expect("stop");
 
     std::fs::write(&file, "accounts:\n  - id: \"12\"\n").expect("write");

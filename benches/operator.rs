@@ -3,7 +3,9 @@
 //! - the time from applying 1,000 ChatRooms (+ 3 ChatLoggingConfigurations) to all Ready, without and with
 //!   the AWS API rate quotas (ivschat-api.md §5.1) enforced by the emulator (with quotas: once with the
 //!   operator's default rate budget `--aws-rate-limit aws`, once without it, `none`, retrying throttled
-//!   calls with backoff alone);
+//!   calls with backoff alone), and with the quotas and the budget over two AWS accounts (half the rooms
+//!   and configurations in a second account, through a ChatAccount: each account has its own quotas, so
+//!   the same rooms converge in about half the time);
 //! - AWS calls per created resource from the first apply to all Ready (every request the emulator answered,
 //!   throttled ones included, divided by the rooms and configurations created; issue #12 asks for at most
 //!   1.05), and how many of them were listings (drift detection and the ownership lookups share them);
@@ -14,8 +16,8 @@
 //!
 //! Knobs (environment):
 //! - `IVSCHAT_BENCH_ROOMS`: the number of rooms (default 1000);
-//! - `IVSCHAT_BENCH_SCENARIOS`: which scenarios run, comma-separated among `free`, `limited`, `quotas`
-//!   (default all three; beyond a few thousand rooms only `free` finishes in reasonable time, the quotas
+//! - `IVSCHAT_BENCH_SCENARIOS`: which scenarios run, comma-separated among `free`, `limited`, `quotas`,
+//!   `two-accounts` (default all four; beyond a few thousand rooms only `free` finishes in reasonable time, the quotas
 //!   allow 5 CreateRoom a second);
 //! - `IVSCHAT_BENCH_RESYNC`: the operator's `--resync-period` (default 30 s; e.g. `10m`, the operator's
 //!   own default). The drift-detection listings during a creation wave are part of the calls per created
@@ -27,8 +29,8 @@
 
 use anyhow::{Context as _, bail};
 use futures_util::StreamExt;
-use ivschat_emulator::{Emulator, EmulatorConfig};
-use ivschat_operator::crd::{ChatLoggingConfiguration, ChatRoom};
+use ivschat_emulator::{AccountConfig, Emulator, EmulatorConfig, RoleConfig};
+use ivschat_operator::crd::{ChatAccount, ChatLoggingConfiguration, ChatRoom};
 use ivschat_testsupport::{
     apply_with, control_plane, create_namespace, emulator, is_ready, operator,
 };
@@ -91,10 +93,17 @@ async fn bench(rooms: usize) -> anyhow::Result<()> {
     let selected = std::env::var("IVSCHAT_BENCH_SCENARIOS").ok();
     // The operator's `--aws-rate-limit`: `aws` (default) spaces its own calls to the quotas; `none`
     // retries throttling with backoff and jitter alone.
-    for (label, namespace, enforce_quotas, rate_limit) in [
-        ("no quotas, no budget", "bench-free", false, "none"),
-        ("quotas, default budget", "bench-limited", true, "aws"),
-        ("quotas, backoff only", "bench-quotas", true, "none"),
+    for (label, namespace, enforce_quotas, rate_limit, accounts) in [
+        ("no quotas, no budget", "bench-free", false, "none", 1),
+        ("quotas, default budget", "bench-limited", true, "aws", 1),
+        ("quotas, backoff only", "bench-quotas", true, "none", 1),
+        (
+            "quotas, budget, 2 accounts",
+            "bench-two-accounts",
+            true,
+            "aws",
+            2,
+        ),
     ] {
         let short = namespace.trim_start_matches("bench-");
         if selected
@@ -110,6 +119,7 @@ async fn bench(rooms: usize) -> anyhow::Result<()> {
                 label,
                 namespace,
                 (enforce_quotas, rate_limit),
+                accounts,
                 rooms,
             )
             .await?,
@@ -288,21 +298,52 @@ fn read_peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
         .context("no VmHWM in /proc/PID/status")
 }
 
+/// The second account of the two-account scenario, whose role trusts the emulator's default account.
+const SECOND_ACCOUNT: &str = "222222222222";
+
 async fn scenario(
     control_plane: &ControlPlane,
     kube: &Client,
     label: &'static str,
     namespace: &str,
     (enforce_quotas, rate_limit): (bool, &str),
+    accounts: usize,
     rooms: usize,
 ) -> anyhow::Result<Outcome> {
     create_namespace(kube, namespace).await;
     let emulator = emulator::start(EmulatorConfig {
         logging_transition_delay: Duration::from_millis(500),
         enforce_quotas,
+        accounts: vec![AccountConfig {
+            id: SECOND_ACCOUNT.into(),
+            roles: vec![RoleConfig {
+                name: "bench".into(),
+                external_id: None,
+                trusted_principals: Vec::new(),
+                max_session_duration: None,
+            }],
+        }],
         ..EmulatorConfig::default()
     })
     .await;
+    // Object i lives in account i % accounts: the default one, or the second through this ChatAccount.
+    let second = format!("{namespace}-second");
+    if accounts > 1 {
+        apply_with::<ChatAccount>(
+            &Api::all(kube.clone()),
+            "bench",
+            &second,
+            json!({}),
+            json!({
+                "roleArn": format!("arn:aws:iam::{SECOND_ACCOUNT}:role/bench"),
+                "endpointUrl": emulator.url(),
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+            }),
+        )
+        .await;
+    }
+    let account_of = |i: usize| (i % accounts == 1).then(|| json!({"name": second}));
+    let configs = CONFIGS * accounts;
     let resync = resync_period()?;
     let mut operator = spawn_operator(control_plane, &emulator, namespace, rate_limit, resync)?;
     eprintln!("{label}: applying {rooms} rooms and {CONFIGS} logging configurations");
@@ -310,30 +351,39 @@ async fn scenario(
     let start = Instant::now();
     let config_api: Api<ChatLoggingConfiguration> = Api::namespaced(kube.clone(), namespace);
     let room_api: Api<ChatRoom> = Api::namespaced(kube.clone(), namespace);
-    for i in 0..CONFIGS {
+    // Configuration i is in the account of i too, so each room's configuration is in its own account.
+    for i in 0..configs {
+        let mut spec = json!({"destinationConfiguration": {"s3": {"bucketName": format!("bench-bucket-{i}")}}});
+        if let Some(account) = account_of(i) {
+            spec["accountRef"] = account;
+        }
         apply_with::<ChatLoggingConfiguration>(
             &config_api,
             "bench",
             &format!("logs-{i}"),
             json!({}),
-            json!({"destinationConfiguration": {"s3": {"bucketName": format!("bench-bucket-{i}")}}}),
+            spec,
         )
         .await;
     }
     futures_util::stream::iter(0..rooms)
         .map(|i| {
             let room_api = room_api.clone();
+            let mut spec = json!({
+                "maximumMessageLength": 200,
+                "loggingConfigurations": [{"name": format!("logs-{}", i % configs)}],
+                "tags": {"bench": "true"},
+            });
+            if let Some(account) = account_of(i) {
+                spec["accountRef"] = account;
+            }
             async move {
                 apply_with::<ChatRoom>(
                     &room_api,
                     "bench",
                     &format!("room-{i:04}"),
                     json!({}),
-                    json!({
-                        "maximumMessageLength": 200,
-                        "loggingConfigurations": [{"name": format!("logs-{}", i % CONFIGS)}],
-                        "tags": {"bench": "true"},
-                    }),
+                    spec,
                 )
                 .await;
             }
@@ -360,7 +410,7 @@ async fn scenario(
             .iter()
             .filter(|config| is_ready(*config))
             .count();
-        if ready_rooms == rooms && ready_configs == CONFIGS {
+        if ready_rooms == rooms && ready_configs == configs {
             break;
         }
         if start.elapsed() > READY_TIMEOUT {
@@ -380,7 +430,7 @@ async fn scenario(
     let writes_to_ready = emulator::writes(&emulator);
     let throttled_to_ready = emulator::with_outcome(&emulator, "ThrottlingException");
     let calls_to_ready: u64 = emulator.metrics().values().sum();
-    let calls_per_created = calls_to_ready as f64 / (rooms + CONFIGS) as f64;
+    let calls_per_created = calls_to_ready as f64 / (rooms + configs) as f64;
     let listings_to_ready =
         emulator.request_total("ListRooms") + emulator.request_total("ListLoggingConfigurations");
     eprintln!(
@@ -394,7 +444,7 @@ async fn scenario(
     tokio::time::sleep(resync).await;
     let calls: u64 = emulator.metrics().values().sum();
     let (steady_calls_per_room, steady_writes) = (
-        Some(calls as f64 / (rooms + CONFIGS) as f64),
+        Some(calls as f64 / (rooms + configs) as f64),
         Some(emulator::writes(&emulator)),
     );
     let peak_rss_kib = read_peak_rss_kib(operator.id())?;
@@ -405,7 +455,8 @@ async fn scenario(
     // once it has completed a listing and had half a period to review it.
     emulator.reset_metrics();
     let mut restarted = spawn_operator(control_plane, &emulator, namespace, rate_limit, resync)?;
-    let pages = rooms.div_ceil(50) as u64;
+    // Each account's rooms are listed in their own (account, region).
+    let pages = (accounts * rooms.div_ceil(accounts).div_ceil(50)) as u64;
     let restarted_at = Instant::now();
     while emulator::requests(&emulator, &["ListRooms"]) < pages {
         if restarted_at.elapsed() > READY_TIMEOUT {

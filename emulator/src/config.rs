@@ -19,17 +19,9 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:4510";
 pub const DEFAULT_LOGGING_CONFIGURATION_QUOTA: u32 = 10;
 /// How long after its 500 a late-committed write is carried out, unless configured.
 pub const DEFAULT_LATE_COMMIT_DELAY: Duration = Duration::from_secs(2);
-/// The regions where AWS offers IVS Chat (botocore's `endpoints.json`, the General Reference): what an
-/// emulator serves unless `--regions` restricts it.
-pub const IVSCHAT_REGIONS: [&str; 7] = [
-    "us-east-1",
-    "us-west-2",
-    "eu-west-1",
-    "eu-central-1",
-    "ap-northeast-1",
-    "ap-northeast-2",
-    "ap-south-1",
-];
+/// The regions where AWS offers IVS Chat: what an emulator serves unless `--regions` restricts it (one list
+/// with the operator's, in the API facts crate).
+pub use ivschat_api::regions::IVSCHAT_REGIONS;
 
 /// Flags of `ivschat-operator emulator`. Every flag can also come from an `IVSCHAT_EMULATOR_*` variable.
 #[derive(clap::Args, Debug, Clone)]

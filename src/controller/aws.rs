@@ -249,6 +249,23 @@ impl Aws {
         if let Some(endpoint) = endpoint_url {
             builder = builder.endpoint_url(endpoint);
         }
+        // The STS client needs a clock and a sleep (a loaded configuration has them; one built by hand
+        // may not): the IVS Chat client's own.
+        let config = self.base.config();
+        if self
+            .shared
+            .as_ref()
+            .is_none_or(|shared| shared.time_source().is_none())
+        {
+            builder.set_time_source(config.time_source());
+        }
+        if self
+            .shared
+            .as_ref()
+            .is_none_or(|shared| shared.sleep_impl().is_none())
+        {
+            builder.set_sleep_impl(config.sleep_impl());
+        }
         builder.build()
     }
 

@@ -8,6 +8,7 @@
 //! it gets a private control plane, so that operator never sees the other modules' objects. Tests that were
 //! alone in their binary and are timing-sensitive run `serial::alone`, see `ivschat_testsupport::serial`.
 
+mod accounts;
 mod chat_loop;
 mod controller_scenarios;
 mod crds;

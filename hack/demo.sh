@@ -61,7 +61,8 @@ done
 
 echo "==> installing the CRDs"
 kubectl apply --server-side -f "$root/crds/" >/dev/null
-kubectl wait --for=condition=Established crd/chatrooms.ivschat.dev crd/chatloggingconfigurations.ivschat.dev --timeout=60s >/dev/null
+kubectl wait --for=condition=Established crd/chatrooms.ivschat.dev crd/chatloggingconfigurations.ivschat.dev \
+  crd/chataccounts.ivschat.dev --timeout=60s >/dev/null
 
 echo "==> starting the operator (logs: $state/operator.log)"
 stop_pid operator
@@ -91,17 +92,22 @@ for f in "$root"/examples/*.yaml; do
   echo "---"
 done | kubectl apply -f -
 echo "==> waiting until everything is Ready"
-kubectl wait --for=condition=Ready chatloggingconfigurations,chatrooms --all --timeout=120s >/dev/null
+kubectl wait --for=condition=Ready chataccounts,chatloggingconfigurations,chatrooms --all --timeout=120s >/dev/null
 
 echo
 echo "==> Kubernetes' view: kubectl get ivschat"
 kubectl get ivschat -o wide
+echo
+echo "==> the account and where its room lives: kubectl get chataccounts; the room's status.region and status.accountId"
+kubectl get chataccounts
+kubectl get chatroom europe-room -o jsonpath='{.metadata.name}: {.status.accountId} {.status.region} {.status.arn}{"\n"}'
 echo
 echo "==> AWS's view (the emulator), through the AWS CLI"
 aws ivschat list-logging-configurations --output table \
   --query 'loggingConfigurations[].{Name:name, Id:id, State:state, Owner:tags."ivschat.dev/name"}'
 aws ivschat list-rooms --output table \
   --query 'rooms[].{Name:name, Id:id, LoggingConfigurations:length(loggingConfigurationIdentifiers), Owner:tags."ivschat.dev/name"}'
+aws ivschat list-rooms --region eu-west-1 --output table --query 'rooms[].{Name:name, Id:id, Owner:tags."ivschat.dev/name"}'
 echo
 echo "The demo keeps running. Try:"
 echo "  $kubeconfig_line"

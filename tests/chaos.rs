@@ -18,7 +18,8 @@
 //!   control-plane writes with a 500 and carries them out 2 s later (and fails 5 % of all requests with a
 //!   plain 5xx); 60 rooms and 3 configurations end
 //!   Ready with their unanswered creates settled and exactly one resource each, and 10 rooms deleted while
-//!   their creates may still complete leave nothing in AWS.
+//!   their creates may still complete leave nothing in AWS. Half of the rooms live in a second AWS account
+//!   (a ChatAccount), so the lookups and settlements are proven per (account, region) too.
 //!
 //! The random instants come from a seeded RNG: the seed is printed first (`CHAOS_SEED=N` replays it).
 //! `CHAOS_OPERATOR_BIN=/path/to/ivschat-operator` runs the tests against another build of the binary (e.g.
@@ -29,11 +30,14 @@
 use aws_sdk_ivschat::Client as Aws;
 use aws_sdk_ivschat::types::DestinationConfiguration as AwsDestination;
 use futures_util::StreamExt as _;
-use ivschat_emulator::{Emulator, EmulatorConfig};
+use ivschat_emulator::{AccountConfig, Emulator, EmulatorConfig, RoleConfig};
 use ivschat_operator::crd::{
-    ChatLoggingConfiguration, ChatRoom, OWNER_NAME_TAG, OWNER_NAMESPACE_TAG, OWNER_UID_TAG,
+    ChatAccount, ChatLoggingConfiguration, ChatRoom, OWNER_NAME_TAG, OWNER_NAMESPACE_TAG,
+    OWNER_UID_TAG,
 };
-use ivschat_testsupport::{apply, control_plane, create_namespace, emulator, is_ready, operator};
+use ivschat_testsupport::{
+    apply, apply_with, control_plane, create_namespace, emulator, is_ready, operator,
+};
 use kube::api::{Api, DeleteParams, ListParams};
 use kube::{Resource, ResourceExt};
 use rand::rngs::StdRng;
@@ -269,16 +273,27 @@ async fn kill_repeatedly(
 /// The test's own SDK access to the emulator. It counts its calls, so that the printed figures are the
 /// operator's calls alone (the emulator counts everyone's).
 struct Probe {
-    aws: Aws,
+    /// One client per account whose resources are compared: the default account's, and others'.
+    clients: Vec<Aws>,
     calls: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Probe {
     fn new(emulator: &Emulator) -> Self {
+        Self::over(vec![emulator.sdk_client()])
+    }
+
+    /// A probe over the accounts of `clients` (their resources together are what AWS holds).
+    fn over(clients: Vec<Aws>) -> Self {
         Probe {
-            aws: emulator.sdk_client(),
+            clients,
             calls: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// The client of the emulator's default account (the first).
+    fn default_account(&self) -> &Aws {
+        &self.clients[0]
     }
 
     fn count(&self, operation: &'static str, calls: u64) {
@@ -335,9 +350,16 @@ fn to_btree(tags: Option<&HashMap<String, String>>) -> BTreeMap<String, String> 
         .unwrap_or_default()
 }
 
-/// Every room (all ListRooms pages), with the message limits from GetRoom.
+/// Every room of every account of the probe (all ListRooms pages), with the message limits from GetRoom.
 async fn aws_rooms(probe: &Probe) -> Result<Vec<AwsResource>, String> {
-    let aws = &probe.aws;
+    let mut rooms = Vec::new();
+    for aws in &probe.clients {
+        rooms.extend(aws_rooms_of(probe, aws).await?);
+    }
+    Ok(rooms)
+}
+
+async fn aws_rooms_of(probe: &Probe, aws: &Aws) -> Result<Vec<AwsResource>, String> {
     let pages = aws
         .list_rooms()
         .into_paginator()
@@ -370,10 +392,17 @@ async fn aws_rooms(probe: &Probe) -> Result<Vec<AwsResource>, String> {
     Ok(rooms)
 }
 
-/// Every logging configuration (all ListLoggingConfigurations pages).
+/// Every logging configuration of every account of the probe (all ListLoggingConfigurations pages).
 async fn aws_configs(probe: &Probe) -> Result<Vec<AwsResource>, String> {
-    let pages = probe
-        .aws
+    let mut configs = Vec::new();
+    for aws in &probe.clients {
+        configs.extend(aws_configs_of(probe, aws).await?);
+    }
+    Ok(configs)
+}
+
+async fn aws_configs_of(probe: &Probe, aws: &Aws) -> Result<Vec<AwsResource>, String> {
+    let pages = aws
         .list_logging_configurations()
         .into_paginator()
         .send()
@@ -910,7 +939,7 @@ async fn api_server_outage_is_survived() {
     let outage_started = Instant::now();
     probe.count("DeleteRoom", 1);
     probe
-        .aws
+        .default_account()
         .delete_room()
         .identifier(&deleted_arn)
         .send()
@@ -918,7 +947,7 @@ async fn api_server_outage_is_survived() {
         .expect("out-of-band DeleteRoom");
     probe.count("UpdateRoom", 1);
     probe
-        .aws
+        .default_account()
         .update_room()
         .identifier(&tampered_arn)
         .name("tampered")
@@ -1017,6 +1046,23 @@ const LATE_COMMIT_DELAY: Duration = Duration::from_secs(2);
 const LATE_COMMIT_ROOMS: usize = 60;
 const LATE_COMMIT_DELETED_ROOMS: usize = 10;
 
+/// The second AWS account of the late-commit test, and its role (trusting the emulator's default account).
+const SECOND_ACCOUNT: &str = "222233334444";
+const SECOND_ROLE: &str = "chaos-operator";
+
+fn second_role_arn() -> String {
+    format!("arn:aws:iam::{SECOND_ACCOUNT}:role/{SECOND_ROLE}")
+}
+
+/// A chaos room spec, in the ChatAccount `account` if it names no logging configuration (a room only uses
+/// configurations in its own account, and the configurations stay in the default one): about half of them.
+fn in_second_account(mut spec: Value, account: &str) -> Value {
+    if spec.get("loggingConfigurations").is_none() {
+        spec["accountRef"] = json!({"name": account});
+    }
+    spec
+}
+
 /// Creates that fail at once and complete two seconds later: a lookup right after the failure finds
 /// nothing, so the retry creates a second resource and the late one appears beside it. Every object ends
 /// Ready with exactly one resource once its unanswered creates are settled; objects deleted while their
@@ -1033,13 +1079,58 @@ async fn late_commits_end_in_one_resource_per_object_and_none_after_deletion() {
         late_commit_delay: LATE_COMMIT_DELAY,
         // Also plain 5xx, of which nothing is made: their records must settle too, with nothing to delete.
         fault_rate: 0.05,
+        accounts: vec![AccountConfig {
+            id: SECOND_ACCOUNT.into(),
+            roles: vec![RoleConfig::new(SECOND_ROLE)],
+        }],
         ..EmulatorConfig::default()
     })
     .await;
-    let probe = Probe::new(&emulator);
+    // The second account's rooms are compared too, through a session of its role (retried, like the
+    // default account's client: the emulator fails 5 % of the probe's calls as well).
+    let second = emulator::assumed_client(&emulator, &second_role_arn(), None, "us-west-2").await;
+    let second = Aws::from_conf(
+        second
+            .config()
+            .to_builder()
+            .retry_config(aws_sdk_ivschat::config::retry::RetryConfig::standard())
+            .build(),
+    );
+    let probe = Probe::over(vec![emulator.sdk_client(), second]);
     let room_api: Api<ChatRoom> = Api::namespaced(kube.clone(), namespace);
     let config_api: Api<ChatLoggingConfiguration> = Api::namespaced(kube.clone(), namespace);
-    apply_chaos_objects(&config_api, &room_api, LATE_COMMIT_ROOMS).await;
+    let account = "chaos-second-account";
+    apply_with(
+        &Api::<ChatAccount>::all(kube.clone()),
+        "chaos",
+        account,
+        json!({}),
+        json!({
+            "roleArn": second_role_arn(),
+            "endpointUrl": emulator.url(),
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+        }),
+    )
+    .await;
+    apply_all(
+        &config_api,
+        (0..CONFIGS)
+            .map(|i| (format!("logs-{i}"), chaos_config_spec(i)))
+            .collect(),
+    )
+    .await;
+    apply_all(
+        &room_api,
+        (0..LATE_COMMIT_ROOMS)
+            .map(|i| {
+                (
+                    format!("room-{i:03}"),
+                    in_second_account(chaos_room_spec(i), account),
+                )
+            })
+            .collect(),
+    )
+    .await;
     let started = Instant::now();
     let mut operator = OperatorProcess::start(control_plane, &emulator, namespace);
     wait_all_ready(
@@ -1097,11 +1188,28 @@ async fn late_commits_end_in_one_resource_per_object_and_none_after_deletion() {
         probe.operator_calls(&emulator)
     );
     assert!(late_creates > 0, "no create was committed late");
+    let in_second = (0..LATE_COMMIT_ROOMS)
+        .filter(|i| {
+            in_second_account(chaos_room_spec(*i), account)
+                .get("accountRef")
+                .is_some()
+        })
+        .count();
+    assert_eq!(
+        emulator.rooms_in(SECOND_ACCOUNT, "us-west-2").len(),
+        in_second,
+        "the second account holds exactly its objects' rooms"
+    );
 
     // Rooms deleted at once, some while their create may still complete: nothing of them may remain.
     for i in 0..LATE_COMMIT_DELETED_ROOMS {
         let name = format!("short-{i:02}");
-        apply(&room_api, &name, chaos_room_spec(i)).await;
+        apply(
+            &room_api,
+            &name,
+            in_second_account(chaos_room_spec(i), account),
+        )
+        .await;
         tokio::time::sleep(Duration::from_millis(150 * i as u64)).await;
         room_api
             .delete(&name, &DeleteParams::default())

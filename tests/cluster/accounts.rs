@@ -7,8 +7,6 @@
 //! objects. The emulator holds three accounts: its own default one (the operator's static credentials) and two
 //! whose role `ivschat-tenant` trusts the default account (the first requires an external ID).
 
-use aws_credential_types::Credentials;
-use aws_credential_types::provider::SharedCredentialsProvider;
 use ivschat_emulator::{AccountConfig, Emulator, EmulatorConfig, RoleConfig};
 use ivschat_operator::controller::aws::Aws;
 use ivschat_operator::controller::driver::Timing;
@@ -99,7 +97,8 @@ impl World {
         let metrics = ivschat_operator::metrics::Metrics::new();
         let operator = controller::start_with(
             kube.clone(),
-            Aws::unlimited(emulator.sdk_client()).with_shared_config(shared_config(&emulator)),
+            Aws::unlimited(emulator.sdk_client())
+                .with_shared_config(emulator::shared_config(&emulator, "us-west-2").await),
             Options {
                 timing,
                 metrics: metrics.clone(),
@@ -194,24 +193,6 @@ impl World {
             operator.stop().await.expect("stopping the operator");
         }
     }
-}
-
-/// The operator's shared AWS configuration: the emulator's endpoint and static credentials (its default
-/// account), from which it assumes the tenants' roles.
-fn shared_config(emulator: &Emulator) -> aws_config::SdkConfig {
-    let config = emulator.config();
-    aws_config::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(config.region.clone()))
-        .endpoint_url(emulator.url())
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            config.access_key_id.clone(),
-            config.secret_access_key.clone(),
-            None,
-            None,
-            "emulator",
-        )))
-        .build()
 }
 
 fn arn_of<K: serde::Serialize>(object: &K) -> String {

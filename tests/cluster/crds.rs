@@ -317,11 +317,15 @@ fn examples_deserialize_into_the_rust_types() {
                 serde_json::from_value::<ChatLoggingConfiguration>(value)
                     .unwrap_or_else(|err| panic!("{file:?}: {err}"));
             }
+            "ChatAccount" => {
+                serde_json::from_value::<ivschat_operator::crd::ChatAccount>(value)
+                    .unwrap_or_else(|err| panic!("{file:?}: {err}"));
+            }
             other => panic!("{file:?} has unexpected kind {other:?}"),
         }
         kinds.insert(kind);
     }
-    assert_eq!(kinds.len(), 2);
+    assert_eq!(kinds.len(), 3);
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -6,9 +6,8 @@
 
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
 use aws_sdk_ivschat::Client;
-use aws_sdk_ivschat::config::{Credentials, Region, SharedCredentialsProvider};
+use aws_sdk_ivschat::config::{Credentials, Region};
 use aws_sdk_ivschat::error::ProvideErrorMetadata;
 use ivschat_emulator::{AccountConfig, Emulator, EmulatorConfig, RoleConfig};
 use ivschat_testsupport::sigv4::Signer;
@@ -55,38 +54,6 @@ async fn start() -> Emulator {
 }
 
 // ---- clients ---------------------------------------------------------------------------------------------------
-
-/// The SdkConfig an operator would build: static base credentials, the emulator as the endpoint of every
-/// service (STS included).
-async fn base_config(emulator: &Emulator, region: &str) -> aws_config::SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(region.to_owned()))
-        .endpoint_url(emulator.url())
-        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-        .load()
-        .await
-}
-
-/// An IVS Chat client in `region` whose credentials come from AssumeRole of `role` (through the emulator).
-async fn assumed_client(
-    emulator: &Emulator,
-    role: &str,
-    external_id: Option<&str>,
-    region: &str,
-) -> Client {
-    let base = base_config(emulator, region).await;
-    let mut provider = aws_config::sts::AssumeRoleProvider::builder(role).session_name("ivs-op");
-    if let Some(external_id) = external_id {
-        provider = provider.external_id(external_id);
-    }
-    let provider = provider.configure(&base).build().await;
-    let mut builder = aws_sdk_ivschat::config::Builder::from(&base);
-    builder.set_credentials_provider(Some(SharedCredentialsProvider::new(provider)));
-    let conf = builder
-        .retry_config(aws_sdk_ivschat::config::retry::RetryConfig::disabled())
-        .build();
-    Client::from_conf(conf)
-}
 
 /// Temporary credentials as STS answered them.
 #[derive(Debug, Clone)]
@@ -279,7 +246,8 @@ async fn create_room(client: &Client, name: &str) -> String {
 #[tokio::test]
 async fn the_sdk_assumes_a_role_with_an_external_id_and_creates_rooms_in_that_account() {
     let emulator = start().await;
-    let client = assumed_client(&emulator, OPERATOR_ROLE, Some(EXTERNAL_ID), "eu-west-1").await;
+    let client =
+        emulator::assumed_client(&emulator, OPERATOR_ROLE, Some(EXTERNAL_ID), "eu-west-1").await;
     let arn = create_room(&client, "tenant").await;
     assert!(
         arn.starts_with("arn:aws:ivschat:eu-west-1:111122223333:room/"),
@@ -349,7 +317,8 @@ async fn the_sdk_assumes_a_role_with_an_external_id_and_creates_rooms_in_that_ac
 #[tokio::test]
 async fn a_wrong_or_missing_external_id_and_unknown_roles_are_access_denied() {
     let emulator = start().await;
-    let client = assumed_client(&emulator, OPERATOR_ROLE, Some("ext-999"), "us-west-2").await;
+    let client =
+        emulator::assumed_client(&emulator, OPERATOR_ROLE, Some("ext-999"), "us-west-2").await;
     client
         .create_room()
         .send()
@@ -609,7 +578,7 @@ async fn the_sdk_identity_cache_reuses_a_session_and_refreshes_it_before_it_expi
     // 12 s: more than the identity cache's 10 s buffer at first (reused), less than 5 s left after 7.5 s
     // (reloaded, whatever the buffer's jitter).
     emulator.set_credential_lifetime(Some(Duration::from_secs(12)));
-    let client = assumed_client(&emulator, PLAIN_ROLE, None, "us-west-2").await;
+    let client = emulator::assumed_client(&emulator, PLAIN_ROLE, None, "us-west-2").await;
     client.list_rooms().send().await.expect("first call");
     client.list_rooms().send().await.expect("second call");
     assert_eq!(

@@ -106,3 +106,46 @@ pub async fn all_rooms(aws: &Client) -> Vec<aws_sdk_ivschat::types::RoomSummary>
         }
     }
 }
+
+/// The shared AWS configuration of a client of `emulator` in `region`, as an operator builds one: the
+/// emulator's endpoint for every service (STS included) and its static credentials (its default account).
+pub async fn shared_config(emulator: &Emulator, region: &str) -> aws_config::SdkConfig {
+    let config = emulator.config();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_owned()))
+        .endpoint_url(emulator.url())
+        .credentials_provider(aws_sdk_ivschat::config::Credentials::new(
+            config.access_key_id.clone(),
+            config.secret_access_key.clone(),
+            None,
+            None,
+            "emulator",
+        ))
+        .load()
+        .await
+}
+
+/// An IVS Chat client in `region` whose credentials are sessions of `role` (STS AssumeRole through the
+/// emulator, with `external_id` if given), without the SDK's retries.
+pub async fn assumed_client(
+    emulator: &Emulator,
+    role: &str,
+    external_id: Option<&str>,
+    region: &str,
+) -> Client {
+    let base = shared_config(emulator, region).await;
+    let mut provider = aws_config::sts::AssumeRoleProvider::builder(role).session_name("ivs-test");
+    if let Some(external_id) = external_id {
+        provider = provider.external_id(external_id);
+    }
+    let provider = provider.configure(&base).build().await;
+    let mut builder = aws_sdk_ivschat::config::Builder::from(&base);
+    builder.set_credentials_provider(Some(
+        aws_sdk_ivschat::config::SharedCredentialsProvider::new(provider),
+    ));
+    Client::from_conf(
+        builder
+            .retry_config(aws_sdk_ivschat::config::retry::RetryConfig::disabled())
+            .build(),
+    )
+}

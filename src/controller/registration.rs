@@ -64,16 +64,12 @@ impl<K: ManagedKind> Watch<K> {
 
     /// Objects created or changed, for the kind's own controller.
     fn applied(&mut self) -> impl Stream<Item = Applied<K>> + Send + 'static {
-        let (sender, receiver) = mpsc::channel(FAN_OUT_BUFFER);
-        self.applied.push(sender);
-        receiver_stream(receiver)
+        subscribe(&mut self.applied)
     }
 
     /// Objects created, changed or deleted, for a controller the kind wakes.
     fn touched(&mut self) -> impl Stream<Item = Arc<K>> + Send + 'static {
-        let (sender, receiver) = mpsc::channel(FAN_OUT_BUFFER);
-        self.touched.push(sender);
-        receiver_stream(receiver)
+        subscribe(&mut self.touched)
     }
 
     /// Runs the watch: never ends on its own (a failed watch is retried with backoff), so it runs beside
@@ -87,20 +83,49 @@ impl<K: ManagedKind> Watch<K> {
             touched,
             ..
         } = self;
-        async move {
-            let events = watcher(api, watcher::Config::default())
-                .default_backoff()
-                .modify(strip)
-                .reflect(writer);
-            let mut events = std::pin::pin!(events);
-            while let Some(event) = events.next().await {
-                match event {
-                    Ok(event) => fan_out(event, &applied, &touched).await,
-                    Err(error) => tracing::warn!(kind = K::KIND, %error, "watch failed; retrying"),
-                }
-            }
+        let config = watcher::Config::default();
+        watch_and_fan_out(api, config, strip::<K>, writer, applied, touched)
+    }
+}
+
+/// Watches `api`, keeps the [`strip`]ped objects in the store `writer` fills and hands each event on
+/// ([`fan_out`]); a failed watch is retried with backoff, so this never ends on its own.
+async fn watch_and_fan_out<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    strip: fn(&mut K),
+    writer: reflector::store::Writer<K>,
+    applied: Vec<mpsc::Sender<Applied<K>>>,
+    touched: Vec<mpsc::Sender<Arc<K>>>,
+) where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let events = watcher(api, config)
+        .default_backoff()
+        .modify(strip)
+        .reflect(writer);
+    let mut events = std::pin::pin!(events);
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(event) => fan_out(event, &applied, &touched).await,
+            Err(error) => tracing::warn!(kind = %K::kind(&()), %error, "watch failed; retrying"),
         }
     }
+}
+
+/// A new subscriber's end of one of a watch's fan-outs.
+fn subscribe<T: Send + 'static>(
+    subscribers: &mut Vec<mpsc::Sender<T>>,
+) -> impl Stream<Item = T> + Send + 'static {
+    let (sender, receiver) = mpsc::channel(FAN_OUT_BUFFER);
+    subscribers.push(sender);
+    receiver_stream(receiver)
 }
 
 /// The watch of a kind the controllers only read and are woken by (ChatAccounts, Namespaces): its store
@@ -145,9 +170,7 @@ where
     }
 
     fn touched(&mut self) -> impl Stream<Item = Arc<K>> + Send + 'static {
-        let (sender, receiver) = mpsc::channel(FAN_OUT_BUFFER);
-        self.touched.push(sender);
-        receiver_stream(receiver)
+        subscribe(&mut self.touched)
     }
 
     /// Runs the watch; like [`Watch::run`], it never ends on its own.
@@ -160,19 +183,7 @@ where
             strip,
             ..
         } = self;
-        async move {
-            let events = watcher(api, config)
-                .default_backoff()
-                .modify(strip)
-                .reflect(writer);
-            let mut events = std::pin::pin!(events);
-            while let Some(event) = events.next().await {
-                match event {
-                    Ok(event) => fan_out(event, &[], &touched).await,
-                    Err(error) => tracing::warn!(%error, "watch failed; retrying"),
-                }
-            }
-        }
+        watch_and_fan_out(api, config, strip, writer, Vec::new(), touched)
     }
 }
 

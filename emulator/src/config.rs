@@ -1,6 +1,7 @@
 //! Emulator configuration: the `ivschat-operator emulator` command-line flags ([`EmulatorArgs`]), the library
 //! configuration ([`EmulatorConfig`]) and the subset that can be changed while the emulator runs
-//! ([`RuntimeSettings`]).
+//! ([`RuntimeSettings`]); the regions IVS Chat is offered in ([`IVSCHAT_REGIONS`]) and which of them an
+//! emulator serves.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::accounts::AccountConfig;
 pub use ivschat_api::duration::parse_duration;
 use ivschat_api::limits::CHAT_TOKEN_VALIDITY;
 
@@ -17,6 +19,17 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:4510";
 pub const DEFAULT_LOGGING_CONFIGURATION_QUOTA: u32 = 10;
 /// How long after its 500 a late-committed write is carried out, unless configured.
 pub const DEFAULT_LATE_COMMIT_DELAY: Duration = Duration::from_secs(2);
+/// The regions where AWS offers IVS Chat (botocore's `endpoints.json`, the General Reference): what an
+/// emulator serves unless `--regions` restricts it.
+pub const IVSCHAT_REGIONS: [&str; 7] = [
+    "us-east-1",
+    "us-west-2",
+    "eu-west-1",
+    "eu-central-1",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-south-1",
+];
 
 /// Flags of `ivschat-operator emulator`. Every flag can also come from an `IVSCHAT_EMULATOR_*` variable.
 #[derive(clap::Args, Debug, Clone)]
@@ -24,17 +37,32 @@ pub struct EmulatorArgs {
     /// Address to listen on (HOST:PORT). Loopback by default: the `/_emulator/*` admin endpoints are unsigned.
     #[arg(long, env = "IVSCHAT_EMULATOR_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
-    /// AWS region the emulator pretends to be (appears in ARNs and must match the SigV4 scope).
+    /// The default AWS region (what `Emulator::sdk_config_builder` uses). Requests are served in the region of
+    /// their SigV4 scope, which must be one of --regions.
     #[arg(long, env = "IVSCHAT_EMULATOR_REGION", default_value = "us-west-2")]
     pub region: String,
-    /// AWS account id used in ARNs.
+    /// The regions served: `all` (the seven IVS Chat regions, plus --region if it is another) or a
+    /// comma-separated list, which must include --region. A request scoped to another region is refused.
+    #[arg(long, env = "IVSCHAT_EMULATOR_REGIONS", default_value = "all", value_parser = parse_regions)]
+    pub regions: Regions,
+    /// The default AWS account: the static credentials' (user `emulator`), and the account of every
+    /// request they sign.
     #[arg(
         long,
         env = "IVSCHAT_EMULATOR_ACCOUNT_ID",
         default_value = "123456789012"
     )]
     pub account_id: String,
-    /// The only access key id accepted in SigV4 signatures.
+    /// More accounts and their IAM roles (YAML, or JSON when the name ends in .json): `accounts: [{id,
+    /// roles: [{name, externalId?, trustedPrincipals?, maxSessionDuration?}]}]`. See the README.
+    #[arg(long, env = "IVSCHAT_EMULATOR_ACCOUNTS_FILE")]
+    pub accounts_file: Option<PathBuf>,
+    /// Caps the lifetime of every session STS issues from now on (e.g. `60s`, for credential-refresh tests;
+    /// below AWS's 900 s minimum is allowed). Unlimited (the requested duration) when absent.
+    #[arg(long, env = "IVSCHAT_EMULATOR_CREDENTIAL_LIFETIME", value_parser = parse_positive_duration)]
+    pub credential_lifetime: Option<Duration>,
+    /// The access key id of the static credentials (the default account's user). STS-issued session keys
+    /// (`ASIA…`) are accepted beside it.
     #[arg(long, env = "IVSCHAT_EMULATOR_ACCESS_KEY_ID", default_value = "test")]
     pub access_key_id: String,
     /// The secret key SigV4 signatures are verified with.
@@ -51,13 +79,16 @@ pub struct EmulatorArgs {
     /// Logging-configuration transitions that end in *_FAILED: a comma-separated subset of create,update,delete.
     #[arg(long, env = "IVSCHAT_EMULATOR_FAIL_TRANSITIONS", default_value = "", value_parser = parse_transition_failures)]
     pub fail_transitions: TransitionFailures,
-    /// Enforce the per-operation TPS quotas of IVS Chat (429 ThrottlingException past them).
+    /// Enforce the per-operation TPS quotas of IVS Chat, per account and region (429 ThrottlingException past
+    /// them).
     #[arg(long, env = "IVSCHAT_EMULATOR_ENFORCE_QUOTAS")]
     pub enforce_quotas: bool,
-    /// Maximum number of rooms (402 ServiceQuotaExceededException past it). Unlimited when absent.
+    /// Maximum number of rooms per account and region (402 ServiceQuotaExceededException past it).
+    /// Unlimited when absent.
     #[arg(long, env = "IVSCHAT_EMULATOR_ROOM_QUOTA")]
     pub room_quota: Option<u32>,
-    /// Maximum number of logging configurations (402 ServiceQuotaExceededException past it).
+    /// Maximum number of logging configurations per account and region (402 ServiceQuotaExceededException
+    /// past it).
     #[arg(long, env = "IVSCHAT_EMULATOR_LOGGING_CONFIGURATION_QUOTA", default_value_t = DEFAULT_LOGGING_CONFIGURATION_QUOTA)]
     pub logging_configuration_quota: u32,
     /// Fraction (0..=1) of API requests answered with an injected 500 or 503.
@@ -81,6 +112,58 @@ pub struct EmulatorArgs {
     /// Keep rooms, logging configurations and tags in this JSON file across restarts (written atomically).
     #[arg(long, env = "IVSCHAT_EMULATOR_STATE_FILE")]
     pub state_file: Option<PathBuf>,
+}
+
+/// The regions an emulator serves: `None` = all of [`IVSCHAT_REGIONS`] (the `--regions all` default).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Regions(pub Option<Vec<String>>);
+
+/// `all` or `us-west-2,eu-west-1` (blanks around commas allowed, duplicates dropped).
+pub fn parse_regions(text: &str) -> Result<Regions, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("all") {
+        return Ok(Regions(None));
+    }
+    let mut regions: Vec<String> = Vec::new();
+    for region in text.split(',').map(str::trim) {
+        if !is_region_name(region) {
+            return Err(format!(
+                "region {region:?} must match [a-z0-9-]+ (or give `all`)"
+            ));
+        }
+        if !regions.iter().any(|known| known == region) {
+            regions.push(region.to_owned());
+        }
+    }
+    Ok(Regions(Some(regions)))
+}
+
+/// True for a region name that can appear in ARNs (`[a-z0-9-]+`).
+pub fn is_region_name(region: &str) -> bool {
+    !region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// The regions served, given the default region and `--regions`: the list as given, or every IVS Chat
+/// region plus the default one when it is not among them (so an emulator that pretends to be elsewhere keeps
+/// working as before).
+pub fn enabled_regions(default_region: &str, regions: Option<&[String]>) -> Vec<String> {
+    match regions {
+        Some(regions) => regions.to_vec(),
+        None => {
+            let mut all: Vec<String> = IVSCHAT_REGIONS.iter().map(|r| r.to_string()).collect();
+            if !all.iter().any(|region| region == default_region) {
+                all.push(default_region.to_owned());
+            }
+            all
+        }
+    }
+}
+
+fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    ivschat_api::duration::parse_positive_duration(text)
 }
 
 /// Which logging-configuration transitions end in a `*_FAILED` state instead of succeeding.
@@ -139,8 +222,18 @@ impl TransitionFailures {
 /// Library configuration of an [`super::Emulator`]. `Default` gives the same values as the CLI defaults.
 #[derive(Debug, Clone)]
 pub struct EmulatorConfig {
+    /// The default region (of [`super::Emulator::sdk_config_builder`]).
     pub region: String,
+    /// The regions served; `None`: every IVS Chat region (see [`enabled_regions`]).
+    pub regions: Option<Vec<String>>,
+    /// The default account: the static credentials' own.
     pub account_id: String,
+    /// More accounts and their roles (see [`crate::accounts`]); the default account may be among them.
+    pub accounts: Vec<AccountConfig>,
+    /// An accounts file read at start, its accounts added to `accounts`.
+    pub accounts_file: Option<PathBuf>,
+    /// See [`RuntimeSettings::credential_lifetime`].
+    pub credential_lifetime: Option<Duration>,
     pub access_key_id: String,
     pub secret_access_key: String,
     pub logging_transition_delay: Duration,
@@ -167,7 +260,11 @@ impl Default for EmulatorConfig {
     fn default() -> Self {
         EmulatorConfig {
             region: "us-west-2".to_string(),
+            regions: None,
             account_id: "123456789012".to_string(),
+            accounts: Vec::new(),
+            accounts_file: None,
+            credential_lifetime: None,
             access_key_id: "test".to_string(),
             secret_access_key: "test".to_string(),
             logging_transition_delay: Duration::ZERO,
@@ -201,7 +298,13 @@ impl EmulatorConfig {
             late_commit_rate: self.late_commit_rate,
             late_commit_delay: self.late_commit_delay,
             extra_latency: self.extra_latency,
+            credential_lifetime: self.credential_lifetime,
         }
+    }
+
+    /// The regions served (see [`enabled_regions`]).
+    pub fn enabled_regions(&self) -> Vec<String> {
+        enabled_regions(&self.region, self.regions.as_deref())
     }
 
     /// Rejects values the emulator cannot work with (an account id or region that would make invalid ARNs).
@@ -212,16 +315,26 @@ impl EmulatorConfig {
                 self.account_id
             );
         }
-        if self.region.is_empty()
-            || !self
-                .region
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
+        if !is_region_name(&self.region) {
             anyhow::bail!(
                 "region {:?} must match [a-z0-9-]+ (it appears in ARNs)",
                 self.region
             );
+        }
+        if let Some(regions) = &self.regions {
+            if let Some(bad) = regions.iter().find(|region| !is_region_name(region)) {
+                anyhow::bail!("region {bad:?} must match [a-z0-9-]+ (it appears in ARNs)");
+            }
+            if !regions.contains(&self.region) {
+                anyhow::bail!(
+                    "the default region {:?} must be one of the regions served ({})",
+                    self.region,
+                    regions.join(", ")
+                );
+            }
+        }
+        for account in &self.accounts {
+            account.validate().map_err(anyhow::Error::msg)?;
         }
         if self.access_key_id.is_empty() {
             anyhow::bail!("the access key id must not be empty");
@@ -239,7 +352,10 @@ impl From<EmulatorArgs> for EmulatorConfig {
     fn from(args: EmulatorArgs) -> Self {
         EmulatorConfig {
             region: args.region,
+            regions: args.regions.0,
             account_id: args.account_id,
+            accounts_file: args.accounts_file,
+            credential_lifetime: args.credential_lifetime,
             access_key_id: args.access_key_id,
             secret_access_key: args.secret_access_key,
             logging_transition_delay: args.logging_transition_delay,
@@ -280,10 +396,19 @@ pub struct RuntimeSettings {
     pub late_commit_rate: f64,
     pub late_commit_delay: Duration,
     pub extra_latency: Duration,
+    /// Caps the lifetime of sessions STS issues from now on (`Expiration` says the capped time); a test knob,
+    /// so below AWS's 900 s minimum is allowed. `None`: the requested `DurationSeconds` (default 1 h).
+    pub credential_lifetime: Option<Duration>,
 }
 
 impl RuntimeSettings {
     pub fn validate(&self) -> Result<(), String> {
+        if self
+            .credential_lifetime
+            .is_some_and(|lifetime| lifetime < Duration::from_secs(1))
+        {
+            return Err("the credential lifetime must be at least 1 s".to_owned());
+        }
         check_rate("fault rate", self.fault_rate)?;
         check_rate("lost response rate", self.lost_response_rate)?;
         check_rate("late commit rate", self.late_commit_rate)
@@ -373,6 +498,47 @@ mod tests {
         assert_eq!(from_cli.secret_access_key, default.secret_access_key);
         assert_eq!(from_cli.runtime_settings(), default.runtime_settings());
         assert_eq!(from_cli.state_file, None);
+        assert_eq!(from_cli.regions, None);
+        assert_eq!(from_cli.enabled_regions().len(), IVSCHAT_REGIONS.len());
+        assert_eq!(from_cli.accounts_file, None);
+        assert_eq!(from_cli.credential_lifetime, None);
+    }
+
+    #[test]
+    fn regions_parse_and_must_hold_the_default_region() {
+        assert_eq!(parse_regions("all"), Ok(Regions(None)));
+        assert_eq!(
+            parse_regions(" us-west-2, eu-west-1,us-west-2"),
+            Ok(Regions(Some(vec!["us-west-2".into(), "eu-west-1".into()])))
+        );
+        assert!(parse_regions("us-west-2,").is_err());
+        assert!(parse_regions("US-WEST-2").is_err());
+        let cli = Cli::try_parse_from([
+            "emulator",
+            "--regions",
+            "us-west-2,eu-west-1",
+            "--credential-lifetime",
+            "60s",
+            "--accounts-file",
+            "/tmp/accounts.yaml",
+        ])
+        .expect("flags must parse");
+        let config = EmulatorConfig::from(cli.args);
+        assert_eq!(config.enabled_regions(), ["us-west-2", "eu-west-1"]);
+        assert_eq!(config.credential_lifetime, Some(Duration::from_secs(60)));
+        assert_eq!(
+            config.accounts_file,
+            Some(PathBuf::from("/tmp/accounts.yaml"))
+        );
+        assert!(config.validate().is_ok());
+        let without_default = EmulatorConfig {
+            regions: Some(vec!["eu-west-1".into()]),
+            ..EmulatorConfig::default()
+        };
+        assert!(without_default.validate().is_err());
+        // An emulator pretending to be in a region without IVS Chat still serves it.
+        assert!(enabled_regions("local-1", None).contains(&"local-1".to_string()));
+        assert!(Cli::try_parse_from(["emulator", "--credential-lifetime", "0s"]).is_err());
     }
 
     #[test]

@@ -70,6 +70,9 @@ pub enum ApiError {
     UnknownOperation { message: String },
     /// The body exceeds the emulator's size cap.
     PayloadTooLarge { limit_bytes: usize },
+    /// The caller is authenticated but may not act: a session of a revoked role (the model's
+    /// AccessDeniedException, 403).
+    AccessDenied { message: String },
     /// SigV4 verification failed; `error_type` comes from the verifier.
     Authentication {
         error_type: &'static str,
@@ -133,6 +136,7 @@ impl ApiError {
             ApiError::Serialization { .. } => "SerializationException",
             ApiError::UnknownOperation { .. } => "UnknownOperationException",
             ApiError::PayloadTooLarge { .. } => "RequestEntityTooLargeException",
+            ApiError::AccessDenied { .. } => "AccessDeniedException",
             ApiError::Authentication { error_type, .. } => error_type,
         }
     }
@@ -140,7 +144,7 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
             ApiError::Validation { .. } | ApiError::Serialization { .. } => 400,
-            ApiError::Authentication { .. } => 403,
+            ApiError::Authentication { .. } | ApiError::AccessDenied { .. } => 403,
             ApiError::ResourceNotFound { .. } | ApiError::UnknownOperation { .. } => 404,
             ApiError::Conflict { .. } => 409,
             ApiError::ServiceQuotaExceeded { .. } => 402,
@@ -162,6 +166,7 @@ impl ApiError {
             | ApiError::ServiceUnavailable { message }
             | ApiError::Serialization { message }
             | ApiError::UnknownOperation { message }
+            | ApiError::AccessDenied { message }
             | ApiError::Authentication { message, .. } => message.clone(),
             ApiError::PayloadTooLarge { limit_bytes } => {
                 format!("Request body is larger than the {limit_bytes} bytes this endpoint accepts")

@@ -2,25 +2,41 @@
 //! bodies and headers of any shape reach code that answers them in the AWS error format.
 //!
 //! API requests go through: body read (capped at [`MAX_BODY_BYTES`], 413 past it) → extra latency → SigV4
-//! verification (403) → routing (404 UnknownOperationException) → injected fault (500/503) → TPS quota (429) →
+//! verification and session checks (403) → routing (404 UnknownOperationException) → revoked role (403
+//! AccessDeniedException) → injected fault (500/503) → TPS quota of the request's scope (429) →
 //! the operation → lost response (a successful control-plane write's response replaced by a 500, its change
 //! kept; see [`super::traffic::loses_responses`]). Every response carries `x-amzn-RequestId`; every error carries
 //! `X-Amzn-Errortype` and a JSON body with `message`. Each API request is counted once by operation and outcome
 //! (a lost response as `InternalServerException`, and also in the lost-responses counter), and logged with its
 //! caller's app name: the `app/NAME` token of its `User-Agent` (else of `X-Amz-User-Agent`), see [`caller_app`].
 //!
+//! A request is authenticated ([`identity`]) with the static key or an STS session key; its scope is the
+//! caller's account (the default one for the static key, the session's for a session key) and the region of
+//! its SigV4 credential scope, which must be a served region. A session of a revoked role (or of one its
+//! account no longer lists) is then refused with 403 AccessDeniedException (after routing, before faults and
+//! quotas). Authenticated requests are also
+//! counted by scope.
+//!
 //! A WebSocket upgrade (`GET /` with `Upgrade: websocket`) goes to the chat messaging endpoint ([`messaging`])
-//! before any of this.
+//! before any of this, and an STS request ([`sts::is_sts_request`]: `POST /` signed for `sts`, or the unsigned
+//! AssumeRoleWithWebIdentity) to [`sts`].
 //!
 //! `/_emulator/*` is the unsigned admin API for tests (never counted in the metrics):
-//! - `GET /_emulator/metrics`: the request counters as Prometheus text; `POST /_emulator/metrics/reset` zeroes them
-//!   and empties the request log.
+//! - `GET /_emulator/metrics`: the request counters as Prometheus text; `GET /_emulator/metrics/json` the same
+//!   as JSON (see [`super::metrics`]); `POST /_emulator/metrics/reset` zeroes them and empties the request log.
+//! - `GET /_emulator/scopes`: `{"scopes": [{"accountId", "region", "rooms", "loggingConfigurations"}]}`, every
+//!   (account, region) used so far, by account then region.
+//! - `GET /_emulator/accounts`: the configured accounts and the revoked roles; `POST /_emulator/accounts` with
+//!   one account `{"id": "111122223333", "roles": [{"name", "externalId", "trustedPrincipals",
+//!   "maxSessionDuration"}]}` (the accounts file's entry, see [`super::accounts`]) adds it or replaces its roles.
+//! - `POST /_emulator/roles/revoke` and `POST /_emulator/roles/restore` with `{"roleArn": "arn:aws:iam::…"}`:
+//!   revoke a role (AssumeRole of it is AccessDenied, its sessions get AccessDeniedException) or undo that.
 //! - `GET /_emulator/requests`: the request log, oldest first: `{"requests": [{"sequence": 1, "operation":
 //!   "CreateRoom", "outcome": "success", "app": "NAME" | null}, ...]}` (the last 100,000 requests).
 //! - `GET /_emulator/settings`: the runtime settings as JSON; `POST /_emulator/settings` with any subset of
 //!   `{"loggingTransitionDelay": "2s", "failTransitions": ["create","update","delete"], "enforceQuotas": true,
 //!   "roomQuota": 5 | null, "loggingConfigurationQuota": 10, "faultRate": 0.1, "lostResponseRate": 0.1,
-//!   "extraLatency": "50ms"}` changes them and returns the result.
+//!   "extraLatency": "50ms", "credentialLifetime": "60s" | null}` changes them and returns the result.
 //! - `GET /_emulator/health`: `{"status":"ok"}`.
 
 use std::sync::Arc;
@@ -29,19 +45,22 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
+use super::accounts::{AccountEntry, Denial, RoleArn};
 use super::config::{RuntimeSettings, TransitionFailures, parse_duration};
 use super::error::ApiError;
-use super::ids;
+use super::identity::{self, AuthFailure};
+use super::ids::{self, ArnScope};
 use super::messaging;
 use super::metrics::{RequestRecord, SUCCESS, UNKNOWN_OPERATION};
 use super::operation;
 use super::operations::{self, Output};
 use super::service::Service;
-use super::sigv4;
+use super::sigv4::SignedParts;
+use super::sts;
 use ivschat_api::Operation;
 
 /// Largest request body accepted (IVS Chat inputs are a few KiB at most).
@@ -79,22 +98,26 @@ async fn handle(State(service): State<Arc<Service>>, request: Request) -> Respon
         };
         return respond(result, &request_id);
     }
+    if let Some(body) = &body
+        && sts::is_sts_request(&parts.method, path, &parts.headers, body)
+    {
+        return sts::handle(&service, &parts.method, &parts.uri, &parts.headers, body);
+    }
 
     let route = operation::route(&parts.method, path);
     let operation_label = route
         .as_ref()
         .map_or(UNKNOWN_OPERATION, |route| route.operation.name());
+    let mut scope = None;
     let result = match body {
         Some(body) => {
-            api(
-                &service,
-                &parts.method,
-                &parts.uri,
-                &parts.headers,
-                &body,
-                route,
-            )
-            .await
+            let request = SignedParts {
+                method: &parts.method,
+                uri: &parts.uri,
+                headers: &parts.headers,
+                body: &body,
+            };
+            api(&service, &request, route, &mut scope).await
         }
         None => Err(ApiError::PayloadTooLarge {
             limit_bytes: MAX_BODY_BYTES,
@@ -107,6 +130,11 @@ async fn handle(State(service): State<Arc<Service>>, request: Request) -> Respon
     service
         .metrics
         .record_from(operation_label, outcome, caller_app(&parts.headers));
+    if let Some(scope) = &scope {
+        service
+            .metrics
+            .record_scoped(scope, operation_label, outcome);
+    }
     if let Err(error) = &result {
         tracing::debug!(operation = operation_label, %request_id, status = error.status(), error = %error, "request failed");
     }
@@ -148,54 +176,73 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
+/// Answers one IVS Chat API request; `scope` is set once the caller is authenticated.
 async fn api(
     service: &Arc<Service>,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
+    request: &SignedParts<'_>,
     route: Option<operation::Route<'_>>,
+    scope: &mut Option<ArnScope>,
 ) -> Result<Output, ApiError> {
     let latency = service.traffic.settings().extra_latency;
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let credentials = sigv4::Credentials {
-        access_key_id: service.config.access_key_id.clone(),
-        secret_access_key: service.config.secret_access_key.clone(),
-    };
-    sigv4::verify(
-        method,
-        uri,
-        headers,
-        body,
-        &credentials,
-        &service.config.region,
+    let regions: Vec<&str> = service.regions.iter().map(String::as_str).collect();
+    let caller = identity::authenticate(
+        service,
+        request,
+        &regions,
         SIGNING_SERVICE,
         jiff::Timestamp::now(),
     )
-    .map_err(|error| ApiError::Authentication {
-        error_type: error.error_type(),
-        message: error.message(),
-    })?;
+    .map_err(authentication_error)?;
+    *scope = Some(caller.scope());
     let route = route.ok_or_else(|| ApiError::UnknownOperation {
-        message: format!("No IVS Chat operation is bound to {method} {}", uri.path()),
+        message: format!(
+            "No IVS Chat operation is bound to {} {}",
+            request.method,
+            request.uri.path()
+        ),
     })?;
+    if let Some(session) = &caller.session
+        && let Some(denial) = service
+            .accounts()
+            .session_denial(&session.account_id, &session.role_name)
+    {
+        let why = match denial {
+            Denial::NoSuchRole => "no longer exists",
+            _ => "is revoked",
+        };
+        return Err(ApiError::AccessDenied {
+            message: format!(
+                "User: {} is not authorized to perform: ivschat:{} because the role {} {why}",
+                caller.principal.arn(),
+                route.operation.name(),
+                session.role_arn
+            ),
+        });
+    }
     if let Some(fault) = service.traffic.injected_fault() {
         return Err(fault);
     }
-    service
-        .traffic
-        .admit(route.operation, &service.config.account_id)?;
-    let request = operations::Request {
+    let scope = caller.scope();
+    service.traffic.admit(route.operation, &scope)?;
+    let operation_request = operations::Request {
         resource_arn_label: route.resource_arn_label,
-        query: uri.query(),
-        body,
+        query: request.uri.query(),
+        body: request.body,
     };
     if let Some(delay) = service.traffic.late_commit(route.operation) {
-        return Err(commit_late(service, route.operation, request, delay));
+        return Err(commit_late(
+            service,
+            scope,
+            route.operation,
+            operation_request,
+            delay,
+        ));
     }
-    let output = operations::execute(service, route.operation, request).await?;
+    let output =
+        operations::execute(&service.scoped(scope), route.operation, operation_request).await?;
     // Drawn only after success: a failed operation changed nothing, so there is no lost change to simulate.
     if let Some(lost) = service.traffic.lost_response(route.operation) {
         service.metrics.record_lost_response(route.operation.name());
@@ -208,11 +255,27 @@ async fn api(
     Ok(output)
 }
 
+/// The IVS Chat answer to an authentication failure: the verifier's error type (see [`super::sigv4`]), or
+/// 403 ExpiredTokenException for an expired session.
+fn authentication_error(failure: AuthFailure) -> ApiError {
+    match failure {
+        AuthFailure::Signature(error) => ApiError::Authentication {
+            error_type: error.error_type(),
+            message: error.message(),
+        },
+        AuthFailure::Expired => ApiError::Authentication {
+            error_type: "ExpiredTokenException",
+            message: "The security token included in the request is expired".to_owned(),
+        },
+    }
+}
+
 /// Carries out `operation` `delay` from now, in the background, and returns the 500 that answers it now
 /// (`lateCommitRate`). The write is validated and applied only then, as AWS completing a request the client
 /// gave up on would; its own outcome reaches nobody but the log and the late-commit count.
 fn commit_late(
     service: &Arc<Service>,
+    scope: ArnScope,
     operation: Operation,
     request: operations::Request<'_>,
     delay: Duration,
@@ -228,7 +291,7 @@ fn commit_late(
             query: query.as_deref(),
             body: &body,
         };
-        match operations::execute(&service, operation, request).await {
+        match operations::execute(&service.scoped(scope), operation, request).await {
             Ok(_) => {
                 service.metrics.record_late_commit(operation.name());
                 tracing::debug!(
@@ -316,11 +379,114 @@ fn admin(service: &Service, method: &Method, path: &str, body: &[u8]) -> Result<
             tracing::info!(settings = ?updated, "emulator settings changed");
             Ok(Output::Json(settings_json(&updated)))
         }
+        (Method::GET, "/metrics/json") => Ok(Output::Json(service.metrics.json())),
+        (Method::GET, "/scopes") => Ok(Output::Json(scopes_json(service))),
+        (Method::GET, "/accounts") => Ok(Output::Json(accounts_json(service))),
+        (Method::POST | Method::PUT, "/accounts") => {
+            let entry: AccountEntry =
+                serde_json::from_slice(body).map_err(|err| ApiError::Serialization {
+                    message: format!(
+                        "An account must be a JSON object {{\"id\", \"roles\"}}: {err}"
+                    ),
+                })?;
+            let account = entry
+                .into_config()
+                .map_err(|message| ApiError::Validation {
+                    message,
+                    reason: super::error::ValidationReason::FieldValidationFailed,
+                    fields: vec![],
+                })?;
+            tracing::info!(account = %account.id, roles = account.roles.len(), "account configured");
+            service
+                .accounts_mut()
+                .put(account)
+                .map_err(|message| ApiError::Validation {
+                    message,
+                    reason: super::error::ValidationReason::FieldValidationFailed,
+                    fields: vec![],
+                })?;
+            Ok(Output::Json(accounts_json(service)))
+        }
+        (Method::POST, "/roles/revoke" | "/roles/restore") => {
+            let role = parse_role_arn_body(body)?;
+            let revoke = path.ends_with("/revoke");
+            let mut accounts = service.accounts_mut();
+            if revoke {
+                accounts.revoke(&role);
+            } else {
+                accounts.restore(&role);
+            }
+            let revoked = accounts.is_revoked(&role.account_id, &role.name);
+            tracing::info!(role = %role.arn, revoked, "role revocation changed");
+            Ok(Output::Json(
+                json!({ "roleArn": role.arn, "revoked": revoked }),
+            ))
+        }
         (Method::GET, "/health") => Ok(Output::Json(json!({ "status": "ok" }))),
         _ => Err(ApiError::UnknownOperation {
             message: format!("No emulator admin endpoint at {method} {path}"),
         }),
     }
+}
+
+fn scopes_json(service: &Service) -> Value {
+    let scopes: Vec<Value> = service
+        .scope_summaries()
+        .into_iter()
+        .map(|summary| {
+            json!({
+                "accountId": summary.scope.account_id,
+                "region": summary.scope.region,
+                "rooms": summary.rooms,
+                "loggingConfigurations": summary.logging_configurations,
+            })
+        })
+        .collect();
+    json!({ "scopes": scopes })
+}
+
+fn accounts_json(service: &Service) -> Value {
+    let accounts = service.accounts();
+    let configured: Vec<Value> = accounts
+        .configured()
+        .map(|account| {
+            let roles: Vec<Value> = account
+                .roles
+                .iter()
+                .map(|role| {
+                    json!({
+                        "name": role.name,
+                        "externalId": role.external_id,
+                        "trustedPrincipals": role.trusted_principals,
+                        "maxSessionDuration": role.max_session_duration.map(|d| d.as_secs()),
+                    })
+                })
+                .collect();
+            json!({ "id": account.id, "roles": roles })
+        })
+        .collect();
+    json!({
+        "defaultAccountId": accounts.default_account(),
+        "accounts": configured,
+        "revokedRoles": accounts.revoked_roles(),
+    })
+}
+
+fn parse_role_arn_body(body: &[u8]) -> Result<RoleArn, ApiError> {
+    let object: Map<String, Value> =
+        serde_json::from_slice(body).map_err(|err| ApiError::Serialization {
+            message: format!("Expected {{\"roleArn\": \"arn:aws:iam::…:role/…\"}}: {err}"),
+        })?;
+    let text = object
+        .get("roleArn")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::field("roleArn", "a role ARN is required"))?;
+    RoleArn::parse(text).ok_or_else(|| {
+        ApiError::field(
+            "roleArn",
+            format!("{text:?} is not arn:aws:iam::<12-digit account>:role/<name>"),
+        )
+    })
 }
 
 fn requests_json(requests: &[RequestRecord]) -> Value {
@@ -350,6 +516,7 @@ fn settings_json(settings: &RuntimeSettings) -> Value {
         "lateCommitRate": settings.late_commit_rate,
         "lateCommitDelay": format_duration(settings.late_commit_delay),
         "extraLatency": format_duration(settings.extra_latency),
+        "credentialLifetime": settings.credential_lifetime.map(format_duration),
     })
 }
 
@@ -370,6 +537,7 @@ struct SettingsChanges {
     late_commit_rate: Option<f64>,
     late_commit_delay: Option<Duration>,
     extra_latency: Option<Duration>,
+    credential_lifetime: Option<Option<Duration>>,
 }
 
 impl SettingsChanges {
@@ -403,6 +571,9 @@ impl SettingsChanges {
         }
         if let Some(value) = self.extra_latency {
             settings.extra_latency = value;
+        }
+        if let Some(value) = self.credential_lifetime {
+            settings.credential_lifetime = value;
         }
     }
 }
@@ -448,6 +619,13 @@ fn parse_settings_changes(body: &[u8]) -> Result<SettingsChanges, ApiError> {
                 changes.logging_transition_delay = Some(duration(key, value)?)
             }
             "extraLatency" => changes.extra_latency = Some(duration(key, value)?),
+            "credentialLifetime" => {
+                changes.credential_lifetime = Some(if value.is_null() {
+                    None
+                } else {
+                    Some(duration(key, value)?)
+                });
+            }
             "lateCommitDelay" => changes.late_commit_delay = Some(duration(key, value)?),
             "failTransitions" => {
                 let names = match value {
@@ -533,6 +711,18 @@ mod tests {
         assert_eq!(
             apply("").expect("empty body changes nothing").room_quota,
             Some(5)
+        );
+        assert_eq!(
+            apply(r#"{"credentialLifetime": "60s"}"#)
+                .expect("valid")
+                .credential_lifetime,
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            apply(r#"{"credentialLifetime": null}"#)
+                .expect("valid")
+                .credential_lifetime,
+            None
         );
     }
 

@@ -59,14 +59,22 @@ impl ResourceKind {
     }
 }
 
-/// The partition, region and account a set of ARNs belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The region and account a set of ARNs belongs to (the partition is always `aws`): the unit that holds
+/// resources, ids, quotas and pagination (one [`crate::store::Store`] each).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ArnScope {
     pub region: String,
     pub account_id: String,
 }
 
 impl ArnScope {
+    pub fn new(account_id: &str, region: &str) -> ArnScope {
+        ArnScope {
+            region: region.to_owned(),
+            account_id: account_id.to_owned(),
+        }
+    }
+
     pub fn arn(&self, kind: ResourceKind, id: &str) -> String {
         format!(
             "arn:aws:ivschat:{}:{}:{}/{}",
@@ -88,7 +96,12 @@ pub struct ParsedArn<'a> {
 }
 
 impl ParsedArn<'_> {
-    /// True when the ARN names a resource of this emulator's region and account.
+    /// The scope the resource belongs to.
+    pub fn scope(&self) -> ArnScope {
+        ArnScope::new(self.account_id, self.region)
+    }
+
+    /// True when the ARN names a resource of this region and account.
     pub fn is_in(&self, scope: &ArnScope) -> bool {
         self.region == scope.region && self.account_id == scope.account_id
     }

@@ -1,5 +1,7 @@
-//! The local IVS Chat emulator: the AWS IVS Chat control-plane API (restJson1 over HTTP, SigV4-verified), served
-//! from memory with optional persistence, fault injection, quotas and request counters for tests. The AWS CLI
+//! The local IVS Chat emulator: the AWS IVS Chat control-plane API (restJson1 over HTTP, SigV4-verified) in
+//! every IVS Chat region and any number of accounts, with STS (AssumeRole, AssumeRoleWithWebIdentity,
+//! GetCallerIdentity) on the same listener, served from memory with optional persistence, fault injection,
+//! quotas and request counters for tests. The AWS CLI
 //! and the Rust SDK work against it unchanged (`endpoint_url` / `--endpoint-url`). `ivschat-operator emulator`
 //! serves it from the command line ([`run_cli`]); tests start it in-process ([`Emulator::start`]). The API's
 //! facts (operations, quotas, field limits) come from the `ivschat-api` crate; nothing comes from the operator.
@@ -9,13 +11,24 @@
 //! defaults, outputs), [`validate`] (the model's constraints), [`store`] (resources and cross-resource
 //! invariants), [`lifecycle`] (logging-configuration states), [`pagination`] (tokens), [`error`] (wire errors),
 //! [`ids`] (ids, ARNs, tokens), [`wire`] (timestamps on the wire), [`traffic`] (quotas, faults, latency),
-//! [`metrics`], [`persistence`], [`service`] (shared state, room events), [`sigv4`] (signature verification),
+//! [`metrics`], [`persistence`], [`service`] (shared state, room events, the per-scope view operations get),
+//! [`sigv4`] (signature verification), [`identity`] (who signed: the static key or a session key, and the
+//! session's token and expiry), [`accounts`] (accounts, roles, trust, revocation, the accounts file),
+//! [`sessions`] (the issued session credentials), [`sts`] (the STS query protocol and its three actions),
 //! [`messaging`] (the chat Messaging API: WebSocket connections on the same listener, `ws://HOST:PORT`),
 //! [`connections`] (the open messaging connections and per-room message rates).
 //!
+//! # Scopes
+//! Every IVS Chat request acts in one (account, region): the account of its credentials (the default
+//! account `--account-id` for the static key, the session's for an STS-issued key) and the region of its
+//! SigV4 credential scope, which must be one the emulator serves (`--regions`, default all seven IVS Chat
+//! regions). Resources, ids, ARNs, pagination tokens and all quotas are per scope ([`store::Stores`]). The
+//! accounts, roles, STS and the error choices for session credentials are documented in [`accounts`],
+//! [`identity`] and [`sts`] (and in the README's "Accounts, regions and STS").
+//!
 //! # Behaviour where AWS documents nothing (see also ivschat-api.md §7)
-//! - **Identifiers** must be ARNs (the model's patterns). An ARN of another region or account, or of a resource
-//!   that does not exist, is a 404 ResourceNotFoundException whose `resourceId` is the ARN's id part and whose
+//! - **Identifiers** must be ARNs (the model's patterns). An ARN of another region or account than the
+//!   request's scope, or of a resource that does not exist, is a 404 ResourceNotFoundException whose `resourceId` is the ARN's id part and whose
 //!   `resourceType` is `ROOM` (the model's only value, also for logging configurations).
 //! - **Integers**: an explicit `0` for a boxed integer (`maximumMessage*`, `maxResults`,
 //!   `sessionDurationInMinutes`) counts as "not set", because Smithy-2 SDKs may send their `@default(0)`.
@@ -31,19 +44,19 @@
 //!   duplicates; `[]` clears them. Attaching a logging configuration that does not exist is 404; one that is
 //!   not ACTIVE is 409 (configurations already attached to the room are not re-checked on UpdateRoom).
 //! - **Times**: create/update times have millisecond precision (what the wire shows: `2022-03-16T04:44:09.123Z`)
-//!   and strictly increase across the emulator, so updateTime orders are total; updates bump `updateTime`.
+//!   and strictly increase within a scope, so updateTime orders are total; updates bump `updateTime`.
 //! - **ListRooms**: filters AND together and match exactly; an empty filter string means no filter; an unknown
 //!   `loggingConfigurationIdentifier` filter is 404. Both lists are ordered by updateTime descending (ties by
 //!   id). `nextToken: ""` means the first page.
 //! - **Pagination tokens** are signed cursors (see [`pagination`]); a bad token, or one from another list,
-//!   filter set or emulator process, is 400 ValidationException naming `nextToken`.
+//!   filter set, scope or emulator process, is 400 ValidationException naming `nextToken`.
 //! - **Logging configurations**: Create/Update answer `ACTIVE` (their output enums have only that value) while
 //!   Get/List report CREATING / UPDATING / DELETING during the configured delay (see [`lifecycle`]). Update or
 //!   Delete during a transition is 409. Deleting one that a room uses is 409. The quota counts every
 //!   configuration that still exists (including DELETING and failed ones).
-//! - **Quotas**: the room quota (optional) and the logging-configuration quota (default 10) answer 402 with
-//!   `limit` = the quota and `resourceId` = the account id. TPS quotas (when enforced) are token buckets per
-//!   operation (burst = TPS) and answer 429 ThrottlingException with `limit` = the TPS and `resourceId` = the
+//! - **Quotas** count per (account, region): the room quota (optional) and the logging-configuration quota
+//!   (default 10) answer 402 with `limit` = the quota and `resourceId` = the account id. TPS quotas (when
+//!   enforced) are token buckets per account, region and operation (burst = TPS) and answer 429 ThrottlingException with `limit` = the TPS and `resourceId` = the
 //!   account id; rejected requests still consume nothing.
 //! - **Tags**: TagResource that would leave more than 50 tags is a ValidationException. UntagResource without any
 //!   `tagKeys` parameter is a ValidationException (the member is required); missing keys are ignored. In the
@@ -55,9 +68,11 @@
 //!   ([`Emulator::subscribe_room_events`]); DeleteMessage does not check that the message exists. DeleteRoom
 //!   publishes one too, and so do the messaging connections' actions; [`messaging`] delivers them.
 //! - **Errors outside the model**: unknown path or method: 404 `UnknownOperationException`; authentication: 403
-//!   with the SigV4 verifier's type; injected faults: 500 `InternalServerException` / 503
-//!   `ServiceUnavailableException`. Order of checks: body size, extra latency, authentication, routing, injected
-//!   fault, TPS quota, then validation and the operation itself.
+//!   with the SigV4 verifier's type, or 403 `ExpiredTokenException` for an expired session (see
+//!   [`identity`]); a session of a revoked role: 403 `AccessDeniedException` (the model's); injected faults: 500
+//!   `InternalServerException` / 503 `ServiceUnavailableException`. Order of checks: body size, extra latency,
+//!   authentication, routing, revoked role, injected fault, TPS quota, then validation and the operation
+//!   itself. STS requests are told apart before any of this (see [`sts`]).
 //! - **Lost responses** (`lostResponseRate`, default 0): after a control-plane write succeeded (Create/Update/
 //!   Delete of rooms and logging configurations, TagResource, UntagResource; never reads nor the data-plane
 //!   CreateChatToken / SendEvent / DeleteMessage / DisconnectUser), that share of them answer 500
@@ -71,14 +86,17 @@
 //!   admitted them): AWS completing a request after its client gave up. A read right after the 500 shows
 //!   nothing; a later one shows the change. Counted as `InternalServerException` plus
 //!   `ivschat_emulator_late_commits_total` (the writes that then succeeded).
-//! - **Persistence** keeps rooms, logging configurations (with lifecycle timestamps) and tags; chat tokens and
-//!   the pagination key are per process. A state file that cannot be written turns the request into a 500.
+//! - **Persistence** keeps rooms, logging configurations (with lifecycle timestamps) and tags of every scope
+//!   (each resource's ARN names its scope, so the file format did not change and older files load); chat
+//!   tokens, STS sessions, accounts added at run time, revocations and the pagination key are per process. A state file that cannot be written turns the request into a 500.
 //! - **Admin API** under `/_emulator/` is unsigned (see [`http`]); the default listen address is loopback.
 
+pub mod accounts;
 pub mod config;
 pub mod connections;
 pub mod error;
 pub mod http;
+pub mod identity;
 pub mod ids;
 pub mod lifecycle;
 pub mod messaging;
@@ -88,8 +106,10 @@ pub mod operations;
 pub mod pagination;
 pub mod persistence;
 pub mod service;
+pub mod sessions;
 pub mod sigv4;
 pub mod store;
+pub mod sts;
 pub mod traffic;
 pub mod validate;
 pub mod wire;
@@ -102,9 +122,13 @@ use anyhow::Context as _;
 use tokio::sync::{broadcast, oneshot};
 use tokio::task::JoinHandle;
 
-pub use config::{EmulatorArgs, EmulatorConfig, RuntimeSettings, TransitionFailures};
+pub use accounts::{AccountConfig, RoleConfig};
+pub use config::{
+    EmulatorArgs, EmulatorConfig, IVSCHAT_REGIONS, RuntimeSettings, TransitionFailures,
+};
 pub use metrics::MetricsSnapshot;
 pub use service::{RoomEvent, RoomEventKind};
+pub use store::ScopeSummary;
 pub use store::{ChatTokenRejection, IssuedChatToken, Room};
 
 use service::Service;
@@ -191,12 +215,18 @@ impl Emulator {
 
     // ---- SDK clients ----------------------------------------------------------------------------------------
 
-    /// An SDK config builder aimed at this emulator: its region, endpoint and static credentials.
+    /// An SDK config builder aimed at this emulator: its default region, endpoint and static credentials.
     pub fn sdk_config_builder(&self) -> aws_sdk_ivschat::config::Builder {
+        self.sdk_config_builder_in(&self.service.config.region)
+    }
+
+    /// An SDK config builder aimed at this emulator in `region`, with the static credentials (the default
+    /// account).
+    pub fn sdk_config_builder_in(&self, region: &str) -> aws_sdk_ivschat::config::Builder {
         let config = &self.service.config;
         aws_sdk_ivschat::Config::builder()
             .behavior_version(aws_sdk_ivschat::config::BehaviorVersion::latest())
-            .region(aws_sdk_ivschat::config::Region::new(config.region.clone()))
+            .region(aws_sdk_ivschat::config::Region::new(region.to_owned()))
             .endpoint_url(self.url())
             .credentials_provider(aws_sdk_ivschat::config::Credentials::new(
                 config.access_key_id.clone(),
@@ -243,6 +273,24 @@ impl Emulator {
     /// Requests of `operation` with any outcome.
     pub fn request_total(&self, operation: &str) -> u64 {
         self.service.metrics.total(operation)
+    }
+
+    /// Requests of `operation` in (`account`, `region`), any outcome (authenticated requests only).
+    pub fn request_count_in(&self, account: &str, region: &str, operation: &str) -> u64 {
+        self.service
+            .metrics
+            .scoped_total(account, region, operation)
+    }
+
+    /// STS requests of `action` (`AssumeRole`, `AssumeRoleWithWebIdentity`, `GetCallerIdentity`, or
+    /// `unknown`) that ended with `outcome` (`success` or the STS error code, e.g. `AccessDenied`).
+    pub fn sts_request_count(&self, action: &str, outcome: &str) -> u64 {
+        self.service.metrics.sts_count(action, outcome)
+    }
+
+    /// STS requests of `action` with any outcome.
+    pub fn sts_request_total(&self, action: &str) -> u64 {
+        self.service.metrics.sts_total(action)
     }
 
     /// The counters as Prometheus text (the same as `GET /_emulator/metrics`).
@@ -323,6 +371,64 @@ impl Emulator {
         let _ = self.update_settings(|settings| settings.extra_latency = latency);
     }
 
+    /// Caps the lifetime of sessions STS issues from now on (`None`: the requested duration). A lifetime
+    /// under 1 s is refused (nothing changes).
+    pub fn set_credential_lifetime(&self, lifetime: Option<Duration>) {
+        let _ = self.update_settings(|settings| settings.credential_lifetime = lifetime);
+    }
+
+    // ---- accounts, regions and STS --------------------------------------------------------------------------
+
+    /// The default account: the static credentials' own (`--account-id`).
+    pub fn default_account_id(&self) -> &str {
+        &self.service.config.account_id
+    }
+
+    /// The regions served.
+    pub fn regions(&self) -> &[String] {
+        &self.service.regions
+    }
+
+    /// Adds an account, or replaces its roles (the same as `POST /_emulator/accounts`). Panics on an invalid
+    /// account (a test's own mistake); see [`Emulator::try_add_account`].
+    pub fn add_account(&self, account: AccountConfig) {
+        if let Err(error) = self.try_add_account(account) {
+            panic!("invalid account: {error}");
+        }
+    }
+
+    /// Adds an account, or replaces its roles; an invalid account changes nothing.
+    pub fn try_add_account(&self, account: AccountConfig) -> anyhow::Result<()> {
+        self.service
+            .accounts_mut()
+            .put(account)
+            .map_err(anyhow::Error::msg)
+    }
+
+    /// Revokes a role: AssumeRole of it is AccessDenied and its sessions' IVS Chat calls get 403
+    /// AccessDeniedException. Panics on a string that is no role ARN.
+    pub fn revoke_role(&self, role_arn: &str) {
+        let role = parse_role_arn(role_arn);
+        self.service.accounts_mut().revoke(&role);
+    }
+
+    /// Undoes [`Emulator::revoke_role`]. Panics on a string that is no role ARN.
+    pub fn restore_role(&self, role_arn: &str) {
+        let role = parse_role_arn(role_arn);
+        self.service.accounts_mut().restore(&role);
+    }
+
+    /// The rooms of one (account, region), ordered by id.
+    pub fn rooms_in(&self, account: &str, region: &str) -> Vec<Room> {
+        self.service.rooms_in(&ids::ArnScope::new(account, region))
+    }
+
+    /// Room and logging-configuration counts of every (account, region) used so far (the same as
+    /// `GET /_emulator/scopes`).
+    pub fn scopes(&self) -> Vec<ScopeSummary> {
+        self.service.scope_summaries()
+    }
+
     // ---- messaging bridge ---------------------------------------------------------------------------------
 
     /// Room events published by SendEvent, DeleteMessage, DisconnectUser, DeleteRoom and the messaging
@@ -345,6 +451,12 @@ impl Emulator {
     pub fn room(&self, arn: &str) -> Option<Room> {
         self.service.room(arn)
     }
+}
+
+fn parse_role_arn(role_arn: &str) -> accounts::RoleArn {
+    accounts::RoleArn::parse(role_arn).unwrap_or_else(|| {
+        panic!("{role_arn:?} is not arn:aws:iam::<12-digit account>:role/<name>")
+    })
 }
 
 impl Drop for Emulator {
@@ -377,6 +489,7 @@ pub async fn run_cli(args: EmulatorArgs) -> anyhow::Result<()> {
         url = %emulator.url(),
         messaging_url = %emulator.messaging_url(),
         region = %config.region,
+        regions = ?emulator.regions(),
         account_id = %config.account_id,
         access_key_id = %config.access_key_id,
         state_file = ?config.state_file,

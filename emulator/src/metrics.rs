@@ -1,6 +1,18 @@
-//! Request counters per operation and outcome, readable from Rust and as Prometheus text
-//! (`GET /_emulator/metrics`). Labels are bounded: the operation is one of the 17 names or `unknown`, the
-//! outcome is `success` or one of the error type names the emulator can produce.
+//! Request counters per operation and outcome, readable from Rust, as Prometheus text
+//! (`GET /_emulator/metrics`) and as JSON (`GET /_emulator/metrics/json`). Labels are bounded: the operation is
+//! one of the 17 names or `unknown`, the outcome is `success` or one of the error type names the emulator can
+//! produce.
+//!
+//! Three families:
+//! - `ivschat_emulator_requests_total{operation,outcome}`: every IVS Chat API request, as before accounts
+//!   and regions existed (so totals stay comparable).
+//! - `ivschat_emulator_scope_requests_total{account,region,operation,outcome}`: the IVS Chat requests whose
+//!   caller was authenticated, by the scope they ran in. The account is a known one (the default or a
+//!   configured account: sessions exist only for those) and the region an enabled one, so these labels are
+//!   bounded too; a request refused before authentication has no scope and is only in the first family.
+//! - `ivschat_emulator_sts_requests_total{action,outcome}`: STS requests by action (`AssumeRole`,
+//!   `AssumeRoleWithWebIdentity`, `GetCallerIdentity` or `unknown`) and outcome (`success` or the STS error
+//!   code). STS requests are in neither IVS Chat family nor in the request log.
 //!
 //! A lost response (see `lostResponseRate` in [`super::traffic`]) is counted under what the client saw,
 //! `InternalServerException`, like any other 500, so request totals and error shares stay what the client
@@ -17,7 +29,11 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde_json::{Value, json};
+
+use crate::ids::ArnScope;
 
 /// Operation label for requests that match no operation.
 pub const UNKNOWN_OPERATION: &str = "unknown";
@@ -52,9 +68,15 @@ struct RequestLog {
     apps: BTreeMap<String, Arc<str>>,
 }
 
+/// (scope, operation, outcome) → count.
+type ScopedCounters = BTreeMap<(ArnScope, &'static str, &'static str), u64>;
+
 #[derive(Debug, Default)]
 pub struct Metrics {
     counters: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    scoped: Mutex<ScopedCounters>,
+    /// (action, outcome) → STS requests.
+    sts: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     /// Operation → requests whose change was made but whose response was replaced by a 500.
     lost_responses: Mutex<BTreeMap<&'static str, u64>>,
     /// Operation → requests answered with a 500 and carried out later (only those that then succeeded).
@@ -99,6 +121,94 @@ impl Metrics {
             outcome,
             app,
         });
+    }
+
+    /// Counts an authenticated IVS Chat request by the scope it ran in (beside [`Metrics::record_from`]).
+    pub fn record_scoped(&self, scope: &ArnScope, operation: &'static str, outcome: &'static str) {
+        *self
+            .scoped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry((scope.clone(), operation, outcome))
+            .or_insert(0) += 1;
+    }
+
+    /// Requests of `operation` in (`account`, `region`), any outcome.
+    pub fn scoped_total(&self, account: &str, region: &str, operation: &str) -> u64 {
+        self.scoped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|((scope, op, _), _)| {
+                scope.account_id == account && scope.region == region && *op == operation
+            })
+            .map(|(_, count)| *count)
+            .sum()
+    }
+
+    /// Counts an STS request.
+    pub fn record_sts(&self, action: &'static str, outcome: &'static str) {
+        *self
+            .sts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry((action, outcome))
+            .or_insert(0) += 1;
+    }
+
+    /// STS requests of `action` that ended with `outcome` (`success` or the error code).
+    pub fn sts_count(&self, action: &str, outcome: &str) -> u64 {
+        self.sts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|((a, o), _)| *a == action && *o == outcome)
+            .map(|(_, count)| *count)
+            .sum()
+    }
+
+    /// STS requests of `action`, any outcome.
+    pub fn sts_total(&self, action: &str) -> u64 {
+        self.sts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|((a, _), _)| *a == action)
+            .map(|(_, count)| *count)
+            .sum()
+    }
+
+    /// All three families as JSON (`GET /_emulator/metrics/json`): `{"requests": [{operation, outcome,
+    /// count}], "scopeRequests": [{account, region, operation, outcome, count}], "stsRequests": [{action,
+    /// outcome, count}]}`.
+    pub fn json(&self) -> Value {
+        let requests: Vec<Value> = self
+            .snapshot()
+            .into_iter()
+            .map(|((operation, outcome), count)| {
+                json!({"operation": operation, "outcome": outcome, "count": count})
+            })
+            .collect();
+        let scoped: Vec<Value> = self
+            .scoped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|((scope, operation, outcome), count)| {
+                json!({"account": scope.account_id, "region": scope.region, "operation": operation,
+                       "outcome": outcome, "count": count})
+            })
+            .collect();
+        let sts: Vec<Value> = self
+            .sts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|((action, outcome), count)| {
+                json!({"action": action, "outcome": outcome, "count": count})
+            })
+            .collect();
+        json!({"requests": requests, "scopeRequests": scoped, "stsRequests": sts})
     }
 
     /// The request log, oldest first.
@@ -175,6 +285,14 @@ impl Metrics {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();
+        self.scoped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        self.sts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
         for counts in [&self.lost_responses, &self.late_commits] {
             counts
                 .lock()
@@ -198,6 +316,39 @@ impl Metrics {
             let _ = writeln!(
                 text,
                 "ivschat_emulator_requests_total{{operation=\"{operation}\",outcome=\"{outcome}\"}} {count}"
+            );
+        }
+        text.push_str(
+            "# HELP ivschat_emulator_scope_requests_total Authenticated IVS Chat requests by account, region, \
+             operation and outcome.\n\
+             # TYPE ivschat_emulator_scope_requests_total counter\n",
+        );
+        let scoped = self
+            .scoped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for ((scope, operation, outcome), count) in scoped {
+            // Accounts are digits and regions [a-z0-9-]: nothing to escape.
+            let _ = writeln!(
+                text,
+                "ivschat_emulator_scope_requests_total{{account=\"{}\",region=\"{}\",operation=\"{operation}\",outcome=\"{outcome}\"}} {count}",
+                scope.account_id, scope.region
+            );
+        }
+        text.push_str(
+            "# HELP ivschat_emulator_sts_requests_total STS requests by action and outcome.\n\
+             # TYPE ivschat_emulator_sts_requests_total counter\n",
+        );
+        let sts = self
+            .sts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for ((action, outcome), count) in sts {
+            let _ = writeln!(
+                text,
+                "ivschat_emulator_sts_requests_total{{action=\"{action}\",outcome=\"{outcome}\"}} {count}"
             );
         }
         for (name, help, counts) in [
@@ -298,6 +449,50 @@ mod tests {
         assert_eq!(metrics.total("CreateRoom"), 0);
         assert_eq!(metrics.lost_responses("UpdateRoom"), 0);
         assert_eq!(metrics.late_commits("CreateRoom"), 0);
+    }
+
+    #[test]
+    fn scoped_and_sts_counters() {
+        let metrics = Metrics::default();
+        let west = ArnScope::new("111111111111", "us-west-2");
+        let eu = ArnScope::new("111111111111", "eu-west-1");
+        metrics.record_scoped(&west, "CreateRoom", SUCCESS);
+        metrics.record_scoped(&west, "CreateRoom", "ThrottlingException");
+        metrics.record_scoped(&eu, "CreateRoom", SUCCESS);
+        metrics.record_sts("AssumeRole", SUCCESS);
+        metrics.record_sts("AssumeRole", "AccessDenied");
+        assert_eq!(
+            metrics.scoped_total("111111111111", "us-west-2", "CreateRoom"),
+            2
+        );
+        assert_eq!(
+            metrics.scoped_total("111111111111", "eu-west-1", "CreateRoom"),
+            1
+        );
+        assert_eq!(
+            metrics.scoped_total("222222222222", "us-west-2", "CreateRoom"),
+            0
+        );
+        assert_eq!(metrics.sts_count("AssumeRole", "AccessDenied"), 1);
+        assert_eq!(metrics.sts_total("AssumeRole"), 2);
+        let text = metrics.prometheus_text();
+        assert!(
+            text.contains("ivschat_emulator_scope_requests_total{account=\"111111111111\",region=\"eu-west-1\",operation=\"CreateRoom\",outcome=\"success\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ivschat_emulator_sts_requests_total{action=\"AssumeRole\",outcome=\"AccessDenied\"} 1\n"),
+            "{text}"
+        );
+        let json = metrics.json();
+        assert_eq!(json["scopeRequests"].as_array().map(Vec::len), Some(3));
+        assert_eq!(json["stsRequests"][0]["action"], "AssumeRole");
+        metrics.reset();
+        assert_eq!(metrics.sts_total("AssumeRole"), 0);
+        assert_eq!(
+            metrics.scoped_total("111111111111", "us-west-2", "CreateRoom"),
+            0
+        );
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! Optional state file: rooms, logging configurations (with their lifecycle timestamps) and tags, as JSON.
+//! Optional state file: rooms, logging configurations (with their lifecycle timestamps) and tags, as JSON,
+//! of every (account, region): one flat list of each, whose ARNs say which scope each resource belongs to
+//! (so a file from the single-scope emulator is read as is; see [`crate::store::Stores::from_persisted`]).
 //!
 //! Writes are atomic: the state goes to a temporary file in the same directory, which is fsynced and then renamed
 //! over the state file (and the directory fsynced), so a crash leaves either the old or the new file, never a

@@ -1,9 +1,11 @@
 //! AWS Signature Version 4 verification for the emulator's API requests.
 //!
-//! This module owns one decision: is an incoming HTTP request signed, with the emulator's configured
-//! credentials, for this region and service, recently enough? It reads and checks the `Authorization`
-//! header itself, then has the `aws-sigv4` crate (the signer of the Rust SDK) sign the same request again
-//! with the emulator's secret, and compares the two signatures in constant time.
+//! This module owns one decision: is an incoming HTTP request signed, with a secret key the emulator knows
+//! for its access key id, for an enabled region and this service, recently enough? It reads and checks the
+//! `Authorization` header itself, then has the `aws-sigv4` crate (the signer of the Rust SDK) sign the same
+//! request again with that secret, and compares the two signatures in constant time. Which keys exist (the
+//! static pair, the session credentials STS issued) is the caller's business ([`verify_scoped`] takes a
+//! lookup); so is what a session key's `X-Amz-Security-Token` must be (see [`super::identity`]).
 //!
 //! What is verified, in order:
 //! 1. An `Authorization` header exists (else `MissingAuthenticationTokenException`). Presigned URLs
@@ -11,9 +13,10 @@
 //! 2. It has the form `AWS4-HMAC-SHA256 Credential=<key>/<yyyymmdd>/<region>/<service>/aws4_request,
 //!    SignedHeaders=<a;b;c>, Signature=<64 hex>` (else `InvalidSignatureException`; AWS would say
 //!    `IncompleteSignatureException`, which the emulator folds into the invalid-signature case).
-//! 3. The access key id is the configured one (else `UnrecognizedClientException`).
-//! 4. `X-Amz-Date` is present and is `YYYYMMDDTHHMMSSZ`; the scope date is its day; the scope region and
-//!    service are the emulator's; the request time is within 15 minutes of `now` either way (AWS's window).
+//! 3. The access key id is a known one (else `UnrecognizedClientException`).
+//! 4. `X-Amz-Date` is present and is `YYYYMMDDTHHMMSSZ`; the scope date is its day; the scope region is
+//!    one of the enabled regions and the service the expected one; the request time is within 15 minutes of
+//!    `now` either way (AWS's window).
 //! 5. `host` is among the signed headers, the signed header names are lowercase, sorted and unique, and each
 //!    one is present in the request (`host` may come from the URI authority, as with HTTP/2).
 //! 6. The payload hash is SHA-256 of the body; when the client sends `x-amz-content-sha256`, that value is
@@ -42,9 +45,9 @@
 //!   the first value had been signed.
 //! - The signer does not expose its canonical request, so the mismatch error carries AWS's wording without
 //!   the canonical request and string to sign that AWS appends.
-//! - `X-Amz-Security-Token` (session credentials) is accepted with any value, signed or not, exactly like the
-//!   AWS test suite's `post-sts-header-before` / `post-sts-header-after` cases: the emulator has no session
-//!   token to compare it with, and the signature still proves knowledge of the secret key.
+//! - `X-Amz-Security-Token` is not judged here: signed or not, it passes this module exactly like the AWS
+//!   test suite's `post-sts-header-before` / `post-sts-header-after` cases. Whether a key needs one and
+//!   which value (session credentials) is [`super::identity`]'s check, made after the signature verified.
 //! - The `Date` header is not accepted as an alternative to `X-Amz-Date`: both AWS clients send `X-Amz-Date`.
 //!
 //! The AWS SigV4 test-suite vectors that the verifier must accept are data files under
@@ -144,7 +147,8 @@ fn invalid(message: impl Into<String>) -> AuthError {
     AuthError::InvalidSignature(message.into())
 }
 
-/// Verifies the SigV4 signature of one request; see the module docs for every check made.
+/// Verifies the SigV4 signature of one request against one key pair and one region; see the module docs
+/// for every check made.
 #[allow(clippy::too_many_arguments)] // the agreed interface: the request parts plus what they are checked against
 pub fn verify(
     method: &Method,
@@ -156,13 +160,69 @@ pub fn verify(
     service: &str,
     now: Timestamp,
 ) -> Result<(), AuthError> {
+    let secret_for = |access_key_id: &str| {
+        (access_key_id == credentials.access_key_id).then(|| credentials.secret_access_key.clone())
+    };
+    let request = SignedParts {
+        method,
+        uri,
+        headers,
+        body,
+    };
+    verify_scoped(&request, &secret_for, &[region], service, now).map(drop)
+}
+
+/// The parts of an HTTP request that SigV4 covers.
+#[derive(Clone, Copy)]
+pub struct SignedParts<'a> {
+    pub method: &'a Method,
+    pub uri: &'a Uri,
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+}
+
+/// What a verified signature vouches for: the key that signed and the scope it signed for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedScope {
+    pub access_key_id: String,
+    pub region: String,
+}
+
+/// The service of a request's credential scope (`ivschat`, `sts`), read without verifying anything: how the
+/// front end tells which protocol a signed request speaks. `None` without a parsable `Authorization` header.
+pub fn scope_service(headers: &HeaderMap) -> Option<String> {
+    let authorization = headers.get(header::AUTHORIZATION)?;
+    AuthorizationHeader::parse(authorization.as_bytes())
+        .ok()
+        .map(|authorization| authorization.scope_service)
+}
+
+/// Verifies the SigV4 signature of one request: the secret comes from `secret_for(access key id)` (`None`:
+/// an unknown key), the scope's region must be one of `regions` and its service `service`. Returns the key
+/// and the region it was signed for.
+pub fn verify_scoped(
+    request: &SignedParts<'_>,
+    secret_for: &dyn Fn(&str) -> Option<String>,
+    regions: &[&str],
+    service: &str,
+    now: Timestamp,
+) -> Result<VerifiedScope, AuthError> {
+    let SignedParts {
+        method,
+        uri,
+        headers,
+        body,
+    } = *request;
     let authorization = headers
         .get(header::AUTHORIZATION)
         .ok_or(AuthError::MissingAuthentication)?;
     let authorization = AuthorizationHeader::parse(authorization.as_bytes())?;
-    if authorization.access_key_id != credentials.access_key_id {
-        return Err(AuthError::UnrecognizedClient);
-    }
+    let secret_access_key =
+        secret_for(&authorization.access_key_id).ok_or(AuthError::UnrecognizedClient)?;
+    let credentials = Credentials {
+        access_key_id: authorization.access_key_id.clone(),
+        secret_access_key,
+    };
 
     let amz_date = header_str(headers, X_AMZ_DATE)?.ok_or_else(|| {
         invalid(
@@ -170,7 +230,7 @@ pub fn verify(
         )
     })?;
     let request_time = parse_amz_date(amz_date)?;
-    check_scope(&authorization, amz_date, region, service)?;
+    check_scope(&authorization, amz_date, regions, service)?;
     check_clock_skew(amz_date, request_time, now)?;
     check_signed_header_names(&authorization.signed_headers)?;
 
@@ -184,7 +244,7 @@ pub fn verify(
             payload_hash,
             time: request_time,
         },
-        credentials,
+        &credentials,
         &authorization,
     )?;
 
@@ -194,7 +254,10 @@ pub fn verify(
         invalid("The signature in the Authorization header must be 64 hexadecimal characters.")
     })?;
     if bool::from(provided.ct_eq(&expected)) {
-        Ok(())
+        Ok(VerifiedScope {
+            access_key_id: authorization.access_key_id,
+            region: authorization.scope_region,
+        })
     } else {
         Err(invalid(
             "The request signature we calculated does not match the signature you provided. Check your AWS \
@@ -344,7 +407,7 @@ fn format_amz_date(time: Timestamp) -> String {
 fn check_scope(
     authorization: &AuthorizationHeader,
     amz_date: &str,
-    region: &str,
+    regions: &[&str],
     service: &str,
 ) -> Result<(), AuthError> {
     let request_day = amz_date.get(..8).unwrap_or(amz_date);
@@ -354,10 +417,11 @@ fn check_scope(
             authorization.scope_date, request_day, amz_date
         )));
     }
-    if authorization.scope_region != region {
+    if !regions.contains(&authorization.scope_region.as_str()) {
         return Err(invalid(format!(
             "Credential should be scoped to a valid region, not '{}'. This endpoint serves '{}'.",
-            authorization.scope_region, region
+            authorization.scope_region,
+            regions.join("', '")
         )));
     }
     if authorization.scope_service != service {
@@ -1069,6 +1133,76 @@ mod tests {
             other_service.verify_emulator(),
             "scoped to correct service: 'ivschat'",
         );
+    }
+
+    #[test]
+    fn scoped_verification_looks_keys_up_and_accepts_any_listed_region() {
+        let secret_for = |key: &str| match key {
+            "test" => Some("test".to_owned()),
+            "ASIAEXAMPLEEXAMPLE12" => Some("session-secret".to_owned()),
+            _ => None,
+        };
+        let verify = |request: &TestRequest, regions: &[&str]| {
+            verify_scoped(
+                &SignedParts {
+                    method: &request.method,
+                    uri: &request.uri,
+                    headers: &request.headers,
+                    body: &request.body,
+                },
+                &secret_for,
+                regions,
+                EMULATOR_SERVICE,
+                signing_time(),
+            )
+        };
+        let session = Signer {
+            access_key_id: "ASIAEXAMPLEEXAMPLE12",
+            secret_access_key: "session-secret",
+            session_token: Some("token"),
+            region: "eu-west-1",
+            ..Signer::default()
+        }
+        .sign("POST", "/ListRooms", &[JSON], b"{}");
+        assert_eq!(
+            verify(&session, &["us-west-2", "eu-west-1"]),
+            Ok(VerifiedScope {
+                access_key_id: "ASIAEXAMPLEEXAMPLE12".to_owned(),
+                region: "eu-west-1".to_owned(),
+            })
+        );
+        match verify(&session, &["us-west-2", "ap-south-1"]) {
+            Err(AuthError::InvalidSignature(message)) => assert!(
+                message
+                    .contains("not 'eu-west-1'. This endpoint serves 'us-west-2', 'ap-south-1'."),
+                "{message}"
+            ),
+            other => panic!("expected a scope error, got {other:?}"),
+        }
+        let unknown = Signer {
+            access_key_id: "ASIAUNKNOWNUNKNOWN12",
+            ..Signer::default()
+        }
+        .sign("POST", "/ListRooms", &[JSON], b"{}");
+        assert_eq!(
+            verify(&unknown, &[EMULATOR_REGION]),
+            Err(AuthError::UnrecognizedClient)
+        );
+        let wrong_secret = Signer {
+            access_key_id: "ASIAEXAMPLEEXAMPLE12",
+            secret_access_key: "test",
+            ..Signer::default()
+        }
+        .sign("POST", "/ListRooms", &[JSON], b"{}");
+        assert_mismatch(
+            verify(&wrong_secret, &[EMULATOR_REGION]).map(drop),
+            "a session key signed with another secret",
+        );
+        assert_eq!(
+            scope_service(&session.headers).as_deref(),
+            Some(EMULATOR_SERVICE)
+        );
+        assert_eq!(scope_service(&HeaderMap::new()), None);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Test switches that act on requests around an operation: the runtime settings themselves, TPS quota
-//! enforcement (one token bucket per operation, capacity and refill rate = the operation's TPS quota), injected
+//! enforcement (one token bucket per (account, region, operation), as AWS enforces quotas per account and
+//! region; capacity and refill rate = the operation's TPS quota), injected
 //! 500/503 faults and extra latency (all before the operation runs), and lost responses (after it succeeded).
 
 use std::collections::HashMap;
@@ -10,6 +11,7 @@ use ivschat_api::Operation;
 
 use super::config::RuntimeSettings;
 use super::error::ApiError;
+use super::ids::ArnScope;
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -21,7 +23,7 @@ struct Bucket {
 #[derive(Debug)]
 pub struct Traffic {
     settings: RwLock<RuntimeSettings>,
-    buckets: Mutex<HashMap<Operation, Bucket>>,
+    buckets: Mutex<HashMap<(ArnScope, Operation), Bucket>>,
 }
 
 impl Traffic {
@@ -62,8 +64,9 @@ impl Traffic {
         Ok(updated)
     }
 
-    /// A 429 ThrottlingException when quotas are enforced and `operation` exceeded its TPS.
-    pub fn admit(&self, operation: Operation, resource_id: &str) -> Result<(), ApiError> {
+    /// A 429 ThrottlingException (`resourceId` = the account) when quotas are enforced and `operation`
+    /// exceeded its TPS in `scope`.
+    pub fn admit(&self, operation: Operation, scope: &ArnScope) -> Result<(), ApiError> {
         if !self.settings().enforce_quotas {
             return Ok(());
         }
@@ -71,7 +74,7 @@ impl Traffic {
         let capacity = f64::from(limit);
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        let bucket = buckets.entry(operation).or_insert(Bucket {
+        let bucket = buckets.entry((scope.clone(), operation)).or_insert(Bucket {
             tokens: capacity,
             refilled_at: now,
         });
@@ -89,7 +92,7 @@ impl Traffic {
                     "Rate exceeded: {} allows {limit} requests per second",
                     operation.name()
                 ),
-                resource_id: resource_id.to_string(),
+                resource_id: scope.account_id.clone(),
                 limit,
             })
         }
@@ -177,25 +180,37 @@ mod tests {
             enforce_quotas: true,
             ..EmulatorConfig::default().runtime_settings()
         });
+        let scope = ArnScope::new("111111111111", "us-west-2");
         let admitted = (0..10)
             .filter(|_| {
                 traffic
-                    .admit(Operation::CreateLoggingConfiguration, "a")
+                    .admit(Operation::CreateLoggingConfiguration, &scope)
                     .is_ok()
             })
             .count();
         // 3 TPS: the full bucket admits 3 (a few more could refill during a very slow loop, never 10).
         assert!((3..10).contains(&admitted), "{admitted}");
-        match traffic.admit(Operation::CreateLoggingConfiguration, "acct") {
+        match traffic.admit(Operation::CreateLoggingConfiguration, &scope) {
             Err(ApiError::Throttling {
                 limit, resource_id, ..
-            }) => assert_eq!((limit, resource_id.as_str()), (3, "acct")),
+            }) => assert_eq!((limit, resource_id.as_str()), (3, "111111111111")),
             other => panic!("expected throttling, got {other:?}"),
         }
         assert!(
-            traffic.admit(Operation::GetRoom, "a").is_ok(),
+            traffic.admit(Operation::GetRoom, &scope).is_ok(),
             "buckets are per operation"
         );
+        for other in [
+            ArnScope::new("222222222222", "us-west-2"),
+            ArnScope::new("111111111111", "eu-west-1"),
+        ] {
+            assert!(
+                traffic
+                    .admit(Operation::CreateLoggingConfiguration, &other)
+                    .is_ok(),
+                "buckets are per account and region: {other:?}"
+            );
+        }
     }
 
     #[test]
@@ -203,7 +218,10 @@ mod tests {
         let traffic = Traffic::new(EmulatorConfig::default().runtime_settings());
         assert!((0..100).all(|_| {
             traffic
-                .admit(Operation::CreateLoggingConfiguration, "a")
+                .admit(
+                    Operation::CreateLoggingConfiguration,
+                    &ArnScope::new("111111111111", "us-west-2"),
+                )
                 .is_ok()
         }));
         assert!((0..100).all(|_| traffic.injected_fault().is_none()));

@@ -130,6 +130,19 @@ impl AwsCli {
         access_key_id: &str,
         secret_access_key: &str,
     ) -> Output {
+        self.run_as(args, endpoint, access_key_id, secret_access_key, None)
+            .await
+    }
+
+    /// [`AwsCli::run`] with a session token too (`AWS_SESSION_TOKEN`), for temporary credentials.
+    async fn run_as(
+        &self,
+        args: &[String],
+        endpoint: &str,
+        access_key_id: &str,
+        secret_access_key: &str,
+        session_token: Option<&str>,
+    ) -> Output {
         let mut command = tokio::process::Command::new(&self.aws);
         command
             .args(args)
@@ -154,6 +167,9 @@ impl AwsCli {
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("PYTHONIOENCODING", "utf-8")
             .kill_on_drop(true);
+        if let Some(token) = session_token {
+            command.env("AWS_SESSION_TOKEN", token);
+        }
         tokio::time::timeout(CLI_TIMEOUT, command.output())
             .await
             .unwrap_or_else(|_| {
@@ -1113,6 +1129,136 @@ async fn cli_with_a_wrong_secret_gets_invalid_signature() {
         ),
         "expected the AWS signature-mismatch message, got: {stderr}"
     );
+    emulator.stop().await.expect("stop the emulator");
+}
+
+/// The JSON a successful CLI run printed.
+fn printed_json(output: &Output, what: &str) -> Value {
+    assert!(
+        output.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("{what} printed no JSON ({error})"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_assumes_a_role_and_works_with_the_session_credentials() {
+    let _heavy = serial::beside_others().await;
+    let cli = AwsCli::install().await;
+    let emulator = emulator::start(EmulatorConfig {
+        accounts: vec![ivschat_emulator::AccountConfig {
+            id: "111122223333".into(),
+            roles: vec![ivschat_emulator::RoleConfig {
+                external_id: Some("ext-cli".into()),
+                ..ivschat_emulator::RoleConfig::new("ivs-operator")
+            }],
+        }],
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let words =
+        |text: &str| -> Vec<String> { text.split_whitespace().map(str::to_owned).collect() };
+    let config = emulator.config().clone();
+    let run = |args: Vec<String>| {
+        let cli = &cli;
+        let url = emulator.url();
+        let config = config.clone();
+        async move {
+            cli.run(
+                &args,
+                &url,
+                &config.access_key_id,
+                &config.secret_access_key,
+            )
+            .await
+        }
+    };
+
+    let identity = printed_json(
+        &run(words("sts get-caller-identity")).await,
+        "sts get-caller-identity",
+    );
+    assert_eq!(identity["Account"], "123456789012");
+    assert_eq!(identity["Arn"], "arn:aws:iam::123456789012:user/emulator");
+
+    let assumed = printed_json(
+        &run(words(
+            "sts assume-role --role-arn arn:aws:iam::111122223333:role/ivs-operator              --role-session-name cli --external-id ext-cli --duration-seconds 900",
+        ))
+        .await,
+        "sts assume-role",
+    );
+    assert_eq!(
+        assumed["AssumedRoleUser"]["Arn"],
+        "arn:aws:sts::111122223333:assumed-role/ivs-operator/cli"
+    );
+    let credentials = &assumed["Credentials"];
+    let key = credentials["AccessKeyId"].as_str().expect("AccessKeyId");
+    let secret = credentials["SecretAccessKey"]
+        .as_str()
+        .expect("SecretAccessKey");
+    let token = credentials["SessionToken"].as_str().expect("SessionToken");
+    assert!(key.starts_with("ASIA"), "{key}");
+    assert!(credentials["Expiration"].is_string(), "{credentials}");
+
+    let session_identity = printed_json(
+        &cli.run_as(
+            &words("sts get-caller-identity"),
+            &emulator.url(),
+            key,
+            secret,
+            Some(token),
+        )
+        .await,
+        "sts get-caller-identity with the session",
+    );
+    assert_eq!(session_identity["Account"], "111122223333");
+    let room = printed_json(
+        &cli.run_as(
+            &words("ivschat create-room --name from-cli"),
+            &emulator.url(),
+            key,
+            secret,
+            Some(token),
+        )
+        .await,
+        "ivschat create-room with the session",
+    );
+    let arn = room["arn"].as_str().expect("arn");
+    assert!(
+        arn.starts_with(&format!("arn:aws:ivschat:{REGION}:111122223333:room/")),
+        "{arn}"
+    );
+    assert_eq!(emulator.rooms_in("111122223333", REGION).len(), 1);
+    assert!(emulator.rooms_in("123456789012", REGION).is_empty());
+
+    // Without its token the session key is refused.
+    let refused = cli
+        .run_as(
+            &words("ivschat list-rooms"),
+            &emulator.url(),
+            key,
+            secret,
+            None,
+        )
+        .await;
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("(UnrecognizedClientException)"), "{stderr}");
+    let denied = run(words(
+        "sts assume-role --role-arn arn:aws:iam::111122223333:role/ivs-operator --role-session-name cli",
+    ))
+    .await;
+    assert!(!denied.status.success());
+    let stderr = String::from_utf8_lossy(&denied.stderr);
+    assert!(
+        stderr.contains("(AccessDenied)"),
+        "a missing external id: {stderr}"
+    );
+    assert_eq!(emulator.sts_request_count("AssumeRole", "success"), 1);
+    assert_eq!(emulator.sts_request_count("AssumeRole", "AccessDenied"), 1);
     emulator.stop().await.expect("stop the emulator");
 }
 

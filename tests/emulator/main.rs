@@ -1,5 +1,5 @@
 //! Everything that needs an IVS Chat emulator but no Kubernetes, in one test binary: the emulator through the
-//! real SDK and raw signed HTTP (`sdk`), its chat Messaging API over WebSocket (`messaging`), the official JS
+//! real SDK and raw signed HTTP (`sdk`), its accounts, regions and STS (`accounts`), its chat Messaging API over WebSocket (`messaging`), the official JS
 //! client and the AWS CLI against it (`messaging_js`, `cli`), concurrency and fuzzing (`concurrency`,
 //! `fuzz`), and the operator's AWS call discipline against real endpoints (`aws_calls`).
 //!
@@ -7,6 +7,7 @@
 //! the CPU-heavy ones (child processes, many tasks, generated inputs) take `serial::beside_others`, see
 //! `ivschat_testsupport::serial`.
 
+mod accounts;
 mod aws_calls;
 mod cli;
 mod concurrency;

@@ -105,7 +105,7 @@ where
     result.err().map(Into::into)
 }
 
-fn status_of<E>(error: &SdkError<E, HttpResponse>) -> u16 {
+pub(super) fn status_of<E>(error: &SdkError<E, HttpResponse>) -> u16 {
     error
         .raw_response()
         .map(|response| response.status().as_u16())
@@ -123,20 +123,20 @@ enum Auth {
 }
 
 #[derive(Debug)]
-struct RawResponse {
-    status: u16,
-    headers: HashMap<String, String>,
-    body: Vec<u8>,
+pub(super) struct RawResponse {
+    pub(super) status: u16,
+    pub(super) headers: HashMap<String, String>,
+    pub(super) body: Vec<u8>,
 }
 
 impl RawResponse {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(super) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .get(&name.to_ascii_lowercase())
             .map(String::as_str)
     }
 
-    fn json(&self) -> Value {
+    pub(super) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|err| {
             panic!(
                 "body is not JSON ({err}): {:?}",
@@ -145,7 +145,7 @@ impl RawResponse {
         })
     }
 
-    fn error_type(&self) -> Option<&str> {
+    pub(super) fn error_type(&self) -> Option<&str> {
         self.header("x-amzn-errortype")
     }
 }
@@ -185,7 +185,7 @@ async fn raw(
     .await
 }
 
-async fn send_raw(
+pub(super) async fn send_raw(
     addr: SocketAddr,
     method: &[u8],
     path_and_query: &[u8],
@@ -1743,17 +1743,25 @@ async fn authentication_failures_are_403() {
         (403, Some("UnrecognizedClientException"))
     );
 
-    let wrong_region = emulator.sdk_client_with(|builder| {
-        builder.region(aws_sdk_ivschat::config::Region::new("eu-west-1"))
+    // Every IVS Chat region is served by default; one outside `--regions` (ca-central-1 has no IVS Chat) is
+    // refused by the signature's scope.
+    let unserved_region = emulator.sdk_client_with(|builder| {
+        builder.region(aws_sdk_ivschat::config::Region::new("ca-central-1"))
     });
-    let error = wrong_region
+    let error = unserved_region
         .list_rooms()
         .send()
         .await
-        .expect_err("wrong region");
+        .expect_err("a region outside --regions");
     assert_eq!(
         (status_of(&error), error.code()),
         (403, Some("InvalidSignatureException"))
+    );
+    assert!(
+        error
+            .message()
+            .is_some_and(|message| message.contains("not 'ca-central-1'")),
+        "{error:?}"
     );
 
     let unsigned = raw(&emulator, Auth::Unsigned, "POST", "/ListRooms", b"{}").await;
@@ -3197,6 +3205,102 @@ async fn concurrent_creates_are_all_listed_once() {
     assert_eq!(created.len(), 24);
     assert_eq!(listed, created);
     emulator.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn regions_hold_separate_rooms_and_only_served_regions_answer() {
+    let emulator = emulator::start(EmulatorConfig::default()).await;
+    let west = Client::from_conf(emulator.sdk_config_builder_in("us-west-2").build());
+    let eu = Client::from_conf(emulator.sdk_config_builder_in("eu-west-1").build());
+    let west_room = create_room(&west, "west").await;
+    let eu_room = create_room(&eu, "eu").await;
+    assert!(
+        west_room.starts_with("arn:aws:ivschat:us-west-2:123456789012:room/"),
+        "{west_room}"
+    );
+    assert!(
+        eu_room.starts_with("arn:aws:ivschat:eu-west-1:123456789012:room/"),
+        "{eu_room}"
+    );
+    for (client, own) in [(&west, &west_room), (&eu, &eu_room)] {
+        let listed: Vec<String> = client
+            .list_rooms()
+            .send()
+            .await
+            .expect("list")
+            .rooms()
+            .iter()
+            .map(|room| room.arn().expect("arn").to_string())
+            .collect();
+        assert_eq!(
+            &listed,
+            std::slice::from_ref(own),
+            "each region lists only its own rooms"
+        );
+    }
+    // A room is found only in its own region.
+    let error = west
+        .get_room()
+        .identifier(&eu_room)
+        .send()
+        .await
+        .expect_err("another region's room");
+    assert_eq!(status_of(&error), 404);
+    assert_eq!(
+        emulator.room(&eu_room).map(|room| room.name),
+        Some("eu".to_string())
+    );
+    assert_eq!(emulator.rooms_in("123456789012", "eu-west-1").len(), 1);
+    assert_eq!(
+        emulator.request_count_in("123456789012", "eu-west-1", "CreateRoom"),
+        1
+    );
+    assert_eq!(
+        emulator.request_count_in("123456789012", "us-west-2", "ListRooms"),
+        1
+    );
+    // Pagination tokens belong to their region too.
+    for _ in 0..2 {
+        create_room(&eu, "eu").await;
+    }
+    let page = eu
+        .list_rooms()
+        .max_results(1)
+        .send()
+        .await
+        .expect("first page");
+    let token = page.next_token().expect("a next page").to_string();
+    let error = west
+        .list_rooms()
+        .max_results(1)
+        .next_token(&token)
+        .send()
+        .await
+        .expect_err("another region's token");
+    assert_eq!(error.code(), Some("ValidationException"));
+    emulator.stop().await.expect("stop");
+
+    let restricted = emulator::start(EmulatorConfig {
+        regions: Some(vec!["us-west-2".into()]),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let error = Client::from_conf(restricted.sdk_config_builder_in("eu-west-1").build())
+        .list_rooms()
+        .send()
+        .await
+        .expect_err("eu-west-1 is not among --regions");
+    assert_eq!(
+        (status_of(&error), error.code()),
+        (403, Some("InvalidSignatureException"))
+    );
+    restricted
+        .sdk_client()
+        .list_rooms()
+        .send()
+        .await
+        .expect("the default region is served");
+    restricted.stop().await.expect("stop");
 }
 
 #[tokio::test]

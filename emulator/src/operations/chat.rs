@@ -12,7 +12,7 @@ use super::input::unset_if_zero;
 use super::output::Output;
 use crate::error::ApiError;
 use crate::ids;
-use crate::service::{RoomEvent, RoomEventKind, Service};
+use crate::service::{RoomEvent, RoomEventKind, ScopedService};
 use crate::validate::Validator;
 use crate::wire::wire_time;
 
@@ -46,7 +46,7 @@ fn validate_reason(v: &mut Validator, reason: &Option<String>) {
 }
 
 pub(super) async fn create_chat_token(
-    service: &Service,
+    service: &ScopedService<'_>,
     input: CreateChatTokenInput,
 ) -> Result<Output, ApiError> {
     let minutes = unset_if_zero(input.session_duration_in_minutes)
@@ -95,11 +95,14 @@ pub(super) struct SendEventInput {
     attributes: Option<BTreeMap<String, String>>,
 }
 
-fn existing_room_arn(service: &Service, identifier: &str) -> Result<String, ApiError> {
+fn existing_room_arn(service: &ScopedService<'_>, identifier: &str) -> Result<String, ApiError> {
     service.read(|store, _| Ok(store.room(identifier)?.arn.clone()))
 }
 
-pub(super) fn send_event(service: &Service, input: SendEventInput) -> Result<Output, ApiError> {
+pub(super) fn send_event(
+    service: &ScopedService<'_>,
+    input: SendEventInput,
+) -> Result<Output, ApiError> {
     let mut v = Validator::new();
     validate_room_and_user(&mut v, &input.room_identifier, None);
     if let Some(name) = v.required("eventName", &input.event_name) {
@@ -135,7 +138,7 @@ pub(super) struct DeleteMessageInput {
 }
 
 pub(super) fn delete_message(
-    service: &Service,
+    service: &ScopedService<'_>,
     input: DeleteMessageInput,
 ) -> Result<Output, ApiError> {
     let mut v = Validator::new();
@@ -171,7 +174,7 @@ pub(super) struct DisconnectUserInput {
 }
 
 pub(super) fn disconnect_user(
-    service: &Service,
+    service: &ScopedService<'_>,
     input: DisconnectUserInput,
 ) -> Result<Output, ApiError> {
     let mut v = Validator::new();

@@ -12,7 +12,7 @@ use super::input::{
 };
 use super::output::{Output, page_json};
 use crate::error::ApiError;
-use crate::service::Service;
+use crate::service::ScopedService;
 use crate::store::{Destination, LoggingConfiguration};
 use crate::validate::{self, Validator};
 use crate::wire::wire_time;
@@ -135,7 +135,7 @@ pub(super) struct CreateLoggingConfigurationInput {
 }
 
 pub(super) async fn create_logging_configuration(
-    service: &Service,
+    service: &ScopedService<'_>,
     input: CreateLoggingConfigurationInput,
 ) -> Result<Output, ApiError> {
     let mut v = Validator::new();
@@ -163,7 +163,7 @@ pub(super) async fn create_logging_configuration(
 }
 
 pub(super) fn get_logging_configuration(
-    service: &Service,
+    service: &ScopedService<'_>,
     input: IdentifierInput,
 ) -> Result<Output, ApiError> {
     let identifier = required_identifier(&input, false)?;
@@ -186,7 +186,7 @@ pub(super) struct UpdateLoggingConfigurationInput {
 }
 
 pub(super) async fn update_logging_configuration(
-    service: &Service,
+    service: &ScopedService<'_>,
     input: UpdateLoggingConfigurationInput,
 ) -> Result<Output, ApiError> {
     let mut v = Validator::new();
@@ -213,7 +213,7 @@ pub(super) async fn update_logging_configuration(
 }
 
 pub(super) async fn delete_logging_configuration(
-    service: &Service,
+    service: &ScopedService<'_>,
     input: IdentifierInput,
 ) -> Result<Output, ApiError> {
     let identifier = required_identifier(&input, false)?;
@@ -232,7 +232,7 @@ pub(super) struct ListLoggingConfigurationsInput {
 }
 
 pub(super) fn list_logging_configurations(
-    service: &Service,
+    service: &ScopedService<'_>,
     input: ListLoggingConfigurationsInput,
 ) -> Result<Output, ApiError> {
     let mut v = Validator::new();

@@ -22,7 +22,7 @@ pub use self::output::Output;
 use self::rooms::{create_room, delete_room, get_room, list_rooms, update_room};
 use self::tags::{list_tags_for_resource, tag_resource, untag_resource};
 use super::error::ApiError;
-use super::service::Service;
+use super::service::ScopedService;
 
 /// The HTTP-level parts of a request an operation reads.
 pub struct Request<'a> {
@@ -34,7 +34,7 @@ pub struct Request<'a> {
 }
 
 pub async fn execute(
-    service: &Service,
+    service: &ScopedService<'_>,
     operation: Operation,
     request: Request<'_>,
 ) -> Result<Output, ApiError> {

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
-use crate::service::Service;
+use crate::service::ScopedService;
 use crate::store::Page;
 
 /// A successful response.
@@ -18,7 +18,7 @@ pub enum Output {
 }
 
 pub(super) fn page_json<T>(
-    service: &Service,
+    service: &ScopedService<'_>,
     list: &str,
     filters: &[&str],
     page: Page<T>,

@@ -15,7 +15,7 @@ use super::input::{
 use super::output::{Output, page_json};
 use crate::error::ApiError;
 use crate::ids;
-use crate::service::{RoomEvent, RoomEventKind, Service};
+use crate::service::{RoomEvent, RoomEventKind, ScopedService};
 use crate::store::{
     FallbackResult, HandlerChange, MessageReviewHandler, Room, RoomFilter, RoomPatch, RoomSpec,
 };
@@ -124,7 +124,7 @@ pub(super) struct CreateRoomInput {
 }
 
 pub(super) async fn create_room(
-    service: &Service,
+    service: &ScopedService<'_>,
     input: CreateRoomInput,
 ) -> Result<Output, ApiError> {
     let rate = unset_if_zero(input.maximum_message_rate_per_second);
@@ -170,7 +170,10 @@ pub(super) async fn create_room(
     Ok(Output::Json(room_json(&room, true)))
 }
 
-pub(super) fn get_room(service: &Service, input: IdentifierInput) -> Result<Output, ApiError> {
+pub(super) fn get_room(
+    service: &ScopedService<'_>,
+    input: IdentifierInput,
+) -> Result<Output, ApiError> {
     let identifier = required_identifier(&input, true)?;
     let room = service.read(|store, _| store.room(&identifier).cloned())?;
     Ok(Output::Json(room_json(&room, true)))
@@ -188,7 +191,7 @@ pub(super) struct UpdateRoomInput {
 }
 
 pub(super) async fn update_room(
-    service: &Service,
+    service: &ScopedService<'_>,
     input: UpdateRoomInput,
 ) -> Result<Output, ApiError> {
     let rate = unset_if_zero(input.maximum_message_rate_per_second);
@@ -235,7 +238,7 @@ pub(super) async fn update_room(
 }
 
 pub(super) async fn delete_room(
-    service: &Service,
+    service: &ScopedService<'_>,
     input: IdentifierInput,
 ) -> Result<Output, ApiError> {
     let identifier = required_identifier(&input, true)?;
@@ -266,7 +269,10 @@ pub(super) struct ListRoomsInput {
     logging_configuration_identifier: Option<String>,
 }
 
-pub(super) fn list_rooms(service: &Service, input: ListRoomsInput) -> Result<Output, ApiError> {
+pub(super) fn list_rooms(
+    service: &ScopedService<'_>,
+    input: ListRoomsInput,
+) -> Result<Output, ApiError> {
     let mut v = Validator::new();
     let limit = max_results(&mut v, input.max_results);
     validate_next_token(&mut v, &input.next_token);

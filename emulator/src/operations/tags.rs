@@ -9,10 +9,13 @@ use serde_json::json;
 use super::input::tag_keys_from_query;
 use super::output::Output;
 use crate::error::ApiError;
-use crate::service::Service;
+use crate::service::ScopedService;
 use crate::validate::Validator;
 
-pub(super) fn list_tags_for_resource(service: &Service, arn: &str) -> Result<Output, ApiError> {
+pub(super) fn list_tags_for_resource(
+    service: &ScopedService<'_>,
+    arn: &str,
+) -> Result<Output, ApiError> {
     let tags = service.read(|store, _| store.tags(arn))?;
     Ok(Output::Json(json!({ "tags": tags })))
 }
@@ -24,7 +27,7 @@ pub(super) struct TagResourceInput {
 }
 
 pub(super) async fn tag_resource(
-    service: &Service,
+    service: &ScopedService<'_>,
     arn: &str,
     input: TagResourceInput,
 ) -> Result<Output, ApiError> {
@@ -41,7 +44,7 @@ pub(super) async fn tag_resource(
 }
 
 pub(super) async fn untag_resource(
-    service: &Service,
+    service: &ScopedService<'_>,
     arn: &str,
     query: Option<&str>,
 ) -> Result<Output, ApiError> {

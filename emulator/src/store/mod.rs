@@ -3,6 +3,7 @@
 //! strictly increasing update times). Everything here is synchronous and pure over `now`; callers hold one lock
 //! around the store for the duration of an operation.
 //!
+//! One store holds one (account, region) scope; `scopes` keeps the store of every scope ([`Stores`]).
 //! This file holds the store itself (ids, times, lookups, settling of transitions, paging); the operations on
 //! each kind of resource are in `rooms`, `logging`, `tags` and `chat_tokens` (each an `impl Store`), the values in
 //! `model`.
@@ -11,6 +12,7 @@ mod chat_tokens;
 mod logging;
 mod model;
 mod rooms;
+mod scopes;
 mod tags;
 
 use std::collections::HashMap;
@@ -29,6 +31,7 @@ pub use self::model::{
     LoggingConfiguration, MessageReviewHandler, Page, PersistedState, Room, RoomFilter, RoomPatch,
     RoomSpec,
 };
+pub use self::scopes::{ScopeSummary, Stores};
 
 #[derive(Debug)]
 pub struct Store {
@@ -96,6 +99,15 @@ impl Store {
 
     pub fn revision(&self) -> u64 {
         self.revision
+    }
+
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// Logging configurations that still exist (including DELETING and failed ones, as the quota counts).
+    pub fn logging_configuration_count(&self) -> usize {
+        self.logging_configurations.len()
     }
 
     /// Everything the state file keeps, in a stable order.

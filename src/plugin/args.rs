@@ -238,6 +238,18 @@ fn validate_global(global: &GlobalArgs, problems: &mut Problems) {
     if global.context.as_deref() == Some("") {
         problems.add("--context must not be empty");
     }
+    if let Some(account) = &global.account {
+        if !is_object_name(account) {
+            problems.add(format!(
+                "--account {account:?} is not a valid ChatAccount name (lower-case letters, digits, '-' and '.')"
+            ));
+        }
+        if global.arn.is_none() {
+            problems.add(format!(
+                "--account {account:?} goes with --arn: a ChatRoom's account is its spec.accountRef"
+            ));
+        }
+    }
 }
 
 /// Exactly one of ROOM and `--arn`, each well-formed.
@@ -526,6 +538,22 @@ mod tests {
             "localhost:1",
         ]);
         assert_eq!(found.len(), 3, "{found:#?}");
+    }
+
+    #[test]
+    fn account_goes_with_arn_and_is_a_name() {
+        assert!(parse(&["token", "--arn", ARN, "--account", "prod", "--user-id", "u"]).is_ok());
+        assert!(parse(&["status", "--arn", ARN, "--account", "prod"]).is_ok());
+        assert!(
+            problems(&["token", "lobby", "--account", "prod", "--user-id", "u"])[0].contains(
+                "--account \"prod\" goes with --arn: a ChatRoom's account is its spec.accountRef"
+            )
+        );
+        assert!(problems(&["status", "--account", "prod"])[0].contains("goes with --arn"));
+        assert!(
+            problems(&["status", "--arn", ARN, "--account", "Prod_1"])[0]
+                .contains("not a valid ChatAccount name")
+        );
     }
 
     #[test]

@@ -319,11 +319,6 @@ pub fn is_room_arn(text: &str) -> bool {
         && Regex::new(patterns::ROOM_ARN).is_ok_and(|pattern| pattern.is_match(text))
 }
 
-/// The region part of a room ARN (`arn:aws:ivschat:REGION:…`).
-pub fn arn_region(arn: &str) -> Option<&str> {
-    arn.split(':').nth(3).filter(|region| !region.is_empty())
-}
-
 fn is_object_name(text: &str) -> bool {
     text.len() <= 253
         && Regex::new(patterns::OBJECT_NAME).is_ok_and(|pattern| pattern.is_match(text))
@@ -554,11 +549,5 @@ mod tests {
             problems(&["status", "--arn", ARN, "--account", "Prod_1"])[0]
                 .contains("not a valid ChatAccount name")
         );
-    }
-
-    #[test]
-    fn arn_region_is_the_fourth_field() {
-        assert_eq!(arn_region(ARN), Some("us-west-2"));
-        assert_eq!(arn_region("arn:aws:ivschat::1:room/x"), None);
     }
 }

@@ -37,6 +37,50 @@ const PLUGIN_OPERATIONS: [&str; 5] = [
     "GetRoom",
 ];
 
+/// The policy a role (or user) needs for the plugin's calls: exactly [`PLUGIN_OPERATIONS`] on rooms, and the
+/// README points to it, since the operator's own policy has none of the chat actions.
+#[test]
+fn the_data_plane_policy_allows_exactly_the_plugins_calls_on_rooms() {
+    let file = "deploy/iam-policy-chat-data-plane.json";
+    let policy: Value = serde_json::from_str(
+        &std::fs::read_to_string(ivschat_testsupport::command::repo_path(file)).expect(file),
+    )
+    .expect(file);
+    let statements = policy["Statement"].as_array().expect("statements");
+    assert_eq!(statements.len(), 1);
+    assert_eq!(statements[0]["Effect"], "Allow");
+    assert_eq!(statements[0]["Resource"], "arn:aws:ivschat:*:*:room/*");
+    let mut actions: Vec<&str> = statements[0]["Action"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .map(|action| {
+            action
+                .as_str()
+                .and_then(|action| action.strip_prefix("ivschat:"))
+                .expect("an ivschat action")
+        })
+        .collect();
+    actions.sort_unstable();
+    let mut expected = PLUGIN_OPERATIONS.to_vec();
+    expected.sort_unstable();
+    assert_eq!(actions, expected);
+    let operator: Value = serde_json::from_str(
+        &std::fs::read_to_string(ivschat_testsupport::command::repo_path(
+            "deploy/iam-policy.json",
+        ))
+        .expect("the operator's policy"),
+    )
+    .expect("JSON");
+    assert!(
+        !operator.to_string().contains("ivschat:CreateChatToken"),
+        "if the operator's policy gains the chat actions, the README's advice changes"
+    );
+    let readme = std::fs::read_to_string(ivschat_testsupport::command::repo_path("README.md"))
+        .expect("README");
+    assert!(readme.contains(file), "the README explains {file}");
+}
+
 /// One test's world: its namespace, its emulator and SDK access to it.
 struct World {
     namespace: String,

@@ -9,6 +9,7 @@ use aws_sdk_ivschat::config::http::HttpResponse;
 use aws_sdk_ivschat::error::{ProvideErrorMetadata, SdkError};
 
 use super::args::InvalidArguments;
+use super::target::Role;
 use crate::controller::accounts::credentials::AssumeFailure;
 
 /// Exit codes scripts can rely on.
@@ -93,6 +94,9 @@ pub struct AwsFailure {
     pub operation: &'static str,
     pub room_arn: String,
     pub kind: AwsFailureKind,
+    /// The ChatAccount role the call was signed with; `None`: the user's own credentials. Boxed, so that
+    /// every `Result<_, PluginError>` stays small.
+    pub role: Option<Box<Role>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,6 +150,15 @@ impl AwsFailure {
             operation,
             room_arn: room_arn.to_owned(),
             kind,
+            role: None,
+        }
+    }
+
+    /// The same failure of a call signed with `role`'s session.
+    pub fn signed_as(self, role: Option<Role>) -> AwsFailure {
+        AwsFailure {
+            role: role.map(Box::new),
+            ..self
         }
     }
 
@@ -181,9 +194,15 @@ impl AwsFailure {
                     "ResourceNotFoundException" => format!(
                         "room {arn} does not exist in AWS{said}: it was deleted or never created in this account and region; check the ARN and --region, or the ChatRoom's status"
                     ),
-                    "AccessDeniedException" => format!(
-                        "access denied to ivschat:{operation} on {arn}{said}: your AWS identity needs an IAM policy that allows ivschat:{operation} on this room"
-                    ),
+                    "AccessDeniedException" => match &self.role {
+                        None => format!(
+                            "access denied to ivschat:{operation} on {arn}{said}: your AWS identity needs an IAM policy that allows ivschat:{operation} on this room (deploy/iam-policy-chat-data-plane.json)"
+                        ),
+                        Some(role) => format!(
+                            "access denied to ivschat:{operation} on {arn}{said}: the call was made as the role {} of ChatAccount {}, assumed with your credentials; that role needs an IAM policy that allows ivschat:{operation} on this room (deploy/iam-policy-chat-data-plane.json: the operator's own policy has no chat actions)",
+                            role.role_arn, role.account
+                        ),
+                    },
                     "PendingVerification" => format!(
                         "the AWS account is pending verification{said}: IVS Chat accepts {operation} once AWS has verified the account; try again later or contact AWS Support"
                     ),
@@ -372,6 +391,7 @@ mod tests {
                 message: Some("the message".into()),
                 status,
             },
+            role: None,
         }
     }
 
@@ -408,6 +428,24 @@ mod tests {
             service("AccessDeniedException", 403).exit_code(),
             exit_code::FAILURE
         );
+        let through_role = service("AccessDeniedException", 403)
+            .signed_as(Some(Role {
+                account: "prod".into(),
+                role_arn: "arn:aws:iam::111111111111:role/chat".into(),
+                external_id: None,
+                session_length: None,
+            }))
+            .sentence();
+        assert!(
+            through_role.contains(
+                "the call was made as the role arn:aws:iam::111111111111:role/chat of ChatAccount prod"
+            ),
+            "{through_role}"
+        );
+        assert!(
+            through_role.contains("deploy/iam-policy-chat-data-plane.json"),
+            "{through_role}"
+        );
     }
 
     #[test]
@@ -443,6 +481,7 @@ mod tests {
             kind: AwsFailureKind::Unreachable {
                 detail: "connection refused".into(),
             },
+            role: None,
         };
         assert!(unreachable.sentence().contains("--aws-endpoint-url"));
         assert_eq!(unreachable.exit_code(), exit_code::FAILURE);
@@ -452,6 +491,7 @@ mod tests {
             kind: AwsFailureKind::NoCredentials {
                 detail: "no providers".into(),
             },
+            role: None,
         };
         assert!(anonymous.sentence().contains("AWS_PROFILE"));
     }

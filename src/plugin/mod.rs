@@ -125,6 +125,7 @@ pub async fn run(cli: &Cli, colour: bool) -> Result<String, PluginError> {
         } => {
             let (arn, aws) = locate(global, &room).await?;
             let output = aws
+                .client
                 .create_chat_token()
                 .room_identifier(&arn)
                 .user_id(&user_id)
@@ -140,7 +141,7 @@ pub async fn run(cli: &Cli, colour: bool) -> Result<String, PluginError> {
                 )
                 .send()
                 .await
-                .map_err(|error| aws_error("CreateChatToken", &arn, &error))?;
+                .map_err(|error| aws.error("CreateChatToken", &arn, &error))?;
             let issued = TokenIssued {
                 room_arn: arn,
                 user_id,
@@ -161,6 +162,7 @@ pub async fn run(cli: &Cli, colour: bool) -> Result<String, PluginError> {
         } => {
             let (arn, aws) = locate(global, &room).await?;
             let output = aws
+                .client
                 .send_event()
                 .room_identifier(&arn)
                 .event_name(&event_name)
@@ -169,7 +171,7 @@ pub async fn run(cli: &Cli, colour: bool) -> Result<String, PluginError> {
                 )
                 .send()
                 .await
-                .map_err(|error| aws_error("SendEvent", &arn, &error))?;
+                .map_err(|error| aws.error("SendEvent", &arn, &error))?;
             let sent = EventSent {
                 room_arn: arn,
                 event_name,
@@ -184,13 +186,14 @@ pub async fn run(cli: &Cli, colour: bool) -> Result<String, PluginError> {
         } => {
             let (arn, aws) = locate(global, &room).await?;
             let output = aws
+                .client
                 .delete_message()
                 .room_identifier(&arn)
                 .id(&message_id)
                 .set_reason(reason)
                 .send()
                 .await
-                .map_err(|error| aws_error("DeleteMessage", &arn, &error))?;
+                .map_err(|error| aws.error("DeleteMessage", &arn, &error))?;
             let deleted = MessageDeleted {
                 room_arn: arn,
                 message_id,
@@ -204,13 +207,14 @@ pub async fn run(cli: &Cli, colour: bool) -> Result<String, PluginError> {
             reason,
         } => {
             let (arn, aws) = locate(global, &room).await?;
-            aws.disconnect_user()
+            aws.client
+                .disconnect_user()
                 .room_identifier(&arn)
                 .user_id(&user_id)
                 .set_reason(reason)
                 .send()
                 .await
-                .map_err(|error| aws_error("DisconnectUser", &arn, &error))?;
+                .map_err(|error| aws.error("DisconnectUser", &arn, &error))?;
             let disconnected = UserDisconnected {
                 room_arn: arn,
                 user_id,
@@ -223,7 +227,7 @@ pub async fn run(cli: &Cli, colour: bool) -> Result<String, PluginError> {
 /// The ARN a messaging command acts on (`--arn` as given, or the ARN of a Ready ChatRoom) and the client to
 /// act on it with. A room that is missing or not Ready is refused before its ChatAccount is read or AWS is
 /// called.
-async fn locate(global: &GlobalArgs, room: &RoomTarget) -> Result<(String, IvsChat), PluginError> {
+async fn locate(global: &GlobalArgs, room: &RoomTarget) -> Result<(String, Access), PluginError> {
     match room {
         RoomTarget::Arn(arn) => Ok((arn.clone(), arn_client(global, arn).await?)),
         RoomTarget::ChatRoom(name) => {
@@ -238,7 +242,7 @@ async fn locate(global: &GlobalArgs, room: &RoomTarget) -> Result<(String, IvsCh
 
 /// The client for `--arn`: in the ARN's region, with the role of `--account` if given (read from
 /// Kubernetes), else the user's own credentials (no Kubernetes access).
-async fn arn_client(global: &GlobalArgs, arn: &str) -> Result<IvsChat, PluginError> {
+async fn arn_client(global: &GlobalArgs, arn: &str) -> Result<Access, PluginError> {
     let account = match &global.account {
         Some(name) => Some(
             KubeAccess::connect(global)
@@ -266,7 +270,7 @@ async fn room_client(
     global: &GlobalArgs,
     kube: &KubeAccess,
     room: &ChatRoom,
-) -> Result<IvsChat, PluginError> {
+) -> Result<Access, PluginError> {
     let account_name = room.spec.account_ref();
     let account = match account_name {
         Some(name) => {
@@ -324,9 +328,9 @@ pub fn ready_room_arn(room: &ChatRoom, namespace: &str) -> Result<String, Plugin
 }
 
 /// GetRoom as the AWS side of `status`; a 404 is a view ("not found"), not an error.
-async fn get_room(aws: &IvsChat, arn: &str) -> Result<AwsView, PluginError> {
+async fn get_room(aws: &Access, arn: &str) -> Result<AwsView, PluginError> {
     let aws_defaults = ChatRoomSpec::default();
-    match aws.get_room().identifier(arn).send().await {
+    match aws.client.get_room().identifier(arn).send().await {
         Ok(room) => Ok(AwsView::Found(Box::new(AwsRoom {
             arn: room.arn().unwrap_or(arn).to_owned(),
             id: room.id().unwrap_or_default().to_owned(),
@@ -357,7 +361,7 @@ async fn get_room(aws: &IvsChat, arn: &str) -> Result<AwsView, PluginError> {
             update_time: room.update_time().map(|time| time_text(Some(time))),
         }))),
         Err(error) => {
-            let failure = AwsFailure::from_sdk("GetRoom", arn, &error);
+            let failure = AwsFailure::from_sdk("GetRoom", arn, &error).signed_as(aws.role.clone());
             match &failure.kind {
                 AwsFailureKind::Service { code, .. }
                     if code.as_deref() == Some("ResourceNotFoundException") =>
@@ -370,22 +374,32 @@ async fn get_room(aws: &IvsChat, arn: &str) -> Result<AwsView, PluginError> {
     }
 }
 
-fn aws_error<E>(
-    operation: &'static str,
-    arn: &str,
-    error: &aws_sdk_ivschat::error::SdkError<E, aws_sdk_ivschat::config::http::HttpResponse>,
-) -> PluginError
-where
-    E: aws_sdk_ivschat::error::ProvideErrorMetadata + std::error::Error + 'static,
-{
-    PluginError::Aws(AwsFailure::from_sdk(operation, arn, error))
+/// An IVS Chat client and the ChatAccount role it signs with (`None`: the user's own credentials), which
+/// an access-denied error names.
+struct Access {
+    client: IvsChat,
+    role: Option<target::Role>,
+}
+
+impl Access {
+    fn error<E>(
+        &self,
+        operation: &'static str,
+        arn: &str,
+        error: &aws_sdk_ivschat::error::SdkError<E, aws_sdk_ivschat::config::http::HttpResponse>,
+    ) -> PluginError
+    where
+        E: aws_sdk_ivschat::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        PluginError::Aws(AwsFailure::from_sdk(operation, arn, error).signed_as(self.role.clone()))
+    }
 }
 
 /// An IVS Chat client at `target`, from the AWS configuration chain (the user's own credentials). With a
 /// role, the role is assumed once here, with those credentials as the base, and the client signs with the
 /// session: a refusal is reported as STS's before any IVS Chat call, and one command costs one AssumeRole
 /// (aws-config's provider does not cache, so a client holding the provider would assume again).
-async fn aws_client(target: &target::Target) -> Result<IvsChat, PluginError> {
+async fn aws_client(target: &target::Target) -> Result<Access, PluginError> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(region) = &target.region {
         loader = loader.region(Region::new(region.clone()));
@@ -400,7 +414,10 @@ async fn aws_client(target: &target::Target) -> Result<IvsChat, PluginError> {
         ));
     };
     let Some(role) = &target.role else {
-        return Ok(IvsChat::new(&base));
+        return Ok(Access {
+            client: IvsChat::new(&base),
+            role: None,
+        });
     };
     let mut builder = aws_config::sts::AssumeRoleProvider::builder(role.role_arn.clone())
         .session_name(target::SESSION_NAME)
@@ -428,7 +445,10 @@ async fn aws_client(target: &target::Target) -> Result<IvsChat, PluginError> {
     let config = aws_sdk_ivschat::config::Builder::from(&base)
         .credentials_provider(credentials)
         .build();
-    Ok(IvsChat::from_conf(config))
+    Ok(Access {
+        client: IvsChat::from_conf(config),
+        role: Some(role.clone()),
+    })
 }
 
 fn time_text(time: Option<&DateTime>) -> String {

@@ -238,6 +238,18 @@ fn validate_global(global: &GlobalArgs, problems: &mut Problems) {
     if global.context.as_deref() == Some("") {
         problems.add("--context must not be empty");
     }
+    if let Some(account) = &global.account {
+        if !is_object_name(account) {
+            problems.add(format!(
+                "--account {account:?} is not a valid ChatAccount name (lower-case letters, digits, '-' and '.')"
+            ));
+        }
+        if global.arn.is_none() {
+            problems.add(format!(
+                "--account {account:?} goes with --arn: a ChatRoom's account is its spec.accountRef"
+            ));
+        }
+    }
 }
 
 /// Exactly one of ROOM and `--arn`, each well-formed.
@@ -305,11 +317,6 @@ pub fn is_message_id(text: &str) -> bool {
 pub fn is_room_arn(text: &str) -> bool {
     ARN_CHARS.contains(&text.len())
         && Regex::new(patterns::ROOM_ARN).is_ok_and(|pattern| pattern.is_match(text))
-}
-
-/// The region part of a room ARN (`arn:aws:ivschat:REGION:…`).
-pub fn arn_region(arn: &str) -> Option<&str> {
-    arn.split(':').nth(3).filter(|region| !region.is_empty())
 }
 
 fn is_object_name(text: &str) -> bool {
@@ -529,8 +536,18 @@ mod tests {
     }
 
     #[test]
-    fn arn_region_is_the_fourth_field() {
-        assert_eq!(arn_region(ARN), Some("us-west-2"));
-        assert_eq!(arn_region("arn:aws:ivschat::1:room/x"), None);
+    fn account_goes_with_arn_and_is_a_name() {
+        assert!(parse(&["token", "--arn", ARN, "--account", "prod", "--user-id", "u"]).is_ok());
+        assert!(parse(&["status", "--arn", ARN, "--account", "prod"]).is_ok());
+        assert!(
+            problems(&["token", "lobby", "--account", "prod", "--user-id", "u"])[0].contains(
+                "--account \"prod\" goes with --arn: a ChatRoom's account is its spec.accountRef"
+            )
+        );
+        assert!(problems(&["status", "--account", "prod"])[0].contains("goes with --arn"));
+        assert!(
+            problems(&["status", "--arn", ARN, "--account", "Prod_1"])[0]
+                .contains("not a valid ChatAccount name")
+        );
     }
 }

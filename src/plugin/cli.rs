@@ -7,10 +7,13 @@ use std::path::PathBuf;
 /// Work with Amazon IVS Chat rooms managed as ChatRoom resources: issue chat tokens, send events, delete
 /// messages, disconnect users, and compare a ChatRoom's spec with its room in AWS.
 ///
-/// ROOM is the name of a ChatRoom in the current namespace; `--arn` names any room in AWS instead.
+/// ROOM is the name of a ChatRoom in the current namespace; `--arn` names any room in AWS instead. A
+/// ChatRoom with spec.accountRef is reached by assuming its ChatAccount's role with your own AWS
+/// credentials (your identity must be trusted by that role), in the room's own region.
 ///
-/// Exit codes: 0 success, 1 AWS or other error, 2 invalid arguments, 3 room not found (no such ChatRoom,
-/// or no such room in AWS), 4 the ChatRoom is not Ready or has no ARN yet.
+/// Exit codes: 0 success, 1 AWS or other error (also a missing ChatAccount, or a role STS refuses you),
+/// 2 invalid arguments, 3 room not found (no such ChatRoom, or no such room in AWS), 4 the ChatRoom is not
+/// Ready or has no ARN yet.
 #[derive(Debug, Parser)]
 #[command(name = "kubectl-ivschat", bin_name = "kubectl ivschat", version)]
 pub struct Cli {
@@ -36,15 +39,24 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub kubeconfig: Option<PathBuf>,
 
-    /// Act on this room ARN directly instead of a ChatRoom (no Kubernetes access is needed).
+    /// Act on this room ARN directly instead of a ChatRoom (no Kubernetes access is needed, unless
+    /// --account is given too).
     #[arg(long, global = true, value_name = "ROOM_ARN")]
     pub arn: Option<String>,
 
-    /// AWS region (default: the region in the room's ARN, else the AWS configuration's region).
+    /// With --arn: assume the role of this ChatAccount (cluster-scoped; you need `get` on
+    /// chataccounts.ivschat.dev) with your own AWS credentials, and use its endpointUrl. Omitted: your own
+    /// credentials. A ChatRoom's account is its spec.accountRef, never this flag.
+    #[arg(long, global = true, value_name = "CHAT_ACCOUNT")]
+    pub account: Option<String>,
+
+    /// AWS region (default: the ChatRoom's status.region, else the region in the room's ARN, else its
+    /// spec.region, else its ChatAccount's defaultRegion, else the AWS configuration's region).
     #[arg(long, global = true)]
     pub region: Option<String>,
 
-    /// IVS Chat endpoint URL, e.g. a local emulator (default: AWS_ENDPOINT_URL_IVSCHAT, AWS_ENDPOINT_URL, AWS).
+    /// IVS Chat and STS endpoint URL, e.g. a local emulator (default: the ChatAccount's endpointUrl, else
+    /// AWS_ENDPOINT_URL_IVSCHAT / AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, AWS).
     #[arg(long, global = true, value_name = "URL")]
     pub aws_endpoint_url: Option<String>,
 

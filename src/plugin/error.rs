@@ -4,15 +4,20 @@
 
 use std::fmt;
 
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_ivschat::config::http::HttpResponse;
 use aws_sdk_ivschat::error::{ProvideErrorMetadata, SdkError};
 
 use super::args::InvalidArguments;
+use super::target::Role;
+use crate::controller::accounts::credentials::AssumeFailure;
 
 /// Exit codes scripts can rely on.
 pub mod exit_code {
     pub const SUCCESS: u8 = 0;
-    /// An AWS error (other than "not found" and invalid input), Kubernetes or configuration trouble.
+    /// An AWS error (other than "not found" and invalid input), Kubernetes or configuration trouble,
+    /// including a ChatAccount that does not exist and a role STS will not let the user assume: the room
+    /// may well exist, so these are not [`ROOM_NOT_FOUND`].
     pub const FAILURE: u8 = 1;
     /// Invalid arguments (also clap's code for usage errors), or input AWS rejected as invalid.
     pub const INVALID_ARGUMENTS: u8 = 2;
@@ -42,6 +47,20 @@ pub enum PluginError {
     #[error("{0}")]
     Aws(AwsFailure),
 
+    /// The ChatAccount a ChatRoom's spec.accountRef (or `--account`) names does not exist.
+    #[error(
+        "ChatAccount {name:?} not found ({}): check the name with `kubectl get chataccounts`; without it the plugin cannot know which role to assume",
+        referenced_by.as_ref().map_or_else(|| "given with --account".to_owned(), |room| format!("ChatRoom {room} names it in spec.accountRef"))
+    )]
+    ChatAccountNotFound {
+        name: String,
+        /// `namespace/name` of the ChatRoom that names it; `None` for `--account`.
+        referenced_by: Option<String>,
+    },
+
+    #[error("{0}")]
+    AssumeRole(AssumeRoleFailure),
+
     #[error("Kubernetes: {0}")]
     Kubernetes(String),
 
@@ -59,9 +78,11 @@ impl PluginError {
             PluginError::ChatRoomNotFound { .. } => exit_code::ROOM_NOT_FOUND,
             PluginError::RoomNotReady { .. } => exit_code::ROOM_NOT_READY,
             PluginError::Aws(failure) => failure.exit_code(),
-            PluginError::Kubernetes(_) | PluginError::Config(_) | PluginError::Output(_) => {
-                exit_code::FAILURE
-            }
+            PluginError::ChatAccountNotFound { .. }
+            | PluginError::AssumeRole(_)
+            | PluginError::Kubernetes(_)
+            | PluginError::Config(_)
+            | PluginError::Output(_) => exit_code::FAILURE,
         }
     }
 }
@@ -73,6 +94,9 @@ pub struct AwsFailure {
     pub operation: &'static str,
     pub room_arn: String,
     pub kind: AwsFailureKind,
+    /// The ChatAccount role the call was signed with; `None`: the user's own credentials. Boxed, so that
+    /// every `Result<_, PluginError>` stays small.
+    pub role: Option<Box<Role>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +150,15 @@ impl AwsFailure {
             operation,
             room_arn: room_arn.to_owned(),
             kind,
+            role: None,
+        }
+    }
+
+    /// The same failure of a call signed with `role`'s session.
+    pub fn signed_as(self, role: Option<Role>) -> AwsFailure {
+        AwsFailure {
+            role: role.map(Box::new),
+            ..self
         }
     }
 
@@ -161,9 +194,15 @@ impl AwsFailure {
                     "ResourceNotFoundException" => format!(
                         "room {arn} does not exist in AWS{said}: it was deleted or never created in this account and region; check the ARN and --region, or the ChatRoom's status"
                     ),
-                    "AccessDeniedException" => format!(
-                        "access denied to ivschat:{operation} on {arn}{said}: your AWS identity needs an IAM policy that allows ivschat:{operation} on this room"
-                    ),
+                    "AccessDeniedException" => match &self.role {
+                        None => format!(
+                            "access denied to ivschat:{operation} on {arn}{said}: your AWS identity needs an IAM policy that allows ivschat:{operation} on this room (deploy/iam-policy-chat-data-plane.json)"
+                        ),
+                        Some(role) => format!(
+                            "access denied to ivschat:{operation} on {arn}{said}: the call was made as the role {} of ChatAccount {}, assumed with your credentials; that role needs an IAM policy that allows ivschat:{operation} on this room (deploy/iam-policy-chat-data-plane.json: the operator's own policy has no chat actions)",
+                            role.role_arn, role.account
+                        ),
+                    },
                     "PendingVerification" => format!(
                         "the AWS account is pending verification{said}: IVS Chat accepts {operation} once AWS has verified the account; try again later or contact AWS Support"
                     ),
@@ -225,6 +264,84 @@ impl fmt::Display for AwsFailure {
     }
 }
 
+/// An AssumeRole of a ChatAccount's role, with the user's own credentials, that failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssumeRoleFailure {
+    /// The ChatAccount's name.
+    pub account: String,
+    pub role_arn: String,
+    /// What STS said (or that it could not be asked).
+    pub failure: AssumeFailure,
+}
+
+impl AssumeRoleFailure {
+    /// Describes the provider's error: what STS said, as the operator reads it
+    /// ([`failure_of`](crate::controller::accounts::credentials::failure_of)); without an answer from STS,
+    /// the error chain written once each, not the SDK's Debug dump.
+    pub fn from_credentials_error(
+        account: &str,
+        role_arn: &str,
+        error: &CredentialsError,
+    ) -> AssumeRoleFailure {
+        let mut failure = crate::controller::accounts::credentials::failure_of(error);
+        if !failure.refused {
+            failure.message = error_chain(error);
+        }
+        AssumeRoleFailure {
+            account: account.to_owned(),
+            role_arn: role_arn.to_owned(),
+            failure,
+        }
+    }
+
+    /// What happened and what to do, in one or two sentences.
+    pub fn sentence(&self) -> String {
+        let AssumeRoleFailure {
+            account,
+            role_arn,
+            failure,
+        } = self;
+        let said = if failure.message.is_empty() {
+            format!(" ({})", failure.code)
+        } else {
+            format!(" ({}: {})", failure.code, failure.message)
+        };
+        let role = format!("the role {role_arn} of ChatAccount {account}");
+        match failure.code.as_str() {
+            "AccessDenied" => format!(
+                "STS refused your AWS identity {role}{said}: the plugin assumes that role with your own credentials, so your identity needs sts:AssumeRole on it and the role's trust policy must trust your identity too (not only the operator's), with the ChatAccount's external ID; or act with your own credentials: --arn ROOM_ARN without --account"
+            ),
+            "ExpiredToken" | "ExpiredTokenException" => format!(
+                "your own AWS session has expired, so STS will not give you {role}{said}: refresh your credentials (e.g. `aws sso login`) and run the command again"
+            ),
+            "InvalidClientTokenId" | "SignatureDoesNotMatch" | "UnrecognizedClientException" => {
+                format!(
+                    "STS does not accept your own AWS credentials, with which the plugin assumes {role}{said}: refresh them (e.g. `aws sso login`) or check AWS_PROFILE / AWS_ACCESS_KEY_ID"
+                )
+            }
+            "RegionDisabledException" => format!(
+                "STS is not activated in this region for your account, so it cannot give you {role}{said}: pass another --region or ask your AWS administrator to activate it"
+            ),
+            "ValidationError" => format!(
+                "STS refused the AssumeRole parameters of {role}{said}: check the ChatAccount's sessionDurationSeconds (at most the role's maximum session duration, and 3600 when your own credentials are an assumed role) and externalId"
+            ),
+            _ if failure.refused => format!("STS refused {role}{said}"),
+            _ if finds_no_credentials(&failure.message) => format!(
+                "no AWS credentials of your own to assume {role} with: set AWS_PROFILE or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or log in (`aws sso login`){said}"
+            ),
+            _ => format!(
+                "cannot reach STS to assume {role}{said}: check --aws-endpoint-url (or the ChatAccount's endpointUrl), --region and the network, then retry"
+            ),
+        }
+    }
+}
+
+impl fmt::Display for AssumeRoleFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.sentence())
+    }
+}
+
 /// An error and its sources as `a: b: c`, each written once (SDK errors often repeat their source's text),
 /// without the Debug dump the SDK's own context printer appends.
 fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
@@ -238,6 +355,20 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         next = current.source();
     }
     parts.join(": ")
+}
+
+/// Whether an error chain says the credential chain found nothing to sign with. Both that and an
+/// unreachable endpoint are "an error occurred while loading credentials: dispatch failure: …" from the
+/// assume-role provider, so the chain's own words tell them apart.
+fn finds_no_credentials(detail: &str) -> bool {
+    let lower = detail.to_ascii_lowercase();
+    [
+        "no credentials found",
+        "credential provider was not enabled",
+        "no providers in chain",
+    ]
+    .iter()
+    .any(|words| lower.contains(words))
 }
 
 fn mentions_credentials(detail: &str) -> bool {
@@ -260,6 +391,7 @@ mod tests {
                 message: Some("the message".into()),
                 status,
             },
+            role: None,
         }
     }
 
@@ -296,6 +428,24 @@ mod tests {
             service("AccessDeniedException", 403).exit_code(),
             exit_code::FAILURE
         );
+        let through_role = service("AccessDeniedException", 403)
+            .signed_as(Some(Role {
+                account: "prod".into(),
+                role_arn: "arn:aws:iam::111111111111:role/chat".into(),
+                external_id: None,
+                session_length: None,
+            }))
+            .sentence();
+        assert!(
+            through_role.contains(
+                "the call was made as the role arn:aws:iam::111111111111:role/chat of ChatAccount prod"
+            ),
+            "{through_role}"
+        );
+        assert!(
+            through_role.contains("deploy/iam-policy-chat-data-plane.json"),
+            "{through_role}"
+        );
     }
 
     #[test]
@@ -331,6 +481,7 @@ mod tests {
             kind: AwsFailureKind::Unreachable {
                 detail: "connection refused".into(),
             },
+            role: None,
         };
         assert!(unreachable.sentence().contains("--aws-endpoint-url"));
         assert_eq!(unreachable.exit_code(), exit_code::FAILURE);
@@ -340,6 +491,7 @@ mod tests {
             kind: AwsFailureKind::NoCredentials {
                 detail: "no providers".into(),
             },
+            role: None,
         };
         assert!(anonymous.sentence().contains("AWS_PROFILE"));
     }
@@ -358,6 +510,91 @@ mod tests {
         assert_eq!(
             error_chain(&Outer(Middle(Inner))),
             "dispatch failure: io error: connection refused"
+        );
+    }
+
+    fn assume_failure(code: &str, message: &str, refused: bool) -> PluginError {
+        PluginError::AssumeRole(AssumeRoleFailure {
+            account: "prod".into(),
+            role_arn: "arn:aws:iam::111111111111:role/chat".into(),
+            failure: AssumeFailure {
+                code: code.into(),
+                message: message.into(),
+                refused,
+            },
+        })
+    }
+
+    #[test]
+    fn a_refused_role_says_the_users_identity_must_be_trusted() {
+        let denied = assume_failure("AccessDenied", "User: x is not authorized", true);
+        assert_eq!(denied.exit_code(), exit_code::FAILURE);
+        let text = denied.to_string();
+        assert!(
+            text.contains("STS refused your AWS identity the role arn:aws:iam::111111111111:role/chat of ChatAccount prod (AccessDenied: User: x is not authorized)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("the role's trust policy must trust your identity too"),
+            "{text}"
+        );
+        assert!(text.contains("sts:AssumeRole"), "{text}");
+        let expired = assume_failure("ExpiredToken", "expired", true).to_string();
+        assert!(
+            expired.contains("your own AWS session has expired"),
+            "{expired}"
+        );
+        let invalid = assume_failure("ValidationError", "DurationSeconds", true).to_string();
+        assert!(invalid.contains("sessionDurationSeconds"), "{invalid}");
+        let other = assume_failure("MalformedPolicyDocument", "bad", true).to_string();
+        assert!(other.starts_with("STS refused the role"), "{other}");
+    }
+
+    #[test]
+    fn an_unanswered_assume_role_says_whether_credentials_or_sts_are_missing() {
+        let anonymous = assume_failure(
+            "StsUnavailable",
+            "an error occurred while loading credentials: dispatch failure: other: the credential provider was not enabled: no credentials found in chain",
+            false,
+        )
+        .to_string();
+        assert!(
+            anonymous.starts_with("no AWS credentials of your own to assume the role"),
+            "{anonymous}"
+        );
+        let unreachable = assume_failure(
+            "StsUnavailable",
+            "an error occurred while loading credentials: dispatch failure: io error: connection refused",
+            false,
+        )
+        .to_string();
+        assert!(
+            unreachable.starts_with("cannot reach STS to assume the role"),
+            "{unreachable}"
+        );
+        assert!(unreachable.contains("endpointUrl"), "{unreachable}");
+    }
+
+    #[test]
+    fn a_missing_account_names_its_referrer_and_exits_1() {
+        let by_room = PluginError::ChatAccountNotFound {
+            name: "prod".into(),
+            referenced_by: Some("ns/lobby".into()),
+        };
+        assert_eq!(by_room.exit_code(), exit_code::FAILURE);
+        assert!(
+            by_room.to_string().starts_with(
+                "ChatAccount \"prod\" not found (ChatRoom ns/lobby names it in spec.accountRef)"
+            ),
+            "{by_room}"
+        );
+        let by_flag = PluginError::ChatAccountNotFound {
+            name: "prod".into(),
+            referenced_by: None,
+        };
+        assert!(
+            by_flag.to_string().contains("(given with --account)"),
+            "{by_flag}"
         );
     }
 

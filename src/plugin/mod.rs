@@ -2,24 +2,28 @@
 //! messages and disconnects users in the AWS room behind a ChatRoom (or any room by `--arn`), and shows a
 //! ChatRoom's spec, its AWS room and its conditions side by side.
 //!
-//! This module owns the plugin's I/O: reading the ChatRoom through the Kubernetes API (kubeconfig,
-//! `--context`, `-n`), building the IVS Chat client from the AWS configuration chain (`--region`,
-//! `--aws-endpoint-url`), making the calls and writing the output. The logic is in pure modules:
-//! [`cli`] (the command line), [`args`] (validation before any call), [`status`] (spec vs AWS),
-//! [`render`] (tables, JSON, YAML) and [`error`] (exit codes, AWS errors as sentences).
+//! This module owns the plugin's I/O: reading the ChatRoom and its ChatAccount through the Kubernetes API
+//! (kubeconfig, `--context`, `-n`), building the IVS Chat client from the AWS configuration chain
+//! (`--region`, `--aws-endpoint-url`), assuming the ChatAccount's role with the user's own credentials when
+//! the room has one, making the calls and writing the output. The logic is in pure modules: [`cli`] (the
+//! command line), [`args`] (validation before any call), [`target`] (region, endpoint and role),
+//! [`status`] (spec vs AWS), [`render`] (tables, JSON, YAML) and [`error`] (exit codes, AWS and STS errors
+//! as sentences).
 //!
-//! Exit codes ([`error::exit_code`]): 0 success; 1 AWS, Kubernetes or configuration error; 2 invalid
-//! arguments (before any call, or rejected by AWS as invalid); 3 room not found (no ChatRoom of that name,
-//! or no such room in AWS); 4 the ChatRoom is not Ready or has no ARN yet.
+//! Exit codes ([`error::exit_code`]): 0 success; 1 AWS, STS, Kubernetes or configuration error (a missing
+//! ChatAccount too); 2 invalid arguments (before any call, or rejected by AWS as invalid); 3 room not found
+//! (no ChatRoom of that name, or no such room in AWS); 4 the ChatRoom is not Ready or has no ARN yet.
 
 pub mod args;
 pub mod cli;
 pub mod error;
 pub mod render;
 pub mod status;
+pub mod target;
 
 use std::io::{IsTerminal, Write};
 
+use aws_credential_types::provider::ProvideCredentials;
 use aws_sdk_ivschat::Client as IvsChat;
 use aws_sdk_ivschat::config::{BehaviorVersion, Region};
 use aws_sdk_ivschat::primitives::{DateTime, DateTimeFormat};
@@ -29,10 +33,10 @@ use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
-use crate::crd::{ChatRoom, ChatRoomSpec};
+use crate::crd::{ChatAccount, ChatRoom, ChatRoomSpec, ManagedSpec};
 use args::{Request, RoomTarget};
 use cli::{Cli, GlobalArgs};
-use error::{AwsFailure, AwsFailureKind, PluginError};
+use error::{AssumeRoleFailure, AwsFailure, AwsFailureKind, PluginError};
 use render::{EventSent, MessageDeleted, RoomList, TokenIssued, UserDisconnected};
 use status::{AwsRoom, AwsView};
 
@@ -86,9 +90,13 @@ pub async fn run(cli: &Cli, colour: bool) -> Result<String, PluginError> {
         Request::RoomStatus {
             room: RoomTarget::Arn(arn),
         } => {
-            let aws = aws_client(global, Some(&arn)).await?;
+            let aws = arn_client(global, &arn).await?;
             let view = get_room(&aws, &arn).await?;
-            render::render(&status::aws_only(&arn, &view), format, colour)
+            render::render(
+                &status::aws_only(&arn, global.account.as_deref(), &view),
+                format,
+                colour,
+            )
         }
         Request::RoomStatus {
             room: RoomTarget::ChatRoom(name),
@@ -102,7 +110,7 @@ pub async fn run(cli: &Cli, colour: bool) -> Result<String, PluginError> {
             {
                 None => AwsView::NoArn,
                 Some(arn) => {
-                    let aws = aws_client(global, Some(arn)).await?;
+                    let aws = room_client(global, &kube, &room).await?;
                     get_room(&aws, arn).await?
                 }
             };
@@ -115,9 +123,9 @@ pub async fn run(cli: &Cli, colour: bool) -> Result<String, PluginError> {
             session_duration_minutes,
             attributes,
         } => {
-            let arn = room_arn(global, &room).await?;
-            let aws = aws_client(global, Some(&arn)).await?;
+            let (arn, aws) = locate(global, &room).await?;
             let output = aws
+                .client
                 .create_chat_token()
                 .room_identifier(&arn)
                 .user_id(&user_id)
@@ -133,7 +141,7 @@ pub async fn run(cli: &Cli, colour: bool) -> Result<String, PluginError> {
                 )
                 .send()
                 .await
-                .map_err(|error| aws_error("CreateChatToken", &arn, &error))?;
+                .map_err(|error| aws.error("CreateChatToken", &arn, &error))?;
             let issued = TokenIssued {
                 room_arn: arn,
                 user_id,
@@ -152,9 +160,9 @@ pub async fn run(cli: &Cli, colour: bool) -> Result<String, PluginError> {
             event_name,
             attributes,
         } => {
-            let arn = room_arn(global, &room).await?;
-            let aws = aws_client(global, Some(&arn)).await?;
+            let (arn, aws) = locate(global, &room).await?;
             let output = aws
+                .client
                 .send_event()
                 .room_identifier(&arn)
                 .event_name(&event_name)
@@ -163,7 +171,7 @@ pub async fn run(cli: &Cli, colour: bool) -> Result<String, PluginError> {
                 )
                 .send()
                 .await
-                .map_err(|error| aws_error("SendEvent", &arn, &error))?;
+                .map_err(|error| aws.error("SendEvent", &arn, &error))?;
             let sent = EventSent {
                 room_arn: arn,
                 event_name,
@@ -176,16 +184,16 @@ pub async fn run(cli: &Cli, colour: bool) -> Result<String, PluginError> {
             message_id,
             reason,
         } => {
-            let arn = room_arn(global, &room).await?;
-            let aws = aws_client(global, Some(&arn)).await?;
+            let (arn, aws) = locate(global, &room).await?;
             let output = aws
+                .client
                 .delete_message()
                 .room_identifier(&arn)
                 .id(&message_id)
                 .set_reason(reason)
                 .send()
                 .await
-                .map_err(|error| aws_error("DeleteMessage", &arn, &error))?;
+                .map_err(|error| aws.error("DeleteMessage", &arn, &error))?;
             let deleted = MessageDeleted {
                 room_arn: arn,
                 message_id,
@@ -198,15 +206,15 @@ pub async fn run(cli: &Cli, colour: bool) -> Result<String, PluginError> {
             user_id,
             reason,
         } => {
-            let arn = room_arn(global, &room).await?;
-            let aws = aws_client(global, Some(&arn)).await?;
-            aws.disconnect_user()
+            let (arn, aws) = locate(global, &room).await?;
+            aws.client
+                .disconnect_user()
                 .room_identifier(&arn)
                 .user_id(&user_id)
                 .set_reason(reason)
                 .send()
                 .await
-                .map_err(|error| aws_error("DisconnectUser", &arn, &error))?;
+                .map_err(|error| aws.error("DisconnectUser", &arn, &error))?;
             let disconnected = UserDisconnected {
                 room_arn: arn,
                 user_id,
@@ -216,16 +224,75 @@ pub async fn run(cli: &Cli, colour: bool) -> Result<String, PluginError> {
     }
 }
 
-/// The ARN a messaging command acts on: `--arn` as given, or the ARN of a Ready ChatRoom.
-async fn room_arn(global: &GlobalArgs, room: &RoomTarget) -> Result<String, PluginError> {
+/// The ARN a messaging command acts on (`--arn` as given, or the ARN of a Ready ChatRoom) and the client to
+/// act on it with. A room that is missing or not Ready is refused before its ChatAccount is read or AWS is
+/// called.
+async fn locate(global: &GlobalArgs, room: &RoomTarget) -> Result<(String, Access), PluginError> {
     match room {
-        RoomTarget::Arn(arn) => Ok(arn.clone()),
+        RoomTarget::Arn(arn) => Ok((arn.clone(), arn_client(global, arn).await?)),
         RoomTarget::ChatRoom(name) => {
             let kube = KubeAccess::connect(global).await?;
             let room = kube.get(name).await?;
-            ready_room_arn(&room, &kube.namespace)
+            let arn = ready_room_arn(&room, &kube.namespace)?;
+            let aws = room_client(global, &kube, &room).await?;
+            Ok((arn, aws))
         }
     }
+}
+
+/// The client for `--arn`: in the ARN's region, with the role of `--account` if given (read from
+/// Kubernetes), else the user's own credentials (no Kubernetes access).
+async fn arn_client(global: &GlobalArgs, arn: &str) -> Result<Access, PluginError> {
+    let account = match &global.account {
+        Some(name) => Some(
+            KubeAccess::connect(global)
+                .await?
+                .account(name, None)
+                .await?,
+        ),
+        None => None,
+    };
+    let inputs = target::Inputs {
+        region_flag: global.region.as_deref(),
+        endpoint_flag: global.aws_endpoint_url.as_deref(),
+        arn: Some(arn),
+        account: global
+            .account
+            .as_deref()
+            .zip(account.as_ref().map(|account| &account.spec)),
+        ..target::Inputs::default()
+    };
+    aws_client(&target::choose(&inputs)).await
+}
+
+/// The client for a ChatRoom: in its own region, with its ChatAccount's role if it names one.
+async fn room_client(
+    global: &GlobalArgs,
+    kube: &KubeAccess,
+    room: &ChatRoom,
+) -> Result<Access, PluginError> {
+    let account_name = room.spec.account_ref();
+    let account = match account_name {
+        Some(name) => {
+            let referrer = format!(
+                "{}/{}",
+                kube.namespace,
+                room.metadata.name.as_deref().unwrap_or_default()
+            );
+            Some(kube.account(name, Some(referrer)).await?)
+        }
+        None => None,
+    };
+    let status = room.status.as_ref();
+    let inputs = target::Inputs {
+        region_flag: global.region.as_deref(),
+        endpoint_flag: global.aws_endpoint_url.as_deref(),
+        arn: status.and_then(|status| status.arn.as_deref()),
+        status_region: status.and_then(|status| status.region.as_deref()),
+        spec_region: room.spec.region(),
+        account: account_name.zip(account.as_ref().map(|account| &account.spec)),
+    };
+    aws_client(&target::choose(&inputs)).await
 }
 
 /// The ChatRoom's ARN if it has one and is Ready; otherwise why not, and what to do.
@@ -261,9 +328,9 @@ pub fn ready_room_arn(room: &ChatRoom, namespace: &str) -> Result<String, Plugin
 }
 
 /// GetRoom as the AWS side of `status`; a 404 is a view ("not found"), not an error.
-async fn get_room(aws: &IvsChat, arn: &str) -> Result<AwsView, PluginError> {
+async fn get_room(aws: &Access, arn: &str) -> Result<AwsView, PluginError> {
     let aws_defaults = ChatRoomSpec::default();
-    match aws.get_room().identifier(arn).send().await {
+    match aws.client.get_room().identifier(arn).send().await {
         Ok(room) => Ok(AwsView::Found(Box::new(AwsRoom {
             arn: room.arn().unwrap_or(arn).to_owned(),
             id: room.id().unwrap_or_default().to_owned(),
@@ -294,7 +361,7 @@ async fn get_room(aws: &IvsChat, arn: &str) -> Result<AwsView, PluginError> {
             update_time: room.update_time().map(|time| time_text(Some(time))),
         }))),
         Err(error) => {
-            let failure = AwsFailure::from_sdk("GetRoom", arn, &error);
+            let failure = AwsFailure::from_sdk("GetRoom", arn, &error).signed_as(aws.role.clone());
             match &failure.kind {
                 AwsFailureKind::Service { code, .. }
                     if code.as_deref() == Some("ResourceNotFoundException") =>
@@ -307,38 +374,81 @@ async fn get_room(aws: &IvsChat, arn: &str) -> Result<AwsView, PluginError> {
     }
 }
 
-fn aws_error<E>(
-    operation: &'static str,
-    arn: &str,
-    error: &aws_sdk_ivschat::error::SdkError<E, aws_sdk_ivschat::config::http::HttpResponse>,
-) -> PluginError
-where
-    E: aws_sdk_ivschat::error::ProvideErrorMetadata + std::error::Error + 'static,
-{
-    PluginError::Aws(AwsFailure::from_sdk(operation, arn, error))
+/// An IVS Chat client and the ChatAccount role it signs with (`None`: the user's own credentials), which
+/// an access-denied error names.
+struct Access {
+    client: IvsChat,
+    role: Option<target::Role>,
 }
 
-/// An IVS Chat client from the AWS configuration chain. The region is `--region`, else the one in the
-/// room's ARN (a room only exists in its own region), else the configured one.
-async fn aws_client(global: &GlobalArgs, arn: Option<&str>) -> Result<IvsChat, PluginError> {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
-    let region = global
-        .region
-        .clone()
-        .or_else(|| arn.and_then(args::arn_region).map(str::to_owned));
-    if let Some(region) = region {
-        loader = loader.region(Region::new(region));
+impl Access {
+    fn error<E>(
+        &self,
+        operation: &'static str,
+        arn: &str,
+        error: &aws_sdk_ivschat::error::SdkError<E, aws_sdk_ivschat::config::http::HttpResponse>,
+    ) -> PluginError
+    where
+        E: aws_sdk_ivschat::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        PluginError::Aws(AwsFailure::from_sdk(operation, arn, error).signed_as(self.role.clone()))
     }
-    if let Some(url) = &global.aws_endpoint_url {
+}
+
+/// An IVS Chat client at `target`, from the AWS configuration chain (the user's own credentials). With a
+/// role, the role is assumed once here, with those credentials as the base, and the client signs with the
+/// session: a refusal is reported as STS's before any IVS Chat call, and one command costs one AssumeRole
+/// (aws-config's provider does not cache, so a client holding the provider would assume again).
+async fn aws_client(target: &target::Target) -> Result<Access, PluginError> {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(region) = &target.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(url) = &target.endpoint_url {
         loader = loader.endpoint_url(url);
     }
-    let config = loader.load().await;
-    if config.region().is_none() {
+    let base = loader.load().await;
+    let Some(region) = base.region().cloned() else {
         return Err(PluginError::Config(
             "no AWS region: pass --region or set AWS_REGION".to_owned(),
         ));
+    };
+    let Some(role) = &target.role else {
+        return Ok(Access {
+            client: IvsChat::new(&base),
+            role: None,
+        });
+    };
+    let mut builder = aws_config::sts::AssumeRoleProvider::builder(role.role_arn.clone())
+        .session_name(target::SESSION_NAME)
+        // STS in the room's region: the regional endpoint, signed for it.
+        .region(region)
+        .configure(&base);
+    if let Some(external_id) = &role.external_id {
+        builder = builder.external_id(external_id.clone());
     }
-    Ok(IvsChat::new(&config))
+    if let Some(length) = role.session_length {
+        builder = builder.session_length(length);
+    }
+    let credentials = builder
+        .build()
+        .await
+        .provide_credentials()
+        .await
+        .map_err(|error| {
+            PluginError::AssumeRole(AssumeRoleFailure::from_credentials_error(
+                &role.account,
+                &role.role_arn,
+                &error,
+            ))
+        })?;
+    let config = aws_sdk_ivschat::config::Builder::from(&base)
+        .credentials_provider(credentials)
+        .build();
+    Ok(Access {
+        client: IvsChat::from_conf(config),
+        role: Some(role.clone()),
+    })
 }
 
 fn time_text(time: Option<&DateTime>) -> String {
@@ -346,9 +456,10 @@ fn time_text(time: Option<&DateTime>) -> String {
         .unwrap_or_default()
 }
 
-/// The ChatRoom API of the chosen kubeconfig context and namespace.
+/// The ChatRoom API of the chosen kubeconfig context and namespace, and the (cluster-scoped) ChatAccounts.
 struct KubeAccess {
     rooms: Api<ChatRoom>,
+    accounts: Api<ChatAccount>,
     namespace: String,
 }
 
@@ -389,9 +500,29 @@ impl KubeAccess {
         let client = Client::try_from(config)
             .map_err(|error| PluginError::Kubernetes(format!("cannot build a client: {error}")))?;
         Ok(KubeAccess {
-            rooms: Api::namespaced(client, &namespace),
+            rooms: Api::namespaced(client.clone(), &namespace),
+            accounts: Api::all(client),
             namespace,
         })
+    }
+
+    /// The ChatAccount `name`; `referenced_by` is the ChatRoom naming it (`None`: `--account`).
+    async fn account(
+        &self,
+        name: &str,
+        referenced_by: Option<String>,
+    ) -> Result<ChatAccount, PluginError> {
+        match self.accounts.get_opt(name).await {
+            Ok(Some(account)) => Ok(account),
+            Ok(None) => Err(PluginError::ChatAccountNotFound {
+                name: name.to_owned(),
+                referenced_by,
+            }),
+            Err(kube::Error::Api(status)) if status.code == 403 => Err(PluginError::Kubernetes(
+                account_forbidden(name, &status.message),
+            )),
+            Err(error) => Err(kube_error(&error, &format!("reading ChatAccount {name}"))),
+        }
     }
 
     async fn get(&self, name: &str) -> Result<ChatRoom, PluginError> {
@@ -415,6 +546,13 @@ impl KubeAccess {
         rooms.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
         Ok(rooms)
     }
+}
+
+/// A 403 reading a ChatAccount: which permission is missing, and the way around it.
+fn account_forbidden(name: &str, message: &str) -> String {
+    format!(
+        "reading ChatAccount {name}: {message}: your Kubernetes user may not get ChatAccounts (cluster-scoped, chataccounts.ivschat.dev), which the plugin reads to know which role to assume; ask for a ClusterRole with get on chataccounts.ivschat.dev, or act with your own AWS credentials: --arn ROOM_ARN without --account"
+    )
 }
 
 fn kubeconfig_error(error: &kube::config::KubeconfigError) -> PluginError {
@@ -463,6 +601,16 @@ mod tests {
             ..ChatRoomStatus::default()
         });
         room
+    }
+
+    #[test]
+    fn a_forbidden_account_read_names_the_permission() {
+        let text = account_forbidden("prod", "chataccounts.ivschat.dev \"prod\" is forbidden");
+        assert!(
+            text.contains("may not get ChatAccounts (cluster-scoped, chataccounts.ivschat.dev)"),
+            "{text}"
+        );
+        assert!(text.contains("--arn ROOM_ARN without --account"), "{text}");
     }
 
     #[test]

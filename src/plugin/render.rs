@@ -165,6 +165,16 @@ impl Render for RoomStatus {
         if let Some(chat_room) = &self.chat_room {
             header.push(("ChatRoom", chat_room.clone()));
         }
+        let account_id = self.account_id.as_deref().unwrap_or("-");
+        let through = match &self.account {
+            Some(account) => format!("ChatAccount {account}'s role"),
+            None => "your own credentials".to_owned(),
+        };
+        header.push(("Account", format!("{account_id} ({through})")));
+        header.push((
+            "Region",
+            self.region.clone().unwrap_or_else(|| "-".to_owned()),
+        ));
         header.push(("ARN", self.arn.clone().unwrap_or_else(|| "-".to_owned())));
         header.push(("AWS room", aws_state.to_owned()));
         if let Some(policy) = &self.management_policy {
@@ -341,6 +351,9 @@ mod tests {
     fn status() -> RoomStatus {
         RoomStatus {
             chat_room: Some("ns/demo".into()),
+            account: Some("prod".into()),
+            account_id: Some("111111111111".into()),
+            region: Some("us-west-2".into()),
             arn: Some("arn:aws:ivschat:us-west-2:1:room/abc".into()),
             aws: "found",
             management_policy: Some("Manage".into()),
@@ -382,6 +395,8 @@ mod tests {
         assert_eq!(
             text,
             "ChatRoom:   ns/demo\n\
+             Account:    111111111111 (ChatAccount prod's role)\n\
+             Region:     us-west-2\n\
              ARN:        arn:aws:ivschat:us-west-2:1:room/abc\n\
              AWS room:   found\n\
              Management: Manage\n\
@@ -396,6 +411,21 @@ mod tests {
              Ready      False   Updating  2026-01-01T00:00:00Z  updating the room\n"
         );
         assert!(!text.contains('\u{1b}'), "no colour off a terminal");
+    }
+
+    #[test]
+    fn status_says_whose_credentials_reach_the_room() {
+        let own = RoomStatus {
+            account: None,
+            account_id: None,
+            region: None,
+            ..status()
+        };
+        let text = render(&own, OutputFormat::Table, false).expect("render");
+        assert!(
+            text.contains("Account:    - (your own credentials)\nRegion:     -\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -9,8 +9,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::crd::{
-    CONDITION_READY, ChatRoom, LoggingConfigurationTarget, ManagementPolicy,
-    RESERVED_AWS_TAG_PREFIX, RESERVED_OPERATOR_TAG_PREFIX,
+    CONDITION_READY, ChatRoom, LoggingConfigurationTarget, ManagedSpec, ManagementPolicy,
+    RESERVED_AWS_TAG_PREFIX, RESERVED_OPERATOR_TAG_PREFIX, account_of_arn, region_of_arn,
 };
 
 /// The room as GetRoom describes it.
@@ -71,6 +71,14 @@ pub struct RoomStatus {
     /// `namespace/name` of the ChatRoom; absent for `--arn`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chat_room: Option<String>,
+    /// The ChatAccount the room is reached through (spec.accountRef, or `--account`); absent: the user's
+    /// own credentials.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// The AWS account the room lives in (status.accountId, else the ARN's); null while unknown.
+    pub account_id: Option<String>,
+    /// The AWS region the room lives in (status.region, else the ARN's); null while unknown.
+    pub region: Option<String>,
     pub arn: Option<String>,
     /// `found`, `notFound` or `noArn`.
     pub aws: &'static str,
@@ -220,13 +228,23 @@ pub fn compare(room: &ChatRoom, aws: &AwsView) -> RoomStatus {
         })
         .collect();
     let in_sync = found.is_some() && fields.iter().all(|field| !field.differs);
+    let arn = status.and_then(|status| status.arn.as_deref());
     RoomStatus {
         chat_room: Some(format!(
             "{}/{}",
             room.namespace().unwrap_or_default(),
             room.name_any()
         )),
-        arn: status.and_then(|status| status.arn.clone()),
+        account: spec.account_ref().map(str::to_owned),
+        account_id: status
+            .and_then(|status| status.account_id.as_deref())
+            .or_else(|| arn.and_then(account_of_arn))
+            .map(str::to_owned),
+        region: status
+            .and_then(|status| status.region.as_deref())
+            .or_else(|| arn.and_then(region_of_arn))
+            .map(str::to_owned),
+        arn: arn.map(str::to_owned),
         aws: aws_label(aws),
         management_policy: Some(
             serde_json::to_value(spec.management_policy)
@@ -243,8 +261,8 @@ pub fn compare(room: &ChatRoom, aws: &AwsView) -> RoomStatus {
     }
 }
 
-/// `status --arn`: the AWS room alone (no spec to compare with).
-pub fn aws_only(arn: &str, aws: &AwsView) -> RoomStatus {
+/// `status --arn`: the AWS room alone (no spec to compare with), reached through `account` (`--account`).
+pub fn aws_only(arn: &str, account: Option<&str>, aws: &AwsView) -> RoomStatus {
     let found = match aws {
         AwsView::Found(found) => Some(found.as_ref()),
         AwsView::NotFound | AwsView::NoArn => None,
@@ -257,6 +275,9 @@ pub fn aws_only(arn: &str, aws: &AwsView) -> RoomStatus {
     };
     RoomStatus {
         chat_room: None,
+        account: account.map(str::to_owned),
+        account_id: account_of_arn(arn).map(str::to_owned),
+        region: region_of_arn(arn).map(str::to_owned),
         arn: Some(arn.to_owned()),
         aws: aws_label(aws),
         management_policy: None,
@@ -463,8 +484,11 @@ mod tests {
 
     #[test]
     fn arn_only_status_shows_aws_values() {
-        let status = aws_only(ARN, &AwsView::Found(Box::new(aws_room())));
+        let status = aws_only(ARN, Some("prod"), &AwsView::Found(Box::new(aws_room())));
         assert!(status.chat_room.is_none());
+        assert_eq!(status.account.as_deref(), Some("prod"));
+        assert_eq!(status.account_id.as_deref(), Some("123456789012"));
+        assert_eq!(status.region.as_deref(), Some("us-west-2"));
         assert_eq!(status.fields[1].aws, json!(500));
         assert!(
             status
@@ -472,6 +496,35 @@ mod tests {
                 .iter()
                 .all(|field| !field.differs && field.spec.is_null())
         );
+    }
+
+    #[test]
+    fn the_account_and_region_are_the_recorded_ones_else_the_arns() {
+        let mut room = chat_room(json!({"accountRef": {"name": "prod"}, "region": "eu-west-1"}));
+        let status = compare(&room, &AwsView::NotFound);
+        assert_eq!(status.account.as_deref(), Some("prod"));
+        assert_eq!(
+            status.account_id.as_deref(),
+            Some("123456789012"),
+            "the ARN's"
+        );
+        assert_eq!(status.region.as_deref(), Some("us-west-2"), "the ARN's");
+        let recorded = room.status.as_mut().expect("status");
+        recorded.account_id = Some("111111111111".into());
+        recorded.region = Some("eu-central-1".into());
+        let status = compare(&room, &AwsView::NotFound);
+        assert_eq!(status.account_id.as_deref(), Some("111111111111"));
+        assert_eq!(status.region.as_deref(), Some("eu-central-1"));
+        let pending = ChatRoom::new("new", ChatRoomSpec::default());
+        let status = compare(&pending, &AwsView::NoArn);
+        assert_eq!(
+            (status.account, status.account_id, status.region),
+            (None, None, None)
+        );
+        let json = serde_json::to_value(compare(&room, &AwsView::NotFound)).expect("JSON");
+        assert_eq!(json["account"], json!("prod"));
+        assert_eq!(json["accountId"], json!("111111111111"));
+        assert_eq!(json["region"], json!("eu-central-1"));
     }
 
     #[test]

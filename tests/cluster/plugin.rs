@@ -2,15 +2,19 @@
 //! in-process IVS Chat emulator. The operator is not involved: each test creates the AWS room with the SDK
 //! and writes the ChatRoom's status (ARN, Ready condition) itself through the status subresource, so the
 //! plugin's own behaviour is what is tested. Every command is checked in table and JSON (and YAML) form,
-//! with the effect seen in the emulator, and every error path with its exit code and message.
+//! with the effect seen in the emulator, and every error path with its exit code and message. Rooms in a
+//! ChatAccount's account are reached through the emulator's STS: the plugin assumes the account's role with
+//! the test's own (static) credentials, and the emulator counts both the AssumeRole and the call's scope.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use aws_sdk_ivschat::Client as Aws;
-use ivschat_emulator::{Emulator, EmulatorConfig, RoomEvent, RoomEventKind};
-use ivschat_operator::crd::{CONDITION_READY, ChatRoom};
+use ivschat_emulator::{
+    AccountConfig, Emulator, EmulatorConfig, RoleConfig, RoomEvent, RoomEventKind,
+};
+use ivschat_operator::crd::{CONDITION_READY, ChatAccount, ChatRoom};
 use ivschat_testsupport::{control_plane, create_namespace, emulator, serial};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
@@ -32,6 +36,50 @@ const PLUGIN_OPERATIONS: [&str; 5] = [
     "DisconnectUser",
     "GetRoom",
 ];
+
+/// The policy a role (or user) needs for the plugin's calls: exactly [`PLUGIN_OPERATIONS`] on rooms, and the
+/// README points to it, since the operator's own policy has none of the chat actions.
+#[test]
+fn the_data_plane_policy_allows_exactly_the_plugins_calls_on_rooms() {
+    let file = "deploy/iam-policy-chat-data-plane.json";
+    let policy: Value = serde_json::from_str(
+        &std::fs::read_to_string(ivschat_testsupport::command::repo_path(file)).expect(file),
+    )
+    .expect(file);
+    let statements = policy["Statement"].as_array().expect("statements");
+    assert_eq!(statements.len(), 1);
+    assert_eq!(statements[0]["Effect"], "Allow");
+    assert_eq!(statements[0]["Resource"], "arn:aws:ivschat:*:*:room/*");
+    let mut actions: Vec<&str> = statements[0]["Action"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .map(|action| {
+            action
+                .as_str()
+                .and_then(|action| action.strip_prefix("ivschat:"))
+                .expect("an ivschat action")
+        })
+        .collect();
+    actions.sort_unstable();
+    let mut expected = PLUGIN_OPERATIONS.to_vec();
+    expected.sort_unstable();
+    assert_eq!(actions, expected);
+    let operator: Value = serde_json::from_str(
+        &std::fs::read_to_string(ivschat_testsupport::command::repo_path(
+            "deploy/iam-policy.json",
+        ))
+        .expect("the operator's policy"),
+    )
+    .expect("JSON");
+    assert!(
+        !operator.to_string().contains("ivschat:CreateChatToken"),
+        "if the operator's policy gains the chat actions, the README's advice changes"
+    );
+    let readme = std::fs::read_to_string(ivschat_testsupport::command::repo_path("README.md"))
+        .expect("README");
+    assert!(readme.contains(file), "the README explains {file}");
+}
 
 /// One test's world: its namespace, its emulator and SDK access to it.
 struct World {
@@ -92,11 +140,15 @@ impl Run {
 
 impl World {
     async fn new(namespace: &str) -> World {
+        World::with_emulator(namespace, EmulatorConfig::default()).await
+    }
+
+    async fn with_emulator(namespace: &str, config: EmulatorConfig) -> World {
         let heavy = serial::beside_others().await;
         let control_plane = control_plane();
         let kube = control_plane.client().await.expect("kube client");
         create_namespace(&kube, namespace).await;
-        let emulator = emulator::start(EmulatorConfig::default()).await;
+        let emulator = emulator::start(config).await;
         let aws = emulator.sdk_client();
         World {
             _heavy: heavy,
@@ -564,7 +616,7 @@ async fn status_lists_rooms_and_compares_spec_with_aws() {
     let text = &table.stdout;
     assert!(
         text.starts_with(&format!(
-            "ChatRoom:   plugin-status/drifted\nARN:        {drifted}\nAWS room:   found\nManagement: Manage\n"
+            "ChatRoom:   plugin-status/drifted\nAccount:    123456789012 (your own credentials)\nRegion:     us-west-2\nARN:        {drifted}\nAWS room:   found\nManagement: Manage\n"
         )),
         "{text}"
     );
@@ -752,6 +804,521 @@ async fn kubectl_runs_the_plugin_from_the_path() {
     missing.env("PATH", &path);
     Run::from(missing.output().await.expect("kubectl ivschat"))
         .fails_with(EXIT_NOT_FOUND, "ChatRoom \"nowhere\" not found");
+}
+
+// -------------------------------------------------------------------------------------------------------------
+// Accounts and regions
+
+/// The second account's id and the role the ChatAccounts of these tests name.
+const FAR_ACCOUNT: &str = "111111111111";
+const FAR_REGION: &str = "eu-west-1";
+const FAR_ROLE: &str = "arn:aws:iam::111111111111:role/plugin-chat";
+const FAR_EXTERNAL_ID: &str = "plugin-ext-7f3a";
+
+/// An emulator whose second account has one role, assumable by the default account's credentials (the
+/// test's own) with [`FAR_EXTERNAL_ID`].
+fn two_accounts() -> EmulatorConfig {
+    EmulatorConfig {
+        accounts: vec![AccountConfig {
+            id: FAR_ACCOUNT.into(),
+            roles: vec![RoleConfig {
+                external_id: Some(FAR_EXTERNAL_ID.into()),
+                ..RoleConfig::new("plugin-chat")
+            }],
+        }],
+        ..EmulatorConfig::default()
+    }
+}
+
+impl World {
+    /// A ChatAccount `name` (cluster-scoped, so named after the test) for [`FAR_ROLE`] with `external_id`,
+    /// at this world's emulator, selecting this world's namespace. Its default region is not the rooms'
+    /// region, so a test sees the room's own region win.
+    async fn chat_account(&self, name: &str, external_id: &str) {
+        let accounts: Api<ChatAccount> = Api::all(self.rooms.clone().into_client());
+        let _ = accounts.delete(name, &Default::default()).await;
+        accounts
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({
+                    "apiVersion": "ivschat.dev/v1alpha1",
+                    "kind": "ChatAccount",
+                    "metadata": {"name": name},
+                    "spec": {
+                        "roleArn": FAR_ROLE,
+                        "externalId": external_id,
+                        "sessionDurationSeconds": 900,
+                        "defaultRegion": "ap-northeast-1",
+                        "endpointUrl": self.emulator.url(),
+                        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": self.namespace}},
+                    },
+                }))
+                .expect("ChatAccount"),
+            )
+            .await
+            .expect("creating the ChatAccount");
+    }
+
+    /// An SDK client in (`FAR_ACCOUNT`, `region`): the role's session, assumed with the static credentials.
+    async fn far_client(&self, region: &str) -> Aws {
+        let config = self.emulator.config();
+        let base = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(region.to_owned()))
+            .endpoint_url(self.emulator.url())
+            .credentials_provider(aws_sdk_ivschat::config::Credentials::new(
+                config.access_key_id.clone(),
+                config.secret_access_key.clone(),
+                None,
+                None,
+                "plugin-test",
+            ))
+            .load()
+            .await;
+        let session = aws_config::sts::AssumeRoleProvider::builder(FAR_ROLE)
+            .session_name("plugin-test")
+            .external_id(FAR_EXTERNAL_ID)
+            .configure(&base)
+            .build()
+            .await;
+        Aws::from_conf(
+            aws_sdk_ivschat::config::Builder::from(&base)
+                .credentials_provider(session)
+                .build(),
+        )
+    }
+
+    /// A room in (`FAR_ACCOUNT`, `FAR_REGION`) made with the role's session, and a ChatRoom `name` naming
+    /// `account` whose status (written as the operator would, by server-side apply) records it; the ARN.
+    async fn far_room(&self, name: &str, account: &str) -> String {
+        let arn = self
+            .far_client(FAR_REGION)
+            .await
+            .create_room()
+            .name("far-room")
+            .send()
+            .await
+            .expect("CreateRoom in the second account")
+            .arn()
+            .expect("an ARN")
+            .to_owned();
+        assert!(
+            arn.starts_with(&format!("arn:aws:ivschat:{FAR_REGION}:{FAR_ACCOUNT}:room/")),
+            "{arn}"
+        );
+        self.rooms
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({
+                    "apiVersion": "ivschat.dev/v1alpha1",
+                    "kind": "ChatRoom",
+                    "metadata": {"name": name},
+                    "spec": {"name": "far-room", "accountRef": {"name": account}, "region": FAR_REGION},
+                }))
+                .expect("ChatRoom"),
+            )
+            .await
+            .expect("creating the ChatRoom");
+        self.rooms
+            .patch_status(
+                name,
+                &PatchParams::apply("test").force(),
+                &Patch::Apply(json!({
+                    "apiVersion": "ivschat.dev/v1alpha1",
+                    "kind": "ChatRoom",
+                    "status": {
+                        "arn": arn,
+                        "region": FAR_REGION,
+                        "accountId": FAR_ACCOUNT,
+                        "conditions": [{
+                            "type": CONDITION_READY,
+                            "status": "True",
+                            "reason": "Synced",
+                            "message": "the room matches the spec",
+                            "lastTransitionTime": "2026-01-01T00:00:00Z",
+                        }],
+                    },
+                })),
+            )
+            .await
+            .expect("writing the ChatRoom status");
+        arn
+    }
+
+    /// The plugin with this world's kubeconfig, namespace and credentials but no endpoint flag: the
+    /// ChatAccount's endpointUrl is then the only way to the emulator.
+    async fn run_without_endpoint(&self, args: &[&str]) -> Run {
+        let mut command = tokio::process::Command::new(PLUGIN);
+        command.args(args).args(["-n", &self.namespace]);
+        isolate(&mut command, &self.kubeconfig, &self.emulator);
+        Run::from(command.output().await.expect("running the plugin"))
+    }
+
+    fn assume_roles(&self, outcome: &str) -> u64 {
+        self.emulator.sts_request_count("AssumeRole", outcome)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_of_another_account_is_reached_by_assuming_its_accounts_role() {
+    let world = World::with_emulator("plugin-far-room", two_accounts()).await;
+    world
+        .chat_account("plugin-far-room-account", FAR_EXTERNAL_ID)
+        .await;
+    let arn = world.far_room("far", "plugin-far-room-account").await;
+    world.emulator.reset_metrics();
+
+    let json = world
+        .run_without_endpoint(&["token", "far", "--user-id", "ana", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(json["roomArn"], json!(arn));
+    let issued = world
+        .emulator
+        .redeem_chat_token(json["token"].as_str().expect("a token"))
+        .expect("a token the emulator issued");
+    assert_eq!(issued.room_arn, arn);
+    assert_eq!(
+        world
+            .emulator
+            .request_count_in(FAR_ACCOUNT, FAR_REGION, "CreateChatToken"),
+        1,
+        "the token was asked for in the room's account and region"
+    );
+    assert_eq!(
+        world.assume_roles("success"),
+        1,
+        "one AssumeRole for the command"
+    );
+    assert_eq!(
+        world.emulator.sts_request_total("AssumeRole"),
+        1,
+        "and no refused one"
+    );
+    let default_account = world.emulator.default_account_id().to_owned();
+    for region in ["us-west-2", FAR_REGION, "ap-northeast-1"] {
+        assert_eq!(
+            world
+                .emulator
+                .request_count_in(&default_account, region, "CreateChatToken"),
+            0,
+            "nothing with the user's own credentials ({region})"
+        );
+    }
+
+    // status shows where the room lives, and reads it there.
+    let status = world
+        .run_without_endpoint(&["status", "far", "-o", "json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(status["aws"], json!("found"), "{status}");
+    assert_eq!(status["account"], json!("plugin-far-room-account"));
+    assert_eq!(status["accountId"], json!(FAR_ACCOUNT));
+    assert_eq!(status["region"], json!(FAR_REGION));
+    assert_eq!(status["inSync"], json!(true), "{status}");
+    assert_eq!(
+        world
+            .emulator
+            .request_count_in(FAR_ACCOUNT, FAR_REGION, "GetRoom"),
+        1
+    );
+    let table = world.run_without_endpoint(&["status", "far"]).await.ok();
+    assert!(
+        table.stdout.starts_with(&format!(
+            "ChatRoom:   plugin-far-room/far\n\
+             Account:    {FAR_ACCOUNT} (ChatAccount plugin-far-room-account's role)\n\
+             Region:     {FAR_REGION}\n\
+             ARN:        {arn}\n\
+             AWS room:   found\n"
+        )),
+        "{}",
+        table.stdout
+    );
+
+    // --region overrides the room's region: the room is not in that region of the account.
+    world
+        .run_without_endpoint(&["send-event", "far", "--name", "e", "--region", "us-east-1"])
+        .await
+        .fails_with(EXIT_NOT_FOUND, &format!("room {arn} does not exist in AWS"));
+    assert_eq!(
+        world
+            .emulator
+            .request_count_in(FAR_ACCOUNT, "us-east-1", "SendEvent"),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arn_with_account_assumes_that_accounts_role_and_without_uses_the_users_own() {
+    let world = World::with_emulator("plugin-far-arn", two_accounts()).await;
+    world
+        .chat_account("plugin-far-arn-account", FAR_EXTERNAL_ID)
+        .await;
+    let arn = world.far_room("far", "plugin-far-arn-account").await;
+    let mut events = world.room_events();
+    world.emulator.reset_metrics();
+
+    let sent = world
+        .run(&[
+            "send-event",
+            "--arn",
+            &arn,
+            "--account",
+            "plugin-far-arn-account",
+            "--name",
+            "hello",
+            "-o",
+            "json",
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(sent["roomArn"], json!(arn));
+    let event = next_event(&mut events);
+    assert_eq!(event.room_arn, arn);
+    assert_eq!(
+        world
+            .emulator
+            .request_count_in(FAR_ACCOUNT, FAR_REGION, "SendEvent"),
+        1,
+        "in the ARN's region, in the account's account"
+    );
+    assert_eq!(world.assume_roles("success"), 1);
+
+    let status = world
+        .run(&[
+            "status",
+            "--arn",
+            &arn,
+            "--account",
+            "plugin-far-arn-account",
+            "-o",
+            "json",
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(status["aws"], json!("found"));
+    assert_eq!(status["account"], json!("plugin-far-arn-account"));
+    assert_eq!(status["accountId"], json!(FAR_ACCOUNT));
+    assert_eq!(status["region"], json!(FAR_REGION));
+
+    // Without --account: the user's own credentials, the default account, where that room is not; still
+    // in the ARN's region, and no AssumeRole.
+    world
+        .run(&["send-event", "--arn", &arn, "--name", "hello"])
+        .await
+        .fails_with(EXIT_NOT_FOUND, &format!("room {arn} does not exist in AWS"));
+    let default_account = world.emulator.default_account_id().to_owned();
+    assert_eq!(
+        world
+            .emulator
+            .request_count_in(&default_account, FAR_REGION, "SendEvent"),
+        1
+    );
+    assert_eq!(world.emulator.sts_request_total("AssumeRole"), 2);
+
+    // A ChatRoom's account is its spec's, never the flag's.
+    world
+        .run(&[
+            "token",
+            "far",
+            "--account",
+            "plugin-far-arn-account",
+            "--user-id",
+            "u",
+        ])
+        .await
+        .fails_with(
+            EXIT_INVALID,
+            "--account \"plugin-far-arn-account\" goes with --arn",
+        );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_account_that_does_not_exist_is_named_before_any_aws_call() {
+    let world = World::with_emulator("plugin-no-account", two_accounts()).await;
+    // A real room in the second account, and a ChatRoom naming an account nobody created.
+    world
+        .chat_account("plugin-no-account-real", FAR_EXTERNAL_ID)
+        .await;
+    let arn = world.far_room("orphan", "plugin-no-account-missing").await;
+    world.emulator.reset_metrics();
+
+    for args in [
+        vec!["token", "orphan", "--user-id", "u"],
+        vec!["status", "orphan"],
+    ] {
+        world.run(&args).await.fails_with(
+            EXIT_FAILURE,
+            "ChatAccount \"plugin-no-account-missing\" not found (ChatRoom plugin-no-account/orphan names it in spec.accountRef): check the name with `kubectl get chataccounts`",
+        );
+    }
+    world
+        .run(&[
+            "disconnect-user",
+            "--arn",
+            &arn,
+            "--account",
+            "plugin-no-account-missing",
+            "--user-id",
+            "u",
+        ])
+        .await
+        .fails_with(
+            EXIT_FAILURE,
+            "ChatAccount \"plugin-no-account-missing\" not found (given with --account)",
+        );
+    assert_eq!(world.aws_requests(), 0, "no IVS Chat call");
+    assert_eq!(
+        world.emulator.sts_request_total("AssumeRole"),
+        0,
+        "no STS call"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_that_refuses_the_user_says_the_users_identity_must_be_trusted() {
+    let world = World::with_emulator("plugin-refused", two_accounts()).await;
+    world
+        .chat_account("plugin-refused-wrong-id", "plugin-ext-wrong")
+        .await;
+    let arn = world.far_room("far", "plugin-refused-wrong-id").await;
+    world.emulator.reset_metrics();
+
+    let run = world
+        .run(&["token", "far", "--user-id", "u"])
+        .await
+        .fails_with(
+            EXIT_FAILURE,
+            &format!("error: STS refused your AWS identity the role {FAR_ROLE} of ChatAccount plugin-refused-wrong-id (AccessDenied"),
+        );
+    assert!(
+        run.stderr
+            .contains("the role's trust policy must trust your identity too"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("sts:AssumeRole"), "{}", run.stderr);
+    world
+        .run(&[
+            "send-event",
+            "--arn",
+            &arn,
+            "--account",
+            "plugin-refused-wrong-id",
+            "--name",
+            "e",
+        ])
+        .await
+        .fails_with(EXIT_FAILURE, "(AccessDenied");
+    assert_eq!(world.assume_roles("AccessDenied"), 2);
+
+    // Without credentials of one's own there is nothing to assume the role with; without STS, no answer.
+    let mut command = world.command(&["token", "far", "--user-id", "u"]);
+    command
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY");
+    Run::from(command.output().await.expect("running the plugin")).fails_with(
+        EXIT_FAILURE,
+        &format!("error: no AWS credentials of your own to assume the role {FAR_ROLE} of ChatAccount plugin-refused-wrong-id with"),
+    );
+    let mut command = tokio::process::Command::new(PLUGIN);
+    command.args([
+        "token",
+        "far",
+        "--user-id",
+        "u",
+        "-n",
+        &world.namespace,
+        "--aws-endpoint-url",
+        "http://127.0.0.1:9",
+    ]);
+    isolate(&mut command, &world.kubeconfig, &world.emulator);
+    let run = Run::from(command.output().await.expect("running the plugin")).fails_with(
+        EXIT_FAILURE,
+        &format!("error: cannot reach STS to assume the role {FAR_ROLE}"),
+    );
+    assert!(
+        !run.stderr.contains("ProviderError("),
+        "no Debug dump: {}",
+        run.stderr
+    );
+    assert_eq!(world.emulator.sts_request_total("AssumeRole"), 2);
+    assert_eq!(world.assume_roles("success"), 0);
+    assert_eq!(
+        world.aws_requests(),
+        0,
+        "no IVS Chat call without a session"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_who_may_not_get_chat_accounts_is_told_which_permission_is_missing() {
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    let world = World::with_emulator("plugin-rbac", two_accounts()).await;
+    world
+        .chat_account("plugin-rbac-account", FAR_EXTERNAL_ID)
+        .await;
+    world.far_room("far", "plugin-rbac-account").await;
+    // A user who may read the namespace's ChatRooms and nothing else, through a copy of the kubeconfig
+    // that impersonates them.
+    let kube = world.rooms.clone().into_client();
+    let user = "plugin-rbac-reader";
+    Api::<Role>::namespaced(kube.clone(), &world.namespace)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "chatroom-reader"},
+                "rules": [{"apiGroups": ["ivschat.dev"], "resources": ["chatrooms"], "verbs": ["get", "list"]}],
+            }))
+            .expect("Role"),
+        )
+        .await
+        .expect("creating the Role");
+    Api::<RoleBinding>::namespaced(kube, &world.namespace)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "chatroom-reader"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "chatroom-reader"},
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+            }))
+            .expect("RoleBinding"),
+        )
+        .await
+        .expect("creating the RoleBinding");
+    let mut kubeconfig: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&world.kubeconfig).expect("kubeconfig"))
+            .expect("kubeconfig YAML");
+    kubeconfig["users"][0]["user"]["as"] = user.into();
+    let path = control_plane()
+        .data_dir()
+        .join("plugin-rbac-kubeconfig.yaml");
+    std::fs::write(&path, serde_yaml::to_string(&kubeconfig).expect("YAML")).expect("writing");
+    world.emulator.reset_metrics();
+
+    let mut command = tokio::process::Command::new(PLUGIN);
+    command.args(["token", "far", "--user-id", "u", "-n", &world.namespace]);
+    isolate(&mut command, &path, &world.emulator);
+    let run = Run::from(command.output().await.expect("running the plugin")).fails_with(
+        EXIT_FAILURE,
+        "your Kubernetes user may not get ChatAccounts (cluster-scoped, chataccounts.ivschat.dev)",
+    );
+    assert!(
+        run.stderr
+            .contains("reading ChatAccount plugin-rbac-account"),
+        "{}",
+        run.stderr
+    );
+    // The ChatRoom itself was readable: the same user lists the namespace's rooms.
+    let mut command = tokio::process::Command::new(PLUGIN);
+    command.args(["status", "-n", &world.namespace]);
+    isolate(&mut command, &path, &world.emulator);
+    Run::from(command.output().await.expect("running the plugin")).ok();
+    assert_eq!(world.emulator.sts_request_total("AssumeRole"), 0);
+    assert_eq!(world.aws_requests(), 0);
 }
 
 // -------------------------------------------------------------------------------------------------------------

@@ -58,6 +58,7 @@ pub fn isolate_aws_env(command: &mut std::process::Command, emulator: &Emulator)
         "AWS_SESSION_TOKEN",
         "AWS_ENDPOINT_URL",
         "AWS_ENDPOINT_URL_IVSCHAT",
+        "AWS_ENDPOINT_URL_STS",
     ] {
         command.env_remove(variable);
     }

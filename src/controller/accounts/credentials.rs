@@ -185,8 +185,9 @@ type StsError = aws_sdk_sts::error::SdkError<
     aws_sdk_sts::config::http::HttpResponse,
 >;
 
-/// What STS said, from the provider's error (whose source is the AssumeRole call's SDK error).
-fn failure_of(error: &CredentialsError) -> AssumeFailure {
+/// What STS said, from the provider's error (whose source is the AssumeRole call's SDK error). Also the
+/// plugin's reading of its own AssumeRole, so both tell a refusal from an outage alike.
+pub fn failure_of(error: &CredentialsError) -> AssumeFailure {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(current) = source {
         if let Some(sdk) = current.downcast_ref::<StsError>()

@@ -127,7 +127,7 @@ async fn bench(rooms: usize) -> anyhow::Result<()> {
     }
     println!();
     println!(
-        "ivschat-operator: {rooms} ChatRooms + {CONFIGS} ChatLoggingConfigurations; resync {:?}",
+        "ivschat-operator: {rooms} ChatRooms + {CONFIGS} ChatLoggingConfigurations per account; resync {:?}",
         resync_period()?
     );
     println!(

@@ -1262,6 +1262,97 @@ async fn cli_assumes_a_role_and_works_with_the_session_credentials() {
     emulator.stop().await.expect("stop the emulator");
 }
 
+/// boto3 (pinned beside the CLI by hack/awscli.sh): STS AssumeRole with an external ID, then an IVS Chat
+/// client in another region signed with the session, whose room lands in the role's account and region;
+/// GetCallerIdentity for both identities; a wrong external ID refused as AccessDenied.
+const BOTO3_SCRIPT: &str = r#"
+import json, os, sys
+import boto3, botocore
+endpoint = os.environ["EMULATOR_URL"]
+sts = boto3.client("sts", endpoint_url=endpoint, region_name="us-west-2")
+own = sts.get_caller_identity()
+assumed = sts.assume_role(RoleArn="arn:aws:iam::111122223333:role/ivs-operator",
+                          RoleSessionName="boto3", ExternalId="ext-cli")
+c = assumed["Credentials"]
+session = boto3.Session(aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
+                        aws_session_token=c["SessionToken"], region_name="eu-west-1")
+room = session.client("ivschat", endpoint_url=endpoint).create_room(name="from-boto3")
+theirs = session.client("sts", endpoint_url=endpoint).get_caller_identity()
+try:
+    sts.assume_role(RoleArn="arn:aws:iam::111122223333:role/ivs-operator", RoleSessionName="boto3",
+                    ExternalId="wrong-id")
+    refused = None
+except botocore.exceptions.ClientError as error:
+    refused = error.response["Error"]["Code"]
+print(json.dumps({"own": own["Account"], "key": c["AccessKeyId"], "expiration": str(c["Expiration"]),
+                  "assumedArn": assumed["AssumedRoleUser"]["Arn"], "theirs": theirs["Account"],
+                  "room": room["arn"], "refused": refused, "boto3": boto3.__version__}))
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boto3_assumes_a_role_and_creates_a_room_in_its_account_and_region() {
+    let _heavy = serial::beside_others().await;
+    let cli = AwsCli::install().await;
+    let emulator = emulator::start(EmulatorConfig {
+        accounts: vec![ivschat_emulator::AccountConfig {
+            id: "111122223333".into(),
+            roles: vec![ivschat_emulator::RoleConfig {
+                external_id: Some("ext-cli".into()),
+                ..ivschat_emulator::RoleConfig::new("ivs-operator")
+            }],
+        }],
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let config = emulator.config().clone();
+    let output = tokio::process::Command::new(cli.aws.with_file_name("python"))
+        .args(["-c", BOTO3_SCRIPT])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &cli.home.0)
+        .env("AWS_CONFIG_FILE", cli.home.0.join("config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            cli.home.0.join("credentials"),
+        )
+        .env("AWS_ACCESS_KEY_ID", &config.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &config.secret_access_key)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("EMULATOR_URL", emulator.url())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("run boto3");
+    assert!(
+        output.status.success(),
+        "boto3 failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&output.stdout).expect("the script's JSON");
+    assert_eq!(seen["boto3"], "1.44.8", "the version hack/awscli.sh pins");
+    assert_eq!(seen["own"], "123456789012");
+    assert_eq!(seen["theirs"], "111122223333");
+    assert_eq!(
+        seen["assumedArn"],
+        "arn:aws:sts::111122223333:assumed-role/ivs-operator/boto3"
+    );
+    assert!(
+        seen["key"]
+            .as_str()
+            .is_some_and(|key| key.starts_with("ASIA")),
+        "{seen}"
+    );
+    let room = seen["room"].as_str().expect("room arn");
+    assert!(
+        room.starts_with("arn:aws:ivschat:eu-west-1:111122223333:room/"),
+        "{room}"
+    );
+    assert_eq!(emulator.rooms_in("111122223333", "eu-west-1").len(), 1);
+    assert_eq!(seen["refused"], "AccessDenied");
+    assert_eq!(emulator.sts_request_count("AssumeRole", "success"), 1);
+    emulator.stop().await.expect("stop the emulator");
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // The checker's own parts: they must notice what they are there to notice
 // ---------------------------------------------------------------------------------------------------------------

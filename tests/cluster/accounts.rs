@@ -2,9 +2,8 @@
 //! `spec.accountRef` and `spec.region`, namespaces an account does not select, logging configurations in
 //! another account or region, a revoked role, and sessions that expire every minute.
 //!
-//! The operator runs cluster-wide (namespaces of several tenants), so this module has its own control plane,
-//! like `deploy`: an operator watching every namespace of the shared one would reconcile the other modules'
-//! objects. The emulator holds three accounts: its own default one (the operator's static credentials) and two
+//! The operator runs cluster-wide (namespaces of several tenants), so each test has its own control plane:
+//! an operator watching every namespace of a shared one would reconcile the other tests' objects. The emulator holds three accounts: its own default one (the operator's static credentials) and two
 //! whose role `ivschat-tenant` trusts the default account (the first requires an external ID).
 
 use ivschat_emulator::{AccountConfig, Emulator, EmulatorConfig, RoleConfig};
@@ -19,7 +18,6 @@ use ivschat_testsupport::{apply_with, condition, emulator, is_ready, metrics, se
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use testenv::{ControlPlane, StartOptions};
 
@@ -33,19 +31,18 @@ fn role_arn(account: &str) -> String {
     format!("arn:aws:iam::{account}:role/{ROLE}")
 }
 
-fn control_plane() -> &'static ControlPlane {
+/// A control plane of the test's own: its operator runs cluster-wide, and on a shared one it would reconcile
+/// the objects of the module's other tests (which run at the same time, with operators of their own).
+fn control_plane() -> ControlPlane {
     install_test_tracing();
     testenv::install_crypto_provider();
-    static PRIVATE: OnceLock<ControlPlane> = OnceLock::new();
-    PRIVATE.get_or_init(|| {
-        let control_plane = ControlPlane::start(StartOptions::default())
-            .expect("starting the accounts control plane");
-        let crds = ivschat_operator::crd::crds_yaml().expect("rendering the CRDs");
-        control_plane
-            .install_crds(&crds)
-            .expect("installing the CRDs");
-        control_plane
-    })
+    let control_plane =
+        ControlPlane::start(StartOptions::default()).expect("starting a control plane");
+    let crds = ivschat_operator::crd::crds_yaml().expect("rendering the CRDs");
+    control_plane
+        .install_crds(&crds)
+        .expect("installing the CRDs");
+    control_plane
 }
 
 /// The emulator's two tenant accounts, each with the role the operator assumes.
@@ -76,6 +73,8 @@ fn tenant_accounts() -> Vec<AccountConfig> {
 /// operator over every namespace.
 struct World {
     prefix: String,
+    /// Stopped when the test ends.
+    _control_plane: ControlPlane,
     kube: Client,
     emulator: Emulator,
     /// Where the operator counts.
@@ -85,7 +84,8 @@ struct World {
 
 impl World {
     async fn new(prefix: &str, config: EmulatorConfig, timing: Timing) -> World {
-        let kube = control_plane().client().await.expect("kube client");
+        let control_plane = control_plane();
+        let kube = control_plane.client().await.expect("kube client");
         for suffix in ["a", "b", "c"] {
             ivschat_testsupport::create_namespace(&kube, &format!("{prefix}-{suffix}")).await;
         }
@@ -108,6 +108,7 @@ impl World {
         );
         World {
             prefix: prefix.to_owned(),
+            _control_plane: control_plane,
             kube,
             emulator,
             metrics,
@@ -373,7 +374,38 @@ async fn objects_live_in_the_account_and_region_their_namespace_may_use() {
     world.account("one", ONE, "us-west-2", &["a", "c"]).await;
     let outsider = world.ready_room("c", "outsider").await;
     assert_eq!(outsider.metadata.generation, generation);
-    assert!(arn_of(&outsider).starts_with(&format!("arn:aws:ivschat:us-west-2:{ONE}:room/")));
+    let outsider_arn = arn_of(&outsider);
+    assert!(outsider_arn.starts_with(&format!("arn:aws:ivschat:us-west-2:{ONE}:room/")));
+
+    // Deselected again, then deleted: the namespace may no longer act in the account, so the object goes
+    // without any AWS call and its room stays in AWS (an event says so).
+    world.account("one", ONE, "us-west-2", &["a"]).await;
+    world
+        .stalled_room("c", "outsider", "AccountNotPermitted")
+        .await;
+    let deletes = world
+        .emulator
+        .request_count_in(ONE, "us-west-2", "DeleteRoom");
+    world
+        .rooms("c")
+        .delete("outsider", &kube::api::DeleteParams::default())
+        .await
+        .expect("deleting the outsider");
+    ivschat_testsupport::wait_gone(&world.rooms("c"), "outsider").await;
+    assert_eq!(
+        world
+            .emulator
+            .request_count_in(ONE, "us-west-2", "DeleteRoom"),
+        deletes
+    );
+    assert!(
+        world
+            .emulator
+            .rooms_in(ONE, "us-west-2")
+            .iter()
+            .any(|room| room.arn == outsider_arn),
+        "the room of a namespace no longer permitted is left in AWS"
+    );
 
     // A logging configuration in another region (by name) or another account (by ARN): refused, no call.
     world

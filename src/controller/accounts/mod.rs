@@ -52,6 +52,10 @@ struct Inner {
     clients: Mutex<HashMap<ScopeKey, (u64, Aws)>>,
     /// Per ChatAccount: the digest of the spec the sessions are for, and the sessions.
     sessions: Mutex<HashMap<String, (u64, Arc<AccountCredentials>)>>,
+    /// The rate budgets of the scopes other than the home one, per AWS account id (the one in the role
+    /// ARN; empty for the operator's own, whose id is not known), region and rate overrides: ChatAccounts
+    /// that name one AWS account share its budget, as they share its quotas in AWS.
+    limiters: Mutex<HashMap<(String, String, u64), Arc<RateLimiter>>>,
     metrics: Metrics,
 }
 
@@ -84,6 +88,7 @@ impl Accounts {
                 namespaces,
                 clients: Mutex::new(clients),
                 sessions: Mutex::new(HashMap::new()),
+                limiters: Mutex::new(HashMap::new()),
                 metrics,
             }),
         }
@@ -202,16 +207,18 @@ impl Accounts {
             return Some(aws.clone());
         }
         let aws = match &account {
-            None => self
-                .inner
-                .home
-                .in_region(&scope.region, None, self.limiter(None), scope),
+            None => self.inner.home.in_region(
+                &scope.region,
+                None,
+                self.limiter(None, &scope.region),
+                scope,
+            ),
             Some(account) => {
                 let sessions = self.sessions_of(account).await;
                 self.inner.home.in_region(
                     &scope.region,
                     Some((sessions, account.spec.endpoint_url.as_deref())),
-                    self.limiter(Some(&account.spec)),
+                    self.limiter(Some(&account.spec), &scope.region),
                     scope,
                 )
             }
@@ -263,11 +270,12 @@ impl Accounts {
         sessions
     }
 
-    /// The rate budget of a new scope: the operator's quotas (none without a budget), with the account's
-    /// overrides.
-    fn limiter(&self, spec: Option<&ChatAccountSpec>) -> Option<Arc<RateLimiter>> {
+    /// The rate budget of a scope other than the home one: the operator's quotas (none without a budget),
+    /// with the account's overrides, shared with every scope of the same AWS account, region and overrides.
+    fn limiter(&self, spec: Option<&ChatAccountSpec>, region: &str) -> Option<Arc<RateLimiter>> {
         let mut quotas = self.inner.home.quotas()?;
-        for (operation, tps) in spec.map(|spec| &spec.api_rate_limits).into_iter().flatten() {
+        let overrides = spec.map(|spec| &spec.api_rate_limits);
+        for (operation, tps) in overrides.into_iter().flatten() {
             if let Some(slot) = quotas
                 .iter_mut()
                 .find(|(name, _)| **name == operation.as_str())
@@ -275,7 +283,28 @@ impl Accounts {
                 *slot.1 = *tps;
             }
         }
-        Some(Arc::new(RateLimiter::new(quotas)))
+        let account_id = spec
+            .and_then(ChatAccountSpec::account_id)
+            .unwrap_or_default();
+        let overrides_digest = digest(
+            &overrides
+                .into_iter()
+                .flatten()
+                .map(|(operation, tps)| (operation, tps.to_bits()))
+                .collect::<Vec<_>>(),
+        );
+        let key = (account_id.to_owned(), region.to_owned(), overrides_digest);
+        let mut limiters = self
+            .inner
+            .limiters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Some(
+            limiters
+                .entry(key)
+                .or_insert_with(|| Arc::new(RateLimiter::new(quotas)))
+                .clone(),
+        )
     }
 
     fn clients(&self) -> std::sync::MutexGuard<'_, HashMap<ScopeKey, (u64, Aws)>> {
@@ -309,4 +338,54 @@ fn spec_key(spec: &ChatAccountSpec) -> impl std::hash::Hash + '_ {
             .map(|(operation, tps)| (operation, tps.to_bits()))
             .collect::<Vec<_>>(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn spec(role_arn: &str, overrides: &[(&str, f64)]) -> ChatAccountSpec {
+        ChatAccountSpec {
+            role_arn: role_arn.to_owned(),
+            api_rate_limits: overrides
+                .iter()
+                .map(|(operation, tps)| ((*operation).to_owned(), *tps))
+                .collect::<BTreeMap<_, _>>(),
+            ..ChatAccountSpec::default()
+        }
+    }
+
+    #[test]
+    fn chat_accounts_of_one_aws_account_share_its_budget_in_each_region() {
+        let config = aws_sdk_ivschat::Config::builder()
+            .behavior_version(aws_sdk_ivschat::config::BehaviorVersion::latest())
+            .region(aws_sdk_ivschat::config::Region::new("us-west-2"))
+            .build();
+        let home = Aws::limited(
+            aws_sdk_ivschat::Client::from_conf(config),
+            RateLimiter::new(super::super::rate_limit::quotas_with(&[])),
+        );
+        let (accounts, _) = kube::runtime::reflector::store();
+        let (namespaces, _) = kube::runtime::reflector::store();
+        let accounts = Accounts::new(home, None, accounts, namespaces, Metrics::new());
+        let one = spec("arn:aws:iam::111122223333:role/a", &[]);
+        let same_account = spec("arn:aws:iam::111122223333:role/b", &[]);
+        let other_account = spec("arn:aws:iam::444455556666:role/a", &[]);
+        let slower = spec("arn:aws:iam::111122223333:role/a", &[("CreateRoom", 2.0)]);
+        let budget = |spec: &ChatAccountSpec, region| {
+            accounts.limiter(Some(spec), region).expect("a budget")
+        };
+        let shared = budget(&one, "us-west-2");
+        assert!(Arc::ptr_eq(&shared, &budget(&same_account, "us-west-2")));
+        assert!(
+            !Arc::ptr_eq(&shared, &budget(&one, "eu-west-1")),
+            "each region has its own quotas"
+        );
+        assert!(!Arc::ptr_eq(&shared, &budget(&other_account, "us-west-2")));
+        let slow = budget(&slower, "us-west-2");
+        assert!(!Arc::ptr_eq(&shared, &slow));
+        assert_eq!(slow.tps("CreateRoom"), Some(2.0));
+        assert_eq!(shared.tps("CreateRoom"), Some(5.0));
+    }
 }

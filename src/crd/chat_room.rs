@@ -63,6 +63,20 @@ managed_spec! {
             json_path = ".status.arn",
             priority = 1,
             description = "AWS room ARN"
+        ),
+        printcolumn(
+            name = "Region",
+            type_ = "string",
+            json_path = ".status.region",
+            priority = 1,
+            description = "The AWS region the resource lives in"
+        ),
+        printcolumn(
+            name = "Account",
+            type_ = "string",
+            json_path = ".status.accountId",
+            priority = 1,
+            description = "The AWS account id the resource lives in"
         )
     )]
     #[serde(rename_all = "camelCase")]

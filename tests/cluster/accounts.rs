@@ -84,6 +84,23 @@ struct World {
 
 impl World {
     async fn new(prefix: &str, config: EmulatorConfig, timing: Timing) -> World {
+        let mut world = World::without_operator(prefix, config).await;
+        world.operator = Some(controller::start_with(
+            world.kube.clone(),
+            Aws::unlimited(world.emulator.sdk_client())
+                .with_shared_config(emulator::shared_config(&world.emulator, "us-west-2").await),
+            Options {
+                timing,
+                metrics: world.metrics.clone(),
+                namespace: None,
+                concurrency: 4,
+            },
+        ));
+        world
+    }
+
+    /// The world without the in-process operator (a test that runs the binary).
+    async fn without_operator(prefix: &str, config: EmulatorConfig) -> World {
         let control_plane = control_plane();
         let kube = control_plane.client().await.expect("kube client");
         for suffix in ["a", "b", "c"] {
@@ -94,25 +111,13 @@ impl World {
             ..config
         })
         .await;
-        let metrics = ivschat_operator::metrics::Metrics::new();
-        let operator = controller::start_with(
-            kube.clone(),
-            Aws::unlimited(emulator.sdk_client())
-                .with_shared_config(emulator::shared_config(&emulator, "us-west-2").await),
-            Options {
-                timing,
-                metrics: metrics.clone(),
-                namespace: None,
-                concurrency: 4,
-            },
-        );
         World {
             prefix: prefix.to_owned(),
             _control_plane: control_plane,
             kube,
             emulator,
-            metrics,
-            operator: Some(operator),
+            metrics: ivschat_operator::metrics::Metrics::new(),
+            operator: None,
         }
     }
 
@@ -326,6 +331,20 @@ async fn objects_live_in_the_account_and_region_their_namespace_may_use() {
         "no object in two/us-west-2"
     );
     assert_eq!(creates_in(&world.emulator, own.as_str(), "eu-west-1"), 0);
+
+    // The operator's own counts say where each call went, by ChatAccount (or `default`) and region.
+    let text = world.metrics.encode().expect("metrics");
+    for (account, region) in [
+        (one.as_str(), "us-west-2"),
+        (one.as_str(), "eu-west-1"),
+        (two.as_str(), "eu-west-1"),
+        ("default", "us-west-2"),
+    ] {
+        let series = format!(
+            "ivschat_operator_aws_requests_total{{operation=\"CreateRoom\",outcome=\"success\",account=\"{account}\",region=\"{region}\"}}"
+        );
+        assert_eq!(metrics::value(&text, &series), 1.0, "{series}\n{text}");
+    }
 
     // The accounts report what their role resolved to.
     for (name, account) in [(&one, ONE), (&two, TWO)] {
@@ -616,4 +635,70 @@ fn ready_and_progressing(text: &str) -> f64 {
                 .sum::<f64>()
         })
         .sum()
+}
+
+/// IRSA: the operator process's own identity is a web-identity role (the token file and role ARN the EKS
+/// Pod Identity webhook injects; no static keys at all), so every ChatAccount session is role chaining. Its
+/// room in its own account and a room in a ChatAccount are both Ready, through AssumeRoleWithWebIdentity
+/// and then AssumeRole from the web-identity session.
+#[tokio::test]
+async fn an_operator_with_a_web_identity_assumes_chat_account_roles_from_it() {
+    let _heavy = serial::beside_others().await;
+    let world = World::without_operator("irsa", EmulatorConfig::default()).await;
+    let token = std::env::temp_dir().join(format!("ivschat-irsa-token-{}", std::process::id()));
+    std::fs::write(&token, "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6aXZzY2hhdC1zeXN0ZW06aXZzY2hhdC1vcGVyYXRvciJ9.c2lnbmF0dXJl")
+        .expect("writing the token");
+    let url = world.emulator.url();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ivschat-operator"));
+    command
+        .args(["run", "--aws-endpoint-url", &url, "--resync-period", "2s"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("KUBECONFIG", world._control_plane.kubeconfig_path())
+        .env("AWS_REGION", "us-west-2")
+        .env("AWS_WEB_IDENTITY_TOKEN_FILE", &token)
+        .env(
+            "AWS_ROLE_ARN",
+            "arn:aws:iam::123456789012:role/irsa-operator",
+        )
+        .env("AWS_ROLE_SESSION_NAME", "ivschat-operator-pod")
+        // The web-identity provider's STS client is reached through the environment only.
+        .env("AWS_ENDPOINT_URL_STS", &url)
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null());
+    let mut operator = ivschat_testsupport::operator::Process::spawn("irsa operator", command);
+    let one = world.account("one", ONE, "eu-west-1", &["a"]).await;
+    world.room("a", "own", json!({})).await;
+    world
+        .room("a", "tenant", json!({"accountRef": {"name": one}}))
+        .await;
+    let own = world.ready_room("a", "own").await;
+    let tenant = world.ready_room("a", "tenant").await;
+    assert!(
+        arn_of(&own).starts_with("arn:aws:ivschat:us-west-2:123456789012:room/"),
+        "{}",
+        arn_of(&own)
+    );
+    assert!(
+        arn_of(&tenant).starts_with(&format!("arn:aws:ivschat:eu-west-1:{ONE}:room/")),
+        "{}",
+        arn_of(&tenant)
+    );
+    assert!(
+        world
+            .emulator
+            .sts_request_count("AssumeRoleWithWebIdentity", "success")
+            >= 1
+    );
+    assert!(world.emulator.sts_request_count("AssumeRole", "success") >= 1);
+    assert_eq!(
+        world.emulator.sts_request_total("AssumeRole"),
+        world.emulator.sts_request_count("AssumeRole", "success")
+    );
+    operator.kill();
+    let _ = std::fs::remove_file(&token);
+    world.stop().await;
 }

@@ -131,6 +131,8 @@ fn names_categories_columns_and_status_subresource() {
             col("Reason", &format!("{ready}.reason"), 0),
             col("Age", ".metadata.creationTimestamp", 0),
             col("ARN", ".status.arn", 1),
+            col("Region", ".status.region", 1),
+            col("Account", ".status.accountId", 1),
         ]
     );
     assert_eq!(
@@ -141,6 +143,8 @@ fn names_categories_columns_and_status_subresource() {
             col("Ready", &format!("{ready}.status"), 0),
             col("Age", ".metadata.creationTimestamp", 0),
             col("ARN", ".status.arn", 1),
+            col("Region", ".status.region", 1),
+            col("Account", ".status.accountId", 1),
         ]
     );
 }

@@ -562,7 +562,9 @@ fn kubectl_get_ivschat_lists_both_kinds() {
         .collect();
     assert_eq!(
         header,
-        ["NAME", "ID", "STATE", "READY", "AGE", "ARN"],
+        [
+            "NAME", "ID", "STATE", "READY", "AGE", "ARN", "REGION", "ACCOUNT"
+        ],
         "{configs}"
     );
 }
@@ -795,5 +797,10 @@ async fn status_subresource_keeps_spec_and_status_apart() {
     assert_eq!(row.get(1).copied(), Some("g1H2I3j4k5L6"), "{table}");
     assert_eq!(row.get(2).copied(), Some("True"), "{table}");
     assert_eq!(row.get(3).copied(), Some("Synced"), "{table}");
-    assert_eq!(row.last().copied(), Some(arn), "{table}");
+    // -o wide: then the ARN, the region and the account id.
+    assert_eq!(
+        row[row.len().saturating_sub(3)..],
+        [arn, "us-west-2", "123456789012"],
+        "{table}"
+    );
 }

@@ -198,8 +198,17 @@ async fn reconcile_object<K: ManagedKind>(
     }
     if !has_finalizer {
         // Before any AWS call, so that nothing created in AWS can outlive the object unnoticed.
-        add_finalizer(&api, &*object).await?;
-        return Ok(Pass::quiet(Action::await_change()));
+        return match add_finalizer(&api, &*object).await {
+            Ok(()) => Ok(Pass::quiet(Action::await_change())),
+            // The object changed since the version this pass read: most often this very finalizer, added
+            // by a pass that a wake-up (an account's or a logging configuration's change) followed before
+            // the store saw the result. The newer version's watch event brings the object back; the
+            // requeue is a safety net. Not a failure.
+            Err(ReconcileError::Kube(kube::Error::Api(status))) if status.code == 409 => {
+                Ok(Pass::quiet(Action::requeue(ctx.timing.poll_interval)))
+            }
+            Err(err) => Err(err),
+        };
     }
     apply(&*object, &ctx, &api).await
 }

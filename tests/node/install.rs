@@ -870,10 +870,63 @@ pub fn namespaced_overlay_reconciles_only_its_namespace(cluster: &Cluster) {
         "-l",
         "app.kubernetes.io/part-of=ivschat-operator",
     ]);
+    // Cluster-wide, only what ChatAccounts need: reading them (and patching their status), and reading the
+    // watched namespace itself, by name.
+    let clusterroles = clusterroles["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let names: Vec<&str> = clusterroles
+        .iter()
+        .filter_map(|role| role["metadata"]["name"].as_str())
+        .collect();
     assert_eq!(
-        clusterroles["items"].as_array().map_or(0, Vec::len),
-        0,
-        "no cluster-wide permissions"
+        names,
+        ["ivschat-operator-accounts"],
+        "cluster-wide permissions"
+    );
+    let rules: Vec<(String, String, String, String)> = clusterroles[0]["rules"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|rule| {
+            let list = |key: &str| {
+                rule[key]
+                    .as_array()
+                    .map(|items| {
+                        items
+                            .iter()
+                            .filter_map(|item| item.as_str())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    .unwrap_or_default()
+            };
+            (
+                list("resources"),
+                list("verbs"),
+                list("resourceNames"),
+                list("apiGroups"),
+            )
+        })
+        .collect();
+    let rule = |resources: &str, verbs: &str, names: &str, group: &str| {
+        (
+            resources.to_owned(),
+            verbs.to_owned(),
+            names.to_owned(),
+            group.to_owned(),
+        )
+    };
+    assert_eq!(
+        rules,
+        [
+            rule("chataccounts", "list,watch", "", "ivschat.dev"),
+            rule("chataccounts/status", "patch", "", "ivschat.dev"),
+            rule("namespaces", "list,watch", WATCHED_NAMESPACE, ""),
+        ],
+        "the accounts ClusterRole's rules"
     );
 
     let elsewhere = "chat-elsewhere";

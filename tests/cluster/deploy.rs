@@ -196,6 +196,11 @@ fn assert_allowed_in(namespace: &str) {
     assert_allowed("create", "events.events.k8s.io", &scope);
     assert_allowed("patch", "events.events.k8s.io", &scope);
     assert_denied("delete", "events.events.k8s.io", &scope);
+    // ConfigMaps, for spec.export: its own watched by label, a name read before it is taken, written by
+    // server-side apply (a create when new), deleted on their UID.
+    for verb in ["get", "list", "watch", "create", "patch", "delete"] {
+        assert_allowed(verb, "configmaps", &scope);
+    }
 }
 
 /// What the operator may never do, in any install.
@@ -208,8 +213,11 @@ fn assert_never_allowed() {
         for verb in ["get", "list", "watch", "create", "update", "delete"] {
             assert_denied(verb, "secrets", scope);
         }
+        // ConfigMaps: exactly what assert_allowed_in grants where it watches, never more.
+        for verb in ["update", "deletecollection"] {
+            assert_denied(verb, "configmaps", scope);
+        }
         for resource in [
-            "configmaps",
             "pods",
             "services",
             "deployments.apps",
@@ -275,6 +283,11 @@ fn installed() -> &'static ControlPlane {
             assert_denied("patch", resource, &["-n", "default"]);
         }
         assert_denied("create", "events.events.k8s.io", &["-n", "default"]);
+        for verb in ["get", "list", "create", "patch", "delete"] {
+            assert_denied(verb, "configmaps", &["-A"]);
+            assert_denied(verb, "configmaps", &["-n", "default"]);
+            assert_denied(verb, "configmaps", &["-n", OPERATOR_NAMESPACE]);
+        }
         assert_never_allowed();
 
         succeed(
@@ -819,6 +832,7 @@ async fn the_controllers_run_a_full_scenario_as_the_deploy_service_account() {
                         metrics: controller_metrics,
                         namespace: None,
                         concurrency: 4,
+                        ..Options::default()
                     },
                 )
             },

@@ -431,6 +431,25 @@ pub async fn sync(
     }
 }
 
+/// Whether the store shows `owner`'s export exactly as `values` would write it, or there is nothing to
+/// write (no export, or no ARN yet): then [`sync`] writes no ConfigMap data.
+pub fn is_up_to_date(
+    exports: &Exports,
+    owner: &Owner<'_>,
+    values: Option<&BTreeMap<&'static str, String>>,
+) -> bool {
+    let (Some(export), Some(values)) = (owner.export, values) else {
+        return true;
+    };
+    let data = exported_data(values, &export.keys);
+    exports
+        .config_maps
+        .get(&ObjectRef::new(&export.config_map_name).within(&owner.namespace))
+        .is_some_and(|stored| {
+            is_owned_by(&stored, &owner.uid) && stored.data.as_ref() == Some(&data)
+        })
+}
+
 /// Deletes every ConfigMap the operator exported for `owner` (its cleanup): those its store shows, and
 /// the one the spec names, read directly in case the store has not seen it yet.
 pub async fn remove_all(exports: &Exports, owner: &Owner<'_>) -> Result<(), ReconcileError> {

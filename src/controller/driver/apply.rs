@@ -29,7 +29,7 @@ use crate::crd::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
-use kube::api::Api;
+use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 use std::collections::BTreeMap;
 use tokio::time::Instant;
@@ -167,6 +167,9 @@ fn export_requeue<K: ManagedKind>(
     }
 }
 
+/// Longest wait for the read of an object before its export is repaired (like every Kubernetes call).
+const KUBE_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A pass that finds the object in sync and not due: no AWS call, only the export, against the stored
 /// status (a ConfigMap edited or deleted out of band is put back), and the `Exported` condition if it
 /// changed.
@@ -176,6 +179,26 @@ async fn in_sync<K: ManagedKind>(
     api: &Api<K>,
     current: &StatusDocument,
 ) -> Result<Pass, ReconcileError> {
+    let key = memory_key(object);
+    let owner = Owner::of(object);
+    let mut current = current.clone();
+    let values = K::exported_values(&current, &ctx.exports.messaging_endpoint);
+    if !export::is_up_to_date(&ctx.exports, &owner, values.as_ref()) {
+        // About to write from the store's status, which may be older than the one this process just
+        // wrote (the ConfigMap's watch event can come before the status's): read the object first, so a
+        // pass never puts an old ARN back. Only a ConfigMap to repair costs this read: a list by name,
+        // since the operator may list its kinds but not get them.
+        let by_name = ListParams::default().fields(&format!("metadata.name={}", object.name_any()));
+        let listed = tokio::time::timeout(KUBE_READ_TIMEOUT, api.list(&by_name))
+            .await
+            .map_err(|_| ReconcileError::Timeout("reading the object before its export"))??;
+        match listed.items.into_iter().next() {
+            Some(fresh) if fresh.uid() == object.uid() => current = StatusDocument::of(&fresh),
+            // Gone or replaced: its own watch event brings the pass that deals with it.
+            _ => return Ok(Pass::quiet(Action::await_change())),
+        }
+    }
+    let current = &current;
     let report = export(object, ctx, current, current).await;
     if !report.is_reflected_in(&current.conditions) {
         if let Some((reason, message)) = report.warning(&current.conditions) {
@@ -183,7 +206,7 @@ async fn in_sync<K: ManagedKind>(
         }
         write_export_condition(api, object, current, &report).await?;
     }
-    let retry = export_requeue(ctx, &memory_key(object), &report);
+    let retry = export_requeue(ctx, &key, &report);
     Ok(Pass::quiet(
         retry.map_or_else(Action::await_change, Action::requeue),
     ))

@@ -8,6 +8,9 @@
 //! an attempt in status without an ARN (a crash, a lost answer, a timeout, a deposed leader), a create this
 //! process sent (its memory), or a known resource that vanished. An object with none of these never had a
 //! create sent, so its create is one AWS call.
+//!
+//! Every apply pass ends with the export step ([`crate::controller::export`]) before its status write,
+//! against the status it writes; a pass that finds the object in sync runs only that step ([`in_sync`]).
 
 use super::drift::confirm_by_listing;
 use super::kube_io::{finish, publish, write_export_condition, write_status_at_version};
@@ -141,7 +144,7 @@ pub(super) async fn apply<K: ManagedKind>(
 
 /// The export step of a pass, against `status`, the status the pass writes ([`export::sync`]). An object
 /// that neither exports nor did (no `Exported` condition in its stored status) costs nothing.
-pub(super) async fn export<K: ManagedKind>(
+async fn export<K: ManagedKind>(
     object: &K,
     ctx: &Context<K>,
     stored: &StatusDocument,

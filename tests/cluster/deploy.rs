@@ -893,14 +893,33 @@ async fn the_controllers_run_a_full_scenario_as_the_deploy_service_account() {
         std::slice::from_ref(&config_arn)
     );
 
-    // An update of the spec, and drift corrected in AWS: each reported with an event.
+    // An update of the spec (with an export: the ServiceAccount watches, reads and creates ConfigMaps),
+    // and drift corrected in AWS: each reported with an event.
     apply(
         &rooms,
         "room",
-        json!({"name": "rbac-room-2", "maximumMessageLength": 200, "loggingConfigurations": [{"name": "logs"}]}),
+        json!({"name": "rbac-room-2", "maximumMessageLength": 200, "loggingConfigurations": [{"name": "logs"}], "export": {"configMapName": "rbac-room"}}),
     )
     .await;
     wait_for(&rooms, "room", "Ready after the update", is_ready).await;
+    let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(admin.clone(), namespace);
+    let exported_as = |key: &'static str| {
+        let arn = room_arn.clone();
+        move |config_map: &k8s_openapi::api::core::v1::ConfigMap| {
+            config_map
+                .data
+                .as_ref()
+                .is_some_and(|data| data.get(key) == Some(&arn))
+        }
+    };
+    wait_for(
+        &config_maps,
+        "rbac-room",
+        "exported",
+        exported_as("ROOM_ARN"),
+    )
+    .await;
     aws.update_room()
         .identifier(&room_arn)
         .maximum_message_rate_per_second(3)
@@ -946,7 +965,22 @@ async fn the_controllers_run_a_full_scenario_as_the_deploy_service_account() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    // Deletion: finalizers removed, AWS resources gone.
+    // A renamed key: the ServiceAccount patches its ConfigMap (server-side apply).
+    apply(
+        &rooms,
+        "room",
+        json!({"name": "rbac-room-2", "maximumMessageLength": 200, "loggingConfigurations": [{"name": "logs"}], "export": {"configMapName": "rbac-room", "keys": {"ROOM_ARN": "CHAT_ROOM_ARN"}}}),
+    )
+    .await;
+    wait_for(
+        &config_maps,
+        "rbac-room",
+        "renamed",
+        exported_as("CHAT_ROOM_ARN"),
+    )
+    .await;
+
+    // Deletion: finalizers removed, AWS resources gone, the export deleted by the ServiceAccount.
     rooms
         .delete("room", &DeleteParams::default())
         .await
@@ -958,6 +992,14 @@ async fn the_controllers_run_a_full_scenario_as_the_deploy_service_account() {
     wait_gone(&rooms, "room").await;
     wait_gone(&configs, "logs").await;
     assert!(aws.get_room().identifier(&room_arn).send().await.is_err());
+    assert!(
+        config_maps
+            .get_opt("rbac-room")
+            .await
+            .expect("reading")
+            .is_none(),
+        "the export outlived its room"
+    );
     assert!(
         aws.get_logging_configuration()
             .identifier(&config_arn)

@@ -66,8 +66,8 @@ kubectl wait --for=condition=Established crd/chatrooms.ivschat.dev crd/chatloggi
 
 echo "==> starting the operator (logs: $state/operator.log)"
 stop_pid operator
-"$bin" run --aws-endpoint-url "http://$emulator_addr" --region us-west-2 --resync-period 1m \
-  >"$state/operator.log" 2>&1 &
+"$bin" run --aws-endpoint-url "http://$emulator_addr" --messaging-endpoint "ws://$emulator_addr" \
+  --region us-west-2 --resync-period 1m >"$state/operator.log" 2>&1 &
 echo $! >"$state/operator.pid"
 
 aws_bin=$(bash "$root/hack/awscli.sh")
@@ -101,6 +101,9 @@ echo
 echo "==> the account and where its room lives: kubectl get chataccounts; the room's status.region and status.accountId"
 kubectl get chataccounts
 kubectl get chatroom europe-room -o jsonpath='{.metadata.name}: {.status.accountId} {.status.region} {.status.arn}{"\n"}'
+echo
+echo "==> what the lobby room exports for envFrom: kubectl get configmap lobby-chat"
+kubectl get configmap lobby-chat -o go-template='{{range $k, $v := .data}}{{$k}}={{$v}}{{"\n"}}{{end}}'
 echo
 echo "==> AWS's view (the emulator), through the AWS CLI"
 aws ivschat list-logging-configurations --output table \

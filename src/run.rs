@@ -74,9 +74,28 @@ pub struct RunArgs {
     #[arg(long, env = "IVSCHAT_OPERATOR_AWS_APP_NAME", value_parser = parse_app_name)]
     pub aws_app_name: Option<aws_config::AppName>,
 
+    /// The chat messaging endpoint a ChatRoom's spec.export writes (ROOM_MESSAGING_ENDPOINT), `{region}`
+    /// replaced by the room's region. Set it with --aws-endpoint-url: the emulator's is its own address with
+    /// ws:// (e.g. `ws://127.0.0.1:4510`).
+    #[arg(long, env = "IVSCHAT_OPERATOR_MESSAGING_ENDPOINT", default_value = controller::export::DEFAULT_MESSAGING_ENDPOINT, value_parser = parse_messaging_endpoint)]
+    pub messaging_endpoint: String,
+
     /// Probes, metrics, leader election and log format.
     #[command(flatten)]
     pub operations: OperationsArgs,
+}
+
+/// `--messaging-endpoint`: a WebSocket URL (`ws://` or `wss://`), which applications connect to as given.
+fn parse_messaging_endpoint(url: &str) -> Result<String, String> {
+    let rest = url
+        .strip_prefix("wss://")
+        .or_else(|| url.strip_prefix("ws://"));
+    match rest {
+        Some(host) if !host.is_empty() && !url.contains(char::is_whitespace) => Ok(url.to_owned()),
+        _ => Err(format!(
+            "{url:?} is not a WebSocket URL: ws://HOST or wss://HOST, `{{region}}` allowed"
+        )),
+    }
 }
 
 /// `--aws-app-name`: a name the SDK accepts in the User-Agent.
@@ -202,6 +221,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         namespace: args.namespace.clone(),
         concurrency: args.concurrency,
+        messaging_endpoint: args.messaging_endpoint.clone(),
     };
     tracing::info!(
         namespace = args.namespace.as_deref().unwrap_or("<all>"),
@@ -618,6 +638,19 @@ mod tests {
         assert_eq!(cli.run.aws_call_timeout, Duration::from_secs(15));
         assert!(cli.run.aws_app_name.is_none());
         assert!(cli.run.aws_quotas.is_empty());
+        assert_eq!(
+            cli.run.messaging_endpoint,
+            "wss://edge.ivschat.{region}.amazonaws.com"
+        );
+        let emulated = Cli::try_parse_from(["run", "--messaging-endpoint", "ws://127.0.0.1:4510"])
+            .expect("valid");
+        assert_eq!(emulated.run.messaging_endpoint, "ws://127.0.0.1:4510");
+        for wrong in ["http://127.0.0.1:4510", "ws://", "edge.ivschat.example"] {
+            assert!(
+                Cli::try_parse_from(["run", "--messaging-endpoint", wrong]).is_err(),
+                "{wrong}"
+            );
+        }
         let unlimited = Cli::try_parse_from(["run", "--aws-rate-limit", "none"]).expect("valid");
         assert_eq!(unlimited.run.aws_rate_limit, AwsRateLimit::None);
         let tuned = Cli::try_parse_from([

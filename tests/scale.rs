@@ -358,6 +358,7 @@ async fn a_resync_of_two_thousand_rooms_lists_them_and_still_corrects_drift() {
             namespace: Some("scale-drift".into()),
             concurrency: 16,
             metrics: restart_metrics.clone(),
+            ..Options::default()
         },
     );
     tokio::time::sleep(RESYNC / 2).await;
@@ -483,6 +484,7 @@ async fn an_account_that_outgrows_the_resync_period_stretches_it_and_keeps_half_
             metrics: metrics.clone(),
             namespace: Some("scale-budget".into()),
             concurrency: 4,
+            ..Options::default()
         },
     );
     // One object of the operator's own, whose resync must follow the stretched period too.

@@ -8,9 +8,10 @@
 use super::aws::{Aws, Retry, sdk_tags, sdk_time};
 use super::aws_error::{AwsError, ErrorClass};
 use super::driver::{Deletion, ManagedKind, Observed, Pending};
+use super::export::MessagingEndpoint;
 use super::inventory::{Listed, Page};
 use super::room::referenced_names;
-use super::status::reasons;
+use super::status::{StatusDocument, reasons};
 use crate::crd::{
     ChatLoggingConfiguration, ChatRoom, CloudWatchLogsDestination, DestinationConfiguration,
     FirehoseDestination, S3Destination,
@@ -175,6 +176,13 @@ impl ManagedKind for ChatLoggingConfiguration {
     async fn context_ready(rooms: &Self::Context) {
         // Deletion must see every room that still names this configuration.
         super::driver::store_ready(rooms).await;
+    }
+
+    fn exported_values(
+        status: &StatusDocument,
+        _messaging_endpoint: &MessagingEndpoint,
+    ) -> Option<BTreeMap<&'static str, String>> {
+        super::export::logging_configuration_values(status)
     }
 
     fn desired(&self, _rooms: &Self::Context) -> Result<LoggingConfigurationFields, Pending> {

@@ -6,7 +6,7 @@
 //! kind gets: one watch and store per kind shared by both controllers, wake-ups, drift channel,
 //! context, run), [`plan`] (pure diffing and tag planning), [`status`] (conditions and the status
 //! document), [`aws`] (every AWS call: rate budget, timeouts, retries, metrics), [`aws_error`] (error
-//! classification), [`rate_limit`] (the client-side rate budget and its quotas), [`inventory`] (complete
+//! classification), [`export`] (`spec.export`: the ConfigMaps of coordinates), [`rate_limit`] (the client-side rate budget and its quotas), [`inventory`] (complete
 //! listings for drift detection and the ownership lookup), [`events`] (publishing Events, repeats as
 //! series), [`digest`] (the digests kept in place of values that are only compared).
 //! Metrics are [`crate::metrics`], handed in through [`Options::metrics`].
@@ -21,6 +21,7 @@ pub mod aws_error;
 pub mod digest;
 pub mod driver;
 pub mod events;
+pub mod export;
 pub mod inventory;
 pub mod logging_configuration;
 pub mod plan;
@@ -34,7 +35,7 @@ use crate::metrics::Metrics;
 use accounts::{Accounts, ScopeKey};
 use anyhow::Context as _;
 use driver::Timing;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::runtime::reflector::Store;
 use kube::{Api, ResourceExt};
 use registration::{Registration, SideWatch, Watch, using_account, using_an_account_in};
@@ -53,6 +54,10 @@ pub struct Options {
     pub namespace: Option<String>,
     /// Objects reconciled in parallel per kind.
     pub concurrency: u16,
+    /// The messaging endpoint a room's export writes (`ROOM_MESSAGING_ENDPOINT`), `{region}` replaced by
+    /// the room's region: AWS's by default, the emulator's (or another compatible one's) when the AWS
+    /// endpoint is overridden.
+    pub messaging_endpoint: String,
 }
 
 impl Default for Options {
@@ -62,6 +67,7 @@ impl Default for Options {
             metrics: Metrics::new(),
             namespace: None,
             concurrency: 16,
+            messaging_endpoint: export::DEFAULT_MESSAGING_ENDPOINT.to_owned(),
         }
     }
 }
@@ -170,6 +176,22 @@ pub fn start_with(kube: kube::Client, aws: aws::Aws, options: Options) -> Operat
         namespace_watch.store(),
         options.metrics.clone(),
     );
+    // The operator's exported ConfigMaps (and only those: the label selects them), read by both
+    // controllers; a change wakes the object it exports, so one edited or deleted out of band is put back.
+    let config_maps = match namespace {
+        Some(namespace) => Api::<ConfigMap>::namespaced(kube.clone(), namespace),
+        None => Api::<ConfigMap>::all(kube.clone()),
+    };
+    let mut config_map_watch = SideWatch::new(
+        config_maps,
+        kube::runtime::watcher::Config::default().labels(crate::crd::EXPORTED_BY_LABEL),
+        export::config_map_essentials,
+    );
+    let exports = export::Exports {
+        kube: kube.clone(),
+        config_maps: config_map_watch.store(),
+        messaging_endpoint: export::MessagingEndpoint::new(options.messaging_endpoint.clone()),
+    };
     // One watch per kind, read by both controllers.
     let mut room_watch = Watch::<ChatRoom>::new(&kube, namespace);
     let mut config_watch = Watch::<ChatLoggingConfiguration>::new(&kube, namespace);
@@ -194,7 +216,10 @@ pub fn start_with(kube: kube::Client, aws: aws::Aws, options: Options) -> Operat
         .woken_by_side(&mut namespace_watch, move |namespace| {
             using_an_account_in(&rooms_in_namespace, &namespace.name_any())
         })
-        .run(&kube, &accounts, &options, room_context);
+        .woken_by_side(&mut config_map_watch, |config_map| {
+            export::owners_of::<ChatRoom>(&config_map)
+        })
+        .run(&kube, &accounts, &options, room_context, &exports);
     let configs_of = config_store.clone();
     let (configs_in_account, configs_in_namespace) = (config_store.clone(), config_store.clone());
     let (config_run, stop_configs) = Registration::of(&mut config_watch)
@@ -207,7 +232,10 @@ pub fn start_with(kube: kube::Client, aws: aws::Aws, options: Options) -> Operat
         .woken_by_side(&mut namespace_watch, move |namespace| {
             using_an_account_in(&configs_in_namespace, &namespace.name_any())
         })
-        .run(&kube, &accounts, &options, room_store.clone());
+        .woken_by_side(&mut config_map_watch, |config_map| {
+            export::owners_of::<ChatLoggingConfiguration>(&config_map)
+        })
+        .run(&kube, &accounts, &options, room_store.clone(), &exports);
     let (stop_checks, checks_stopped) = oneshot::channel::<()>();
     let account_checks = accounts::status::run(
         kube.clone(),
@@ -224,12 +252,13 @@ pub fn start_with(kube: kube::Client, aws: aws::Aws, options: Options) -> Operat
         config_watch.run(),
         account_watch.run(),
         namespace_watch.run(),
+        config_map_watch.run(),
     );
     let task = tokio::spawn(async move {
         // The watches never end on their own: they stop with the controllers.
         tokio::select! {
             _ = async { tokio::join!(room_run, config_run, account_checks) } => {}
-            _ = async { tokio::join!(watches.0, watches.1, watches.2, watches.3) } => {}
+            _ = async { tokio::join!(watches.0, watches.1, watches.2, watches.3, watches.4) } => {}
         }
     });
     OperatorHandle {

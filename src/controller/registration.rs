@@ -14,6 +14,7 @@ use super::driver::{
     Context, ManagedKind, error_policy, listed_object_can_wait, reconcile, run_inventory,
 };
 use super::events::EventRecorder;
+use super::export::Exports;
 use crate::crd::{ManagedSpec, PAUSED_ANNOTATION};
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
@@ -376,6 +377,7 @@ impl<K: ManagedKind> Registration<K> {
         accounts: &Accounts,
         options: &Options,
         context: K::Context,
+        exports: &Exports,
     ) -> (
         impl Future<Output = ()> + Send + 'static,
         oneshot::Sender<()>,
@@ -392,6 +394,7 @@ impl<K: ManagedKind> Registration<K> {
             options.timing.clone(),
             context,
             options.metrics.clone(),
+            exports.clone(),
         ));
         let listing = run_inventory(context.clone(), self.store.clone(), stale);
         let waits = context.clone();

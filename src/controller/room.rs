@@ -9,6 +9,7 @@ use super::accounts::{Accounts, Placed, ScopeKey};
 use super::aws::{Aws, Retry, sdk_tags, sdk_time};
 use super::aws_error::AwsError;
 use super::driver::{Deletion, ManagedKind, Observed, Pending};
+use super::export::MessagingEndpoint;
 use super::inventory::{Listed, Page};
 use super::status::{StatusDocument, reasons};
 use crate::crd::{
@@ -320,6 +321,13 @@ impl ManagedKind for ChatRoom {
 
     async fn context_ready(context: &Self::Context) {
         super::driver::store_ready(&context.configs).await;
+    }
+
+    fn exported_values(
+        status: &StatusDocument,
+        messaging_endpoint: &MessagingEndpoint,
+    ) -> Option<BTreeMap<&'static str, String>> {
+        super::export::room_values(status, messaging_endpoint)
     }
 
     fn desired(&self, context: &Self::Context) -> Result<RoomFields, Pending> {

@@ -102,6 +102,7 @@ managed_spec! {
         Manage the operator then updates and tags it like one it created. Required when \
         managementPolicy is ObserveOnly. Can only be set when the object is created, and cannot \
         be changed or removed afterwards.";
+    export_schema = "crate::crd::export::logging_configuration_export";
 }
 
 /// The AWS `DestinationConfiguration` union: exactly one member is set.

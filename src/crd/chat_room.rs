@@ -132,6 +132,7 @@ managed_spec! {
         operator then updates and tags that room like one it created. Required when \
         managementPolicy is ObserveOnly. Can only be set when the object is created, and cannot \
         be changed or removed afterwards.";
+    export_schema = "crate::crd::export::room_export";
 }
 
 /// The Lambda function that reviews messages, and what happens when it fails.

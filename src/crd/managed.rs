@@ -1,7 +1,8 @@
 //! What every AWS-backed kind shares in its API, written once:
 //!
 //! - in the spec, the fields that say what the operator may do with the AWS resource (`tags`,
-//!   `deletionPolicy`, `managementPolicy`, `adoptArn`), the CEL rules that tie `adoptArn` to the
+//!   `deletionPolicy`, `managementPolicy`, `adoptArn`), where it lives (`accountRef`, `region`), the
+//!   ConfigMap it exports the resource's coordinates to (`export`, [`super::export`]), the CEL rules that tie `adoptArn` to the
 //!   management policy and make it immutable ([`adopt_arn_rules`]), and [`ManagedSpec::policies`], the
 //!   driver's view of them;
 //! - in the status, the fields that report the resource (ARN, ID, AWS times, observed generation, managed
@@ -57,6 +58,8 @@ pub trait ManagedSpec {
     fn account_ref(&self) -> Option<&str>;
     /// The region the spec names (`None`: the account's default, else the operator's).
     fn region(&self) -> Option<&str>;
+    /// The ConfigMap the spec asks the resource's coordinates to be exported to.
+    fn export(&self) -> Option<&super::Export>;
 }
 
 /// Container transform of a managed spec: the CEL rules on `adoptArn`, `accountRef` and `region`, which
@@ -115,8 +118,9 @@ pub(super) fn append_validations(schema: &mut Schema, rules: Value) {
     }
 }
 
-/// Declares a kind's spec: the kind's own fields, then `tags`, `deletionPolicy`, `managementPolicy` and
-/// `adoptArn` (its ARN pattern given), plus [`ManagedSpec`]. The kind words the three policy fields'
+/// Declares a kind's spec: the kind's own fields, then `tags`, `deletionPolicy`, `managementPolicy`,
+/// `adoptArn` (its ARN pattern given), `accountRef`, `region` and `export` (its schema function given: the
+/// known keys differ per kind), plus [`ManagedSpec`]. The kind words the three policy fields'
 /// descriptions for its resource (`kubectl explain` shows them).
 macro_rules! managed_spec {
     (
@@ -128,6 +132,7 @@ macro_rules! managed_spec {
         deletion_policy_doc = $deletion_doc:tt;
         management_policy_doc = $management_doc:tt;
         adopt_arn_doc = $adopt_doc:tt;
+        export_schema = $export_schema:tt;
     ) => {
         $(#[$meta])*
         #[schemars(transform = $crate::crd::managed::managed_spec_rules)]
@@ -163,6 +168,10 @@ macro_rules! managed_spec {
             #[serde(default, skip_serializing_if = "Option::is_none")]
             #[schemars(length(min = 1, max = 32), pattern($crate::crd::patterns::REGION))]
             pub region: Option<String>,
+
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[schemars(schema_with = $export_schema)]
+            pub export: Option<$crate::crd::Export>,
         }
 
         impl $crate::crd::ManagedSpec for $spec {
@@ -181,6 +190,10 @@ macro_rules! managed_spec {
 
             fn region(&self) -> Option<&str> {
                 self.region.as_deref()
+            }
+
+            fn export(&self) -> Option<&$crate::crd::Export> {
+                self.export.as_ref()
             }
         }
     };
@@ -243,7 +256,8 @@ macro_rules! managed_status {
             #[serde(default, skip_serializing_if = "Vec::is_empty")]
             pub managed_tag_keys: Vec<String>,
 
-            /// Conditions Ready, Reconciling and Stalled (kstatus), one per type.
+            /// Conditions Ready, Reconciling and Stalled (kstatus), one per type; with spec.export also
+            /// Exported (whether the ConfigMap holds the current coordinates; not part of Ready).
             #[serde(default, skip_serializing_if = "Vec::is_empty")]
             pub conditions: Vec<::k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
         }

@@ -14,6 +14,7 @@ mod managed;
 mod chat_account;
 mod chat_logging_configuration;
 mod chat_room;
+pub mod export;
 mod schema;
 mod tags;
 
@@ -29,6 +30,7 @@ pub use chat_room::{
     ChatRoom, ChatRoomSpec, ChatRoomStatus, FallbackResult, LoggingConfigurationReference,
     LoggingConfigurationTarget, MessageReviewHandler,
 };
+pub use export::{EXPORTED_BY_LABEL, Export};
 pub(crate) use managed::managed_status;
 pub use managed::{CreateAttempt, ManagedSpec, Policies};
 pub use tags::Tags;
@@ -67,6 +69,10 @@ pub const CONDITION_READY: &str = "Ready";
 pub const CONDITION_RECONCILING: &str = "Reconciling";
 /// kstatus condition: progress stopped on an error that needs a spec change or outside help.
 pub const CONDITION_STALLED: &str = "Stalled";
+/// Condition of an object with `spec.export`: whether its ConfigMap holds the resource's current
+/// coordinates (normal-true polarity; absent without `spec.export`). Not part of Ready: see
+/// [`crate::controller::export`].
+pub const CONDITION_EXPORTED: &str = "Exported";
 
 /// The spec and status schemas of both kinds reject or omit these; kept in one place so unit tests can
 /// check values against exactly the patterns the API server enforces.

@@ -94,6 +94,7 @@ impl World {
                 metrics: world.metrics.clone(),
                 namespace: None,
                 concurrency: 4,
+                ..Options::default()
             },
         ));
         world

@@ -28,19 +28,19 @@ const RESYNC: Duration = Duration::from_secs(2);
 const TRANSITION_DELAY: Duration = Duration::from_millis(600);
 const WAIT: Duration = Duration::from_secs(30);
 
-/// One test's world: a namespace, an emulator, SDK access to it, and the operator.
-struct Scenario {
-    namespace: String,
-    kube: Client,
-    emulator: Emulator,
-    aws: Aws,
+/// One test's world: a namespace, an emulator, SDK access to it, and the operator (also the export tests').
+pub(super) struct Scenario {
+    pub(super) namespace: String,
+    pub(super) kube: Client,
+    pub(super) emulator: Emulator,
+    pub(super) aws: Aws,
     operator: Option<OperatorHandle>,
     /// Runs an operator: never beside a test that must run alone.
     _heavy: RwLockReadGuard<'static, ()>,
 }
 
 impl Scenario {
-    async fn new(namespace: &str) -> Scenario {
+    pub(super) async fn new(namespace: &str) -> Scenario {
         Self::with_emulator(namespace, EmulatorConfig::default()).await
     }
 
@@ -76,6 +76,8 @@ impl Scenario {
                 timing: test_timing(RESYNC),
                 namespace: Some(self.namespace.clone()),
                 concurrency: 4,
+                // As `run` is told with the emulator as its AWS endpoint.
+                messaging_endpoint: self.emulator.messaging_url(),
                 ..Options::default()
             },
         ));
@@ -87,11 +89,11 @@ impl Scenario {
         }
     }
 
-    fn rooms(&self) -> Api<ChatRoom> {
+    pub(super) fn rooms(&self) -> Api<ChatRoom> {
         Api::namespaced(self.kube.clone(), &self.namespace)
     }
 
-    fn configs(&self) -> Api<ChatLoggingConfiguration> {
+    pub(super) fn configs(&self) -> Api<ChatLoggingConfiguration> {
         Api::namespaced(self.kube.clone(), &self.namespace)
     }
 
@@ -108,19 +110,19 @@ impl Scenario {
         apply_with(&api, "test", name, metadata, spec).await
     }
 
-    async fn room(&self, name: &str, spec: Value) -> ChatRoom {
+    pub(super) async fn room(&self, name: &str, spec: Value) -> ChatRoom {
         self.apply(name, json!({}), spec).await
     }
 
-    async fn config(&self, name: &str, spec: Value) -> ChatLoggingConfiguration {
+    pub(super) async fn config(&self, name: &str, spec: Value) -> ChatLoggingConfiguration {
         self.apply(name, json!({}), spec).await
     }
 
-    fn writes(&self) -> u64 {
+    pub(super) fn writes(&self) -> u64 {
         emulator::writes(&self.emulator)
     }
 
-    async fn events(&self, object: &str) -> Vec<Event> {
+    pub(super) async fn events(&self, object: &str) -> Vec<Event> {
         let api: Api<Event> = Api::namespaced(self.kube.clone(), &self.namespace);
         api.list(&ListParams::default())
             .await
@@ -131,7 +133,7 @@ impl Scenario {
             .collect()
     }
 
-    async fn wait_event(&self, object: &str, reason: &str) -> Event {
+    pub(super) async fn wait_event(&self, object: &str, reason: &str) -> Event {
         let deadline = Instant::now() + WAIT;
         loop {
             if let Some(event) = self
@@ -155,7 +157,7 @@ impl Scenario {
         }
     }
 
-    async fn finish(mut self) {
+    pub(super) async fn finish(mut self) {
         self.stop_operator().await;
         let _ = self.emulator.stop().await;
     }

@@ -445,6 +445,8 @@ fn kubectl_explain_shows_the_field_docs() {
         "cannot be changed or removed",
         "at most 3 entries",
         "reserved by AWS",
+        "read with envFrom",
+        "ConfigMapConflict",
     ] {
         assert!(
             room.contains(expected),

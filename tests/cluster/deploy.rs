@@ -196,6 +196,11 @@ fn assert_allowed_in(namespace: &str) {
     assert_allowed("create", "events.events.k8s.io", &scope);
     assert_allowed("patch", "events.events.k8s.io", &scope);
     assert_denied("delete", "events.events.k8s.io", &scope);
+    // ConfigMaps, for spec.export: its own watched by label, a name read before it is taken, written by
+    // server-side apply (a create when new), deleted on their UID.
+    for verb in ["get", "list", "watch", "create", "patch", "delete"] {
+        assert_allowed(verb, "configmaps", &scope);
+    }
 }
 
 /// What the operator may never do, in any install.
@@ -208,8 +213,11 @@ fn assert_never_allowed() {
         for verb in ["get", "list", "watch", "create", "update", "delete"] {
             assert_denied(verb, "secrets", scope);
         }
+        // ConfigMaps: exactly what assert_allowed_in grants where it watches, never more.
+        for verb in ["update", "deletecollection"] {
+            assert_denied(verb, "configmaps", scope);
+        }
         for resource in [
-            "configmaps",
             "pods",
             "services",
             "deployments.apps",
@@ -275,6 +283,11 @@ fn installed() -> &'static ControlPlane {
             assert_denied("patch", resource, &["-n", "default"]);
         }
         assert_denied("create", "events.events.k8s.io", &["-n", "default"]);
+        for verb in ["get", "list", "create", "patch", "delete"] {
+            assert_denied(verb, "configmaps", &["-A"]);
+            assert_denied(verb, "configmaps", &["-n", "default"]);
+            assert_denied(verb, "configmaps", &["-n", OPERATOR_NAMESPACE]);
+        }
         assert_never_allowed();
 
         succeed(
@@ -819,6 +832,7 @@ async fn the_controllers_run_a_full_scenario_as_the_deploy_service_account() {
                         metrics: controller_metrics,
                         namespace: None,
                         concurrency: 4,
+                        ..Options::default()
                     },
                 )
             },
@@ -879,14 +893,33 @@ async fn the_controllers_run_a_full_scenario_as_the_deploy_service_account() {
         std::slice::from_ref(&config_arn)
     );
 
-    // An update of the spec, and drift corrected in AWS: each reported with an event.
+    // An update of the spec (with an export: the ServiceAccount watches, reads and creates ConfigMaps),
+    // and drift corrected in AWS: each reported with an event.
     apply(
         &rooms,
         "room",
-        json!({"name": "rbac-room-2", "maximumMessageLength": 200, "loggingConfigurations": [{"name": "logs"}]}),
+        json!({"name": "rbac-room-2", "maximumMessageLength": 200, "loggingConfigurations": [{"name": "logs"}], "export": {"configMapName": "rbac-room"}}),
     )
     .await;
     wait_for(&rooms, "room", "Ready after the update", is_ready).await;
+    let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(admin.clone(), namespace);
+    let exported_as = |key: &'static str| {
+        let arn = room_arn.clone();
+        move |config_map: &k8s_openapi::api::core::v1::ConfigMap| {
+            config_map
+                .data
+                .as_ref()
+                .is_some_and(|data| data.get(key) == Some(&arn))
+        }
+    };
+    wait_for(
+        &config_maps,
+        "rbac-room",
+        "exported",
+        exported_as("ROOM_ARN"),
+    )
+    .await;
     aws.update_room()
         .identifier(&room_arn)
         .maximum_message_rate_per_second(3)
@@ -932,7 +965,22 @@ async fn the_controllers_run_a_full_scenario_as_the_deploy_service_account() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    // Deletion: finalizers removed, AWS resources gone.
+    // A renamed key: the ServiceAccount patches its ConfigMap (server-side apply).
+    apply(
+        &rooms,
+        "room",
+        json!({"name": "rbac-room-2", "maximumMessageLength": 200, "loggingConfigurations": [{"name": "logs"}], "export": {"configMapName": "rbac-room", "keys": {"ROOM_ARN": "CHAT_ROOM_ARN"}}}),
+    )
+    .await;
+    wait_for(
+        &config_maps,
+        "rbac-room",
+        "renamed",
+        exported_as("CHAT_ROOM_ARN"),
+    )
+    .await;
+
+    // Deletion: finalizers removed, AWS resources gone, the export deleted by the ServiceAccount.
     rooms
         .delete("room", &DeleteParams::default())
         .await
@@ -944,6 +992,14 @@ async fn the_controllers_run_a_full_scenario_as_the_deploy_service_account() {
     wait_gone(&rooms, "room").await;
     wait_gone(&configs, "logs").await;
     assert!(aws.get_room().identifier(&room_arn).send().await.is_err());
+    assert!(
+        config_maps
+            .get_opt("rbac-room")
+            .await
+            .expect("reading")
+            .is_none(),
+        "the export outlived its room"
+    );
     assert!(
         aws.get_logging_configuration()
             .identifier(&config_arn)

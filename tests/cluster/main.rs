@@ -13,6 +13,7 @@ mod chat_loop;
 mod controller_scenarios;
 mod crds;
 mod deploy;
+mod export;
 mod image;
 mod leader_election;
 mod metrics;

@@ -8,9 +8,12 @@
 //! an attempt in status without an ARN (a crash, a lost answer, a timeout, a deposed leader), a create this
 //! process sent (its memory), or a known resource that vanished. An object with none of these never had a
 //! create sent, so its create is one AWS call.
+//!
+//! Every apply pass ends with the export step ([`crate::controller::export`]) before its status write,
+//! against the status it writes; a pass that finds the object in sync runs only that step ([`in_sync`]).
 
 use super::drift::confirm_by_listing;
-use super::kube_io::{finish, write_status_at_version};
+use super::kube_io::{finish, publish, write_export_condition, write_status_at_version};
 use super::memory::{SyncMemory, fingerprint, memory_key};
 use super::report::{Pass, Report, Requeue, health_of_state, normal, warning};
 use super::scopes::Scope;
@@ -19,16 +22,17 @@ use super::{Context, ManagedKind, Observed, ReconcileError};
 use crate::controller::accounts::{Refusal, ScopeKey};
 use crate::controller::aws::{Aws, Retry};
 use crate::controller::aws_error::{AwsError, ErrorClass};
+use crate::controller::export::{self, ExportReport, Owner, Recheck};
 use crate::controller::inventory::Listing;
 use crate::controller::plan::{changed_fields, managed_keys, plan_tags};
 use crate::controller::status::{Health, StatusDocument, merge_conditions, reasons};
 use crate::crd::{
-    CONDITION_READY, CONDITION_STALLED, CreateAttempt, DeletionPolicy, ManagementPolicy,
-    account_of_arn, tags_with_ownership,
+    CONDITION_EXPORTED, CONDITION_READY, CONDITION_STALLED, CreateAttempt, DeletionPolicy,
+    ManagementPolicy, account_of_arn, tags_with_ownership,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
-use kube::api::Api;
+use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 use std::collections::BTreeMap;
 use tokio::time::Instant;
@@ -65,8 +69,9 @@ pub(super) async fn apply<K: ManagedKind>(
     }
     let fingerprint = fingerprint(object, &ctx.kind);
     let verified_at = match ctx.memory.sync_memory(&key, fingerprint) {
-        // Not due: the listing loop wakes it when it is ([`Memory::wake_due`](super::memory)).
-        SyncMemory::Fresh(_) => return Ok(Pass::quiet(Action::await_change())),
+        // Not due: the listing loop wakes it when it is ([`Memory::wake_due`](super::memory)). Only its
+        // export is looked at (a watch of the operator's ConfigMaps may be what woke it).
+        SyncMemory::Fresh(_) => return in_sync(object, ctx, api, &current).await,
         SyncMemory::Due(verified_at) => Some(verified_at),
         SyncMemory::Unknown => None,
     };
@@ -100,6 +105,12 @@ pub(super) async fn apply<K: ManagedKind>(
             }
         }
     };
+    let mut report = report;
+    report.export = export(object, ctx, &current, &next).await;
+    if let Some((reason, message)) = report.export.warning(&current.conditions) {
+        report.events.push(warning(reason, "Export", message));
+    }
+    let export_retry = export_requeue(ctx, &key, &report.export);
     let ready = matches!(report.health, Health::Ready { .. });
     if ready {
         ctx.memory.set_ready_at(&key, generation);
@@ -123,12 +134,85 @@ pub(super) async fn apply<K: ManagedKind>(
         ctx.memory
             .remember_in_sync(&key, fingerprint, Instant::now());
         return Ok(Pass {
-            action: Action::await_change(),
+            action: export_retry.map_or_else(Action::await_change, Action::requeue),
             ..pass
         });
     }
     ctx.memory.forget_in_sync(&key);
     Ok(pass)
+}
+
+/// The export step of a pass, against `status`, the status the pass writes ([`export::sync`]). An object
+/// that neither exports nor did (no `Exported` condition in its stored status) costs nothing.
+async fn export<K: ManagedKind>(
+    object: &K,
+    ctx: &Context<K>,
+    stored: &StatusDocument,
+    status: &StatusDocument,
+) -> ExportReport {
+    let owner = Owner::of(object);
+    if owner.export.is_none() && stored.condition(CONDITION_EXPORTED).is_none() {
+        return ExportReport::Absent;
+    }
+    let values = K::exported_values(status, &ctx.exports.messaging_endpoint);
+    export::sync(&ctx.exports, &owner, values).await
+}
+
+/// When an object that is otherwise settled is looked at again for its export's sake.
+fn export_requeue<K: ManagedKind>(
+    ctx: &Context<K>,
+    key: &str,
+    export: &ExportReport,
+) -> Option<std::time::Duration> {
+    match export.recheck()? {
+        Recheck::Soon => Some(ctx.memory.next_backoff(key)),
+        Recheck::Later => Some(ctx.timing.long_backoff),
+    }
+}
+
+/// Longest wait for the read of an object before its export is repaired (like every Kubernetes call).
+const KUBE_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A pass that finds the object in sync and not due: no AWS call, only the export, against the stored
+/// status (a ConfigMap edited or deleted out of band is put back), and the `Exported` condition if it
+/// changed.
+async fn in_sync<K: ManagedKind>(
+    object: &K,
+    ctx: &Context<K>,
+    api: &Api<K>,
+    current: &StatusDocument,
+) -> Result<Pass, ReconcileError> {
+    let key = memory_key(object);
+    let owner = Owner::of(object);
+    let mut current = current.clone();
+    let values = K::exported_values(&current, &ctx.exports.messaging_endpoint);
+    if !export::is_up_to_date(&ctx.exports, &owner, values.as_ref()) {
+        // About to write from the store's status, which may be older than the one this process just
+        // wrote (the ConfigMap's watch event can come before the status's): read the object first, so a
+        // pass never puts an old ARN back. Only a ConfigMap to repair costs this read: a list by name,
+        // since the operator may list its kinds but not get them.
+        let by_name = ListParams::default().fields(&format!("metadata.name={}", object.name_any()));
+        let listed = tokio::time::timeout(KUBE_READ_TIMEOUT, api.list(&by_name))
+            .await
+            .map_err(|_| ReconcileError::Timeout("reading the object before its export"))??;
+        match listed.items.into_iter().next() {
+            Some(fresh) if fresh.uid() == object.uid() => current = StatusDocument::of(&fresh),
+            // Gone or replaced: its own watch event brings the pass that deals with it.
+            _ => return Ok(Pass::quiet(Action::await_change())),
+        }
+    }
+    let current = &current;
+    let report = export(object, ctx, current, current).await;
+    if !report.is_reflected_in(&current.conditions) {
+        if let Some((reason, message)) = report.warning(&current.conditions) {
+            publish(ctx, object, &warning(reason, "Export", message)).await;
+        }
+        write_export_condition(api, object, current, &report).await?;
+    }
+    let retry = export_requeue(ctx, &key, &report);
+    Ok(Pass::quiet(
+        retry.map_or_else(Action::await_change, Action::requeue),
+    ))
 }
 
 /// A pass refused before any AWS call: the object's namespace may not use the account it names (or the

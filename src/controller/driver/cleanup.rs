@@ -9,9 +9,11 @@ use super::settle::{self, Settlement};
 use super::{Context, Deletion, ManagedKind, ReconcileError};
 use crate::controller::aws::{Aws, Retry};
 use crate::controller::aws_error::ErrorClass;
+use crate::controller::export::{self, Owner};
 use crate::controller::status::{Health, StatusDocument, reasons};
 use crate::crd::{
-    DeletionPolicy, ManagementPolicy, OWNER_NAME_TAG, OWNER_NAMESPACE_TAG, OWNER_UID_TAG,
+    CONDITION_EXPORTED, DeletionPolicy, ManagementPolicy, OWNER_NAME_TAG, OWNER_NAMESPACE_TAG,
+    OWNER_UID_TAG,
 };
 use kube::api::Api;
 use kube::runtime::controller::Action;
@@ -74,6 +76,12 @@ pub(super) async fn cleanup<K: ManagedKind>(
     };
     match outcome {
         Ok(events) => {
+            // The exported ConfigMaps go before the finalizer: nothing else deletes them where no garbage
+            // collector runs, and afterwards the object that owns them is gone.
+            let owner = Owner::of(object);
+            if owner.export.is_some() || current.condition(CONDITION_EXPORTED).is_some() {
+                export::remove_all(&ctx.exports, &owner).await?;
+            }
             remove_finalizer(api, object).await?;
             for event in &events {
                 publish(ctx, object, event).await;

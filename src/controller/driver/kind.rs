@@ -3,6 +3,7 @@
 
 use crate::controller::aws::Aws;
 use crate::controller::aws_error::AwsError;
+use crate::controller::export::MessagingEndpoint;
 use crate::controller::inventory::{Listed, Page};
 use crate::controller::status::StatusDocument;
 use crate::crd::{ManagedSpec, Policies};
@@ -100,6 +101,12 @@ pub trait ManagedKind:
 
     /// Kind-specific status fields mirrored from the observed fields.
     fn mirror_fields(_fields: &Self::Fields, _status: &mut StatusDocument) {}
+
+    /// What `spec.export` writes, by default key, from a status: `None` until it has an ARN.
+    fn exported_values(
+        status: &StatusDocument,
+        messaging_endpoint: &MessagingEndpoint,
+    ) -> Option<BTreeMap<&'static str, String>>;
 
     /// Reads the resource; `None` when AWS does not know it.
     fn observe(

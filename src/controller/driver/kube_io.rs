@@ -5,6 +5,7 @@
 use super::memory::memory_key;
 use super::report::{Pass, Report, Requeue, outcome_of};
 use super::{Context, ManagedKind, ReconcileError, object_key};
+use crate::controller::export::{ExportReport, with_export_condition};
 use crate::controller::status::{StatusDocument, merge_conditions};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
@@ -33,7 +34,8 @@ pub(super) async fn finish<K: ManagedKind>(
     report: Report,
 ) -> Result<Pass, ReconcileError> {
     let now = Time(jiff::Timestamp::now());
-    next.conditions = merge_conditions(&current.conditions, &report.health, &now);
+    let merged = merge_conditions(&current.conditions, &report.health, &now);
+    next.conditions = with_export_condition(&current.conditions, merged, &report.export, &now);
     if next != *current {
         write_status(api, object, &next).await?;
     }
@@ -65,6 +67,28 @@ pub(super) async fn finish<K: ManagedKind>(
         action: delay.map_or_else(Action::await_change, Action::requeue),
         reported: Some(outcome_of(&report.health)),
     })
+}
+
+/// Writes only a new `Exported` condition into the stored status (a pass that found the object in sync
+/// needs nothing else written), if it changed.
+pub(super) async fn write_export_condition<K: ManagedKind>(
+    api: &Api<K>,
+    object: &K,
+    current: &StatusDocument,
+    export: &ExportReport,
+) -> Result<(), ReconcileError> {
+    let now = Time(jiff::Timestamp::now());
+    let mut next = current.clone();
+    next.conditions = with_export_condition(
+        &current.conditions,
+        current.conditions.clone(),
+        export,
+        &now,
+    );
+    if next != *current {
+        write_status(api, object, &next).await?;
+    }
+    Ok(())
 }
 
 /// Server-side apply of the whole status with the operator's one field manager.

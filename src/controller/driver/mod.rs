@@ -2,7 +2,8 @@
 //!
 //! The driver owns everything that is the same for every kind: pause, the finalizer (added before any AWS
 //! call), observe-only, adoption, deletion policy, out-of-band deletion, tag management, error handling,
-//! conditions, events and requeue decisions. A kind only says how its spec maps to normalised AWS fields
+//! conditions, events and requeue decisions, and when a pass runs the export step of `spec.export`
+//! ([`crate::controller::export`]: in every apply pass before the status write, and in the cleanup). A kind only says how its spec maps to normalised AWS fields
 //! and how to call its AWS operations (observe / create / update / delete / list).
 //!
 //! Two rules keep AWS honest and cheap:
@@ -57,6 +58,7 @@ use scopes::Scopes;
 
 use crate::controller::accounts::Accounts;
 use crate::controller::events::EventRecorder;
+use crate::controller::export::Exports;
 use crate::crd::is_paused;
 use crate::metrics::Metrics;
 use kube::ResourceExt;
@@ -106,6 +108,8 @@ pub struct Context<K: ManagedKind> {
     pub kind: K::Context,
     /// Where reconciles are counted and timed.
     pub metrics: Metrics,
+    /// The operator's exported ConfigMaps and what they say ([`crate::controller::export`]).
+    pub exports: Exports,
     /// What the process remembers of each object between passes, one record per UID.
     memory: Memory,
     /// The objects found at the start without a record of a create: see [`predating`].
@@ -124,6 +128,7 @@ impl<K: ManagedKind> Context<K> {
         timing: Timing,
         kind: K::Context,
         metrics: Metrics,
+        exports: Exports,
     ) -> Self {
         let schedule = Arc::new(ResyncSchedule::of::<K>(
             timing.resync_period,
@@ -140,6 +145,7 @@ impl<K: ManagedKind> Context<K> {
             timing,
             kind,
             metrics,
+            exports,
             scopes: Scopes::default(),
         }
     }

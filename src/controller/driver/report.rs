@@ -3,6 +3,7 @@
 
 use super::ManagedKind;
 use crate::controller::aws_error::{AwsError, ErrorClass};
+use crate::controller::export::ExportReport;
 use crate::controller::status::{Health, StatusDocument, truncate};
 use crate::crd::CONDITION_READY;
 use crate::metrics::ReconcileOutcome;
@@ -64,6 +65,8 @@ pub(super) struct Report {
     /// The resourceVersion of the create attempt's record this pass wrote, if it wrote one: once the pass
     /// writes its outcome, that version is outdated.
     pub(super) attempt_version: Option<String>,
+    /// What the pass's export step concluded, for the `Exported` condition ([`crate::controller::export`]).
+    pub(super) export: ExportReport,
 }
 
 impl Clone for Report {
@@ -85,6 +88,7 @@ impl Clone for Report {
             requeue: self.requeue,
             events,
             attempt_version: self.attempt_version.clone(),
+            export: self.export.clone(),
         }
     }
 }
@@ -96,6 +100,7 @@ impl Report {
             requeue,
             events: Vec::new(),
             attempt_version: None,
+            export: ExportReport::Unchanged,
         }
     }
 

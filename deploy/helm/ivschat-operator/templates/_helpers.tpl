@@ -26,7 +26,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
-{{/* The operator's rules on its kinds and events, as a ClusterRole or as a Role in the watched namespace. */}}
+{{/* The operator's rules on its kinds, events and exported ConfigMaps, as a ClusterRole or as a Role in the watched namespace. */}}
 {{- define "ivschat-operator.rules" -}}
 - apiGroups: ["ivschat.dev"]
   resources: ["chatrooms", "chatloggingconfigurations"]
@@ -37,6 +37,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 {{- end -}}
 
 {{- /* ChatAccounts (cluster-scoped) and the Namespaces' labels: cluster-wide even for a single-namespace

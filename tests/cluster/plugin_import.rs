@@ -10,10 +10,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aws_sdk_ivschat::Client as Aws;
-use ivschat_emulator::{Emulator, EmulatorConfig};
+use ivschat_emulator::{AccountConfig, Emulator, EmulatorConfig, RoleConfig};
 use ivschat_operator::controller::{self, OperatorHandle, Options};
 use ivschat_operator::crd::{
-    ChatLoggingConfiguration, ChatRoom, OWNER_NAME_TAG, OWNER_NAMESPACE_TAG, OWNER_UID_TAG,
+    ChatAccount, ChatLoggingConfiguration, ChatRoom, OWNER_NAME_TAG, OWNER_NAMESPACE_TAG,
+    OWNER_UID_TAG,
 };
 use ivschat_testsupport::awscli::AwsCli;
 use ivschat_testsupport::cluster::install_test_tracing;
@@ -62,11 +63,15 @@ struct Run {
 
 impl World {
     async fn new(namespace: &str) -> World {
+        World::with_emulator(namespace, EmulatorConfig::default()).await
+    }
+
+    async fn with_emulator(namespace: &str, config: EmulatorConfig) -> World {
         let heavy = serial::beside_others().await;
         let control_plane = control_plane();
         let kube = control_plane.client().await.expect("kube client");
         create_namespace(&kube, namespace).await;
-        let emulator = emulator::start(EmulatorConfig::default()).await;
+        let emulator = emulator::start(config).await;
         let aws = emulator.sdk_client();
         World {
             namespace: namespace.to_owned(),
@@ -105,6 +110,19 @@ impl World {
     /// `kubectl ivschat import -n <namespace> --region us-west-2 <args>` against the emulator, with nothing
     /// from the machine's AWS configuration; it must succeed.
     async fn import(&self, args: &[&str]) -> Run {
+        let (code, run) = self.import_as(&self.kubeconfig, args).await;
+        assert_eq!(
+            code,
+            Some(0),
+            "import {args:?} failed\nstdout: {}\nstderr: {}",
+            run.stdout,
+            run.stderr
+        );
+        run
+    }
+
+    /// [`World::import`] through `kubeconfig`, whatever its outcome: the exit code and the output.
+    async fn import_as(&self, kubeconfig: &Path, args: &[&str]) -> (Option<i32>, Run) {
         let mut command = tokio::process::Command::new(PLUGIN);
         command.arg("import").args(args).args([
             "-n",
@@ -115,20 +133,13 @@ impl World {
             &self.emulator.url(),
         ]);
         emulator::isolate_aws_env(command.as_std_mut(), &self.emulator);
-        command.env("KUBECONFIG", &self.kubeconfig);
+        command.env("KUBECONFIG", kubeconfig);
         let output = command.output().await.expect("running the plugin");
         let run = Run {
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         };
-        assert!(
-            output.status.success(),
-            "import {args:?} failed ({:?})\nstdout: {}\nstderr: {}",
-            output.status.code(),
-            run.stdout,
-            run.stderr
-        );
-        run
+        (output.status.code(), run)
     }
 
     /// The tags AWS has on `arn`.
@@ -657,4 +668,162 @@ async fn filters_select_by_name_and_tags_and_the_stream_goes_to_stdout() {
         2 + 2 + 1 + 2 + 2,
         "one GetRoom per room each run selects, none for the others"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_who_may_not_list_objects_cluster_wide_is_told_why_the_import_needs_it() {
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    use kube::api::PostParams;
+    let world = World::new("plugin-import-rbac").await;
+    world
+        .aws
+        .create_room()
+        .name("free")
+        .send()
+        .await
+        .expect("CreateRoom");
+    // A user who may list the namespace's ChatRooms and ChatLoggingConfigurations, not the cluster's,
+    // through a copy of the kubeconfig that impersonates them.
+    let user = "plugin-import-reader";
+    let rules = json!([{
+        "apiGroups": ["ivschat.dev"],
+        "resources": ["chatrooms", "chatloggingconfigurations"],
+        "verbs": ["get", "list"],
+    }]);
+    Api::<Role>::namespaced(world.kube.clone(), &world.namespace)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "importer"}, "rules": rules}))
+                .expect("Role"),
+        )
+        .await
+        .expect("creating the Role");
+    Api::<RoleBinding>::namespaced(world.kube.clone(), &world.namespace)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "importer"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "importer"},
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+            }))
+            .expect("RoleBinding"),
+        )
+        .await
+        .expect("creating the RoleBinding");
+    let mut kubeconfig: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&world.kubeconfig).expect("kubeconfig"))
+            .expect("kubeconfig YAML");
+    kubeconfig["users"][0]["user"]["as"] = user.into();
+    let path = control_plane()
+        .data_dir()
+        .join("plugin-import-rbac-kubeconfig.yaml");
+    std::fs::write(&path, serde_yaml::to_string(&kubeconfig).expect("YAML")).expect("writing");
+    world.emulator.reset_metrics();
+
+    let (code, run) = world.import_as(&path, &[]).await;
+    assert_eq!(
+        code,
+        Some(1),
+        "stdout: {}\nstderr: {}",
+        run.stdout,
+        run.stderr
+    );
+    assert!(run.stdout.is_empty(), "no manifest: {}", run.stdout);
+    assert!(
+        run.stderr.contains("listing ChatRooms in all namespaces")
+            && run.stderr.contains(
+                "needs list on chatrooms.ivschat.dev and chatloggingconfigurations.ivschat.dev cluster-wide"
+            ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        emulator::requests(
+            &world.emulator,
+            &["ListRooms", "ListLoggingConfigurations", "GetRoom"]
+        ),
+        0,
+        "refused before any AWS call"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_an_account_the_import_reads_through_its_role_and_names_it_in_the_manifests() {
+    const FAR_ACCOUNT: &str = "111111111111";
+    const ROLE: &str = "arn:aws:iam::111111111111:role/importer";
+    const EXTERNAL_ID: &str = "import-ext-2b9c";
+    let world = World::with_emulator(
+        "plugin-import-account",
+        EmulatorConfig {
+            accounts: vec![AccountConfig {
+                id: FAR_ACCOUNT.into(),
+                roles: vec![RoleConfig {
+                    external_id: Some(EXTERNAL_ID.into()),
+                    ..RoleConfig::new("importer")
+                }],
+            }],
+            ..EmulatorConfig::default()
+        },
+    )
+    .await;
+    let account = "plugin-import-far";
+    let accounts: Api<ChatAccount> = Api::all(world.kube.clone());
+    let _ = accounts.delete(account, &Default::default()).await;
+    accounts
+        .create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "ivschat.dev/v1alpha1",
+                "kind": "ChatAccount",
+                "metadata": {"name": account},
+                "spec": {
+                    "roleArn": ROLE,
+                    "externalId": EXTERNAL_ID,
+                    "endpointUrl": world.emulator.url(),
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": world.namespace}},
+                },
+            }))
+            .expect("ChatAccount"),
+        )
+        .await
+        .expect("creating the ChatAccount");
+    let far = emulator::assumed_client(&world.emulator, ROLE, Some(EXTERNAL_ID), REGION).await;
+    let far_room = far
+        .create_room()
+        .name("far_lobby")
+        .send()
+        .await
+        .expect("CreateRoom in the second account")
+        .arn()
+        .expect("an ARN")
+        .to_owned();
+    // A room of the default account, which an import through the role must not see.
+    world
+        .aws
+        .create_room()
+        .name("near_lobby")
+        .send()
+        .await
+        .expect("CreateRoom");
+    world.emulator.reset_metrics();
+
+    let run = world.import(&["--account", account]).await;
+    let imported = documents(&run.stdout);
+    assert_eq!(
+        kinds_and_names(&imported),
+        [("ChatRoom".to_owned(), "far-lobby".to_owned())],
+        "{}",
+        run.stderr
+    );
+    assert_eq!(imported[0]["spec"]["adoptArn"], json!(far_room));
+    assert_eq!(imported[0]["spec"]["accountRef"], json!({"name": account}));
+    assert_eq!(imported[0]["spec"]["region"], REGION);
+    assert_eq!(world.emulator.sts_request_count("AssumeRole", "success"), 1);
+    assert_eq!(
+        world
+            .emulator
+            .request_count_in(FAR_ACCOUNT, REGION, "ListRooms"),
+        1
+    );
+    let _ = accounts.delete(account, &Default::default()).await;
 }

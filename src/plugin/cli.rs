@@ -46,7 +46,8 @@ pub struct GlobalArgs {
 
     /// With --arn: assume the role of this ChatAccount (cluster-scoped; you need `get` on
     /// chataccounts.ivschat.dev) with your own AWS credentials, and use its endpointUrl. Omitted: your own
-    /// credentials. A ChatRoom's account is its spec.accountRef, never this flag.
+    /// credentials. A ChatRoom's account is its spec.accountRef, never this flag. With import: the account
+    /// to read, which the manifests name in spec.accountRef.
     #[arg(long, global = true, value_name = "CHAT_ACCOUNT")]
     pub account: Option<String>,
 

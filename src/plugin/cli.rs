@@ -88,15 +88,19 @@ pub enum Command {
     DisconnectUser(DisconnectUserArgs),
     /// Without ROOM: the namespace's ChatRooms. With ROOM: its spec, the room in AWS and its conditions.
     Status(StatusArgs),
-    /// Write ChatLoggingConfiguration and ChatRoom manifests (YAML, spec.adoptArn, every field as AWS
-    /// reports it) for the rooms and logging configurations of an account and region that no object of
-    /// this cluster manages. `-n` is the manifests' namespace, `--account` the ChatAccount they live in
-    /// (its role is assumed to read them), `--region` the region read. Skipped and listed on stderr: ARNs
-    /// that an object's status.arn or spec.adoptArn names, resources tagged ivschat.dev/owner-uid by an
-    /// object of this cluster (or, without --include-orphaned, by one it does not have), logging
-    /// configurations that are DELETING or failed. Object names: the AWS name lower-cased with other
-    /// characters as '-', at most 63; unnamed resources, and names two resources (or an existing object)
-    /// would share, get '-<id>'. The output is always YAML (-o does not apply).
+    /// Write manifests adopting the rooms and logging configurations no object of this cluster manages.
+    ///
+    /// ChatLoggingConfiguration and ChatRoom manifests (YAML, spec.adoptArn, every field as AWS reports
+    /// it) for the resources of an account and region; applied, the operator adopts them with no AWS write
+    /// but its ownership tags. Example: `kubectl ivschat import -n chat --region eu-west-1 --output-dir
+    /// gitops/chat`. `-n` is the manifests' namespace, `--account` the ChatAccount they live in (its role
+    /// is assumed to read them), `--region` the region read.
+    ///
+    /// Skipped and listed on stderr: ARNs that an object's status.arn or spec.adoptArn names, resources
+    /// tagged ivschat.dev/owner-uid by an object of this cluster (or, without --include-orphaned, by one
+    /// it does not have), logging configurations that are DELETING or failed. Object names: the AWS name
+    /// lower-cased with other characters as '-', at most 63; unnamed resources, and names two resources
+    /// (or an existing object) would share, get '-<id>'. The output is always YAML (-o does not apply).
     Import(super::import::ImportArgs),
 }
 

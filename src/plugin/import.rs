@@ -645,13 +645,103 @@ fn account_reference(placement: &Placement) -> Option<AccountReference> {
 // -------------------------------------------------------------------------------------------------------------
 // Rendering (pure)
 
-/// One object as a YAML document, preceded by a comment naming the AWS resource it adopts.
+/// One object as a YAML document, preceded by a comment naming the AWS resource it adopts. The fields
+/// keep the order of the Rust types (serde_yaml's mapping is ordered), so a manifest reads like the CRD.
 fn document<K: serde::Serialize>(object: &K, arn: &str) -> Result<String, PluginError> {
-    let yaml = serde_yaml::to_string(object)
-        .map_err(|error| PluginError::Output(format!("rendering {arn} as YAML: {error}")))?;
-    Ok(format!(
-        "# Imported by kubectl ivschat import from {arn}\n{yaml}"
-    ))
+    let value = serde_yaml::to_value(object)
+        .map_err(|error| PluginError::Output(format!("rendering {arn}: {error}")))?;
+    let mut yaml = format!("# Imported by kubectl ivschat import from {arn}\n");
+    write_yaml(&value, 0, &mut yaml);
+    Ok(yaml)
+}
+
+/// Writes `value` as block YAML at `indent` spaces. Written here rather than by serde_yaml's serializer
+/// because kubectl and most GitOps tools read YAML 1.1, where a plain `yes`, `off` or `y` is a boolean:
+/// serde_yaml (YAML 1.2) leaves such strings unquoted, and a tag value `yes` would reach the API server as
+/// `true`. Every string that is not plainly a word ([`plain_scalar`]) is written as a JSON string, which
+/// YAML reads as the same double-quoted string.
+fn write_yaml(value: &serde_yaml::Value, indent: usize, out: &mut String) {
+    use serde_yaml::Value;
+    let pad = " ".repeat(indent);
+    match value {
+        Value::Mapping(map) => {
+            for (key, item) in map {
+                out.push_str(&format!("{pad}{}:", leaf_text(key)));
+                write_nested(item, indent, out);
+            }
+        }
+        Value::Sequence(items) => {
+            for item in items {
+                match item {
+                    // `- ` then the mapping's first key on the same line, the rest aligned under it.
+                    Value::Mapping(map) if !map.is_empty() => {
+                        let mut nested = String::new();
+                        write_yaml(item, indent + 2, &mut nested);
+                        out.push_str(&format!("{pad}- {}", &nested[indent + 2..]));
+                    }
+                    _ => {
+                        out.push_str(&format!("{pad}-"));
+                        write_nested(item, indent, out);
+                    }
+                }
+            }
+        }
+        Value::Tagged(tagged) => write_yaml(&tagged.value, indent, out),
+        scalar => out.push_str(&format!("{pad}{}\n", leaf_text(scalar))),
+    }
+}
+
+/// The rest of a `key:` or `-` line: a scalar or empty collection on the line, else the block below it.
+fn write_nested(value: &serde_yaml::Value, indent: usize, out: &mut String) {
+    use serde_yaml::Value;
+    match value {
+        Value::Mapping(map) if !map.is_empty() => {
+            out.push('\n');
+            write_yaml(value, indent + 2, out);
+        }
+        Value::Sequence(items) if !items.is_empty() => {
+            out.push('\n');
+            write_yaml(value, indent + 2, out);
+        }
+        leaf => out.push_str(&format!(" {}\n", leaf_text(leaf))),
+    }
+}
+
+/// A scalar (or empty collection) as it appears after `key:` or `- `.
+fn leaf_text(value: &serde_yaml::Value) -> String {
+    use serde_yaml::Value;
+    match value {
+        Value::String(text) => scalar_text(text),
+        Value::Mapping(_) => "{}".to_owned(),
+        Value::Sequence(_) => "[]".to_owned(),
+        Value::Null => "null".to_owned(),
+        Value::Bool(flag) => flag.to_string(),
+        Value::Number(number) => number.to_string(),
+        Value::Tagged(tagged) => leaf_text(&tagged.value),
+    }
+}
+
+/// A string as a YAML scalar: plain when [`plain_scalar`], else JSON-quoted.
+fn scalar_text(text: &str) -> String {
+    if plain_scalar(text) {
+        text.to_owned()
+    } else {
+        serde_json::Value::String(text.to_owned()).to_string()
+    }
+}
+
+/// Whether `text` reads back as the same string in YAML 1.1 and 1.2 when written plain: a letter, then
+/// letters, digits, `-`, `_`, `.` and `/`, and none of the words YAML 1.1 reads as booleans or null.
+pub fn plain_scalar(text: &str) -> bool {
+    const SPECIAL: [&str; 12] = [
+        "y", "yes", "n", "no", "true", "false", "on", "off", "null", "nil", "nan", "inf",
+    ];
+    let mut chars = text.chars();
+    chars
+        .next()
+        .is_some_and(|first| first.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+        && !SPECIAL.contains(&text.to_ascii_lowercase().as_str())
 }
 
 /// The plan's objects as `(file name, document)`, logging configurations first, each kind by name.
@@ -1336,6 +1426,44 @@ mod tests {
             text.starts_with("---\n# Imported by kubectl ivschat import from arn:aws:ivschat:")
         );
         assert_eq!(stream(&Plan::default()).expect("rendered"), "");
+    }
+
+    #[test]
+    fn yaml_quotes_what_yaml_1_1_would_read_as_another_type() {
+        for word in [
+            "yes", "No", "on", "OFF", "y", "true", "null", "0123", "1e3", "", "a: b", "#x", "- x",
+        ] {
+            assert!(!plain_scalar(word), "{word:?} must be quoted");
+        }
+        for word in [
+            "chat",
+            "Support_EU",
+            "ivschat.dev/v1alpha1",
+            "team-a",
+            "yesterday",
+        ] {
+            assert!(plain_scalar(word), "{word:?} can stay plain");
+        }
+        let mut room = aws_room("ROOM00000001", "lobby");
+        room.tags = tags(&[
+            ("selected", "yes"),
+            ("no", "1"),
+            ("note", "a: b # c"),
+            ("empty", ""),
+        ]);
+        room.logging_configuration_arns =
+            vec![config_arn("LOGS00000001"), config_arn("LOGS00000002")];
+        let object = room_object(&room, "lobby", &BTreeMap::new(), &placement());
+        let text = document(&object, &room.arn).expect("rendered");
+        assert!(text.contains("    selected: \"yes\"\n"), "{text}");
+        assert!(text.contains("    \"no\": \"1\"\n"), "{text}");
+        assert!(
+            text.contains("  loggingConfigurations:\n    - arn: \"arn:aws:ivschat:"),
+            "{text}"
+        );
+        // Whatever YAML reader: the document is the object.
+        let read: serde_json::Value = serde_yaml::from_str(&text).expect("YAML");
+        assert_eq!(read, serde_json::to_value(&object).expect("JSON"), "{text}");
     }
 
     fn parse(args: &[&str]) -> Result<super::super::args::Request, Vec<String>> {

@@ -435,7 +435,8 @@ pub fn base_name(aws_name: &str) -> Option<String> {
     (!name.is_empty()).then(|| name.to_owned())
 }
 
-/// `base` with `-<id>` appended, the base shortened so that the whole fits in [`NAME_MAX`].
+/// `base` with `-<id>` appended, the base shortened so that the whole fits in 63 characters
+/// (`NAME_MAX`).
 pub fn suffixed_name(base: &str, id: &str) -> String {
     let id = id.to_ascii_lowercase();
     let room_for_base = NAME_MAX.saturating_sub(id.len() + 1);

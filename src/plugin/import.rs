@@ -33,6 +33,8 @@
 //!   keys, `spec.region` (always: an object cannot move region, so the manifest must not depend on the
 //!   operator's default), `spec.accountRef` with `--account`, and `deletionPolicy` (`--deletion-policy`,
 //!   default Retain: deleting an imported manifest should not delete a room that predates it).
+//! - With `--account`, a warning (not an error) when that ChatAccount does not select the namespace: the
+//!   objects would be Stalled there until the platform team widens its selector.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -802,6 +804,12 @@ pub async fn run(global: &GlobalArgs, request: &ImportRequest) -> Result<String,
         Some(name) => Some(kube.account(name, None).await?),
         None => None,
     };
+    if let (Some(name), Some(account)) = (&global.account, &account) {
+        let labels = namespace_labels(&kube).await;
+        if let Some(warning) = account_warning(name, &account.spec, &kube.namespace, &labels) {
+            eprintln!("warning: {warning}");
+        }
+    }
     let cluster = cluster_objects(&kube).await?;
     let inputs = super::target::Inputs {
         region_flag: global.region.as_deref(),
@@ -835,6 +843,40 @@ pub async fn run(global: &GlobalArgs, request: &ImportRequest) -> Result<String,
         None => stream(&plan),
         Some(dir) => write_files(dir, &documents(&plan)?),
     }
+}
+
+/// The target namespace's labels, as a ChatAccount's selector sees them. A namespace not created yet will
+/// carry its name label; one the user may not read is taken as that too (the warning is advice only).
+async fn namespace_labels(kube: &super::KubeAccess) -> BTreeMap<String, String> {
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> =
+        Api::all(kube.accounts.clone().into_client());
+    let name_label = || {
+        BTreeMap::from([(
+            "kubernetes.io/metadata.name".to_owned(),
+            kube.namespace.clone(),
+        )])
+    };
+    match namespaces.get_opt(&kube.namespace).await {
+        Ok(Some(namespace)) => namespace.metadata.labels.unwrap_or_else(name_label),
+        _ => name_label(),
+    }
+}
+
+/// Why the manifests naming `account` will not work in `namespace`, if they will not: a ChatAccount
+/// serves only the namespaces its selector selects (none without one), and the operator leaves the others'
+/// objects Stalled. Not an error: the platform team may widen the selector before the manifests are applied.
+pub fn account_warning(
+    account: &str,
+    spec: &crate::crd::ChatAccountSpec,
+    namespace: &str,
+    labels: &BTreeMap<String, String>,
+) -> Option<String> {
+    let selected = spec.namespace_selector.as_ref().is_some_and(|selector| {
+        crate::controller::accounts::placement::selector_matches(selector, labels)
+    });
+    (!selected).then(|| format!(
+        "ChatAccount {account} does not select namespace {namespace} (spec.namespaceSelector): the imported objects will be Stalled (AccountNotPermitted) there until it does"
+    ))
 }
 
 /// Every ChatRoom and ChatLoggingConfiguration of the cluster, indexed; a refusal says which permission
@@ -1465,6 +1507,48 @@ mod tests {
         // Whatever YAML reader: the document is the object.
         let read: serde_json::Value = serde_yaml::from_str(&text).expect("YAML");
         assert_eq!(read, serde_json::to_value(&object).expect("JSON"), "{text}");
+    }
+
+    #[test]
+    fn an_account_that_does_not_select_the_namespace_is_warned_about() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+        let labels = tags(&[("kubernetes.io/metadata.name", "chat"), ("tier", "prod")]);
+        let selecting = |selector: Option<LabelSelector>| crate::crd::ChatAccountSpec {
+            namespace_selector: selector,
+            ..crate::crd::ChatAccountSpec::default()
+        };
+        let by_label = LabelSelector {
+            match_labels: Some(tags(&[("tier", "prod")])),
+            ..LabelSelector::default()
+        };
+        assert_eq!(
+            account_warning("prod", &selecting(Some(by_label)), "chat", &labels),
+            None
+        );
+        assert_eq!(
+            account_warning(
+                "prod",
+                &selecting(Some(LabelSelector::default())),
+                "chat",
+                &labels
+            ),
+            None,
+            "{{}} selects every namespace"
+        );
+        let other = LabelSelector {
+            match_labels: Some(tags(&[("tier", "dev")])),
+            ..LabelSelector::default()
+        };
+        let warning =
+            account_warning("prod", &selecting(Some(other)), "chat", &labels).expect("a warning");
+        assert!(
+            warning.contains("does not select namespace chat"),
+            "{warning}"
+        );
+        assert!(
+            account_warning("prod", &selecting(None), "chat", &labels).is_some(),
+            "no selector: no namespace"
+        );
     }
 
     fn parse(args: &[&str]) -> Result<super::super::args::Request, Vec<String>> {

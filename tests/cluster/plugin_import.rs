@@ -818,6 +818,11 @@ async fn with_an_account_the_import_reads_through_its_role_and_names_it_in_the_m
     assert_eq!(imported[0]["spec"]["adoptArn"], json!(far_room));
     assert_eq!(imported[0]["spec"]["accountRef"], json!({"name": account}));
     assert_eq!(imported[0]["spec"]["region"], REGION);
+    assert!(
+        !run.stderr.contains("warning:"),
+        "the account selects the namespace: {}",
+        run.stderr
+    );
     assert_eq!(world.emulator.sts_request_count("AssumeRole", "success"), 1);
     assert_eq!(
         world

@@ -45,7 +45,7 @@ use kube::api::{Api, ListParams};
 use regex::Regex;
 
 use super::cli::GlobalArgs;
-use super::error::PluginError;
+use super::error::{AwsFailure, AwsFailureKind, PluginError};
 use crate::controller::logging_configuration::from_aws_destination;
 use crate::crd::{
     AccountReference, ChatLoggingConfiguration, ChatLoggingConfigurationSpec, ChatRoom,
@@ -917,7 +917,14 @@ async fn list_logging_configurations(
             .set_next_token(next_token.take())
             .send()
             .await
-            .map_err(|error| aws.error("ListLoggingConfigurations", "", &error))?;
+            .map_err(|error| {
+                read_error(
+                    aws,
+                    "ListLoggingConfigurations",
+                    "the account's logging configurations",
+                    &error,
+                )
+            })?;
         found.extend(
             page.logging_configurations()
                 .iter()
@@ -954,7 +961,7 @@ async fn read_rooms(
             .set_next_token(next_token.take())
             .send()
             .await
-            .map_err(|error| aws.error("ListRooms", "", &error))?;
+            .map_err(|error| read_error(aws, "ListRooms", "the account's rooms", &error))?;
         summaries.extend(page.rooms().iter().cloned());
         match page.next_token() {
             Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
@@ -1002,10 +1009,46 @@ async fn read_rooms(
             Err(error)
                 if aws_sdk_ivschat::error::ProvideErrorMetadata::code(&error)
                     == Some("ResourceNotFoundException") => {}
-            Err(error) => return Err(aws.error("GetRoom", arn, &error)),
+            Err(error) => return Err(read_error(aws, "GetRoom", arn, &error)),
         }
     }
     Ok(rooms)
+}
+
+/// An AWS error of one of the import's reads. Access denied names the three actions the import needs: the
+/// plugin's general sentence points at the data-plane policy, which has none of the list actions.
+fn read_error<E>(
+    aws: &super::Access,
+    operation: &'static str,
+    subject: &str,
+    error: &aws_sdk_ivschat::error::SdkError<E, aws_sdk_ivschat::config::http::HttpResponse>,
+) -> PluginError
+where
+    E: aws_sdk_ivschat::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let failure = AwsFailure::from_sdk(operation, subject, error).signed_as(aws.role.clone());
+    match &failure.kind {
+        AwsFailureKind::Service {
+            code: Some(code),
+            message,
+            ..
+        } if code == "AccessDeniedException" => {
+            let whose = aws.role.as_ref().map_or_else(
+                || "your own AWS identity".to_owned(),
+                |role| {
+                    format!(
+                        "the role {} of ChatAccount {}, assumed with your credentials",
+                        role.role_arn, role.account
+                    )
+                },
+            );
+            PluginError::Config(format!(
+                "access denied to ivschat:{operation} on {subject} (AWS said: {}): import reads with ivschat:ListRooms, ivschat:GetRoom and ivschat:ListLoggingConfigurations, which {whose} must be allowed in this account and region",
+                message.as_deref().unwrap_or("no message")
+            ))
+        }
+        _ => PluginError::Aws(failure),
+    }
 }
 
 /// A room from its ListRooms summary (the message limits as the AWS defaults: the summary lacks them).

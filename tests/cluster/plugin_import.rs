@@ -832,3 +832,38 @@ async fn with_an_account_the_import_reads_through_its_role_and_names_it_in_the_m
     );
     let _ = accounts.delete(account, &Default::default()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_denied_names_the_three_actions_the_import_needs() {
+    let world = World::new("plugin-import-denied").await;
+    let denying = super::plugin::failing_endpoint(
+        400,
+        "AccessDeniedException",
+        "User is not authorized to perform: ivschat:ListLoggingConfigurations",
+    )
+    .await;
+    let mut command = tokio::process::Command::new(PLUGIN);
+    command.args([
+        "import",
+        "-n",
+        &world.namespace,
+        "--region",
+        REGION,
+        "--aws-endpoint-url",
+        &denying,
+    ]);
+    emulator::isolate_aws_env(command.as_std_mut(), &world.emulator);
+    command.env("KUBECONFIG", &world.kubeconfig);
+    let output = command.output().await.expect("running the plugin");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(output.stdout.is_empty(), "no manifest");
+    assert!(
+        stderr.contains(
+            "access denied to ivschat:ListLoggingConfigurations on the account's logging configurations (AWS said: User is not authorized"
+        ) && stderr.contains(
+            "import reads with ivschat:ListRooms, ivschat:GetRoom and ivschat:ListLoggingConfigurations, which your own AWS identity must be allowed"
+        ),
+        "{stderr}"
+    );
+}

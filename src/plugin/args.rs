@@ -13,6 +13,7 @@ use ivschat_api::limits::{
 };
 
 use super::cli::{Command, GlobalArgs};
+use super::import::ImportRequest;
 use crate::crd::patterns;
 
 /// What a chat token lets its user do besides receiving messages.
@@ -86,6 +87,8 @@ pub enum Request {
     ListRooms,
     /// `status ROOM` or `status --arn ARN`.
     RoomStatus { room: RoomTarget },
+    /// `import`: manifests for the account's unmanaged resources.
+    Import(ImportRequest),
 }
 
 /// Every problem found in the arguments, one sentence each.
@@ -118,7 +121,7 @@ impl Problems {
 /// Validates the global options and the command's arguments.
 pub fn validate(global: &GlobalArgs, command: &Command) -> Result<Request, InvalidArguments> {
     let mut problems = Problems::default();
-    validate_global(global, &mut problems);
+    validate_global(global, matches!(command, Command::Import(_)), &mut problems);
     let request = match command {
         Command::Token(args) => {
             let room = room_target(args.room.as_deref(), global.arn.as_deref(), &mut problems);
@@ -205,6 +208,9 @@ pub fn validate(global: &GlobalArgs, command: &Command) -> Result<Request, Inval
                 room: room_target(room, arn, &mut problems),
             },
         },
+        Command::Import(args) => {
+            Request::Import(super::import::validate(global, args, &mut problems.0))
+        }
     };
     if problems.0.is_empty() {
         Ok(request)
@@ -213,7 +219,8 @@ pub fn validate(global: &GlobalArgs, command: &Command) -> Result<Request, Inval
     }
 }
 
-fn validate_global(global: &GlobalArgs, problems: &mut Problems) {
+/// `account_alone`: the command takes `--account` without `--arn` (import names the account to read).
+fn validate_global(global: &GlobalArgs, account_alone: bool, problems: &mut Problems) {
     if let Some(namespace) = &global.namespace
         && !is_dns_label(namespace)
     {
@@ -244,7 +251,7 @@ fn validate_global(global: &GlobalArgs, problems: &mut Problems) {
                 "--account {account:?} is not a valid ChatAccount name (lower-case letters, digits, '-' and '.')"
             ));
         }
-        if global.arn.is_none() {
+        if global.arn.is_none() && !account_alone {
             problems.add(format!(
                 "--account {account:?} goes with --arn: a ChatRoom's account is its spec.accountRef"
             ));

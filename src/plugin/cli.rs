@@ -46,7 +46,8 @@ pub struct GlobalArgs {
 
     /// With --arn: assume the role of this ChatAccount (cluster-scoped; you need `get` on
     /// chataccounts.ivschat.dev) with your own AWS credentials, and use its endpointUrl. Omitted: your own
-    /// credentials. A ChatRoom's account is its spec.accountRef, never this flag.
+    /// credentials. A ChatRoom's account is its spec.accountRef, never this flag. With import: the account
+    /// to read, which the manifests name in spec.accountRef.
     #[arg(long, global = true, value_name = "CHAT_ACCOUNT")]
     pub account: Option<String>,
 
@@ -87,6 +88,20 @@ pub enum Command {
     DisconnectUser(DisconnectUserArgs),
     /// Without ROOM: the namespace's ChatRooms. With ROOM: its spec, the room in AWS and its conditions.
     Status(StatusArgs),
+    /// Write manifests adopting the rooms and logging configurations no object of this cluster manages.
+    ///
+    /// ChatLoggingConfiguration and ChatRoom manifests (YAML, spec.adoptArn, every field as AWS reports
+    /// it) for the resources of an account and region; applied, the operator adopts them with no AWS write
+    /// but its ownership tags. Example: `kubectl ivschat import -n chat --region eu-west-1 --output-dir
+    /// gitops/chat`. `-n` is the manifests' namespace, `--account` the ChatAccount they live in (its role
+    /// is assumed to read them), `--region` the region read.
+    ///
+    /// Skipped and listed on stderr: ARNs that an object's status.arn or spec.adoptArn names, resources
+    /// tagged ivschat.dev/owner-uid by an object of this cluster (or, without --include-orphaned, by one
+    /// it does not have), logging configurations that are DELETING or failed. Object names: the AWS name
+    /// lower-cased with other characters as '-', at most 63; unnamed resources, and names two resources
+    /// (or an existing object) would share, get '-<id>'. The output is always YAML (-o does not apply).
+    Import(super::import::ImportArgs),
 }
 
 #[derive(Debug, Args)]

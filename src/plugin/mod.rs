@@ -17,6 +17,7 @@
 pub mod args;
 pub mod cli;
 pub mod error;
+pub mod import;
 pub mod render;
 pub mod status;
 pub mod target;
@@ -78,6 +79,7 @@ pub async fn run(cli: &Cli, colour: bool) -> Result<String, PluginError> {
     let request = args::validate(global, &cli.command).map_err(PluginError::InvalidArguments)?;
     let format = global.output;
     match request {
+        Request::Import(request) => import::run(global, &request).await,
         Request::ListRooms => {
             let kube = KubeAccess::connect(global).await?;
             let rooms = kube.list().await?;

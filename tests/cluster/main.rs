@@ -18,3 +18,4 @@ mod image;
 mod leader_election;
 mod metrics;
 mod plugin;
+mod plugin_import;

@@ -1617,7 +1617,11 @@ async fn aws_errors_are_translated_into_what_to_do() {
 
 /// An HTTP server that answers every request with one AWS error (header-typed, as restJson1 services do),
 /// for the errors the emulator never produces.
-async fn failing_endpoint(status: u16, error_type: &'static str, message: &'static str) -> String {
+pub(super) async fn failing_endpoint(
+    status: u16,
+    error_type: &'static str,
+    message: &'static str,
+) -> String {
     let app = axum::Router::new().fallback(move || async move {
         (
             axum::http::StatusCode::from_u16(status).expect("status code"),

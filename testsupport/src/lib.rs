@@ -4,10 +4,12 @@
 //! ports ([`http`]), the Prometheus text format ([`metrics`]), SigV4 signing of raw requests ([`sigv4`]),
 //! the emulator and WebSocket clients of its chat API ([`emulator`], [`messaging`]), starting the operator
 //! in-process or as a process ([`operator`]), a TCP proxy that partitions a process from the API server
-//! ([`proxy`]) and which tests may run side by side ([`serial`]).
+//! ([`proxy`]) and which tests may run side by side ([`serial`]); and the real AWS CLI pointed at an
+//! emulator ([`awscli`]), for resources made the way a user makes them.
 //!
 //! `testenv` stays the control-plane launcher (and the `make cluster-up` binary); this crate builds on it.
 
+pub mod awscli;
 pub mod cluster;
 pub mod command;
 pub mod emulator;

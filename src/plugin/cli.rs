@@ -87,6 +87,9 @@ pub enum Command {
     DisconnectUser(DisconnectUserArgs),
     /// Without ROOM: the namespace's ChatRooms. With ROOM: its spec, the room in AWS and its conditions.
     Status(StatusArgs),
+    /// Print the room's messages, events, deletions and disconnects as they arrive (no history).
+    #[command(long_about = super::tail::LONG_ABOUT)]
+    Tail(super::tail::TailArgs),
 }
 
 #[derive(Debug, Args)]

@@ -140,7 +140,8 @@ export PATH="$(dirname "$kubectl_bin"):$plugin_dir:$PATH"
 kubectl ivschat token test-room-1 --user-id ada --capability SEND_MESSAGE
 echo
 echo "==> kubectl ivschat tail test-room-1 (in the background) while kubectl ivschat send-event test-room-1 --name app:demo"
-kubectl ivschat tail test-room-1 >"$state/tail.out" 2>"$state/tail.err" &
+# exec (kubectl execs its plugins too), so that $! is the tail itself, which the Ctrl-C below must reach.
+(exec "$kubectl_bin" ivschat tail test-room-1) >"$state/tail.out" 2>"$state/tail.err" &
 echo $! >"$state/tail.pid"
 wait_for_line() { # wait_for_line FILE TEXT: until FILE has a line with TEXT (10 s), else show the tail's stderr
   for _ in $(seq 100); do grep -q -- "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done

@@ -700,6 +700,8 @@ async fn receive(
     let opened = Instant::now();
     // Set by what the server said before it closed: a session end, a deleted room, our own user kicked.
     let mut verdict: Option<Ended> = None;
+    // The server's close frame, once it came: reading on lets tungstenite send the reply, then the stream ends.
+    let mut closed: Option<String> = None;
     loop {
         let frame = tokio::select! {
             biased;
@@ -709,15 +711,16 @@ async fn receive(
             }
             frame = socket.next() => frame,
         };
-        let lost = |why: String| Ended::Lost {
-            why,
-            lasted: opened.elapsed(),
+        let ended = |why: String| {
+            verdict.clone().unwrap_or(Ended::Lost {
+                why: closed.clone().unwrap_or(why),
+                lasted: opened.elapsed(),
+            })
         };
         let text = match frame {
             Some(Ok(Message::Text(text))) => text,
             Some(Ok(Message::Close(close))) => {
-                // tungstenite answers the close frame itself; the next read ends the stream.
-                let why = close.map_or_else(
+                closed = Some(close.map_or_else(
                     || "the server closed the connection".to_owned(),
                     |frame| {
                         format!(
@@ -726,19 +729,13 @@ async fn receive(
                             frame.reason.as_str()
                         )
                     },
-                );
-                return Ok(verdict.unwrap_or_else(|| lost(why)));
+                ));
+                continue;
             }
             // Pings are answered by tungstenite; binary frames are no IVS Chat entity.
             Some(Ok(_)) => continue,
-            Some(Err(error)) => {
-                return Ok(
-                    verdict.unwrap_or_else(|| lost(format!("the connection failed: {error}")))
-                );
-            }
-            None => {
-                return Ok(verdict.unwrap_or_else(|| lost("the connection was dropped".to_owned())));
-            }
+            Some(Err(error)) => return Ok(ended(format!("the connection failed: {error}"))),
+            None => return Ok(ended("the connection was dropped".to_owned())),
         };
         match parse(text.as_str()) {
             Ok(Received::Entry(entry)) => {

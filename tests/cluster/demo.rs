@@ -181,10 +181,20 @@ async fn make_demo_comes_up_ready_with_the_plugin_and_demo_down_leaves_nothing()
     );
 
     // The plugin at work: one token, one tail line.
+    let field = |name: &str| {
+        stdout
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{name}:")))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("kubectl ivschat token printed no {name}: {stdout}"))
+    };
+    assert_eq!(field("User"), "ada");
+    assert_eq!(field("Capabilities"), "SEND_MESSAGE");
     assert!(
-        stdout.contains("User:") && stdout.contains("ada") && stdout.contains("SEND_MESSAGE"),
-        "the token of kubectl ivschat token: {stdout}"
+        field("Room").starts_with("arn:aws:ivschat:us-west-2:"),
+        "{stdout}"
     );
+    assert!(!field("Token").is_empty());
     let tail_line = stdout
         .lines()
         .find(|line| line.contains("  EVENT  "))

@@ -156,6 +156,8 @@ wait "$tail_pid"
 rm -f "$state/tail.pid"
 echo "the tail printed (then stopped on Ctrl-C):"
 sed 's/^/  /' "$state/tail.out"
+echo "and said on stderr:"
+sed 's/^/  /' "$state/tail.err"
 echo
 echo "The demo keeps running. In another shell, paste:"
 echo "  $kubeconfig_line"

@@ -4,7 +4,9 @@
 //! an event from `kubectl ivschat send-event`, the deletion of that message by the id tail printed (through
 //! `delete-message`) and the disconnect of the JS client's user (through `disconnect-user`); then live through
 //! a session expiry (one "minute" of sessionDurationInMinutes is [`SESSION_MINUTE`] here) by reconnecting with
-//! a new token and printing what comes next; and exit 0 promptly on SIGINT, its connection closed.
+//! a new token and printing what comes next; and exit 0 promptly on SIGINT, its connection closed. A second test
+//! loses the connection otherwise (the emulator stops) and checks the retries' growing delays and SIGINT while
+//! the tail waits.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -332,4 +334,71 @@ async fn tail_prints_messages_events_deletions_and_disconnects_and_outlives_its_
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A connection lost otherwise than by a session end (here the emulator going away: close 1001, then nothing
+/// listening) is retried with a fresh token after a growing delay, said on stderr; SIGINT while it waits still
+/// exits 0 at once. `--messaging-endpoint` is used as given.
+#[tokio::test]
+async fn tail_retries_a_lost_connection_with_backoff_and_stops_on_sigint_while_waiting() {
+    let _heavy = serial::beside_others().await;
+    let emulator = emulator::start(EmulatorConfig::default()).await;
+    let aws = emulator.sdk_client();
+    let room = emulator::create_room_with(&aws, |room| room).await;
+    let mut tail = std::process::Command::new(PLUGIN);
+    emulator::isolate_aws_env(&mut tail, &emulator);
+    tail.args(["tail", "--arn", &room, "--user-id", "watcher"])
+        .args(["--aws-endpoint-url", &emulator.url()])
+        .args([
+            "--messaging-endpoint",
+            &format!("{}/", emulator.messaging_url()),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut tail = tokio::process::Command::from(tail)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run kubectl ivschat tail");
+    let mut lines = Lines::of(tail.stdout.take().expect("stdout"));
+    let mut notes = Lines::of(tail.stderr.take().expect("stderr"));
+    let connected = notes.until("connected to room").await;
+    assert!(
+        connected.contains(&format!("as watcher at {}/ ", emulator.messaging_url())),
+        "{connected}"
+    );
+    assert_eq!(emulator.chat_connections(&room), ["watcher"]);
+
+    emulator.stop().await.expect("stop the emulator");
+    let closed = notes.until("reconnecting with a new token in").await;
+    assert!(
+        closed.contains("the server closed the connection (1001 \"Emulator shutting down\")")
+            && closed.ends_with("in 0.5 s"),
+        "{closed}"
+    );
+    // Nothing listens any more: the next attempt fails, and the one after waits twice as long.
+    let failed = notes.until("reconnecting with a new token in").await;
+    assert!(
+        failed.contains("cannot get a chat token") && failed.ends_with("in 1.0 s"),
+        "{failed}"
+    );
+    assert!(
+        tail.try_wait().expect("tail's status").is_none(),
+        "still retrying"
+    );
+
+    let pid = tail.id().expect("tail's pid").to_string();
+    let kill = tokio::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .await
+        .expect("kill");
+    assert!(kill.success());
+    let status = tokio::time::timeout(STOP_TIMEOUT, tail.wait())
+        .await
+        .expect("tail exits promptly on SIGINT")
+        .expect("wait for tail");
+    assert!(status.success(), "{status}");
+    notes.until("stopped").await;
+    assert!(lines.0.recv().await.is_none(), "the room was quiet");
 }

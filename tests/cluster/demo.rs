@@ -3,14 +3,16 @@
 //! (IVSCHAT_DEMO_BIN_DIR, so nothing is rebuilt). It must show one `kubectl ivschat token` and a line printed by
 //! `kubectl ivschat tail`, and end with the lines to paste: KUBECONFIG, a PATH with kubectl and the plugin, and the
 //! emulator's AWS environment. Those lines are then used exactly as printed: kubectl sees every example object
-//! Ready, and the plugin reaches the room through the emulator. `make demo-down` with the same settings must leave
+//! Ready, the plugin reaches the room through the emulator, and it tails the room of the demo's other account
+//! (the ChatAccount's role assumed, its endpointUrl giving the messaging endpoint). `make demo-down` with the same settings must leave
 //! none of the demo's processes running, nothing listening on the port and no state directory.
 
 use std::collections::BTreeMap;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::Instant;
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use ivschat_testsupport::command::repo_path;
 use ivschat_testsupport::{http, serial};
@@ -47,6 +49,16 @@ impl Drop for Demo {
     }
 }
 
+/// A child process killed when dropped, so a failed assertion leaves no tail retrying after the demo is gone.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The value of the printed `export NAME=value` (one `export` may set several names).
 fn exported(lines: &str, name: &str) -> String {
     lines
@@ -56,6 +68,32 @@ fn exported(lines: &str, name: &str) -> String {
         .find_map(|assignment| assignment.strip_prefix(&format!("{name}=")))
         .unwrap_or_else(|| panic!("the demo printed no export of {name}:\n{lines}"))
         .to_owned()
+}
+
+/// The lines of a child's output, read by a thread as they come.
+fn lines_of(stream: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stream)).map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receiver
+}
+
+/// The first line containing `fragment` within 10 s.
+fn wait_for(lines: &mpsc::Receiver<String>, fragment: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(fragment) => return line,
+            Ok(_) => {}
+            Err(error) => panic!("no line with {fragment:?}: {error}"),
+        }
+    }
 }
 
 /// The pids the demo recorded (its own processes and the control plane's), read before it is stopped.
@@ -247,31 +285,38 @@ async fn make_demo_comes_up_ready_with_the_plugin_and_demo_down_leaves_nothing()
     assert_eq!(ready, example_objects(), "every example, and only them");
 
     // The printed AWS environment is all the plugin needs (no flags).
-    let mut status = Command::new(PLUGIN);
-    for variable in [
-        "AWS_PROFILE",
-        "AWS_SESSION_TOKEN",
-        "AWS_ENDPOINT_URL_IVSCHAT",
-        "AWS_DEFAULT_REGION",
-    ] {
-        status.env_remove(variable);
-    }
-    for name in [
+    let plugin = |exports: &[&str]| {
+        let mut command = Command::new(PLUGIN);
+        for variable in [
+            "AWS_PROFILE",
+            "AWS_SESSION_TOKEN",
+            "AWS_ENDPOINT_URL",
+            "AWS_ENDPOINT_URL_IVSCHAT",
+            "AWS_DEFAULT_REGION",
+        ] {
+            command.env_remove(variable);
+        }
+        for name in exports {
+            command.env(name, exported(&stdout, name));
+        }
+        command
+            .env("KUBECONFIG", &kubeconfig)
+            .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/aws-credentials",
+            );
+        command
+    };
+    let all_exports = [
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
         "AWS_REGION",
         "AWS_ENDPOINT_URL",
-    ] {
-        status.env(name, exported(&stdout, name));
-    }
+    ];
+    let mut status = plugin(&all_exports);
     let status = status
         .args(["status", "test-room-1", "-o", "json"])
-        .env("KUBECONFIG", &kubeconfig)
-        .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/aws-credentials",
-        )
         .output()
         .expect("kubectl-ivschat status");
     assert!(
@@ -282,6 +327,52 @@ async fn make_demo_comes_up_ready_with_the_plugin_and_demo_down_leaves_nothing()
     let view: Value = serde_json::from_slice(&status.stdout).expect("JSON");
     assert_eq!(view["aws"], "found", "the AWS room is seen: {view}");
     assert_eq!(view["inSync"], true, "{view}");
+
+    // The room in the demo's other account and region, tailed by name: the plugin assumes the ChatAccount's role
+    // and finds the messaging endpoint from the account's endpointUrl (the demo rewrote it for its port), with
+    // no AWS_ENDPOINT_URL at all.
+    let mut tail = plugin(&["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"]);
+    let mut tail = Reaped(
+        tail.args(["tail", "europe-room", "-o", "json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl-ivschat tail"),
+    );
+    let notes = lines_of(tail.0.stderr.take().expect("stderr"));
+    let printed = lines_of(tail.0.stdout.take().expect("stdout"));
+    let connected = wait_for(&notes, "connected to room");
+    assert!(
+        connected.contains(":eu-west-1:")
+            && connected.contains(&format!("at ws://127.0.0.1:{}", demo.port)),
+        "{connected}"
+    );
+    let sent = plugin(&all_exports)
+        .args([
+            "send-event",
+            "europe-room",
+            "--name",
+            "app:europe",
+            "-o",
+            "json",
+        ])
+        .output()
+        .expect("kubectl-ivschat send-event");
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let sent: Value = serde_json::from_slice(&sent.stdout).expect("JSON");
+    let line: Value = serde_json::from_str(&wait_for(&printed, "app:europe")).expect("a JSON line");
+    assert_eq!(line["type"], "event", "{line}");
+    assert_eq!(line["id"], sent["id"], "{line}");
+    let interrupted = Command::new("kill")
+        .args(["-INT", &tail.0.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(interrupted.success());
+    assert!(tail.0.wait().expect("the tail's exit").success());
 
     // demo-down: nothing of the demo is left.
     let pids = recorded_pids(&demo.state);

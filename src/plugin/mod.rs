@@ -1,6 +1,7 @@
 //! `kubectl ivschat`: the kubectl plugin for ChatRooms. It issues chat tokens, sends events, deletes
-//! messages and disconnects users in the AWS room behind a ChatRoom (or any room by `--arn`), and shows a
-//! ChatRoom's spec, its AWS room and its conditions side by side.
+//! messages and disconnects users in the AWS room behind a ChatRoom (or any room by `--arn`), shows a
+//! ChatRoom's spec, its AWS room and its conditions side by side, and tails a room live ([`tail`], which owns
+//! its WebSocket loop and writes to stdout itself).
 //!
 //! This module owns the plugin's I/O: reading the ChatRoom and its ChatAccount through the Kubernetes API
 //! (kubeconfig, `--context`, `-n`), building the IVS Chat client from the AWS configuration chain

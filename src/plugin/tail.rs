@@ -282,7 +282,6 @@ struct WireEntity {
     id: Option<String>,
     send_time: Option<String>,
     content: Option<String>,
-    #[serde(default)]
     attributes: Option<BTreeMap<String, String>>,
     sender: Option<WireSender>,
     event_name: Option<String>,
@@ -294,7 +293,6 @@ struct WireEntity {
 #[serde(rename_all = "PascalCase")]
 struct WireSender {
     user_id: String,
-    #[serde(default)]
     attributes: Option<BTreeMap<String, String>>,
 }
 

@@ -431,9 +431,12 @@ async fn aws_client(target: &target::Target) -> Result<Access, PluginError> {
     let endpoint_url = target
         .endpoint_url
         .clone()
-        .or_else(|| std::env::var("AWS_ENDPOINT_URL_IVSCHAT").ok())
-        .or_else(|| base.endpoint_url().map(str::to_owned))
-        .filter(|url| !url.is_empty());
+        .or_else(|| {
+            std::env::var("AWS_ENDPOINT_URL_IVSCHAT")
+                .ok()
+                .filter(|url| !url.is_empty())
+        })
+        .or_else(|| base.endpoint_url().map(str::to_owned));
     let Some(role) = &target.role else {
         return Ok(Access {
             client: IvsChat::new(&base),

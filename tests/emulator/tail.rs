@@ -24,7 +24,7 @@ use super::messaging_js::{install_js_client, mint_tokens};
 const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-ivschat");
 /// The tail's sessions last one such "minute": long enough for the steps before the expiry on a loaded machine,
 /// short enough that waiting for it costs the test little.
-const SESSION_MINUTE: Duration = Duration::from_secs(8);
+const SESSION_MINUTE: Duration = Duration::from_secs(10);
 /// Upper bound for one line or note to arrive.
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How soon after SIGINT the tail must have exited.

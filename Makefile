@@ -9,7 +9,9 @@ CARGO ?= cargo
 .PHONY: test lint unit k8s-bins node-bins awscli helm release image crds cluster-up cluster-down demo demo-down bench help
 
 help:
-	@echo "make demo         start a local control plane + emulator, install the CRDs, apply the examples"
+	@echo "make demo         start a local control plane + emulator + operator, apply the examples, show kubectl ivschat"
+	@echo "                  (token, tail) and print the KUBECONFIG, PATH and AWS_* lines to paste; make demo-down stops it"
+	@echo "                  IVSCHAT_DEMO_PORT (4510), IVSCHAT_DEMO_STATE_DIR: a second demo beside the first"
 	@echo "make test         lint and run every test (builds what it needs the first time)"
 	@echo "make cluster-up   start a local kube-apiserver + etcd; prints export KUBECONFIG=..."
 	@echo "                  WITH_NODE=1: also this machine's one node (kubelet, containerd, ...; root), so Pods run"

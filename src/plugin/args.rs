@@ -89,6 +89,11 @@ pub enum Request {
     RoomStatus { room: RoomTarget },
     /// `import`: manifests for the account's unmanaged resources.
     Import(ImportRequest),
+    /// `tail ROOM`: its own options are checked in [`super::tail::check`].
+    Tail {
+        room: RoomTarget,
+        options: super::tail::TailOptions,
+    },
 }
 
 /// Every problem found in the arguments, one sentence each.
@@ -201,6 +206,12 @@ pub fn validate(global: &GlobalArgs, command: &Command) -> Result<Request, Inval
                 user_id: args.user_id.clone(),
                 reason: args.reason.clone(),
             }
+        }
+        Command::Tail(args) => {
+            let room = room_target(args.room.as_deref(), global.arn.as_deref(), &mut problems);
+            let (options, found) = super::tail::check(global, args);
+            found.into_iter().for_each(|problem| problems.add(problem));
+            Request::Tail { room, options }
         }
         Command::Status(args) => match (args.room.as_deref(), global.arn.as_deref()) {
             (None, None) => Request::ListRooms,

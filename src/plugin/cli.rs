@@ -102,6 +102,9 @@ pub enum Command {
     /// lower-cased with other characters as '-', at most 63; unnamed resources, and names two resources
     /// (or an existing object) would share, get '-<id>'. The output is always YAML (-o does not apply).
     Import(super::import::ImportArgs),
+    /// Print the room's messages, events, deletions and disconnects as they arrive (no history).
+    #[command(long_about = super::tail::LONG_ABOUT)]
+    Tail(super::tail::TailArgs),
 }
 
 #[derive(Debug, Args)]

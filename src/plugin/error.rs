@@ -69,6 +69,15 @@ pub enum PluginError {
 
     #[error("cannot write the output: {0}")]
     Output(String),
+
+    /// `tail`: the room's messaging endpoint refused or ended the tail for good (a moderator disconnected
+    /// its user, or the endpoint cannot be reached at all).
+    #[error("messaging: {0}")]
+    Messaging(String),
+
+    /// `tail`: the room was deleted while it was being tailed (or its messaging endpoint does not know it).
+    #[error("{0}")]
+    RoomGone(String),
 }
 
 impl PluginError {
@@ -82,7 +91,9 @@ impl PluginError {
             | PluginError::AssumeRole(_)
             | PluginError::Kubernetes(_)
             | PluginError::Config(_)
-            | PluginError::Output(_) => exit_code::FAILURE,
+            | PluginError::Output(_)
+            | PluginError::Messaging(_) => exit_code::FAILURE,
+            PluginError::RoomGone(_) => exit_code::ROOM_NOT_FOUND,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `kubectl ivschat`: the kubectl plugin for ChatRooms. It issues chat tokens, sends events, deletes
-//! messages and disconnects users in the AWS room behind a ChatRoom (or any room by `--arn`), and shows a
-//! ChatRoom's spec, its AWS room and its conditions side by side.
+//! messages and disconnects users in the AWS room behind a ChatRoom (or any room by `--arn`), shows a
+//! ChatRoom's spec, its AWS room and its conditions side by side, and tails a room live ([`tail`], which owns
+//! its WebSocket loop and writes to stdout itself).
 //!
 //! This module owns the plugin's I/O: reading the ChatRoom and its ChatAccount through the Kubernetes API
 //! (kubeconfig, `--context`, `-n`), building the IVS Chat client from the AWS configuration chain
@@ -20,6 +21,7 @@ pub mod error;
 pub mod import;
 pub mod render;
 pub mod status;
+pub mod tail;
 pub mod target;
 
 use std::io::{IsTerminal, Write};
@@ -223,6 +225,13 @@ pub async fn run(cli: &Cli, colour: bool) -> Result<String, PluginError> {
             };
             render::render(&disconnected, format, colour)
         }
+        // Streams to stdout itself until stopped: nothing is left to print at the end.
+        Request::Tail { room, options } => {
+            let (arn, aws) = locate(global, &room).await?;
+            tail::run(&arn, &aws, &options)
+                .await
+                .map(|()| String::new())
+        }
     }
 }
 
@@ -381,6 +390,12 @@ async fn get_room(aws: &Access, arn: &str) -> Result<AwsView, PluginError> {
 struct Access {
     client: IvsChat,
     role: Option<target::Role>,
+    /// The region the client calls (where the room is, so where its messaging endpoint is too).
+    region: String,
+    /// The IVS Chat endpoint as configured, in the SDK's order: `--aws-endpoint-url` or the ChatAccount's
+    /// endpointUrl, then AWS_ENDPOINT_URL_IVSCHAT, then AWS_ENDPOINT_URL or the profile's; `None`: AWS's own.
+    /// `tail` derives the messaging endpoint from it.
+    endpoint_url: Option<String>,
 }
 
 impl Access {
@@ -415,16 +430,27 @@ async fn aws_client(target: &target::Target) -> Result<Access, PluginError> {
             "no AWS region: pass --region or set AWS_REGION".to_owned(),
         ));
     };
+    let endpoint_url = target
+        .endpoint_url
+        .clone()
+        .or_else(|| {
+            std::env::var("AWS_ENDPOINT_URL_IVSCHAT")
+                .ok()
+                .filter(|url| !url.is_empty())
+        })
+        .or_else(|| base.endpoint_url().map(str::to_owned));
     let Some(role) = &target.role else {
         return Ok(Access {
             client: IvsChat::new(&base),
             role: None,
+            region: region.to_string(),
+            endpoint_url,
         });
     };
     let mut builder = aws_config::sts::AssumeRoleProvider::builder(role.role_arn.clone())
         .session_name(target::SESSION_NAME)
         // STS in the room's region: the regional endpoint, signed for it.
-        .region(region)
+        .region(region.clone())
         .configure(&base);
     if let Some(external_id) = &role.external_id {
         builder = builder.external_id(external_id.clone());
@@ -450,6 +476,8 @@ async fn aws_client(target: &target::Target) -> Result<Access, PluginError> {
     Ok(Access {
         client: IvsChat::from_conf(config),
         role: Some(role.clone()),
+        region: region.to_string(),
+        endpoint_url,
     })
 }
 

@@ -25,7 +25,7 @@ const MAX_MESSAGE_LENGTH: i32 = 10;
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Installs the JS client (or finds it installed) through hack/ivschat-js.sh and returns its node_modules.
-async fn install_js_client() -> PathBuf {
+pub(crate) async fn install_js_client() -> PathBuf {
     let dir = install_tool(
         "hack/ivschat-js.sh",
         "the JS chat client",
@@ -42,7 +42,7 @@ async fn install_js_client() -> PathBuf {
 }
 
 /// Chat tokens for `user`, the first with a session of `first_session_minutes`, the rest with the default.
-async fn mint_tokens(
+pub(crate) async fn mint_tokens(
     client: &Client,
     room: &str,
     user: &str,

@@ -99,13 +99,7 @@ async fn watch_and_fan_out<K>(
     applied: Vec<mpsc::Sender<Applied<K>>>,
     touched: Vec<mpsc::Sender<Arc<K>>>,
 ) where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Watched,
 {
     let events = watcher(api, config)
         .default_backoff()
@@ -129,6 +123,23 @@ fn subscribe<T: Send + 'static>(
     receiver_stream(receiver)
 }
 
+/// What a watch can watch: any kind the API server serves whose objects can be kept in a store.
+pub(super) trait Watched:
+    Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static
+{
+}
+
+impl<K> Watched for K where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// The watch of a kind the controllers only read and are woken by (ChatAccounts, Namespaces): its store
 /// and the objects created, changed or deleted, for every controller it wakes. `strip` removes what no
 /// reader needs before an object enters the store.
@@ -146,13 +157,7 @@ where
 
 impl<K> SideWatch<K>
 where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Watched,
 {
     pub(super) fn new(api: Api<K>, config: watcher::Config, strip: fn(&mut K)) -> Self {
         let (store, writer) = reflector::store();
@@ -329,13 +334,7 @@ impl<K: ManagedKind> Registration<K> {
         wakes: impl Fn(Arc<R>) -> I + Send + Sync + 'static,
     ) -> Self
     where
-        R: Resource<DynamicType = ()>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug
-            + Send
-            + Sync
-            + 'static,
+        R: Watched,
         I: IntoIterator<Item = ObjectRef<K>> + 'static,
         I::IntoIter: Send,
     {
@@ -349,13 +348,7 @@ impl<K: ManagedKind> Registration<K> {
         wakes: impl Fn(Arc<R>) -> I + Send + Sync + 'static,
     ) -> Self
     where
-        R: Resource<DynamicType = ()>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug
-            + Send
-            + Sync
-            + 'static,
+        R: Watched,
         I: IntoIterator<Item = ObjectRef<K>> + 'static,
         I::IntoIter: Send,
     {

@@ -1254,9 +1254,49 @@ async fn a_role_that_refuses_the_user_says_the_users_identity_must_be_trusted() 
     );
 }
 
+/// A copy of `kubeconfig` that impersonates `user`, who may do in `namespace` what `rules` (a Role's rules)
+/// allow and nothing else.
+pub(super) async fn kubeconfig_impersonating(
+    kube: kube::Client,
+    namespace: &str,
+    kubeconfig: &std::path::Path,
+    user: &str,
+    rules: Value,
+) -> std::path::PathBuf {
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    Api::<Role>::namespaced(kube.clone(), namespace)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": user}, "rules": rules}))
+                .expect("Role"),
+        )
+        .await
+        .expect("creating the Role");
+    Api::<RoleBinding>::namespaced(kube, namespace)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": user},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": user},
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+            }))
+            .expect("RoleBinding"),
+        )
+        .await
+        .expect("creating the RoleBinding");
+    let mut config: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(kubeconfig).expect("kubeconfig"))
+            .expect("kubeconfig YAML");
+    config["users"][0]["user"]["as"] = user.into();
+    let path = control_plane()
+        .data_dir()
+        .join(format!("{user}-kubeconfig.yaml"));
+    std::fs::write(&path, serde_yaml::to_string(&config).expect("YAML")).expect("writing");
+    path
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_who_may_not_get_chat_accounts_is_told_which_permission_is_missing() {
-    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
     let world = World::with_emulator("plugin-rbac", two_accounts()).await;
     world
         .chat_account("plugin-rbac-account", FAR_EXTERNAL_ID)
@@ -1264,39 +1304,15 @@ async fn a_user_who_may_not_get_chat_accounts_is_told_which_permission_is_missin
     world.far_room("far", "plugin-rbac-account").await;
     // A user who may read the namespace's ChatRooms and nothing else, through a copy of the kubeconfig
     // that impersonates them.
-    let kube = world.rooms.clone().into_client();
     let user = "plugin-rbac-reader";
-    Api::<Role>::namespaced(kube.clone(), &world.namespace)
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({
-                "metadata": {"name": "chatroom-reader"},
-                "rules": [{"apiGroups": ["ivschat.dev"], "resources": ["chatrooms"], "verbs": ["get", "list"]}],
-            }))
-            .expect("Role"),
-        )
-        .await
-        .expect("creating the Role");
-    Api::<RoleBinding>::namespaced(kube, &world.namespace)
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({
-                "metadata": {"name": "chatroom-reader"},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "chatroom-reader"},
-                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
-            }))
-            .expect("RoleBinding"),
-        )
-        .await
-        .expect("creating the RoleBinding");
-    let mut kubeconfig: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(&world.kubeconfig).expect("kubeconfig"))
-            .expect("kubeconfig YAML");
-    kubeconfig["users"][0]["user"]["as"] = user.into();
-    let path = control_plane()
-        .data_dir()
-        .join("plugin-rbac-kubeconfig.yaml");
-    std::fs::write(&path, serde_yaml::to_string(&kubeconfig).expect("YAML")).expect("writing");
+    let path = kubeconfig_impersonating(
+        world.rooms.clone().into_client(),
+        &world.namespace,
+        &world.kubeconfig,
+        user,
+        json!([{"apiGroups": ["ivschat.dev"], "resources": ["chatrooms"], "verbs": ["get", "list"]}]),
+    )
+    .await;
     world.emulator.reset_metrics();
 
     let mut command = tokio::process::Command::new(PLUGIN);

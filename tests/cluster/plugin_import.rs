@@ -672,8 +672,6 @@ async fn filters_select_by_name_and_tags_and_the_stream_goes_to_stdout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_who_may_not_list_objects_cluster_wide_is_told_why_the_import_needs_it() {
-    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-    use kube::api::PostParams;
     let world = World::new("plugin-import-rbac").await;
     world
         .aws
@@ -690,34 +688,14 @@ async fn a_user_who_may_not_list_objects_cluster_wide_is_told_why_the_import_nee
         "resources": ["chatrooms", "chatloggingconfigurations"],
         "verbs": ["get", "list"],
     }]);
-    Api::<Role>::namespaced(world.kube.clone(), &world.namespace)
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "importer"}, "rules": rules}))
-                .expect("Role"),
-        )
-        .await
-        .expect("creating the Role");
-    Api::<RoleBinding>::namespaced(world.kube.clone(), &world.namespace)
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({
-                "metadata": {"name": "importer"},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "importer"},
-                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
-            }))
-            .expect("RoleBinding"),
-        )
-        .await
-        .expect("creating the RoleBinding");
-    let mut kubeconfig: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(&world.kubeconfig).expect("kubeconfig"))
-            .expect("kubeconfig YAML");
-    kubeconfig["users"][0]["user"]["as"] = user.into();
-    let path = control_plane()
-        .data_dir()
-        .join("plugin-import-rbac-kubeconfig.yaml");
-    std::fs::write(&path, serde_yaml::to_string(&kubeconfig).expect("YAML")).expect("writing");
+    let path = super::plugin::kubeconfig_impersonating(
+        world.kube.clone(),
+        &world.namespace,
+        &world.kubeconfig,
+        user,
+        rules,
+    )
+    .await;
     world.emulator.reset_metrics();
 
     let (code, run) = world.import_as(&path, &[]).await;

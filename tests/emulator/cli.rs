@@ -1143,11 +1143,10 @@ fn printed_json(output: &Output, what: &str) -> Value {
         .unwrap_or_else(|error| panic!("{what} printed no JSON ({error})"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cli_assumes_a_role_and_works_with_the_session_credentials() {
-    let _heavy = serial::beside_others().await;
-    let cli = AwsCli::install().await;
-    let emulator = emulator::start(EmulatorConfig {
+/// An emulator whose second account 111122223333 has the role `ivs-operator`, requiring the external ID
+/// `ext-cli` (trusting the default account).
+async fn with_operator_role() -> ivschat_emulator::Emulator {
+    emulator::start(EmulatorConfig {
         accounts: vec![ivschat_emulator::AccountConfig {
             id: "111122223333".into(),
             roles: vec![ivschat_emulator::RoleConfig {
@@ -1157,7 +1156,14 @@ async fn cli_assumes_a_role_and_works_with_the_session_credentials() {
         }],
         ..EmulatorConfig::default()
     })
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_assumes_a_role_and_works_with_the_session_credentials() {
+    let _heavy = serial::beside_others().await;
+    let cli = AwsCli::install().await;
+    let emulator = with_operator_role().await;
     let words =
         |text: &str| -> Vec<String> { text.split_whitespace().map(str::to_owned).collect() };
     let config = emulator.config().clone();
@@ -1293,17 +1299,7 @@ print(json.dumps({"own": own["Account"], "key": c["AccessKeyId"], "expiration": 
 async fn boto3_assumes_a_role_and_creates_a_room_in_its_account_and_region() {
     let _heavy = serial::beside_others().await;
     let cli = AwsCli::install().await;
-    let emulator = emulator::start(EmulatorConfig {
-        accounts: vec![ivschat_emulator::AccountConfig {
-            id: "111122223333".into(),
-            roles: vec![ivschat_emulator::RoleConfig {
-                external_id: Some("ext-cli".into()),
-                ..ivschat_emulator::RoleConfig::new("ivs-operator")
-            }],
-        }],
-        ..EmulatorConfig::default()
-    })
-    .await;
+    let emulator = with_operator_role().await;
     let config = emulator.config().clone();
     let output = tokio::process::Command::new(cli.aws.with_file_name("python"))
         .args(["-c", BOTO3_SCRIPT])

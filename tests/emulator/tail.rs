@@ -104,6 +104,22 @@ fn assert_recent(line: &Value) {
     );
 }
 
+/// Sends SIGINT to tail, as Ctrl-C does, and expects it to exit 0 within [`STOP_TIMEOUT`].
+async fn interrupt_and_expect_success(tail: &mut tokio::process::Child) {
+    let pid = tail.id().expect("tail's pid").to_string();
+    let kill = tokio::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .await
+        .expect("kill");
+    assert!(kill.success());
+    let status = tokio::time::timeout(STOP_TIMEOUT, tail.wait())
+        .await
+        .expect("tail exits promptly on SIGINT")
+        .expect("wait for tail");
+    assert!(status.success(), "{status}");
+}
+
 fn tail_users(emulator: &Emulator, room: &str) -> Vec<String> {
     emulator
         .chat_connections(room)
@@ -308,18 +324,7 @@ async fn tail_prints_messages_events_deletions_and_disconnects_and_outlives_its_
     );
 
     // SIGINT: a clean close and exit 0, promptly.
-    let pid = tail.id().expect("tail's pid").to_string();
-    let kill = tokio::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .await
-        .expect("kill");
-    assert!(kill.success());
-    let status = tokio::time::timeout(STOP_TIMEOUT, tail.wait())
-        .await
-        .expect("tail exits promptly on SIGINT")
-        .expect("wait for tail");
-    assert!(status.success(), "{status}");
+    interrupt_and_expect_success(&mut tail).await;
     notes.until("stopped").await;
     assert!(
         lines.0.recv().await.is_none(),
@@ -387,18 +392,7 @@ async fn tail_retries_a_lost_connection_with_backoff_and_stops_on_sigint_while_w
         "still retrying"
     );
 
-    let pid = tail.id().expect("tail's pid").to_string();
-    let kill = tokio::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .await
-        .expect("kill");
-    assert!(kill.success());
-    let status = tokio::time::timeout(STOP_TIMEOUT, tail.wait())
-        .await
-        .expect("tail exits promptly on SIGINT")
-        .expect("wait for tail");
-    assert!(status.success(), "{status}");
+    interrupt_and_expect_success(&mut tail).await;
     notes.until("stopped").await;
     assert!(lines.0.recv().await.is_none(), "the room was quiet");
 }

@@ -65,6 +65,14 @@ impl Refusal {
     pub fn is_temporary(&self) -> bool {
         self.reason == reasons::ACCESS_DENIED
     }
+
+    /// Whether the object waits rather than being stuck: a ChatAccount that does not exist (yet) is like a
+    /// missing logging configuration, since GitOps applies an account and its objects together and their
+    /// watch events arrive in any order (Progressing, woken by the account's watch); a namespace the
+    /// account does not permit, or a refused role, needs someone to act (Stalled).
+    pub fn is_waiting(&self) -> bool {
+        self.reason == reasons::ACCOUNT_NOT_FOUND
+    }
 }
 
 /// What placing an object reads of it.
@@ -301,6 +309,13 @@ mod tests {
             "{}",
             refused.message
         );
+        assert!(
+            !refused.is_waiting(),
+            "a namespace not permitted needs someone to act"
+        );
+        let missing = place(&placed("team-a"), None, Some(&team_a), "us-west-2")
+            .expect_err("no such account");
+        assert!(missing.is_waiting(), "an account may be on its way");
         assert_eq!(
             place(&placed("team-a"), Some(&prod), None, "us-west-2")
                 .map_err(|refusal| refusal.reason),

@@ -215,8 +215,9 @@ async fn in_sync<K: ManagedKind>(
     ))
 }
 
-/// A pass refused before any AWS call: the object's namespace may not use the account it names (or the
-/// account does not exist). Stalled until the account or the namespace changes, whose watch wakes it.
+/// A pass refused before any AWS call: the object's namespace may not use the account it names (Stalled),
+/// or the account does not exist (Progressing: it may be on its way). Either way until the account or the
+/// namespace changes, whose watch wakes it.
 async fn refused<K: ManagedKind>(
     object: &K,
     ctx: &Context<K>,
@@ -227,11 +228,16 @@ async fn refused<K: ManagedKind>(
     ctx.memory.forget_in_sync(&memory_key(object));
     let mut next = current.clone();
     next.observed_generation = object.meta().generation;
-    let report = Report::new(
-        Health::stalled(refusal.reason, &refusal.message),
-        Requeue::AwaitChange,
-    )
-    .with_event(warning(refusal.reason, "Place", &refusal.message));
+    let health = if refusal.is_waiting() {
+        Health::progressing(refusal.reason, &refusal.message)
+    } else {
+        Health::stalled(refusal.reason, &refusal.message)
+    };
+    let report = Report::new(health, Requeue::AwaitChange).with_event(warning(
+        refusal.reason,
+        "Place",
+        &refusal.message,
+    ));
     finish(object, ctx, api, current, next, report).await
 }
 

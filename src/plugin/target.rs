@@ -5,7 +5,8 @@
 //! - **Region**: `--region`; the ChatRoom's `status.region`; the region in the room's ARN (`status.arn` or
 //!   `--arn`); the ChatRoom's `spec.region`; the ChatAccount's `defaultRegion`; else `None`, the AWS
 //!   configuration's own (AWS_REGION, the profile). A room only exists in its own region, so what the status
-//!   recorded wins over any default, as it does for the operator.
+//!   recorded wins over any default: after `--region`, the operator's own rule
+//!   ([`named_region`](crate::controller::accounts::placement::named_region)).
 //! - **Endpoint**: `--aws-endpoint-url`; the ChatAccount's `endpointUrl`; else `None`, the configuration
 //!   chain's (AWS_ENDPOINT_URL_IVSCHAT / AWS_ENDPOINT_URL / AWS). It serves both STS and IVS Chat.
 //! - **Role**: the ChatAccount's `roleArn`, `externalId` and `sessionDurationSeconds`, assumed with the user's
@@ -13,7 +14,8 @@
 
 use std::time::Duration;
 
-use crate::crd::{ChatAccountSpec, region_of_arn};
+use crate::controller::accounts::placement::{Placed, named_region};
+use crate::crd::ChatAccountSpec;
 
 /// The session name of the plugin's AssumeRole calls (visible in the target account's CloudTrail, and in
 /// the assumed-role ARN), distinct from the operator's.
@@ -62,12 +64,16 @@ pub struct Role {
 /// Chooses the region, endpoint and role (see the module docs).
 pub fn choose(inputs: &Inputs<'_>) -> Target {
     let account = inputs.account.map(|(_, spec)| spec);
+    // The operator's own rule for where a resource lives, then the configuration's region.
+    let placed = Placed {
+        spec_region: inputs.spec_region,
+        status_region: inputs.status_region,
+        status_arn: inputs.arn,
+        ..Placed::default()
+    };
     let region = inputs
         .region_flag
-        .or(inputs.status_region)
-        .or_else(|| inputs.arn.and_then(region_of_arn))
-        .or(inputs.spec_region)
-        .or_else(|| account.and_then(|spec| spec.default_region.as_deref()))
+        .or_else(|| named_region(&placed, account))
         .map(str::to_owned);
     let endpoint_url = inputs
         .endpoint_flag

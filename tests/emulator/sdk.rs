@@ -3223,12 +3223,8 @@ async fn regions_hold_separate_rooms_and_only_served_regions_answer() {
         "{eu_room}"
     );
     for (client, own) in [(&west, &west_room), (&eu, &eu_room)] {
-        let listed: Vec<String> = client
-            .list_rooms()
-            .send()
+        let listed: Vec<String> = emulator::all_rooms(client)
             .await
-            .expect("list")
-            .rooms()
             .iter()
             .map(|room| room.arn().expect("arn").to_string())
             .collect();

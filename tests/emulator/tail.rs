@@ -104,6 +104,26 @@ fn assert_recent(line: &Value) {
     );
 }
 
+/// `kubectl ivschat tail ARGS --aws-endpoint-url EMULATOR` in the emulator's isolated AWS environment, and
+/// its stdout (the room's traffic) and stderr (connection news) line by line.
+fn spawn_tail(emulator: &Emulator, args: &[&str]) -> (tokio::process::Child, Lines, Lines) {
+    let mut tail = std::process::Command::new(PLUGIN);
+    emulator::isolate_aws_env(&mut tail, emulator);
+    tail.arg("tail")
+        .args(args)
+        .args(["--aws-endpoint-url", &emulator.url()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut tail = tokio::process::Command::from(tail)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run kubectl ivschat tail");
+    let lines = Lines::of(tail.stdout.take().expect("stdout"));
+    let notes = Lines::of(tail.stderr.take().expect("stderr"));
+    (tail, lines, notes)
+}
+
 /// Sends SIGINT to tail, as Ctrl-C does, and expects it to exit 0 within [`STOP_TIMEOUT`].
 async fn interrupt_and_expect_success(tail: &mut tokio::process::Child) {
     let pid = tail.id().expect("tail's pid").to_string();
@@ -140,27 +160,10 @@ async fn tail_prints_messages_events_deletions_and_disconnects_and_outlives_its_
     let room = emulator::create_room_with(&aws, |room| room).await;
     let node_modules = install_js_client().await;
 
-    let mut tail = std::process::Command::new(PLUGIN);
-    emulator::isolate_aws_env(&mut tail, &emulator);
-    tail.args([
-        "tail",
-        "--arn",
-        &room,
-        "-o",
-        "json",
-        "--session-duration",
-        "1",
-    ])
-    .args(["--aws-endpoint-url", &emulator.url()])
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut tail = tokio::process::Command::from(tail)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run kubectl ivschat tail");
-    let mut lines = Lines::of(tail.stdout.take().expect("stdout"));
-    let mut notes = Lines::of(tail.stderr.take().expect("stderr"));
+    let (mut tail, mut lines, mut notes) = spawn_tail(
+        &emulator,
+        &["--arn", &room, "-o", "json", "--session-duration", "1"],
+    );
     let connected = notes.until("connected to room").await;
     assert!(
         connected.contains(&format!("at {}", emulator.messaging_url())),
@@ -350,23 +353,18 @@ async fn tail_retries_a_lost_connection_with_backoff_and_stops_on_sigint_while_w
     let emulator = emulator::start(EmulatorConfig::default()).await;
     let aws = emulator.sdk_client();
     let room = emulator::create_room_with(&aws, |room| room).await;
-    let mut tail = std::process::Command::new(PLUGIN);
-    emulator::isolate_aws_env(&mut tail, &emulator);
-    tail.args(["tail", "--arn", &room, "--user-id", "watcher"])
-        .args(["--aws-endpoint-url", &emulator.url()])
-        .args([
+    let messaging = format!("{}/", emulator.messaging_url());
+    let (mut tail, mut lines, mut notes) = spawn_tail(
+        &emulator,
+        &[
+            "--arn",
+            &room,
+            "--user-id",
+            "watcher",
             "--messaging-endpoint",
-            &format!("{}/", emulator.messaging_url()),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut tail = tokio::process::Command::from(tail)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run kubectl ivschat tail");
-    let mut lines = Lines::of(tail.stdout.take().expect("stdout"));
-    let mut notes = Lines::of(tail.stderr.take().expect("stderr"));
+            &messaging,
+        ],
+    );
     let connected = notes.until("connected to room").await;
     assert!(
         connected.contains(&format!("as watcher at {}/ ", emulator.messaging_url())),

@@ -2,7 +2,7 @@
 //! object's spec and status, its ChatAccount and its namespace's labels, written once for the passes, the
 //! listings' reviews and the logging-configuration references.
 
-use crate::crd::{ChatAccount, region_of_arn};
+use crate::crd::{ChatAccount, ChatAccountSpec, region_of_arn};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -96,12 +96,20 @@ pub fn region_of<'a>(
     account: Option<&'a ChatAccount>,
     home_region: &'a str,
 ) -> &'a str {
+    named_region(placed, account.map(|account| &account.spec)).unwrap_or(home_region)
+}
+
+/// [`region_of`] up to the operator's own region: the region the object's status, spec or account names,
+/// `None` when none does (the plugin then falls back on its own configuration's region).
+pub fn named_region<'a>(
+    placed: &Placed<'a>,
+    account: Option<&'a ChatAccountSpec>,
+) -> Option<&'a str> {
     placed
         .status_region
         .or_else(|| placed.status_arn.and_then(region_of_arn))
         .or(placed.spec_region)
-        .or_else(|| account.and_then(|account| account.spec.default_region.as_deref()))
-        .unwrap_or(home_region)
+        .or_else(|| account.and_then(|spec| spec.default_region.as_deref()))
 }
 
 /// Places an object: its scope, or why its namespace may not use the account it names. `account` is the

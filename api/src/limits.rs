@@ -59,6 +59,10 @@ pub const MAX_RESULTS: RangeInclusive<i64> = 1..=50;
 /// How long an issued chat token can be used to connect (the CLI documentation's "1 minute").
 pub const CHAT_TOKEN_VALIDITY: Duration = Duration::from_secs(60);
 
+/// How long IVS Chat waits for a message review handler's answer before the room's `fallbackResult` decides
+/// (the service quota "Message review handler timeout period": 200 ms, not adjustable).
+pub const MESSAGE_REVIEW_TIMEOUT: Duration = Duration::from_millis(200);
+
 /// Size of chat-token or event attributes as IVS Chat counts it: the UTF-8 bytes of every key and value.
 pub fn attributes_size<'a>(
     attributes: impl IntoIterator<Item = (&'a String, &'a String)>,

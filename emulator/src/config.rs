@@ -3,6 +3,7 @@
 //! ([`RuntimeSettings`]); the regions IVS Chat is offered in ([`IVSCHAT_REGIONS`]) and which of them an
 //! emulator serves.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,8 +11,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::AccountConfig;
+use crate::review::{LambdaEndpoint, LambdaSettings, parse_function_endpoint};
 pub use ivschat_api::duration::parse_duration;
-use ivschat_api::limits::CHAT_TOKEN_VALIDITY;
+use ivschat_api::limits::{CHAT_TOKEN_VALIDITY, MESSAGE_REVIEW_TIMEOUT};
 
 /// Default listen address: loopback only, because the admin endpoints under `/_emulator/` are unauthenticated.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4510";
@@ -104,6 +106,27 @@ pub struct EmulatorArgs {
     /// Keep rooms, logging configurations and tags in this JSON file across restarts (written atomically).
     #[arg(long, env = "IVSCHAT_EMULATOR_STATE_FILE")]
     pub state_file: Option<PathBuf>,
+    /// Where rooms' message review handlers run: a local AWS Lambda Invoke API (SAM's `sam local
+    /// start-lambda`, LocalStack, `cargo lambda watch`: their base URL, e.g. http://127.0.0.1:3001; the Lambda
+    /// Runtime Interface Emulator: its invocation URL,
+    /// http://127.0.0.1:8080/2015-03-31/functions/function/invocations). Without it (and without a
+    /// --lambda-function-endpoint for the handler) a handler cannot run and the room's fallbackResult decides.
+    #[arg(long, env = "IVSCHAT_EMULATOR_LAMBDA_ENDPOINT", value_parser = LambdaEndpoint::parse)]
+    pub lambda_endpoint: Option<LambdaEndpoint>,
+    /// FUNCTION=URL: the endpoint of one handler, before --lambda-endpoint (repeatable; comma-separated in
+    /// the variable). FUNCTION is the handler's ARN or its part after `function:` (`moderate`,
+    /// `moderate:live`).
+    #[arg(
+        long = "lambda-function-endpoint",
+        env = "IVSCHAT_EMULATOR_LAMBDA_FUNCTION_ENDPOINTS",
+        value_delimiter = ',',
+        value_parser = parse_function_endpoint
+    )]
+    pub lambda_function_endpoints: Vec<(String, LambdaEndpoint)>,
+    /// How long a message review handler is waited for before the room's fallbackResult decides. AWS: 200 ms,
+    /// not adjustable; longer here for slow machines or a handler's cold start (e.g. `2s`).
+    #[arg(long, env = "IVSCHAT_EMULATOR_REVIEW_TIMEOUT", default_value = "200ms", value_parser = parse_positive_duration)]
+    pub review_timeout: Duration,
 }
 
 /// The regions an emulator serves: `None` = all of [`IVSCHAT_REGIONS`] (the `--regions all` default).
@@ -246,6 +269,8 @@ pub struct EmulatorConfig {
     /// How long one minute of `sessionDurationInMinutes` lasts (AWS: 60 s), so tests can see sessions expire
     /// without waiting a real minute; `sessionExpirationTime` reflects the scaled duration.
     pub chat_session_minute: Duration,
+    /// See [`RuntimeSettings::lambda`].
+    pub lambda: LambdaSettings,
 }
 
 impl Default for EmulatorConfig {
@@ -272,6 +297,11 @@ impl Default for EmulatorConfig {
             state_file: None,
             chat_token_validity: CHAT_TOKEN_VALIDITY,
             chat_session_minute: Duration::from_secs(60),
+            lambda: LambdaSettings {
+                endpoint: None,
+                function_endpoints: BTreeMap::new(),
+                review_timeout: MESSAGE_REVIEW_TIMEOUT,
+            },
         }
     }
 }
@@ -291,6 +321,7 @@ impl EmulatorConfig {
             late_commit_delay: self.late_commit_delay,
             extra_latency: self.extra_latency,
             credential_lifetime: self.credential_lifetime,
+            lambda: self.lambda.clone(),
         }
     }
 
@@ -361,6 +392,11 @@ impl From<EmulatorArgs> for EmulatorConfig {
             lost_response_rate: args.lost_response_rate,
             extra_latency: args.extra_latency,
             state_file: args.state_file,
+            lambda: LambdaSettings {
+                endpoint: args.lambda_endpoint,
+                function_endpoints: args.lambda_function_endpoints.into_iter().collect(),
+                review_timeout: args.review_timeout,
+            },
             ..EmulatorConfig::default()
         }
     }
@@ -391,6 +427,9 @@ pub struct RuntimeSettings {
     /// Caps the lifetime of sessions STS issues from now on (`Expiration` says the capped time); a test knob,
     /// so below AWS's 900 s minimum is allowed. `None`: the requested `DurationSeconds` (default 1 h).
     pub credential_lifetime: Option<Duration>,
+    /// Where message review handlers are invoked and how long they are waited for (see [`crate::review`]);
+    /// a change applies to the next message.
+    pub lambda: LambdaSettings,
 }
 
 impl RuntimeSettings {
@@ -400,6 +439,9 @@ impl RuntimeSettings {
             .is_some_and(|lifetime| lifetime < Duration::from_secs(1))
         {
             return Err("the credential lifetime must be at least 1 s".to_owned());
+        }
+        if self.lambda.review_timeout.is_zero() {
+            return Err("the review timeout must be positive".to_owned());
         }
         check_rate("fault rate", self.fault_rate)?;
         check_rate("lost response rate", self.lost_response_rate)?;
@@ -575,6 +617,52 @@ mod tests {
         assert!(Cli::try_parse_from(["emulator", "--lost-response-rate", "-0.1"]).is_err());
         assert!(Cli::try_parse_from(["emulator", "--lost-response-rate", "NaN"]).is_err());
         assert!(Cli::try_parse_from(["emulator", "--late-commit-rate", "2"]).is_err());
+    }
+
+    #[test]
+    fn lambda_flags_are_parsed() {
+        let default =
+            EmulatorConfig::from(Cli::try_parse_from(["emulator"]).expect("defaults").args);
+        assert_eq!(default.lambda.endpoint, None);
+        assert!(default.lambda.function_endpoints.is_empty());
+        assert_eq!(default.lambda.review_timeout, Duration::from_millis(200));
+        let cli = Cli::try_parse_from([
+            "emulator",
+            "--lambda-endpoint",
+            "http://127.0.0.1:3001",
+            "--lambda-function-endpoint",
+            "moderate=http://127.0.0.1:8080/2015-03-31/functions/function/invocations",
+            "--lambda-function-endpoint",
+            "arn:aws:lambda:us-west-2:123456789012:function:slow=http://127.0.0.1:8081",
+            "--review-timeout",
+            "2s",
+        ])
+        .expect("flags must parse");
+        let config = EmulatorConfig::from(cli.args);
+        assert_eq!(
+            config.lambda.endpoint.as_ref().map(LambdaEndpoint::as_str),
+            Some("http://127.0.0.1:3001")
+        );
+        let functions: Vec<&str> = config
+            .lambda
+            .function_endpoints
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            functions,
+            [
+                "arn:aws:lambda:us-west-2:123456789012:function:slow",
+                "moderate"
+            ]
+        );
+        assert_eq!(config.lambda.review_timeout, Duration::from_secs(2));
+        assert_eq!(config.runtime_settings().lambda, config.lambda);
+        assert!(Cli::try_parse_from(["emulator", "--lambda-endpoint", "https://x:1"]).is_err());
+        assert!(
+            Cli::try_parse_from(["emulator", "--lambda-function-endpoint", "http://x:1"]).is_err()
+        );
+        assert!(Cli::try_parse_from(["emulator", "--review-timeout", "0s"]).is_err());
     }
 
     #[test]

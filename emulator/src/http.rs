@@ -36,9 +36,12 @@
 //! - `GET /_emulator/settings`: the runtime settings as JSON; `POST /_emulator/settings` with any subset of
 //!   `{"loggingTransitionDelay": "2s", "failTransitions": ["create","update","delete"], "enforceQuotas": true,
 //!   "roomQuota": 5 | null, "loggingConfigurationQuota": 10, "faultRate": 0.1, "lostResponseRate": 0.1,
-//!   "extraLatency": "50ms", "credentialLifetime": "60s" | null}` changes them and returns the result.
+//!   "extraLatency": "50ms", "credentialLifetime": "60s" | null, "lambdaEndpoint": "http://…" | null,
+//!   "lambdaFunctionEndpoints": {"moderate": "http://…"} (replaces the map), "reviewTimeout": "200ms"}` changes
+//!   them and returns the result (message review handlers: see [`super::review`]).
 //! - `GET /_emulator/health`: `{"status":"ok"}`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,6 +61,7 @@ use super::messaging;
 use super::metrics::{RequestRecord, SUCCESS, UNKNOWN_OPERATION};
 use super::operation;
 use super::operations::{self, Output};
+use super::review::LambdaEndpoint;
 use super::service::Service;
 use super::sigv4::SignedParts;
 use super::sts;
@@ -517,6 +521,14 @@ fn settings_json(settings: &RuntimeSettings) -> Value {
         "lateCommitDelay": format_duration(settings.late_commit_delay),
         "extraLatency": format_duration(settings.extra_latency),
         "credentialLifetime": settings.credential_lifetime.map(format_duration),
+        "lambdaEndpoint": settings.lambda.endpoint.as_ref().map(LambdaEndpoint::as_str),
+        "lambdaFunctionEndpoints": settings
+            .lambda
+            .function_endpoints
+            .iter()
+            .map(|(function, endpoint)| (function.clone(), json!(endpoint.as_str())))
+            .collect::<Map<String, Value>>(),
+        "reviewTimeout": format_duration(settings.lambda.review_timeout),
     })
 }
 
@@ -538,6 +550,9 @@ struct SettingsChanges {
     late_commit_delay: Option<Duration>,
     extra_latency: Option<Duration>,
     credential_lifetime: Option<Option<Duration>>,
+    lambda_endpoint: Option<Option<LambdaEndpoint>>,
+    lambda_function_endpoints: Option<BTreeMap<String, LambdaEndpoint>>,
+    review_timeout: Option<Duration>,
 }
 
 impl SettingsChanges {
@@ -574,6 +589,15 @@ impl SettingsChanges {
         }
         if let Some(value) = self.credential_lifetime {
             settings.credential_lifetime = value;
+        }
+        if let Some(value) = self.lambda_endpoint {
+            settings.lambda.endpoint = value;
+        }
+        if let Some(value) = self.lambda_function_endpoints {
+            settings.lambda.function_endpoints = value;
+        }
+        if let Some(value) = self.review_timeout {
+            settings.lambda.review_timeout = value;
         }
     }
 }
@@ -627,6 +651,32 @@ fn parse_settings_changes(body: &[u8]) -> Result<SettingsChanges, ApiError> {
                 });
             }
             "lateCommitDelay" => changes.late_commit_delay = Some(duration(key, value)?),
+            "reviewTimeout" => changes.review_timeout = Some(duration(key, value)?),
+            "lambdaEndpoint" => {
+                changes.lambda_endpoint = Some(match value {
+                    Value::Null => None,
+                    Value::String(url) => Some(
+                        LambdaEndpoint::parse(url)
+                            .map_err(|message| ApiError::field(key, message))?,
+                    ),
+                    _ => return Err(bad(key, "an http:// URL or null")),
+                });
+            }
+            "lambdaFunctionEndpoints" => {
+                let Value::Object(object) = value else {
+                    return Err(bad(key, "an object of FUNCTION: URL"));
+                };
+                let mut endpoints = BTreeMap::new();
+                for (function, url) in object {
+                    let url = url
+                        .as_str()
+                        .ok_or_else(|| bad(key, "an object of FUNCTION: URL"))?;
+                    let endpoint = LambdaEndpoint::parse(url)
+                        .map_err(|message| ApiError::field(key, message))?;
+                    endpoints.insert(function.clone(), endpoint);
+                }
+                changes.lambda_function_endpoints = Some(endpoints);
+            }
             "failTransitions" => {
                 let names = match value {
                     Value::Array(items) => items

@@ -16,7 +16,8 @@
 //! session's token and expiry), [`accounts`] (accounts, roles, trust, revocation, the accounts file),
 //! [`sessions`] (the issued session credentials), [`sts`] (the STS query protocol and its three actions),
 //! [`messaging`] (the chat Messaging API: WebSocket connections on the same listener, `ws://HOST:PORT`),
-//! [`connections`] (the open messaging connections and per-room message rates).
+//! [`connections`] (the open messaging connections and per-room message rates), [`review`] (message review
+//! handlers, invoked through the Lambda Invoke API at a configured local endpoint).
 //!
 //! # Scopes
 //! Every IVS Chat request acts in one (account, region): the account of its credentials (the default
@@ -105,6 +106,7 @@ pub mod operation;
 pub mod operations;
 pub mod pagination;
 pub mod persistence;
+pub mod review;
 pub mod service;
 pub mod sessions;
 pub mod sigv4;
@@ -157,12 +159,16 @@ impl Emulator {
         let (shutdown, shutdown_signal) = oneshot::channel::<()>();
         let app = http::router(Arc::clone(&service));
         let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    // Either an explicit stop or the Emulator being dropped (sender gone) ends the server.
-                    let _ = shutdown_signal.await;
-                })
-                .await
+            // The peer address is the `Sender.Ip` a message review handler sees.
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                // Either an explicit stop or the Emulator being dropped (sender gone) ends the server.
+                let _ = shutdown_signal.await;
+            })
+            .await
         });
         Ok(Emulator {
             local_addr,
@@ -308,6 +314,17 @@ impl Emulator {
     /// the 500s are also counted under `InternalServerException`.
     pub fn late_commit_count(&self, operation: &str) -> u64 {
         self.service.metrics.late_commits(operation)
+    }
+
+    /// Messages whose review ended with `outcome` (a label of [`review::Outcome`], e.g. `rewritten` or
+    /// `timeout`), delivered or refused.
+    pub fn review_count(&self, outcome: &str) -> u64 {
+        self.service.metrics.reviews(outcome)
+    }
+
+    /// Reviewed messages by (outcome, result `ALLOW` / `DENY`).
+    pub fn review_counts(&self) -> std::collections::BTreeMap<(String, String), u64> {
+        self.service.metrics.review_counts()
     }
 
     /// The request log (the last 100,000 API requests, oldest first), each with its caller's app name: the

@@ -41,8 +41,12 @@
 //!   do not count, and there is no per-connection rate or account TPS quota on the socket.
 //! - **Order of checks**: JSON → `Action` → capability (403) → fields (400 / 413) → room exists (404, then the
 //!   connection closes) → rate (429) → message review.
-//! - **Message review**: the emulator cannot invoke a Lambda, so a room with a `messageReviewHandler` behaves as
-//!   if the handler failed: its `fallbackResult` decides. `ALLOW` delivers; `DENY` answers the sender with 406.
+//! - **Message review**: a SEND_MESSAGE to a room with a `messageReviewHandler` (read at each message, so an
+//!   UpdateRoom applies to the next one) is reviewed by invoking the handler ([`super::review`]) after every
+//!   other check; the connection waits for the verdict (at most the review timeout) before it reads its next
+//!   frame, so one sender's messages keep their order. Delivered: the MESSAGE, with the content and attributes
+//!   the handler returned, to every connection; refused: an ERROR 406 to the sender only. Without a configured
+//!   Lambda endpoint the handler cannot run and the room's `fallbackResult` decides.
 //! - **DELETE_MESSAGE / DISCONNECT_USER fields** follow the control plane: `Id` is 12 characters of
 //!   `[a-zA-Z0-9]` (the message need not exist), `UserId` 1–128 characters, `Reason` 1–256 characters.
 //!   The event's attributes are `MessageId` and `MessageID` (the SDK requires the deprecated spelling) and
@@ -59,10 +63,12 @@
 //!   (logged), like a lossy fan-out; it stays open.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::extract::FromRequestParts as _;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::request::Parts;
@@ -76,8 +82,9 @@ use tokio::time::Instant;
 
 use super::connections::Registration;
 use super::ids;
+use super::review::{self, MessageUnderReview, Verdict};
 use super::service::{RoomEvent, RoomEventKind, Service};
-use super::store::{ChatTokenRejection, FallbackResult, IssuedChatToken};
+use super::store::{ChatTokenRejection, IssuedChatToken};
 use super::wire::wire_time;
 
 /// Largest frame a client may send (a SEND_MESSAGE is a few KiB at most).
@@ -147,9 +154,15 @@ pub async fn upgrade(service: Arc<Service>, mut parts: Parts) -> Response {
         .connections
         .register(&issued.room_arn, &issued.user_id);
     let session_left = duration_until(issued.session_expiration_time);
+    // Every connection comes through `Emulator::start`'s server, which records the peer address.
+    let peer_ip = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(String::new, |ConnectInfo(peer)| peer.ip().to_string());
     let connection = Connection {
         service,
         token: issued,
+        peer_ip,
         events,
         shutdown,
         pending_requests: HashMap::new(),
@@ -182,6 +195,8 @@ fn duration_until(time: Timestamp) -> Duration {
 struct Connection {
     service: Arc<Service>,
     token: IssuedChatToken,
+    /// The client's IP address (a review handler's `Sender.Ip`).
+    peer_ip: String,
     events: broadcast::Receiver<RoomEvent>,
     shutdown: watch::Receiver<bool>,
     /// Room-event id → the RequestId of this connection's action that published it.
@@ -287,7 +302,7 @@ impl Connection {
             // which then reports the end of the connection: keep reading so the client sees a clean close.
             Message::Ping(_) | Message::Pong(_) | Message::Close(_) => return Next::Continue,
         };
-        match self.on_action(text.as_str()) {
+        match self.on_action(text.as_str()).await {
             Ok(()) => Next::Continue,
             Err(error) => {
                 let room_gone = error.code == 404;
@@ -303,7 +318,7 @@ impl Connection {
     }
 
     /// Handles one client action; success publishes to the room, failure is the ERROR for this client.
-    fn on_action(&mut self, text: &str) -> Result<(), ActionError> {
+    async fn on_action(&mut self, text: &str) -> Result<(), ActionError> {
         let request: Value = serde_json::from_str(text)
             .map_err(|err| ActionError::new(400, format!("Invalid JSON: {err}"), None))?;
         let Value::Object(request) = request else {
@@ -334,10 +349,12 @@ impl Connection {
             request: &request,
             request_id,
         };
+        // The id of what is published: for a message, also the MessageId its review handler sees.
+        let id = ids::new_id();
         let kind = match action {
             SEND_MESSAGE => {
                 self.require_capability(SEND_MESSAGE, request_id)?;
-                self.send_message(&fields)?
+                self.send_message(&fields, &id).await?
             }
             DELETE_MESSAGE => {
                 self.require_capability(DELETE_MESSAGE, request_id)?;
@@ -383,7 +400,6 @@ impl Connection {
                 ));
             }
         };
-        let id = ids::new_id();
         if let Some(request_id) = request_id {
             self.pending_requests
                 .insert(id.clone(), request_id.to_string());
@@ -424,7 +440,12 @@ impl Connection {
             .ok_or_else(|| ActionError::new(404, "Room not found", request_id))
     }
 
-    fn send_message(&self, fields: &Fields<'_>) -> Result<RoomEventKind, ActionError> {
+    /// A SEND_MESSAGE checked, rate-limited and reviewed: the message to publish as `id`.
+    async fn send_message(
+        &self,
+        fields: &Fields<'_>,
+        id: &str,
+    ) -> Result<RoomEventKind, ActionError> {
         let content = fields.required_string("Content")?;
         let attributes = fields.attributes()?;
         // The room's settings as they are now: an UpdateRoom applies to the next message.
@@ -451,20 +472,42 @@ impl Connection {
                 fields.request_id,
             ));
         }
-        if let Some(handler) = &room.message_review_handler
-            && handler.fallback_result == FallbackResult::Deny
-        {
-            // The emulator cannot call the handler (a Lambda), so the room's fallback result decides.
-            return Err(ActionError::new(
-                406,
-                "Message denied: the message review handler is unavailable in the emulator and the room's fallbackResult is DENY",
-                fields.request_id,
-            ));
-        }
+        let (content, attributes) = match &room.message_review_handler {
+            None => (content.to_string(), attributes),
+            Some(handler) => {
+                let message = MessageUnderReview {
+                    room_arn: room.arn.clone(),
+                    message_id: id.to_owned(),
+                    content: content.to_string(),
+                    attributes,
+                    sender_user_id: self.token.user_id.clone(),
+                    sender_attributes: self.token.attributes.clone(),
+                    sender_ip: self.peer_ip.clone(),
+                };
+                match self
+                    .service
+                    .review_message(&room, handler, &message)
+                    .await
+                    .verdict
+                {
+                    Verdict::Deliver {
+                        content,
+                        attributes,
+                    } => (content, attributes),
+                    Verdict::Refuse { message } => {
+                        return Err(ActionError::new(
+                            review::DENIED_CODE,
+                            message,
+                            fields.request_id,
+                        ));
+                    }
+                }
+            }
+        };
         Ok(RoomEventKind::Message {
             sender_user_id: self.token.user_id.clone(),
             sender_attributes: self.token.attributes.clone(),
-            content: content.to_string(),
+            content,
             attributes,
         })
     }

@@ -3,7 +3,7 @@
 //! one of the 17 names or `unknown`, the outcome is `success` or one of the error type names the emulator can
 //! produce.
 //!
-//! Three families:
+//! Four families:
 //! - `ivschat_emulator_requests_total{operation,outcome}`: every IVS Chat API request, as before accounts
 //!   and regions existed (so totals stay comparable).
 //! - `ivschat_emulator_scope_requests_total{account,region,operation,outcome}`: the IVS Chat requests whose
@@ -13,6 +13,9 @@
 //! - `ivschat_emulator_sts_requests_total{action,outcome}`: STS requests by action (`AssumeRole`,
 //!   `AssumeRoleWithWebIdentity`, `GetCallerIdentity` or `unknown`) and outcome (`success` or the STS error
 //!   code). STS requests are in neither IVS Chat family nor in the request log.
+//! - `ivschat_emulator_message_reviews_total{outcome,result}`: messages sent to a room with a review
+//!   handler, by how the review ended (one of [`Outcome`]'s ten labels) and the result applied (`ALLOW` or
+//!   `DENY`); see [`crate::review`].
 //!
 //! A lost response (see `lostResponseRate` in [`super::traffic`]) is counted under what the client saw,
 //! `InternalServerException`, like any other 500, so request totals and error shares stay what the client
@@ -34,6 +37,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde_json::{Value, json};
 
 use crate::ids::ArnScope;
+use crate::review::{Outcome, Verdict, result_label};
 
 /// Operation label for requests that match no operation.
 pub const UNKNOWN_OPERATION: &str = "unknown";
@@ -81,6 +85,8 @@ pub struct Metrics {
     lost_responses: Mutex<BTreeMap<&'static str, u64>>,
     /// Operation → requests answered with a 500 and carried out later (only those that then succeeded).
     late_commits: Mutex<BTreeMap<&'static str, u64>>,
+    /// (outcome, result) → reviewed messages.
+    reviews: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     log: Mutex<RequestLog>,
 }
 
@@ -208,7 +214,15 @@ impl Metrics {
                 json!({"action": action, "outcome": outcome, "count": count})
             })
             .collect();
-        json!({"requests": requests, "scopeRequests": scoped, "stsRequests": sts})
+        let reviews: Vec<Value> = self
+            .review_counts()
+            .into_iter()
+            .map(|((outcome, result), count)| {
+                json!({"outcome": outcome, "result": result, "count": count})
+            })
+            .collect();
+        json!({"requests": requests, "scopeRequests": scoped, "stsRequests": sts,
+               "messageReviews": reviews})
     }
 
     /// The request log, oldest first.
@@ -239,6 +253,37 @@ impl Metrics {
     /// Requests of `operation` carried out (successfully) after their client got a 500.
     pub fn late_commits(&self, operation: &str) -> u64 {
         count_of(&self.late_commits, operation)
+    }
+
+    /// Counts a reviewed message: how its review ended and what was done with it.
+    pub fn record_review(&self, outcome: Outcome, verdict: &Verdict) {
+        *self
+            .reviews
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry((outcome.label(), result_label(verdict)))
+            .or_insert(0) += 1;
+    }
+
+    /// Reviewed messages whose review ended with `outcome` (its label, e.g. `timeout`), either result.
+    pub fn reviews(&self, outcome: &str) -> u64 {
+        self.reviews
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|((o, _), _)| *o == outcome)
+            .map(|(_, count)| *count)
+            .sum()
+    }
+
+    /// Reviewed messages by (outcome, result).
+    pub fn review_counts(&self) -> BTreeMap<(String, String), u64> {
+        self.reviews
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|((outcome, result), count)| ((outcome.to_string(), result.to_string()), *count))
+            .collect()
     }
 
     pub fn snapshot(&self) -> MetricsSnapshot {
@@ -290,6 +335,10 @@ impl Metrics {
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
         self.sts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        self.reviews
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
@@ -349,6 +398,18 @@ impl Metrics {
             let _ = writeln!(
                 text,
                 "ivschat_emulator_sts_requests_total{{action=\"{action}\",outcome=\"{outcome}\"}} {count}"
+            );
+        }
+        text.push_str(
+            "# HELP ivschat_emulator_message_reviews_total Messages reviewed by their room's review handler, by \
+             how the review ended (allowed, rewritten, denied, or the failure after which the fallbackResult \
+             decided) and the result applied (ALLOW, DENY).\n\
+             # TYPE ivschat_emulator_message_reviews_total counter\n",
+        );
+        for ((outcome, result), count) in self.review_counts() {
+            let _ = writeln!(
+                text,
+                "ivschat_emulator_message_reviews_total{{outcome=\"{outcome}\",result=\"{result}\"}} {count}"
             );
         }
         for (name, help, counts) in [

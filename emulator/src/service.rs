@@ -20,6 +20,7 @@ use super::ids::ArnScope;
 use super::metrics::Metrics;
 use super::pagination::{Cursor, TokenCodec};
 use super::persistence::{self, Persister};
+use super::review::{MessageUnderReview, Review, Reviewer};
 use super::sessions::Sessions;
 use super::store::{ChatTokenRejection, IssuedChatToken, Room, ScopeSummary, Store, Stores};
 use super::traffic::Traffic;
@@ -83,6 +84,8 @@ pub struct Service {
     events: broadcast::Sender<RoomEvent>,
     /// Open messaging connections and per-room message rates (see [`super::connections`]).
     pub connections: Arc<Connections>,
+    /// Invokes message review handlers (see [`super::review`]).
+    reviewer: Reviewer,
 }
 
 impl Service {
@@ -111,6 +114,7 @@ impl Service {
             Accounts::new(&config.account_id, &configured).map_err(anyhow::Error::msg)?;
         let (events, _) = broadcast::channel(ROOM_EVENT_BUFFER);
         Ok(Service {
+            reviewer: Reviewer::new(&config.access_key_id, &config.secret_access_key),
             traffic: Traffic::new(config.runtime_settings()),
             regions: config.enabled_regions(),
             config,
@@ -232,6 +236,45 @@ impl Service {
         let mut stores = self.lock();
         stores.settle(Timestamp::now());
         stores.summaries()
+    }
+
+    /// Reviews a message sent to `room`, which has a review handler, with the current Lambda settings;
+    /// counted and logged.
+    pub async fn review_message(
+        &self,
+        room: &Room,
+        handler: &super::store::MessageReviewHandler,
+        message: &MessageUnderReview,
+    ) -> Review {
+        let settings = self.traffic.settings().lambda;
+        // A stored room's ARN always parses; its scope is where the handler must be.
+        let (account_id, region) =
+            super::ids::parse_arn(&room.arn).map_or(("", ""), |arn| (arn.account_id, arn.region));
+        let max_length = usize::try_from(room.maximum_message_length).unwrap_or(0);
+        let review = self
+            .reviewer
+            .review(
+                &settings,
+                &handler.uri,
+                handler.fallback_result,
+                (account_id, region),
+                max_length,
+                message,
+            )
+            .await;
+        self.metrics.record_review(review.outcome, &review.verdict);
+        match &review.failure {
+            Some(failure) => tracing::info!(
+                room = %room.arn, message = %message.message_id, handler = %handler.uri,
+                outcome = review.outcome.label(), fallback = handler.fallback_result.wire_name(),
+                "message review failed ({failure}): the fallbackResult decided"
+            ),
+            None => tracing::debug!(
+                room = %room.arn, message = %message.message_id, handler = %handler.uri,
+                outcome = review.outcome.label(), "message reviewed"
+            ),
+        }
+        review
     }
 
     /// Whether `region` is one the emulator serves.

@@ -15,5 +15,6 @@ mod concurrency;
 mod fuzz;
 mod messaging;
 mod messaging_js;
+mod review;
 mod sdk;
 mod tail;

@@ -41,13 +41,13 @@ async fn create_room(client: &Client) -> String {
     create_room_with(client, |room| room).await
 }
 
-const ALL: &[ChatTokenCapability] = &[
+pub(crate) const ALL: &[ChatTokenCapability] = &[
     ChatTokenCapability::SendMessage,
     ChatTokenCapability::DeleteMessage,
     ChatTokenCapability::DisconnectUser,
 ];
 
-async fn token(
+pub(crate) async fn token(
     client: &Client,
     room: &str,
     user: &str,
@@ -71,14 +71,14 @@ async fn token(
         .to_string()
 }
 
-async fn connect(emulator: &Emulator, token: &str) -> Socket {
+pub(crate) async fn connect(emulator: &Emulator, token: &str) -> Socket {
     try_connect(&emulator.messaging_url(), Some(token))
         .await
         .expect("the messaging connection opens")
 }
 
 /// A user connected to a room with the given capabilities.
-async fn join(
+pub(crate) async fn join(
     emulator: &Emulator,
     room: &str,
     user: &str,
@@ -116,7 +116,7 @@ async fn assert_still_served(socket: &mut Socket) {
 }
 
 /// The next entity that answers `request_id` (others are skipped).
-async fn entity_answering(socket: &mut Socket, request_id: &str) -> Value {
+pub(crate) async fn entity_answering(socket: &mut Socket, request_id: &str) -> Value {
     loop {
         let entity = next_entity(socket).await;
         if entity.get("RequestId") == Some(&json!(request_id)) {
@@ -612,8 +612,10 @@ async fn malformed_frames_get_a_400_error() {
     assert_still_served(&mut ada).await;
 }
 
+/// Without a Lambda endpoint (the default) a review handler cannot run, so its room's fallbackResult decides
+/// every message (tests/emulator/review.rs runs real handlers).
 #[tokio::test]
-async fn a_deny_fallback_review_handler_refuses_messages_with_406() {
+async fn without_a_lambda_endpoint_the_fallback_result_decides() {
     let emulator = emulator::start(EmulatorConfig::default()).await;
     let client = emulator.sdk_client();
     let handler = |fallback| {
@@ -634,7 +636,13 @@ async fn a_deny_fallback_review_handler_refuses_messages_with_406() {
         (&error["ErrorCode"], &error["RequestId"]),
         (&json!(406), &json!("r1"))
     );
+    let refusal = error["ErrorMessage"].as_str().unwrap_or_default();
+    assert!(
+        refusal.contains("fallbackResult is DENY") && refusal.contains("--lambda-endpoint"),
+        "the sender is told why: {error}"
+    );
     expect_quiet(&mut bob).await;
+    assert_eq!(emulator.review_count("no_endpoint"), 1);
 
     client
         .update_room()
@@ -645,6 +653,7 @@ async fn a_deny_fallback_review_handler_refuses_messages_with_406() {
         .expect("update room");
     assert_still_served(&mut ada).await;
     assert_eq!(next_entity(&mut bob).await["Content"], "still here");
+    assert_eq!(emulator.review_count("no_endpoint"), 2);
 }
 
 // ---- tokens, sessions and lifecycle -------------------------------------------------------------------------------

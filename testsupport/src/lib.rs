@@ -5,7 +5,8 @@
 //! the emulator and WebSocket clients of its chat API ([`emulator`], [`messaging`]), starting the operator
 //! in-process or as a process ([`operator`]), a TCP proxy that partitions a process from the API server
 //! ([`proxy`]) and which tests may run side by side ([`serial`]); and the real AWS CLI pointed at an
-//! emulator ([`awscli`]), for resources made the way a user makes them.
+//! emulator ([`awscli`]), for resources made the way a user makes them; and message review handlers as real
+//! Lambda functions behind the Lambda Invoke API ([`lambda`]).
 //!
 //! `testenv` stays the control-plane launcher (and the `make cluster-up` binary); this crate builds on it.
 
@@ -14,6 +15,7 @@ pub mod cluster;
 pub mod command;
 pub mod emulator;
 pub mod http;
+pub mod lambda;
 pub mod messaging;
 pub mod metrics;
 pub mod objects;

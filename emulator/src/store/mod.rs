@@ -498,7 +498,7 @@ mod tests {
                 update: true,
                 ..TransitionFailures::NONE
             },
-            ..slow
+            ..slow.clone()
         };
         store
             .update_logging_configuration(&config.arn, Some("n".into()), None, &failing, later)

@@ -2,16 +2,19 @@
 //! control plane, reconciled by the in-process operator into an in-process IVS Chat emulator, used by real
 //! WebSocket clients that get their tokens from `kubectl ivschat` (run by kubectl's plugin mechanism) and
 //! moderated with the same plugin. Every step is one the issue lists, in its order; each checks the entities
-//! the clients see, not just that a command succeeded.
+//! the clients see, not just that a command succeeded. A second test changes a room's message review handler
+//! with `kubectl apply` and checks that the next message is reviewed by the new one (issue 15).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
+use ivschat_emulator::review::LambdaEndpoint;
 use ivschat_emulator::{Emulator, EmulatorConfig};
 use ivschat_operator::controller::{self, Options};
 use ivschat_operator::crd::{CONDITION_READY, ChatRoom};
+use ivschat_testsupport::lambda::LambdaFunction;
 use ivschat_testsupport::messaging::{
     DELIVERY_TIMEOUT, Socket, expect_quiet, next_entity, send, send_message, try_connect,
 };
@@ -38,6 +41,7 @@ const SYNC_TIMEOUT: Duration = Duration::from_secs(20);
 /// The test's world: the kube client, the emulator (with short-lived tokens) and the running operator.
 struct World {
     control_plane: &'static ControlPlane,
+    namespace: &'static str,
     rooms: Api<ChatRoom>,
     emulator: Emulator,
     operator: controller::OperatorHandle,
@@ -47,21 +51,18 @@ struct World {
 }
 
 impl World {
-    async fn new() -> World {
+    /// The world of a test in `namespace`, with an emulator of `config`.
+    async fn new(namespace: &'static str, config: EmulatorConfig) -> World {
         let control_plane = control_plane();
         let kube = control_plane.client().await.expect("kube client");
-        create_namespace(&kube, NAMESPACE).await;
-        let emulator = emulator::start(EmulatorConfig {
-            chat_token_validity: TOKEN_VALIDITY,
-            ..EmulatorConfig::default()
-        })
-        .await;
+        create_namespace(&kube, namespace).await;
+        let emulator = emulator::start(config).await;
         let operator = controller::start(
             kube.clone(),
             emulator.sdk_client(),
             Options {
                 timing: test_timing(Duration::from_secs(30)),
-                namespace: Some(NAMESPACE.to_owned()),
+                namespace: Some(namespace.to_owned()),
                 concurrency: 2,
                 ..Options::default()
             },
@@ -69,7 +70,8 @@ impl World {
         let plugin_dir = Path::new(PLUGIN).parent().expect("the plugin's directory");
         World {
             control_plane,
-            rooms: Api::namespaced(kube, NAMESPACE),
+            namespace,
+            rooms: Api::namespaced(kube, namespace),
             emulator,
             operator,
             path: format!(
@@ -83,11 +85,20 @@ impl World {
         }
     }
 
-    /// `kubectl apply -f -` of the room's manifest, as a user would.
+    /// `kubectl apply -f -` of the room's manifest with `maximumMessageLength`, as a user would.
     async fn apply_room(&self, maximum_message_length: u32) {
+        self.apply_room_spec(&format!(
+            "  maximumMessageLength: {maximum_message_length}\n"
+        ))
+        .await;
+    }
+
+    /// `kubectl apply -f -` of the room's manifest with `spec` (YAML lines indented by two spaces).
+    async fn apply_room_spec(&self, spec: &str) {
         let manifest = format!(
-            "apiVersion: ivschat.dev/v1alpha1\nkind: ChatRoom\nmetadata:\n  name: {ROOM}\n  namespace: {NAMESPACE}\n\
-             spec:\n  maximumMessageLength: {maximum_message_length}\n"
+            "apiVersion: ivschat.dev/v1alpha1\nkind: ChatRoom\nmetadata:\n  name: {ROOM}\n  namespace: {}\n\
+             spec:\n{spec}",
+            self.namespace
         );
         let mut apply = tokio::process::Command::from(self.control_plane.kubectl());
         apply
@@ -139,7 +150,12 @@ impl World {
         command
             .arg("ivschat")
             .args(args)
-            .args(["-n", NAMESPACE, "--aws-endpoint-url", &self.emulator.url()])
+            .args([
+                "-n",
+                self.namespace,
+                "--aws-endpoint-url",
+                &self.emulator.url(),
+            ])
             .args(["-o", "json"]);
         emulator::isolate_aws_env(command.as_std_mut(), &self.emulator);
         command
@@ -224,7 +240,14 @@ fn without_send_time(mut entity: Value) -> Value {
 async fn a_chat_room_applied_with_kubectl_carries_a_moderated_conversation() {
     // Token expiry and quiet periods are timed: this test had its binary to itself.
     let _alone = serial::alone().await;
-    let world = World::new().await;
+    let world = World::new(
+        NAMESPACE,
+        EmulatorConfig {
+            chat_token_validity: TOKEN_VALIDITY,
+            ..EmulatorConfig::default()
+        },
+    )
+    .await;
 
     // The ChatRoom becomes Ready, and the AWS room has the manifest's limit.
     world.apply_room(10).await;
@@ -419,6 +442,102 @@ async fn a_chat_room_applied_with_kubectl_carries_a_moderated_conversation() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(message.contains("expired"), "{message}");
     world.wait_for_connections(&arn, &["ada", "cy"]).await;
+
+    world.operator.stop().await.expect("stopping the operator");
+    world.emulator.stop().await.expect("stopping the emulator");
+}
+
+/// Issue 15: a review handler set, swapped and removed with `kubectl apply` (operator → UpdateRoom) reviews the
+/// very next message. The handlers are real Lambda functions (Python under the Lambda RIE), one endpoint each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_handler_changed_with_kubectl_reviews_the_next_message() {
+    let _heavy = serial::beside_others().await;
+    let moderate = LambdaFunction::start(
+        r#"
+def handler(event, context):
+    record(event)
+    return {"ReviewResult": "ALLOW", "Content": "[moderated] " + event["Content"]}
+"#,
+    )
+    .await;
+    let strict = LambdaFunction::start(
+        r#"
+def handler(event, context):
+    record(event)
+    return {"ReviewResult": "DENY", "Attributes": {"Reason": "strict: " + event["Content"]}}
+"#,
+    )
+    .await;
+    let mut config = EmulatorConfig::default();
+    for (function, lambda) in [("moderate", &moderate), ("strict", &strict)] {
+        config.lambda.function_endpoints.insert(
+            function.into(),
+            LambdaEndpoint::parse(&lambda.invocation_url()).expect("the RIE's URL"),
+        );
+    }
+    // A cold start on a loaded machine can take longer than AWS's 200 ms.
+    config.lambda.review_timeout = Duration::from_secs(10);
+    let world = World::new("review-loop", config).await;
+    let handler = |function: &str| {
+        format!(
+            "  messageReviewHandler:\n    uri: arn:aws:lambda:us-west-2:123456789012:function:{function}\n    \
+             fallbackResult: DENY\n"
+        )
+    };
+
+    world.apply_room_spec(&handler("moderate")).await;
+    let arn = world.wait_until_synced().await;
+    let (ada_token, _) = world.token("ada", &["--capability", "SEND_MESSAGE"]).await;
+    let mut ada = world.connect(&ada_token).await;
+    let (cy_token, _) = world.token("cy", &[]).await;
+    let mut cy = world.connect(&cy_token).await;
+    world.wait_for_connections(&arn, &["ada", "cy"]).await;
+
+    send_text(&mut ada, "r1", "first").await;
+    let echoed = next_entity(&mut ada).await;
+    assert_eq!(
+        (&echoed["Type"], &echoed["Content"], &echoed["RequestId"]),
+        (&json!("MESSAGE"), &json!("[moderated] first"), &json!("r1")),
+        "{echoed}"
+    );
+    assert_eq!(next_entity(&mut cy).await["Content"], "[moderated] first");
+    assert_eq!(moderate.events()[0]["RoomArn"], json!(arn));
+
+    world.apply_room_spec(&handler("strict")).await;
+    assert_eq!(world.wait_until_synced().await, arn, "the same AWS room");
+    send_text(&mut ada, "r2", "second").await;
+    let refused = next_entity(&mut ada).await;
+    assert_eq!(
+        (
+            &refused["Type"],
+            &refused["ErrorCode"],
+            &refused["ErrorMessage"]
+        ),
+        (&json!("ERROR"), &json!(406), &json!("strict: second")),
+        "{refused}"
+    );
+    expect_quiet(&mut cy).await;
+
+    // No handler: delivered as sent, and neither function is invoked again.
+    world.apply_room_spec("  maximumMessageLength: 100\n").await;
+    assert_eq!(world.wait_until_synced().await, arn);
+    assert!(
+        world
+            .emulator
+            .room(&arn)
+            .expect("the room")
+            .message_review_handler
+            .is_none(),
+        "the operator removed the handler"
+    );
+    send_text(&mut ada, "r3", "third").await;
+    assert_eq!(next_entity(&mut ada).await["Content"], "third");
+    assert_eq!(next_entity(&mut cy).await["Content"], "third");
+    assert_eq!(
+        (moderate.events().len(), strict.events().len()),
+        (1, 1),
+        "one invocation each"
+    );
 
     world.operator.stop().await.expect("stopping the operator");
     world.emulator.stop().await.expect("stopping the emulator");

@@ -6,7 +6,7 @@ CACHE_DIR ?= $(HOME)/.cache/ivschat-operator
 export IVSCHAT_CACHE_DIR := $(CACHE_DIR)
 CARGO ?= cargo
 
-.PHONY: test lint unit k8s-bins node-bins awscli helm release image crds cluster-up cluster-down demo demo-down bench help
+.PHONY: test lint unit k8s-bins node-bins awscli lambda-rie helm release image crds cluster-up cluster-down demo demo-down bench help
 
 help:
 	@echo "make demo         start a local control plane + emulator + operator, apply the examples, show kubectl ivschat"
@@ -21,6 +21,7 @@ help:
 	@echo "make release      the release build the Dockerfile uses (target/release/ivschat-operator)"
 	@echo "make image        the image as an archive, no container engine (target/image/; IMAGE=name:tag)"
 	@echo "make helm         build the pinned helm into the cache (tests/cluster/deploy.rs renders the chart with it)"
+	@echo "make lambda-rie   build the Lambda RIE and install awslambdaric into the cache (message review handlers, offline)"
 
 ## Kubernetes binaries (kube-apiserver, etcd, kubectl) of the pinned version, built once and cached.
 k8s-bins:
@@ -37,6 +38,11 @@ node-bins:
 awscli:
 	@bash hack/awscli.sh >/dev/null
 
+## The AWS Lambda Runtime Interface Emulator (built from its Go module) and awslambdaric (PyPI), cached: the
+## message review handlers of tests/emulator/review.rs run under them.
+lambda-rie:
+	@bash hack/lambda-rie.sh >/dev/null
+
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
@@ -44,7 +50,7 @@ lint:
 # The last lines add up every test binary's result line, so the run ends on one total (cargo's own last
 # line is the doc-tests' count, usually 0), then say whether the node tier ran: where it cannot (not root,
 # no cgroups), tests/node prints `node tier: NOT RUN: <why>` and no result line, so none of its tests counts.
-test: k8s-bins node-bins awscli helm lint
+test: k8s-bins node-bins awscli lambda-rie helm lint
 	@log=$$(mktemp); set -o pipefail; \
 	$(CARGO) test --workspace --locked --no-fail-fast 2>&1 | tee "$$log"; status=$$?; \
 	awk '/^test result:/ { passed += $$4; failed += $$6 } \

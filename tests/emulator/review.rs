@@ -446,3 +446,48 @@ async fn the_official_js_client_sees_the_review_outcomes() {
         }
     }
 }
+
+/// examples/review-handler/app.py, the README's handler, does what the README shows: links denied with the
+/// reason, masked words rewritten and marked, the rest delivered unchanged.
+#[tokio::test]
+async fn the_example_handler_does_what_the_readme_shows() {
+    let _heavy = serial::beside_others().await;
+    let source = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/review-handler/app.py"),
+    )
+    .expect("the example handler");
+    let function = LambdaFunction::start(&source).await;
+    let emulator = emulator_invoking(&function).await;
+    let client = emulator.sdk_client();
+    let room = room_with_handler(&client, FallbackResult::Allow).await;
+    let mut ada = join(&emulator, &room, "ada", ALL).await;
+    let mut bob = join(&emulator, &room, "bob", &[]).await;
+
+    send(&mut ada, message("1", "hello everyone", json!({}))).await;
+    let hello = delivered(&mut ada, &mut bob, "1").await;
+    assert_eq!(
+        (&hello["Content"], &hello["Attributes"]),
+        (&json!("hello everyone"), &json!({}))
+    );
+    send(
+        &mut ada,
+        message("2", "what the heck, spam!", json!({"lang": "en"})),
+    )
+    .await;
+    let masked = delivered(&mut ada, &mut bob, "2").await;
+    assert_eq!(
+        (&masked["Content"], &masked["Attributes"]),
+        (
+            &json!("what the ****, ****!"),
+            &json!({"lang": "en", "moderated": "true"})
+        )
+    );
+    send(&mut ada, message("3", "see https://example.com", json!({}))).await;
+    assert_eq!(
+        refused(&mut ada, &mut bob, "3").await,
+        "Links are not allowed in this room"
+    );
+    assert_eq!(emulator.review_count("allowed"), 1);
+    assert_eq!(emulator.review_count("rewritten"), 1);
+    assert_eq!(emulator.review_count("denied"), 1);
+}

@@ -111,7 +111,7 @@ pub struct EmulatorArgs {
     /// Runtime Interface Emulator: its invocation URL,
     /// http://127.0.0.1:8080/2015-03-31/functions/function/invocations). Without it (and without a
     /// --lambda-function-endpoint for the handler) a handler cannot run and the room's fallbackResult decides.
-    #[arg(long, env = "IVSCHAT_EMULATOR_LAMBDA_ENDPOINT", value_parser = LambdaEndpoint::parse)]
+    #[arg(long, env = "IVSCHAT_EMULATOR_LAMBDA_ENDPOINT", value_name = "URL", value_parser = LambdaEndpoint::parse)]
     pub lambda_endpoint: Option<LambdaEndpoint>,
     /// FUNCTION=URL: the endpoint of one handler, before --lambda-endpoint (repeatable; comma-separated in
     /// the variable). FUNCTION is the handler's ARN or its part after `function:` (`moderate`,
@@ -120,6 +120,7 @@ pub struct EmulatorArgs {
         long = "lambda-function-endpoint",
         env = "IVSCHAT_EMULATOR_LAMBDA_FUNCTION_ENDPOINTS",
         value_delimiter = ',',
+        value_name = "FUNCTION=URL",
         value_parser = parse_function_endpoint
     )]
     pub lambda_function_endpoints: Vec<(String, LambdaEndpoint)>,

@@ -777,6 +777,51 @@ mod tests {
     }
 
     #[test]
+    fn lambda_settings_change_at_run_time() {
+        let settings = apply(
+            r#"{"lambdaEndpoint": "http://127.0.0.1:8080/2015-03-31/functions/function/invocations",
+                "lambdaFunctionEndpoints": {"moderate": "http://127.0.0.1:3001"}, "reviewTimeout": "2s"}"#,
+        )
+        .expect("valid");
+        assert_eq!(
+            settings
+                .lambda
+                .endpoint
+                .as_ref()
+                .map(LambdaEndpoint::as_str),
+            Some("http://127.0.0.1:8080/2015-03-31/functions/function/invocations")
+        );
+        assert_eq!(
+            settings
+                .lambda
+                .function_endpoints
+                .get("moderate")
+                .map(LambdaEndpoint::as_str),
+            Some("http://127.0.0.1:3001")
+        );
+        assert_eq!(settings.lambda.review_timeout, Duration::from_secs(2));
+        let json = settings_json(&settings);
+        assert_eq!(json["reviewTimeout"], "2000ms");
+        assert_eq!(
+            json["lambdaFunctionEndpoints"],
+            json!({"moderate": "http://127.0.0.1:3001"})
+        );
+        let cleared =
+            apply(r#"{"lambdaEndpoint": null, "lambdaFunctionEndpoints": {}}"#).expect("valid");
+        assert_eq!(cleared.lambda.endpoint, None);
+        assert!(cleared.lambda.function_endpoints.is_empty());
+        assert_eq!(settings_json(&cleared)["lambdaEndpoint"], Value::Null);
+        for bad in [
+            r#"{"lambdaEndpoint": "https://x:1"}"#,
+            r#"{"lambdaEndpoint": 5}"#,
+            r#"{"lambdaFunctionEndpoints": {"f": "ftp://x"}}"#,
+            r#"{"lambdaFunctionEndpoints": ["http://x:1"]}"#,
+        ] {
+            assert!(apply(bad).is_err(), "{bad} must be refused");
+        }
+    }
+
+    #[test]
     fn bad_settings_name_the_field() {
         for (body, field) in [
             (r#"{"faultRat": 1}"#, "faultRat"),

@@ -90,6 +90,10 @@
 //! - **Persistence** keeps rooms, logging configurations (with lifecycle timestamps) and tags of every scope
 //!   (each resource's ARN names its scope, so the file format did not change and older files load); chat
 //!   tokens, STS sessions, accounts added at run time, revocations and the pagination key are per process. A state file that cannot be written turns the request into a 500.
+//! - **Message review handlers**: a SEND_MESSAGE to a room with a `messageReviewHandler` invokes it through the
+//!   Lambda Invoke API at the configured local endpoint (`--lambda-endpoint`, `--lambda-function-endpoint`)
+//!   and waits for it at most `--review-timeout` (AWS's 200 ms); without an endpoint the `fallbackResult`
+//!   decides. See [`review`].
 //! - **Admin API** under `/_emulator/` is unsigned (see [`http`]); the default listen address is loopback.
 
 pub mod accounts;

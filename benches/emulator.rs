@@ -6,6 +6,10 @@
 //! measurement stops early at a time bound, so a slow machine cannot make the run unbounded; a cut-short row
 //! says so. Quotas, faults and latency injection are off: this measures the emulator itself (HTTP, SigV4
 //! verification, JSON, the store) plus the SDK's own cost on the client side.
+//!
+//! Then message review: SEND_MESSAGE to the echoed MESSAGE over the messaging WebSocket, in rooms without a
+//! review handler and in rooms whose handler is a real Lambda function (Python under the Lambda RIE, warm), by
+//! one sender at a time and by several at once (the emulator sends an endpoint one invocation at a time).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,7 +18,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use aws_sdk_ivschat::Client;
+use aws_sdk_ivschat::types::{ChatTokenCapability, FallbackResult, MessageReviewHandler};
+use ivschat_emulator::review::LambdaEndpoint;
 use ivschat_emulator::{Emulator, EmulatorConfig};
+use ivschat_testsupport::lambda::LambdaFunction;
+use ivschat_testsupport::messaging::{Socket, next_entity, send, send_message, try_connect};
 
 const CONCURRENCY_LEVELS: [usize; 4] = [1, 4, 16, 64];
 const WARM_UP_REQUESTS: usize = 200;
@@ -192,7 +200,135 @@ async fn run() -> anyhow::Result<()> {
     }
     let rooms = emulator.request_count("CreateRoom", "success");
     println!("({rooms} rooms in the store at the end)");
+    emulator.stop().await.context("stop the emulator")?;
+    review_latency().await
+}
+
+/// Messages per review measurement, over all senders.
+const REVIEW_MESSAGES: usize = 500;
+/// Rooms per measurement, 10 messages each: a room accepts at most 100 messages in any second, which one
+/// fast sender would exceed in a single room.
+const REVIEW_ROOMS: usize = 50;
+/// Senders at once in the concurrent measurement (each with a tenth of the rooms).
+const REVIEW_SENDERS: usize = 5;
+
+/// SEND_MESSAGE → echo latency without a handler, and with a real handler by one and by several senders.
+async fn review_latency() -> anyhow::Result<()> {
+    let function = LambdaFunction::start(
+        "def handler(event, context):\n    return {\"ReviewResult\": \"ALLOW\", \"Content\": event[\"Content\"] + \"!\"}\n",
+    )
+    .await;
+    let mut config = EmulatorConfig::default();
+    config.lambda.endpoint =
+        Some(LambdaEndpoint::parse(&function.invocation_url()).map_err(anyhow::Error::msg)?);
+    let emulator = Emulator::start(SocketAddr::from(([127, 0, 0, 1], 0)), config)
+        .await
+        .context("start the emulator")?;
+    println!();
+    println!(
+        "message review: SEND_MESSAGE to its MESSAGE echo over the messaging WebSocket, {REVIEW_MESSAGES} messages"
+    );
+    println!(
+        "{:<32} {:>7} {:>9} {:>9} {:>9} {:>9}",
+        "rooms", "senders", "msg/s", "p50 ms", "p99 ms", "max ms"
+    );
+    for (label, handler, senders) in [
+        ("no review handler", false, 1),
+        ("handler: Python under the RIE", true, 1),
+        ("handler: Python under the RIE", true, REVIEW_SENDERS),
+    ] {
+        let mut sockets = Vec::new();
+        for _ in 0..REVIEW_ROOMS {
+            sockets.push(review_room(&emulator, handler).await?);
+        }
+        // Warm-up in a room of its own: the runtime's first invocation includes its start.
+        let mut warm = [review_room(&emulator, handler).await?];
+        send_and_time(&mut warm, 5).await;
+        let start = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        let per_sender = REVIEW_ROOMS / senders;
+        while !sockets.is_empty() {
+            let mut group: Vec<Socket> = sockets.drain(..per_sender.min(sockets.len())).collect();
+            let messages = group.len() * REVIEW_MESSAGES / REVIEW_ROOMS;
+            tasks.spawn(async move { send_and_time(&mut group, messages).await.latencies });
+        }
+        let mut latencies = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            latencies.extend(joined.context("a sender panicked")?);
+        }
+        latencies.sort_unstable();
+        let result = Measurement {
+            completed: latencies.len(),
+            elapsed: start.elapsed(),
+            cut_short: false,
+            latencies,
+        };
+        println!(
+            "{:<32} {:>7} {:>9.0} {:>9.2} {:>9.2} {:>9.2}",
+            label,
+            senders,
+            result.requests_per_second(),
+            milliseconds(result.percentile(50.0)),
+            milliseconds(result.percentile(99.0)),
+            milliseconds(result.percentile(100.0)),
+        );
+    }
+    println!(
+        "(reviews by outcome and result: {:?})",
+        emulator.review_counts()
+    );
     emulator.stop().await.context("stop the emulator")
+}
+
+/// A room (at the highest message rate AWS allows) and a connection of a sender to it.
+async fn review_room(emulator: &Emulator, handler: bool) -> anyhow::Result<Socket> {
+    let client = emulator.sdk_client_without_retries();
+    let mut create = client.create_room().maximum_message_rate_per_second(100);
+    if handler {
+        create = create.message_review_handler(
+            MessageReviewHandler::builder()
+                .uri("arn:aws:lambda:us-west-2:123456789012:function:bench")
+                .fallback_result(FallbackResult::Deny)
+                .build(),
+        );
+    }
+    let room = create.send().await.context("create a room")?;
+    let token = client
+        .create_chat_token()
+        .room_identifier(room.arn().context("no arn")?)
+        .user_id("sender")
+        .capabilities(ChatTokenCapability::SendMessage)
+        .send()
+        .await
+        .context("create a chat token")?;
+    try_connect(&emulator.messaging_url(), token.token())
+        .await
+        .context("connect")
+}
+
+/// `messages` messages, round-robin over `sockets`, one outstanding at a time; each must be delivered.
+async fn send_and_time(sockets: &mut [Socket], messages: usize) -> Measurement {
+    let start = Instant::now();
+    let mut latencies = Vec::with_capacity(messages);
+    for index in 0..messages {
+        let socket = &mut sockets[index % sockets.len()];
+        let sent = Instant::now();
+        send(socket, send_message(&index.to_string(), "hello")).await;
+        let echo = next_entity(socket).await;
+        assert_eq!(
+            echo["Type"], "MESSAGE",
+            "a benchmark message was refused: {echo}"
+        );
+        latencies.push(sent.elapsed());
+    }
+    let elapsed = start.elapsed();
+    latencies.sort_unstable();
+    Measurement {
+        completed: latencies.len(),
+        elapsed,
+        cut_short: false,
+        latencies,
+    }
 }
 
 fn main() -> anyhow::Result<()> {

@@ -89,6 +89,11 @@ pub enum Request {
     RoomStatus { room: RoomTarget },
     /// `import`: manifests for the account's unmanaged resources.
     Import(ImportRequest),
+    /// `send-message ROOM TEXT`: its own options are checked in [`super::send::check`].
+    SendMessage {
+        room: RoomTarget,
+        options: super::send::SendOptions,
+    },
     /// `tail ROOM`: its own options are checked in [`super::tail::check`].
     Tail {
         room: RoomTarget,
@@ -159,7 +164,7 @@ pub fn validate(global: &GlobalArgs, command: &Command) -> Result<Request, Inval
                     None
                 }
             };
-            let attributes = attributes(&args.attributes, &mut problems);
+            let attributes = attributes("--attribute", &args.attributes, &mut problems);
             Request::Token {
                 room,
                 user_id: args.user_id.clone(),
@@ -171,7 +176,7 @@ pub fn validate(global: &GlobalArgs, command: &Command) -> Result<Request, Inval
         Command::SendEvent(args) => {
             let room = room_target(args.room.as_deref(), global.arn.as_deref(), &mut problems);
             problems.text_length("--name", &args.name, EVENT_NAME_CHARS);
-            let attributes = attributes(&args.attributes, &mut problems);
+            let attributes = attributes("--attribute", &args.attributes, &mut problems);
             Request::SendEvent {
                 room,
                 event_name: args.name.clone(),
@@ -205,6 +210,34 @@ pub fn validate(global: &GlobalArgs, command: &Command) -> Result<Request, Inval
                 room,
                 user_id: args.user_id.clone(),
                 reason: args.reason.clone(),
+            }
+        }
+        Command::SendMessage(args) => {
+            // With --arn the one positional argument is the text.
+            let (room, text) = match (global.arn.as_deref(), &args.room, &args.text) {
+                (Some(_), Some(text), None) => (None, Some(text.as_str())),
+                (_, room, text) => (room.as_deref(), text.as_deref()),
+            };
+            let room = room_target(room, global.arn.as_deref(), &mut problems);
+            let mut found = Vec::new();
+            let (text, user_id, timeout, format) =
+                super::send::check(text, args, global.output, &mut found);
+            found.into_iter().for_each(|problem| problems.add(problem));
+            Request::SendMessage {
+                room,
+                options: super::send::SendOptions {
+                    text,
+                    attributes: attributes("--attribute", &args.attributes, &mut problems),
+                    sender_attributes: attributes(
+                        "--sender-attribute",
+                        &args.sender_attributes,
+                        &mut problems,
+                    ),
+                    user_id,
+                    timeout,
+                    messaging_endpoint: args.messaging_endpoint.clone(),
+                    format,
+                },
             }
         }
         Command::Tail(args) => {
@@ -303,26 +336,26 @@ fn room_target(room: Option<&str>, arn: Option<&str>, problems: &mut Problems) -
 }
 
 /// `key=value` pairs (the value may contain `=`; keys are unique), within the 1 KiB total.
-fn attributes(pairs: &[String], problems: &mut Problems) -> BTreeMap<String, String> {
+fn attributes(flag: &str, pairs: &[String], problems: &mut Problems) -> BTreeMap<String, String> {
     let mut attributes = BTreeMap::new();
     for pair in pairs {
         match pair.split_once('=') {
-            Some(("", _)) => problems.add(format!("--attribute {pair:?} has an empty key")),
+            Some(("", _)) => problems.add(format!("{flag} {pair:?} has an empty key")),
             Some((key, value)) => {
                 if attributes
                     .insert(key.to_owned(), value.to_owned())
                     .is_some()
                 {
-                    problems.add(format!("--attribute {key:?} is given more than once"));
+                    problems.add(format!("{flag} {key:?} is given more than once"));
                 }
             }
-            None => problems.add(format!("--attribute {pair:?} is not of the form KEY=VALUE")),
+            None => problems.add(format!("{flag} {pair:?} is not of the form KEY=VALUE")),
         }
     }
     let total = attributes_size(&attributes);
     if total > ATTRIBUTES_MAX_BYTES {
         problems.add(format!(
-            "the attributes take {total} bytes (keys and values); at most {ATTRIBUTES_MAX_BYTES} are allowed"
+            "the {flag} values take {total} bytes (keys and values); at most {ATTRIBUTES_MAX_BYTES} are allowed"
         ));
     }
     attributes

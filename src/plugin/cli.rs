@@ -13,7 +13,7 @@ use std::path::PathBuf;
 ///
 /// Exit codes: 0 success, 1 AWS or other error (also a missing ChatAccount, or a role STS refuses you),
 /// 2 invalid arguments, 3 room not found (no such ChatRoom, or no such room in AWS), 4 the ChatRoom is not
-/// Ready or has no ARN yet.
+/// Ready or has no ARN yet, 5 (send-message) the room refused the message.
 #[derive(Debug, Parser)]
 #[command(name = "kubectl-ivschat", bin_name = "kubectl ivschat", version)]
 pub struct Cli {
@@ -102,6 +102,9 @@ pub enum Command {
     /// lower-cased with other characters as '-', at most 63; unnamed resources, and names two resources
     /// (or an existing object) would share, get '-<id>'. The output is always YAML (-o does not apply).
     Import(super::import::ImportArgs),
+    /// Send one chat message to the room and print what was delivered (or why it was not).
+    #[command(long_about = super::send::LONG_ABOUT)]
+    SendMessage(super::send::SendMessageArgs),
     /// Print the room's messages, events, deletions and disconnects as they arrive (no history).
     #[command(long_about = super::tail::LONG_ABOUT)]
     Tail(super::tail::TailArgs),

@@ -25,6 +25,8 @@ pub mod exit_code {
     pub const ROOM_NOT_FOUND: u8 = 3;
     /// The ChatRoom is not Ready or has no ARN yet.
     pub const ROOM_NOT_READY: u8 = 4;
+    /// `send-message`: the room answered the message with an ERROR (e.g. 406, refused in message review).
+    pub const NOT_DELIVERED: u8 = 5;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +80,10 @@ pub enum PluginError {
     /// `tail`: the room was deleted while it was being tailed (or its messaging endpoint does not know it).
     #[error("{0}")]
     RoomGone(String),
+
+    /// `send-message`: the room answered with an ERROR (its code, name and message).
+    #[error("{0}")]
+    NotDelivered(String),
 }
 
 impl PluginError {
@@ -94,6 +100,7 @@ impl PluginError {
             | PluginError::Output(_)
             | PluginError::Messaging(_) => exit_code::FAILURE,
             PluginError::RoomGone(_) => exit_code::ROOM_NOT_FOUND,
+            PluginError::NotDelivered(_) => exit_code::NOT_DELIVERED,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `kubectl ivschat`: the kubectl plugin for ChatRooms. It issues chat tokens, sends events, deletes
 //! messages and disconnects users in the AWS room behind a ChatRoom (or any room by `--arn`), shows a
-//! ChatRoom's spec, its AWS room and its conditions side by side, and tails a room live ([`tail`], which owns
-//! its WebSocket loop and writes to stdout itself).
+//! ChatRoom's spec, its AWS room and its conditions side by side, tails a room live ([`tail`], which owns
+//! its WebSocket loop and writes to stdout itself) and sends one message as a chat client ([`send`]).
 //!
 //! This module owns the plugin's I/O: reading the ChatRoom and its ChatAccount through the Kubernetes API
 //! (kubeconfig, `--context`, `-n`), building the IVS Chat client from the AWS configuration chain
@@ -13,13 +13,15 @@
 //!
 //! Exit codes ([`error::exit_code`]): 0 success; 1 AWS, STS, Kubernetes or configuration error (a missing
 //! ChatAccount too); 2 invalid arguments (before any call, or rejected by AWS as invalid); 3 room not found
-//! (no ChatRoom of that name, or no such room in AWS); 4 the ChatRoom is not Ready or has no ARN yet.
+//! (no ChatRoom of that name, or no such room in AWS); 4 the ChatRoom is not Ready or has no ARN yet; 5 the
+//! room refused a message (`send-message`).
 
 pub mod args;
 pub mod cli;
 pub mod error;
 pub mod import;
 pub mod render;
+pub mod send;
 pub mod status;
 pub mod tail;
 pub mod target;
@@ -224,6 +226,10 @@ pub async fn run(cli: &Cli, colour: bool) -> Result<String, PluginError> {
                 user_id,
             };
             render::render(&disconnected, format, colour)
+        }
+        Request::SendMessage { room, options } => {
+            let (arn, aws) = locate(global, &room).await?;
+            send::run(&arn, &aws, &options).await
         }
         // Streams to stdout itself until stopped: nothing is left to print at the end.
         Request::Tail { room, options } => {

@@ -197,13 +197,18 @@ pub fn messaging_endpoint(flag: Option<&str>, endpoint_url: Option<&str>, region
 
 /// The tail's chat user: the given one, or [`USER_ID_PREFIX`] and 8 random letters and digits.
 fn tail_user_id(given: Option<&str>) -> String {
+    own_user_id(given, USER_ID_PREFIX)
+}
+
+/// The given user, or `prefix` and 8 random letters and digits (shared with `send-message`).
+pub(super) fn own_user_id(given: Option<&str>, prefix: &str) -> String {
     given.map_or_else(
         || {
             const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
             let suffix: String = (0..8)
                 .map(|_| char::from(CHARS[rand::random_range(0..CHARS.len())]))
                 .collect();
-            format!("{USER_ID_PREFIX}{suffix}")
+            format!("{prefix}{suffix}")
         },
         str::to_owned,
     )
@@ -533,7 +538,7 @@ pub fn backoff(failures: u32) -> Duration {
 
 // ---- the loop -----------------------------------------------------------------------------------------------
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(super) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Tails the room `arn` until stopped (Ok) or ended for good (Err). The first token and connection must work.
 pub(super) async fn run(arn: &str, aws: &Access, options: &TailOptions) -> Result<(), PluginError> {
@@ -632,49 +637,16 @@ async fn connect(
             }
         })?;
     let token = output.token().unwrap_or_default();
-    let refused = |why: String| {
-        if connected_once {
-            Retry(Ended::Lost {
+    let socket = match handshake(url, token, arn).await {
+        Ok(socket) => socket,
+        Err(Refusal::RoomGone(why)) => return Err(Fatal(PluginError::RoomGone(why))),
+        Err(Refusal::Other(why)) if connected_once => {
+            return Err(Retry(Ended::Lost {
                 why,
                 lasted: Duration::ZERO,
-            })
-        } else {
-            Fatal(PluginError::Messaging(why))
+            }));
         }
-    };
-    let mut request = url
-        .into_client_request()
-        .map_err(|error| Fatal(PluginError::Messaging(format!("{url}: {error}"))))?;
-    let protocol = HeaderValue::from_str(token)
-        .map_err(|_| refused("the chat token is not a valid subprotocol".to_owned()))?;
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", protocol);
-    let socket = match tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        tokio_tungstenite::connect_async(request),
-    )
-    .await
-    {
-        Err(_) => return Err(refused(format!("connecting to {url} timed out"))),
-        Ok(Err(WsError::Http(response))) if response.status().as_u16() == 404 => {
-            return Err(Fatal(PluginError::RoomGone(format!(
-                "{url} does not know room {arn} (HTTP 404): was it deleted?"
-            ))));
-        }
-        Ok(Err(WsError::Http(response))) => {
-            let body = response
-                .body()
-                .as_deref()
-                .map(String::from_utf8_lossy)
-                .unwrap_or_default();
-            return Err(refused(format!(
-                "{url} refused the connection (HTTP {}) {body}",
-                response.status().as_u16()
-            )));
-        }
-        Ok(Err(error)) => return Err(refused(format!("cannot connect to {url}: {error}"))),
-        Ok(Ok((socket, _response))) => socket,
+        Err(Refusal::Other(why)) => return Err(Fatal(PluginError::Messaging(why))),
     };
     note(&format!(
         "{} room {arn} as {user_id} at {url} (session until {}); no history: only what is sent from now on",
@@ -686,6 +658,46 @@ async fn connect(
         time_text(output.session_expiration_time())
     ));
     Ok(socket)
+}
+
+/// Why a messaging handshake failed: the endpoint does not know the room (HTTP 404), or anything else.
+pub(super) enum Refusal {
+    RoomGone(String),
+    Other(String),
+}
+
+/// Opens the messaging socket of room `arn` at `url` with `token` as the subprotocol, as every IVS Chat
+/// client does (shared with `send-message`).
+pub(super) async fn handshake(url: &str, token: &str, arn: &str) -> Result<Socket, Refusal> {
+    let mut request = url
+        .into_client_request()
+        .map_err(|error| Refusal::Other(format!("{url}: {error}")))?;
+    let protocol = HeaderValue::from_str(token)
+        .map_err(|_| Refusal::Other("the chat token is not a valid subprotocol".to_owned()))?;
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", protocol);
+    match tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request)).await {
+        Err(_) => Err(Refusal::Other(format!("connecting to {url} timed out"))),
+        Ok(Err(WsError::Http(response))) if response.status().as_u16() == 404 => {
+            Err(Refusal::RoomGone(format!(
+                "{url} does not know room {arn} (HTTP 404): was it deleted?"
+            )))
+        }
+        Ok(Err(WsError::Http(response))) => {
+            let body = response
+                .body()
+                .as_deref()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default();
+            Err(Refusal::Other(format!(
+                "{url} refused the connection (HTTP {}) {body}",
+                response.status().as_u16()
+            )))
+        }
+        Ok(Err(error)) => Err(Refusal::Other(format!("cannot connect to {url}: {error}"))),
+        Ok(Ok((socket, _response))) => Ok(socket),
+    }
 }
 
 /// Prints what arrives on one connection until it ends, and says how it ended.
@@ -762,9 +774,14 @@ async fn receive(
 
 /// Sends the close frame and waits (briefly) for the server's, so the server sees a clean close.
 async fn stop_connection(socket: &mut Socket) {
+    close_normally(socket, STOP_REASON).await;
+}
+
+/// Sends a close frame 1000 with `reason` and waits (briefly) for the server's (shared with `send-message`).
+pub(super) async fn close_normally(socket: &mut Socket, reason: &str) {
     let frame = CloseFrame {
         code: CloseCode::Normal,
-        reason: STOP_REASON.into(),
+        reason: reason.into(),
     };
     if socket.send(Message::Close(Some(frame))).await.is_err() {
         return;

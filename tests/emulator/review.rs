@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use super::messaging::{ALL, connect, entity_answering, join, token};
 use super::messaging_js::{install_js_client, mint_tokens};
+use super::tail::{interrupt_and_expect_success, spawn_tail};
 
 /// The handler under test: its verdict is chosen by the message's first word, and it records every event.
 const HANDLER: &str = r#"
@@ -490,4 +491,137 @@ async fn the_example_handler_does_what_the_readme_shows() {
     assert_eq!(emulator.review_count("allowed"), 1);
     assert_eq!(emulator.review_count("rewritten"), 1);
     assert_eq!(emulator.review_count("denied"), 1);
+}
+
+/// `kubectl ivschat send-message ARGS --arn ROOM --aws-endpoint-url EMULATOR` in the emulator's isolated AWS
+/// environment.
+async fn send_message_command(
+    emulator: &Emulator,
+    room: &str,
+    args: &[&str],
+) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-ivschat"));
+    emulator::isolate_aws_env(&mut command, emulator);
+    command
+        .arg("send-message")
+        .args(["--arn", room])
+        .args(args)
+        .args(["--aws-endpoint-url", &emulator.url()]);
+    tokio::process::Command::from(command)
+        .output()
+        .await
+        .expect("run kubectl ivschat send-message")
+}
+
+/// The README's moderation loop: the example handler under the RIE, `kubectl ivschat tail` watching, and
+/// `kubectl ivschat send-message` showing a delivered, a rewritten and a refused message.
+#[tokio::test]
+async fn send_message_shows_what_the_review_handler_did_and_tail_agrees() {
+    let _heavy = serial::beside_others().await;
+    let source = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/review-handler/app.py"),
+    )
+    .expect("the example handler");
+    let function = LambdaFunction::start(&source).await;
+    let emulator = emulator_invoking(&function).await;
+    let client = emulator.sdk_client();
+    let room = room_with_handler(&client, FallbackResult::Deny).await;
+    let (mut tail, mut lines, mut notes) = spawn_tail(&emulator, &["--arn", &room, "-o", "json"]);
+    notes.until("connected to room").await;
+
+    // Delivered as sent: the JSON line of tail's schema, with the message's and the sender's attributes.
+    let sent = send_message_command(
+        &emulator,
+        &room,
+        &[
+            "hello everyone",
+            "--attribute",
+            "lang=en",
+            "--sender-attribute",
+            "displayName=Ops",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let line: Value = serde_json::from_slice(&sent.stdout).expect("one JSON line");
+    assert_eq!(line["type"], "message", "{line}");
+    assert_eq!(line["content"], "hello everyone");
+    assert_eq!(line["attributes"], json!({"lang": "en"}));
+    let user = line["sender"]["userId"].as_str().expect("a sender");
+    assert!(user.starts_with("kubectl-ivschat-send-"), "{line}");
+    assert_eq!(line["sender"]["attributes"], json!({"displayName": "Ops"}));
+    assert_eq!(
+        lines.json("the message at tail").await,
+        line,
+        "tail saw the same"
+    );
+
+    // Rewritten: what everyone got, readable by default.
+    let sent = send_message_command(&emulator, &room, &["what the heck, spam!"]).await;
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let readable = String::from_utf8_lossy(&sent.stdout);
+    assert!(
+        readable.contains("what the ****, ****!") && readable.contains("moderated=true"),
+        "{readable}"
+    );
+    let at_tail = lines.json("the rewrite at tail").await;
+    assert_eq!(at_tail["content"], "what the ****, ****!");
+    assert_eq!(at_tail["attributes"], json!({"moderated": "true"}));
+
+    // Refused by the handler: exit 5, the reason on stderr, nothing at tail.
+    let sent = send_message_command(&emulator, &room, &["see https://example.com"]).await;
+    assert_eq!(sent.status.code(), Some(5));
+    assert!(sent.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&sent.stderr);
+    assert!(
+        stderr.contains(
+            "message not delivered: 406 Not Acceptable (refused in message review): Links are not allowed in this room"
+        ),
+        "{stderr}"
+    );
+
+    // Refused before review (longer than the room allows): 400; and invalid arguments fail before any call.
+    let too_long = "x".repeat(101);
+    let sent = send_message_command(&emulator, &room, &[&too_long]).await;
+    assert_eq!(sent.status.code(), Some(5));
+    assert!(
+        String::from_utf8_lossy(&sent.stderr).contains("400 Bad Request"),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let tokens = emulator.request_total("CreateChatToken");
+    for args in [
+        &[""][..],
+        &["hi", "--attribute", "novalue"],
+        &["hi", "-o", "yaml"],
+    ] {
+        let sent = send_message_command(&emulator, &room, args).await;
+        assert_eq!(
+            sent.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&sent.stderr)
+        );
+    }
+    assert_eq!(
+        emulator.request_total("CreateChatToken"),
+        tokens,
+        "no call for invalid arguments"
+    );
+
+    interrupt_and_expect_success(&mut tail).await;
+    let lines_left = lines.0.try_recv().ok();
+    assert_eq!(lines_left, None, "tail printed nothing refused");
+    assert_eq!(emulator.review_count("denied"), 1);
+    assert_eq!(emulator.review_count("rewritten"), 1);
 }

@@ -31,7 +31,7 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 const STOP_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Lines of a child's stdout or stderr, read as they come.
-struct Lines(mpsc::UnboundedReceiver<String>);
+pub(crate) struct Lines(pub(crate) mpsc::UnboundedReceiver<String>);
 
 impl Lines {
     fn of(stream: impl tokio::io::AsyncRead + Unpin + Send + 'static) -> Lines {
@@ -55,14 +55,14 @@ impl Lines {
     }
 
     /// The next JSON line.
-    async fn json(&mut self, what: &str) -> Value {
+    pub(crate) async fn json(&mut self, what: &str) -> Value {
         let line = self.next(what).await;
         serde_json::from_str(&line)
             .unwrap_or_else(|error| panic!("{what}: not a JSON line ({error}): {line}"))
     }
 
     /// Skips lines until one contains `fragment`; that line.
-    async fn until(&mut self, fragment: &str) -> String {
+    pub(crate) async fn until(&mut self, fragment: &str) -> String {
         loop {
             let line = self.next(fragment).await;
             if line.contains(fragment) {
@@ -106,7 +106,10 @@ fn assert_recent(line: &Value) {
 
 /// `kubectl ivschat tail ARGS --aws-endpoint-url EMULATOR` in the emulator's isolated AWS environment, and
 /// its stdout (the room's traffic) and stderr (connection news) line by line.
-fn spawn_tail(emulator: &Emulator, args: &[&str]) -> (tokio::process::Child, Lines, Lines) {
+pub(crate) fn spawn_tail(
+    emulator: &Emulator,
+    args: &[&str],
+) -> (tokio::process::Child, Lines, Lines) {
     let mut tail = std::process::Command::new(PLUGIN);
     emulator::isolate_aws_env(&mut tail, emulator);
     tail.arg("tail")
@@ -125,7 +128,7 @@ fn spawn_tail(emulator: &Emulator, args: &[&str]) -> (tokio::process::Child, Lin
 }
 
 /// Sends SIGINT to tail, as Ctrl-C does, and expects it to exit 0 within [`STOP_TIMEOUT`].
-async fn interrupt_and_expect_success(tail: &mut tokio::process::Child) {
+pub(crate) async fn interrupt_and_expect_success(tail: &mut tokio::process::Child) {
     let pid = tail.id().expect("tail's pid").to_string();
     let kill = tokio::process::Command::new("kill")
         .args(["-INT", &pid])

@@ -533,6 +533,18 @@ def handler(event, context):
     send_text(&mut ada, "r3", "third").await;
     assert_eq!(next_entity(&mut ada).await["Content"], "third");
     assert_eq!(next_entity(&mut cy).await["Content"], "third");
+    // `kubectl ivschat send-message` by the ChatRoom's name: what it printed is what the room got.
+    let sent = world.ivschat(&["send-message", ROOM, "fourth"]).await;
+    assert_eq!(
+        (&sent["type"], &sent["content"]),
+        (&json!("message"), &json!("fourth")),
+        "{sent}"
+    );
+    let received = next_entity(&mut cy).await;
+    assert_eq!(
+        (&received["Id"], &received["Content"]),
+        (&sent["id"], &json!("fourth"))
+    );
     assert_eq!(
         (moderate.events().len(), strict.events().len()),
         (1, 1),

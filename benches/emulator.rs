@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use aws_sdk_ivschat::Client;
 use aws_sdk_ivschat::types::{ChatTokenCapability, FallbackResult, MessageReviewHandler};
-use ivschat_emulator::review::LambdaEndpoint;
 use ivschat_emulator::{Emulator, EmulatorConfig};
 use ivschat_testsupport::lambda::LambdaFunction;
 use ivschat_testsupport::messaging::{Socket, next_entity, send, send_message, try_connect};
@@ -219,8 +218,7 @@ async fn review_latency() -> anyhow::Result<()> {
     )
     .await;
     let mut config = EmulatorConfig::default();
-    config.lambda.endpoint =
-        Some(LambdaEndpoint::parse(&function.invocation_url()).map_err(anyhow::Error::msg)?);
+    config.lambda.endpoint = Some(function.endpoint());
     let emulator = Emulator::start(SocketAddr::from(([127, 0, 0, 1], 0)), config)
         .await
         .context("start the emulator")?;

@@ -16,8 +16,6 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
-use ivschat_api::limits::USER_ID_CHARS;
-
 use super::Access;
 use super::error::PluginError;
 use super::tail::{self, Entry, LineFormat, Received, Refusal};
@@ -101,16 +99,7 @@ pub fn check(
             text.to_owned()
         }
     };
-    if let Some(user_id) = &args.user_id {
-        let chars = user_id.chars().count();
-        if !USER_ID_CHARS.contains(&chars) {
-            problems.push(format!(
-                "--user-id must be {} to {} characters (it is {chars})",
-                USER_ID_CHARS.start(),
-                USER_ID_CHARS.end()
-            ));
-        }
-    }
+    tail::check_own_user_id(args.user_id.as_deref(), problems);
     let timeout =
         ivschat_api::duration::parse_positive_duration(&args.timeout).unwrap_or_else(|error| {
             problems.push(format!("--timeout {:?}: {error}", args.timeout));

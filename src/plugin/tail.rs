@@ -127,16 +127,7 @@ pub fn check(global: &GlobalArgs, args: &TailArgs) -> (TailOptions, Vec<String>)
             LineFormat::Json
         }
     };
-    if let Some(user_id) = &args.user_id {
-        let chars = user_id.chars().count();
-        if !USER_ID_CHARS.contains(&chars) {
-            problems.push(format!(
-                "--user-id must be {} to {} characters (it is {chars})",
-                USER_ID_CHARS.start(),
-                USER_ID_CHARS.end()
-            ));
-        }
-    }
+    check_own_user_id(args.user_id.as_deref(), &mut problems);
     let session_duration_minutes = match args.session_duration {
         None => None,
         Some(minutes) if SESSION_DURATION_MINUTES.contains(&minutes) => i32::try_from(minutes).ok(),
@@ -163,6 +154,20 @@ pub fn check(global: &GlobalArgs, args: &TailArgs) -> (TailOptions, Vec<String>)
         format,
     };
     (options, problems)
+}
+
+/// The problem with a `--user-id` for the command's own chat user, if any (shared with `send-message`).
+pub(super) fn check_own_user_id(user_id: Option<&str>, problems: &mut Vec<String>) {
+    if let Some(user_id) = user_id {
+        let chars = user_id.chars().count();
+        if !USER_ID_CHARS.contains(&chars) {
+            problems.push(format!(
+                "--user-id must be {} to {} characters (it is {chars})",
+                USER_ID_CHARS.start(),
+                USER_ID_CHARS.end()
+            ));
+        }
+    }
 }
 
 // ---- where to connect ---------------------------------------------------------------------------------------

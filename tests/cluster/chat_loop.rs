@@ -10,7 +10,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
-use ivschat_emulator::review::LambdaEndpoint;
 use ivschat_emulator::{Emulator, EmulatorConfig};
 use ivschat_operator::controller::{self, Options};
 use ivschat_operator::crd::{CONDITION_READY, ChatRoom};
@@ -470,10 +469,10 @@ def handler(event, context):
     .await;
     let mut config = EmulatorConfig::default();
     for (function, lambda) in [("moderate", &moderate), ("strict", &strict)] {
-        config.lambda.function_endpoints.insert(
-            function.into(),
-            LambdaEndpoint::parse(&lambda.invocation_url()).expect("the RIE's URL"),
-        );
+        config
+            .lambda
+            .function_endpoints
+            .insert(function.into(), lambda.endpoint());
     }
     // A cold start on a loaded machine can take longer than AWS's 200 ms.
     config.lambda.review_timeout = Duration::from_secs(10);

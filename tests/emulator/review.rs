@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use aws_sdk_ivschat::Client;
 use aws_sdk_ivschat::types::{ChatTokenCapability, FallbackResult, MessageReviewHandler};
-use ivschat_emulator::review::LambdaEndpoint;
 use ivschat_emulator::{Emulator, EmulatorConfig};
 use ivschat_testsupport::emulator::{self, create_room_with};
 use ivschat_testsupport::lambda::LambdaFunction;
@@ -52,8 +51,7 @@ const GENEROUS_TIMEOUT: Duration = Duration::from_secs(10);
 /// An emulator whose handlers run at `function`, waited for [`GENEROUS_TIMEOUT`].
 async fn emulator_invoking(function: &LambdaFunction) -> Emulator {
     let mut config = EmulatorConfig::default();
-    config.lambda.endpoint =
-        Some(LambdaEndpoint::parse(&function.invocation_url()).expect("the RIE's URL"));
+    config.lambda.endpoint = Some(function.endpoint());
     config.lambda.review_timeout = GENEROUS_TIMEOUT;
     emulator::start(config).await
 }
@@ -339,12 +337,11 @@ def handler(event, context):
     )
     .await;
     let mut config = EmulatorConfig::default();
-    config.lambda.endpoint =
-        Some(LambdaEndpoint::parse(&function.invocation_url()).expect("the RIE's URL"));
-    config.lambda.function_endpoints.insert(
-        "other".into(),
-        LambdaEndpoint::parse(&other.invocation_url()).expect("the RIE's URL"),
-    );
+    config.lambda.endpoint = Some(function.endpoint());
+    config
+        .lambda
+        .function_endpoints
+        .insert("other".into(), other.endpoint());
     config.lambda.review_timeout = GENEROUS_TIMEOUT;
     let emulator = emulator::start(config).await;
     let client = emulator.sdk_client();
@@ -448,16 +445,21 @@ async fn the_official_js_client_sees_the_review_outcomes() {
     }
 }
 
+/// examples/review-handler/app.py (the README's handler) under the RIE.
+async fn example_function() -> LambdaFunction {
+    let source = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/review-handler/app.py"),
+    )
+    .expect("the example handler");
+    LambdaFunction::start(&source).await
+}
+
 /// examples/review-handler/app.py, the README's handler, does what the README shows: links denied with the
 /// reason, masked words rewritten and marked, the rest delivered unchanged.
 #[tokio::test]
 async fn the_example_handler_does_what_the_readme_shows() {
     let _heavy = serial::beside_others().await;
-    let source = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/review-handler/app.py"),
-    )
-    .expect("the example handler");
-    let function = LambdaFunction::start(&source).await;
+    let function = example_function().await;
     let emulator = emulator_invoking(&function).await;
     let client = emulator.sdk_client();
     let room = room_with_handler(&client, FallbackResult::Allow).await;
@@ -518,11 +520,7 @@ async fn send_message_command(
 #[tokio::test]
 async fn send_message_shows_what_the_review_handler_did_and_tail_agrees() {
     let _heavy = serial::beside_others().await;
-    let source = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/review-handler/app.py"),
-    )
-    .expect("the example handler");
-    let function = LambdaFunction::start(&source).await;
+    let function = example_function().await;
     let emulator = emulator_invoking(&function).await;
     let client = emulator.sdk_client();
     let room = room_with_handler(&client, FallbackResult::Deny).await;

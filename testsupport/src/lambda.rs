@@ -11,6 +11,7 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use ivschat_emulator::review::LambdaEndpoint;
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
@@ -110,6 +111,11 @@ impl LambdaFunction {
             "http://127.0.0.1:{}/2015-03-31/functions/function/invocations",
             self.port
         )
+    }
+
+    /// [`LambdaFunction::invocation_url`] as the emulator's settings take it.
+    pub fn endpoint(&self) -> LambdaEndpoint {
+        LambdaEndpoint::parse(&self.invocation_url()).expect("the RIE's URL is a Lambda endpoint")
     }
 
     /// The events the handler recorded, oldest first.

@@ -45,10 +45,19 @@ owned_pids() {
     grep -qaF -- "$dir" "/proc/$pid/cmdline" 2>/dev/null && echo "$pid"
   done
 }
+# The killed servers that have not exited yet. Their cmdline empties while they are still dying, before they
+# become zombies, so waiting on owned_pids alone could end while they still run (a demo test saw it).
+unexited() {
+  for pid in $pids; do
+    line=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+    state=${line##*) }
+    [ "${state%% *}" = Z ] || echo "$pid"
+  done
+}
 pids=$(owned_pids)
 [ -n "$pids" ] && kill -KILL $pids 2>/dev/null
 n=0
-while [ -n "$(owned_pids)" ] && [ "$n" -lt 100 ]; do
+while [ -n "$(unexited)" ] && [ "$n" -lt 100 ]; do
   sleep 0.1
   n=$((n + 1))
 done

@@ -7,15 +7,10 @@
 'use strict';
 
 const { SendMessageRequest, DeleteMessageRequest, DisconnectUserRequest } = require('amazon-ivs-chat-messaging');
-const { expect, withTimeout, nextEvent, makeRoom, say, run, tokenFetches } = require('./common.cjs');
+const { expect, withTimeout, nextEvent, connectedRooms, say, run, tokenFetches } = require('./common.cjs');
 
 async function main() {
-  const ada = makeRoom('ada');
-  const bob = makeRoom('bob');
-  const connected = Promise.all([nextEvent(ada, 'connect'), nextEvent(bob, 'connect')]);
-  ada.connect();
-  bob.connect();
-  await withTimeout(connected, 'both rooms to connect');
+  const [ada, bob] = await connectedRooms('ada', 'bob');
   expect(ada.state === 'connected' && bob.state === 'connected', 'both rooms are connected');
 
   // The test answers this line with SendEvent(app:HELLO); both rooms must see it as an application event.

@@ -70,6 +70,15 @@ function makeRoom(user) {
   return room;
 }
 
+/** Rooms for `users`, connected (resolves once every one of them is). */
+async function connectedRooms(...users) {
+  const rooms = users.map(makeRoom);
+  const connected = Promise.all(rooms.map((room) => nextEvent(room, 'connect')));
+  rooms.forEach((room) => room.connect());
+  await withTimeout(connected, `${users.join(' and ')} to connect`);
+  return rooms;
+}
+
 function say(object) {
   process.stdout.write(`${JSON.stringify(object)}\n`);
 }
@@ -79,4 +88,4 @@ function run(main) {
   main().catch((error) => fail(error && error.stack ? error.stack : String(error)));
 }
 
-module.exports = { expect, withTimeout, nextEvent, makeRoom, say, run, tokenFetches };
+module.exports = { expect, withTimeout, nextEvent, makeRoom, connectedRooms, say, run, tokenFetches };

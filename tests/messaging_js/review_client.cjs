@@ -7,7 +7,7 @@
 'use strict';
 
 const { SendMessageRequest } = require('amazon-ivs-chat-messaging');
-const { expect, withTimeout, nextEvent, makeRoom, say, run } = require('./common.cjs');
+const { expect, withTimeout, nextEvent, connectedRooms, say, run } = require('./common.cjs');
 
 /** sendMessage's outcome: the delivered message, or the rejection's code and message. */
 async function outcomeOf(room, content, what) {
@@ -22,12 +22,7 @@ async function outcomeOf(room, content, what) {
 
 async function main() {
   const fallback = process.env.IVSCHAT_FALLBACK;
-  const ada = makeRoom('ada');
-  const bob = makeRoom('bob');
-  const connected = Promise.all([nextEvent(ada, 'connect'), nextEvent(bob, 'connect')]);
-  ada.connect();
-  bob.connect();
-  await withTimeout(connected, 'both rooms to connect');
+  const [ada, bob] = await connectedRooms('ada', 'bob');
   const atBob = [];
   bob.addListener('message', (message) => atBob.push(message.content));
 

@@ -162,7 +162,12 @@ fn play_role(role: &str) -> Result<()> {
 }
 
 fn check(scenario: Scenario) -> Result<()> {
-    let mut child = Command::new(std::env::current_exe()?)
+    // Through `env --default-signal=INT`: a shell's background job (and all it starts) has SIGINT ignored,
+    // and a child inheriting that cannot be stopped by a simulated Ctrl-C, while a terminal's foreground
+    // job, which a real Ctrl-C reaches, always has it at its default.
+    let mut child = Command::new("env")
+        .arg("--default-signal=INT")
+        .arg(std::env::current_exe()?)
         .env(ROLE_ENV, scenario.role())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -213,6 +218,10 @@ fn run_child(scenario: Scenario, child: &mut Child) -> Result<()> {
         }
         Scenario::SharedThenSigkill => child.kill()?,
         Scenario::SharedThenCtrlC => {
+            ensure!(
+                !ignores_sigint(pid),
+                "the child has SIGINT ignored, so Ctrl-C cannot be simulated"
+            );
             let status = Command::new("kill")
                 .args(["-INT", "--", &format!("-{pid}")])
                 .status()?;
@@ -231,6 +240,17 @@ fn run_child(scenario: Scenario, child: &mut Child) -> Result<()> {
     );
 
     common::wait_until_gone(&data_dir, CLEANUP_TIMEOUT)
+}
+
+/// Whether `pid` ignores SIGINT (bit 1 of SigIgn in /proc/PID/status, signal 2).
+fn ignores_sigint(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            let mask = status.lines().find_map(|l| l.strip_prefix("SigIgn:"))?;
+            u64::from_str_radix(mask.trim(), 16).ok()
+        })
+        .is_some_and(|mask| mask & (1 << 1) != 0)
 }
 
 fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Result<ExitStatus> {

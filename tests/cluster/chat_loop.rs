@@ -451,14 +451,7 @@ async fn a_chat_room_applied_with_kubectl_carries_a_moderated_conversation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_review_handler_changed_with_kubectl_reviews_the_next_message() {
     let _heavy = serial::beside_others().await;
-    let moderate = LambdaFunction::start(
-        r#"
-def handler(event, context):
-    record(event)
-    return {"ReviewResult": "ALLOW", "Content": "[moderated] " + event["Content"]}
-"#,
-    )
-    .await;
+    let moderate = LambdaFunction::prefixing("[moderated] ").await;
     let strict = LambdaFunction::start(
         r#"
 def handler(event, context):

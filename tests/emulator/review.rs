@@ -328,14 +328,7 @@ async fn a_handler_of_another_account_or_region_is_not_invoked() {
 async fn each_message_is_reviewed_by_the_rooms_current_handler() {
     let _heavy = serial::beside_others().await;
     let function = LambdaFunction::start(HANDLER).await;
-    let other = LambdaFunction::start(
-        r#"
-def handler(event, context):
-    record(event)
-    return {"ReviewResult": "ALLOW", "Content": "[other] " + event["Content"]}
-"#,
-    )
-    .await;
+    let other = LambdaFunction::prefixing("[other] ").await;
     let mut config = EmulatorConfig::default();
     config.lambda.endpoint = Some(function.endpoint());
     config

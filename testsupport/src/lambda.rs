@@ -43,6 +43,20 @@ pub struct LambdaFunction {
 }
 
 impl LambdaFunction {
+    /// A handler that records each message and delivers it with `prefix` before its content (ALLOW with
+    /// a rewrite), so a test can tell from what was delivered which handler reviewed it.
+    pub async fn prefixing(prefix: &str) -> LambdaFunction {
+        let prefix = serde_json::to_string(prefix).expect("a string serializes");
+        LambdaFunction::start(&format!(
+            r#"
+def handler(event, context):
+    record(event)
+    return {{"ReviewResult": "ALLOW", "Content": {prefix} + event["Content"]}}
+"#
+        ))
+        .await
+    }
+
     /// Writes `source` (Python defining `handler(event, context)`, which may call `record(event)`) into a
     /// private directory and serves it with the RIE; returns once the RIE accepts connections.
     pub async fn start(source: &str) -> LambdaFunction {

@@ -14,7 +14,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use ivschat_testsupport::command::repo_path;
+use ivschat_testsupport::command::{ProcessState, process_state, repo_path};
 use ivschat_testsupport::{http, serial};
 use serde_json::Value;
 
@@ -114,12 +114,12 @@ fn recorded_pids(state: &Path) -> BTreeMap<String, u32> {
     pids
 }
 
-/// True while the process runs (a zombie waiting to be reaped has stopped running).
+/// True while the process runs or is still being torn down (a zombie waiting to be reaped has stopped).
 fn running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rsplit_once(") ")
-            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
-    })
+    matches!(
+        process_state(pid),
+        ProcessState::Running | ProcessState::Exiting
+    )
 }
 
 /// The (kind, name) of every object in examples/*.yaml, which the demo applies (as hack/demo.sh globs them:

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ivschat_emulator::{Emulator, EmulatorConfig};
-use ivschat_testsupport::command::{repo_path, run, succeed, text};
+use ivschat_testsupport::command::{ProcessState, process_state, repo_path, run, succeed, text};
 use ivschat_testsupport::emulator::{self, WRITE_OPERATIONS};
 use serde_json::Value;
 use testenv::{ControlPlane, StartOptions};
@@ -1114,24 +1114,6 @@ pub fn helm_install_runs_ready_replicas_that_reconcile(cluster: &Cluster) {
     cluster.kubectl(&["delete", "namespace", namespace, "--timeout=60s"]);
 }
 
-/// Whether `pid` still runs its own code: it exists, is no zombie, and has not begun to exit. The kernel
-/// releases an exiting process's flock (its descriptors close) before the process turns into a zombie, so
-/// a waiter can hold the lock while /proc still shows its last holder as running: that holder is past its
-/// last instruction (the kernel's PF_EXITING flag, 0x4 in the flags field of /proc/PID/stat, says so).
-fn runs_before_its_exit(pid: u32) -> bool {
-    const PF_EXITING: u64 = 0x4;
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    // After the command name in parentheses: state ppid pgrp session tty_nr tpgid flags …
-    let fields: Vec<&str> = stat
-        .rsplit_once(") ")
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let flags: u64 = fields.get(6).and_then(|f| f.parse().ok()).unwrap_or(0);
-    !matches!(fields.first(), Some(&"Z") | Some(&"X") | None) && flags & PF_EXITING == 0
-}
-
 /// The node's guarantees for the machine: everything it changed is restored by its teardown (compared
 /// with a reading of the host taken before it started, and checked to have changed while it ran), and a
 /// second node asked for meanwhile (another test binary) waits for the machine's lock instead of
@@ -1237,7 +1219,9 @@ pub fn a_node_restores_the_host_and_a_second_node_waits_for_the_first() {
             .lines()
             .map_while(Result::ok)
         {
-            let first_alive = runs_before_its_exit(first_supervisor);
+            // Not merely "no zombie": the kernel releases an exiting process's flock before the process
+            // turns into one, so under load a waiter can take the lock while its holder still shows R.
+            let first_alive = process_state(first_supervisor) == ProcessState::Running;
             if lines_tx.send((first_alive, line)).is_err() {
                 break;
             }

@@ -8,9 +8,13 @@ use std::ops::RangeInclusive;
 use regex::Regex;
 
 use ivschat_api::limits::{
-    ARN_CHARS, ATTRIBUTES_MAX_BYTES, EVENT_NAME_CHARS, ID_CHARS, REASON_CHARS,
-    SESSION_DURATION_MINUTES, USER_ID_CHARS, attributes_size,
+    ARN_CHARS, ATTRIBUTES_MAX_BYTES, EVENT_NAME_CHARS, ID_CHARS, MAXIMUM_MESSAGE_LENGTH,
+    REASON_CHARS, SESSION_DURATION_MINUTES, USER_ID_CHARS, attributes_size,
 };
+
+/// A message's content: 1 code point up to the longest `maximumMessageLength` a room can have (the room's
+/// own may allow fewer; the room says so when it refuses the message).
+const MESSAGE_CHARS: RangeInclusive<usize> = 1..=(*MAXIMUM_MESSAGE_LENGTH.end() as usize);
 
 use super::cli::{Command, GlobalArgs};
 use super::import::ImportRequest;
@@ -219,21 +223,24 @@ pub fn validate(global: &GlobalArgs, command: &Command) -> Result<Request, Inval
                 (_, room, text) => (room.as_deref(), text.as_deref()),
             };
             let room = room_target(room, global.arn.as_deref(), &mut problems);
+            match text {
+                None => problems.add("TEXT is required: the message to send".to_owned()),
+                Some(text) => problems.text_length("TEXT", text, MESSAGE_CHARS),
+            }
             let mut found = Vec::new();
-            let (text, user_id, timeout, format) =
-                super::send::check(text, args, global.output, &mut found);
+            let (timeout, format) = super::send::check(args, global.output, &mut found);
             found.into_iter().for_each(|problem| problems.add(problem));
             Request::SendMessage {
                 room,
                 options: super::send::SendOptions {
-                    text,
+                    text: text.unwrap_or_default().to_owned(),
                     attributes: attributes("--attribute", &args.attributes, &mut problems),
                     sender_attributes: attributes(
                         "--sender-attribute",
                         &args.sender_attributes,
                         &mut problems,
                     ),
-                    user_id,
+                    user_id: args.user_id.clone(),
                     timeout,
                     messaging_endpoint: args.messaging_endpoint.clone(),
                     format,
@@ -517,6 +524,41 @@ mod tests {
         let name = "n".repeat(EVENT_NAME_CHARS.end() + 1);
         assert!(problems(&["send-event", "r", "--name", &name])[0].contains("at most 100"));
         assert!(problems(&["send-event", "r", "--name", ""])[0].contains("must not be empty"));
+    }
+
+    #[test]
+    fn a_message_text_is_one_to_500_characters_and_follows_the_room_or_the_arn() {
+        let Ok(Request::SendMessage { room, options }) = parse(&["send-message", "r", "hello"])
+        else {
+            panic!("a valid send-message");
+        };
+        assert_eq!(
+            (room, options.text.as_str()),
+            (RoomTarget::ChatRoom("r".into()), "hello")
+        );
+        let Ok(Request::SendMessage { room, options }) =
+            parse(&["send-message", "--arn", ARN, "hello"])
+        else {
+            panic!("a valid send-message by ARN");
+        };
+        assert_eq!(
+            (room, options.text.as_str()),
+            (RoomTarget::Arn(ARN.into()), "hello")
+        );
+        let longest = "é".repeat(500);
+        assert!(parse(&["send-message", "r", &longest]).is_ok());
+        let too_long = "é".repeat(501);
+        for (given, expected) in [
+            (vec!["send-message", "r"], "TEXT is required"),
+            (vec!["send-message", "r", ""], "TEXT must not be empty"),
+            (vec!["send-message", "r", &too_long], "at most 500"),
+        ] {
+            let found = problems(&given);
+            assert!(
+                found.iter().any(|problem| problem.contains(expected)),
+                "{given:?}: {found:?}"
+            );
+        }
     }
 
     #[test]

@@ -29,8 +29,6 @@ Exit codes: 0 delivered; 5 not delivered: the room answered with an ERROR (406: 
 
 /// The user id prefix of the command's own chat user.
 pub const USER_ID_PREFIX: &str = "kubectl-ivschat-send-";
-/// Longest message content AWS accepts (a room's maximumMessageLength is at most this).
-const MAX_CONTENT_CHARS: usize = 500;
 const CLOSE_REASON: &str = "kubectl ivschat send-message done";
 
 #[derive(Debug, Args)]
@@ -63,7 +61,8 @@ pub struct SendMessageArgs {
     pub messaging_endpoint: Option<String>,
 }
 
-/// `send-message`'s options, checked (the room and the attribute lists are checked with the other commands').
+/// `send-message`'s options, checked (the text and the attribute lists in [`super::args`], with the other
+/// commands' arguments).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendOptions {
     pub text: String,
@@ -75,30 +74,13 @@ pub struct SendOptions {
     pub format: LineFormat,
 }
 
-/// Checks what only `send-message` has: the text, the user, the timeout, the endpoint, the output format.
+/// Checks what only `send-message` has: the user, the timeout, the endpoint, the output format (the room,
+/// the text and the attribute lists are checked with the other commands', in [`super::args`]).
 pub fn check(
-    text: Option<&str>,
     args: &SendMessageArgs,
     format: super::cli::OutputFormat,
     problems: &mut Vec<String>,
-) -> (String, Option<String>, Duration, LineFormat) {
-    let text = match text {
-        None => {
-            problems.push("TEXT is required: the message to send".to_owned());
-            String::new()
-        }
-        Some(text) => {
-            let chars = text.chars().count();
-            if chars == 0 {
-                problems.push("TEXT must not be empty".to_owned());
-            } else if chars > MAX_CONTENT_CHARS {
-                problems.push(format!(
-                    "TEXT is {chars} characters long; at most {MAX_CONTENT_CHARS} are allowed"
-                ));
-            }
-            text.to_owned()
-        }
-    };
+) -> (Duration, LineFormat) {
     tail::check_own_user_id(args.user_id.as_deref(), problems);
     let timeout =
         ivschat_api::duration::parse_positive_duration(&args.timeout).unwrap_or_else(|error| {
@@ -123,7 +105,7 @@ pub fn check(
             LineFormat::Json
         }
     };
-    (text, args.user_id.clone(), timeout, format)
+    (timeout, format)
 }
 
 /// What answered the request: the delivered message, or the room's ERROR.
@@ -297,47 +279,29 @@ mod tests {
     }
 
     #[test]
-    fn texts_users_and_timeouts_are_checked() {
+    fn users_timeouts_and_formats_are_checked() {
         use super::super::cli::OutputFormat;
         let mut problems = Vec::new();
-        let (text, _, timeout, format) = check(
-            Some("hello"),
-            &args(None, "2s"),
-            OutputFormat::Json,
-            &mut problems,
-        );
+        let (timeout, format) = check(&args(None, "2s"), OutputFormat::Json, &mut problems);
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(
-            (text.as_str(), timeout, format),
-            ("hello", Duration::from_secs(2), LineFormat::Json)
+            (timeout, format),
+            (Duration::from_secs(2), LineFormat::Json)
         );
-        for (given, user, timeout, expected) in [
-            (None, None, "10s", "TEXT is required"),
-            (Some(String::new()), None, "10s", "TEXT must not be empty"),
-            (Some("é".repeat(501)), None, "10s", "at most 500"),
-            (Some("hi".into()), Some(""), "10s", "--user-id"),
-            (Some("hi".into()), None, "0s", "--timeout"),
-            (Some("hi".into()), None, "soon", "--timeout"),
+        for (user, timeout, expected) in [
+            (Some(""), "10s", "--user-id"),
+            (None, "0s", "--timeout"),
+            (None, "soon", "--timeout"),
         ] {
             let mut problems = Vec::new();
-            check(
-                given.as_deref(),
-                &args(user, timeout),
-                OutputFormat::Table,
-                &mut problems,
-            );
+            check(&args(user, timeout), OutputFormat::Table, &mut problems);
             assert!(
                 problems.iter().any(|problem| problem.contains(expected)),
-                "{given:?} {user:?} {timeout}: {problems:?}"
+                "{user:?} {timeout}: {problems:?}"
             );
         }
         let mut problems = Vec::new();
-        check(
-            Some("hi"),
-            &args(None, "1s"),
-            OutputFormat::Yaml,
-            &mut problems,
-        );
+        check(&args(None, "1s"), OutputFormat::Yaml, &mut problems);
         assert_eq!(problems.len(), 1, "{problems:?}");
     }
 }

@@ -8,14 +8,14 @@
 //!
 //! Needs `node` and `npm` with access to the npm registry (first run only); a failed install fails the test.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
 use aws_sdk_ivschat::Client;
 use aws_sdk_ivschat::types::ChatTokenCapability;
 use ivschat_emulator::{Emulator, EmulatorConfig};
-use ivschat_testsupport::command::install_tool;
+use ivschat_testsupport::command::{install_tool, repo_path};
 use ivschat_testsupport::{emulator, serial};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, BufReader};
@@ -89,9 +89,7 @@ async fn run_scenario(
 ) -> ScenarioRun {
     let node_modules = install_js_client().await;
     let client = emulator.sdk_client();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/messaging_js")
-        .join(script);
+    let script = repo_path("tests/messaging_js").join(script);
     let mut node = tokio::process::Command::new("node");
     node.arg(&script)
         .env("NODE_PATH", &node_modules)

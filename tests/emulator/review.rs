@@ -11,6 +11,7 @@ use std::time::Duration;
 use aws_sdk_ivschat::Client;
 use aws_sdk_ivschat::types::{ChatTokenCapability, FallbackResult, MessageReviewHandler};
 use ivschat_emulator::{Emulator, EmulatorConfig};
+use ivschat_testsupport::command::repo_path;
 use ivschat_testsupport::emulator::{self, create_room_with};
 use ivschat_testsupport::lambda::LambdaFunction;
 use ivschat_testsupport::messaging::{Socket, expect_quiet, next_entity, send};
@@ -19,7 +20,7 @@ use serde_json::{Value, json};
 
 use super::messaging::{ALL, connect, entity_answering, join, token};
 use super::messaging_js::{install_js_client, mint_tokens};
-use super::tail::{interrupt_and_expect_success, spawn_tail};
+use super::tail::{interrupt_and_expect_success, plugin_command, spawn_tail};
 
 /// The handler under test: its verdict is chosen by the message's first word, and it records every event.
 const HANDLER: &str = r#"
@@ -405,10 +406,7 @@ async fn the_official_js_client_sees_the_review_outcomes() {
         let output = tokio::time::timeout(
             Duration::from_secs(60),
             tokio::process::Command::new("node")
-                .arg(
-                    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                        .join("tests/messaging_js/review_client.cjs"),
-                )
+                .arg(repo_path("tests/messaging_js/review_client.cjs"))
                 .env("NODE_PATH", &node_modules)
                 .env("IVSCHAT_URL", emulator.messaging_url())
                 .env("IVSCHAT_TOKENS", Value::Object(tokens).to_string())
@@ -440,10 +438,8 @@ async fn the_official_js_client_sees_the_review_outcomes() {
 
 /// examples/review-handler/app.py (the README's handler) under the RIE.
 async fn example_function() -> LambdaFunction {
-    let source = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/review-handler/app.py"),
-    )
-    .expect("the example handler");
+    let source = std::fs::read_to_string(repo_path("examples/review-handler/app.py"))
+        .expect("the example handler");
     LambdaFunction::start(&source).await
 }
 
@@ -495,13 +491,7 @@ async fn send_message_command(
     room: &str,
     args: &[&str],
 ) -> std::process::Output {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-ivschat"));
-    emulator::isolate_aws_env(&mut command, emulator);
-    command
-        .arg("send-message")
-        .args(["--arn", room])
-        .args(args)
-        .args(["--aws-endpoint-url", &emulator.url()]);
+    let command = plugin_command(emulator, &[&["send-message", "--arn", room], args].concat());
     tokio::process::Command::from(command)
         .output()
         .await

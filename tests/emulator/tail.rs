@@ -8,12 +8,12 @@
 //! loses the connection otherwise (the emulator stops) and checks the retries' growing delays and SIGINT while
 //! the tail waits.
 
-use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use aws_sdk_ivschat::types::ChatTokenCapability;
 use ivschat_emulator::{Emulator, EmulatorConfig};
+use ivschat_testsupport::command::repo_path;
 use ivschat_testsupport::{emulator, serial};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
@@ -72,13 +72,21 @@ impl Lines {
     }
 }
 
-/// A plugin command against the emulator with the test's static credentials; its stdout as JSON.
-async fn plugin_json(emulator: &Emulator, args: &[&str]) -> Value {
+/// `kubectl ivschat ARGS --aws-endpoint-url EMULATOR` in the emulator's isolated AWS environment (the test's
+/// static credentials, nothing of the machine's).
+pub(crate) fn plugin_command(emulator: &Emulator, args: &[&str]) -> std::process::Command {
     let mut command = std::process::Command::new(PLUGIN);
     emulator::isolate_aws_env(&mut command, emulator);
     command
         .args(args)
-        .args(["--aws-endpoint-url", &emulator.url(), "-o", "json"]);
+        .args(["--aws-endpoint-url", &emulator.url()]);
+    command
+}
+
+/// A plugin command against the emulator with the test's static credentials; its stdout as JSON.
+async fn plugin_json(emulator: &Emulator, args: &[&str]) -> Value {
+    let mut command = plugin_command(emulator, args);
+    command.args(["-o", "json"]);
     let output = tokio::process::Command::from(command)
         .output()
         .await
@@ -110,12 +118,8 @@ pub(crate) fn spawn_tail(
     emulator: &Emulator,
     args: &[&str],
 ) -> (tokio::process::Child, Lines, Lines) {
-    let mut tail = std::process::Command::new(PLUGIN);
-    emulator::isolate_aws_env(&mut tail, emulator);
-    tail.arg("tail")
-        .args(args)
-        .args(["--aws-endpoint-url", &emulator.url()])
-        .stdin(Stdio::null())
+    let mut tail = plugin_command(emulator, &[&["tail"], args].concat());
+    tail.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut tail = tokio::process::Command::from(tail)
@@ -194,7 +198,7 @@ async fn tail_prints_messages_events_deletions_and_disconnects_and_outlives_its_
         .await,
     );
     let mut node = tokio::process::Command::new("node");
-    node.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/messaging_js/tail_peer.cjs"))
+    node.arg(repo_path("tests/messaging_js/tail_peer.cjs"))
         .env("NODE_PATH", &node_modules)
         .env("IVSCHAT_URL", emulator.messaging_url())
         .env("IVSCHAT_TOKENS", Value::Object(tokens).to_string())

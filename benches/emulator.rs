@@ -84,6 +84,17 @@ struct Measurement {
 }
 
 impl Measurement {
+    /// What `latencies` (in any order) say, gathered in `elapsed` out of `requested` requests.
+    fn new(mut latencies: Vec<Duration>, elapsed: Duration, requested: usize) -> Measurement {
+        latencies.sort_unstable();
+        Measurement {
+            completed: latencies.len(),
+            elapsed,
+            cut_short: latencies.len() < requested,
+            latencies,
+        }
+    }
+
     fn requests_per_second(&self) -> f64 {
         self.completed as f64 / self.elapsed.as_secs_f64()
     }
@@ -128,14 +139,7 @@ async fn measure(
     while let Some(joined) = workers.join_next().await {
         latencies.extend(joined.context("a benchmark worker panicked")??);
     }
-    let elapsed = start.elapsed();
-    latencies.sort_unstable();
-    Ok(Measurement {
-        completed: latencies.len(),
-        elapsed,
-        cut_short: latencies.len() < requests,
-        latencies,
-    })
+    Ok(Measurement::new(latencies, start.elapsed(), requests))
 }
 
 fn milliseconds(duration: Duration) -> f64 {
@@ -248,19 +252,13 @@ async fn review_latency() -> anyhow::Result<()> {
         while !sockets.is_empty() {
             let mut group: Vec<Socket> = sockets.drain(..per_sender.min(sockets.len())).collect();
             let messages = group.len() * REVIEW_MESSAGES / REVIEW_ROOMS;
-            tasks.spawn(async move { send_and_time(&mut group, messages).await.latencies });
+            tasks.spawn(async move { send_and_time(&mut group, messages).await });
         }
         let mut latencies = Vec::new();
         while let Some(joined) = tasks.join_next().await {
             latencies.extend(joined.context("a sender panicked")?);
         }
-        latencies.sort_unstable();
-        let result = Measurement {
-            completed: latencies.len(),
-            elapsed: start.elapsed(),
-            cut_short: false,
-            latencies,
-        };
+        let result = Measurement::new(latencies, start.elapsed(), REVIEW_MESSAGES);
         println!(
             "{:<32} {:>7} {:>9.0} {:>9.2} {:>9.2} {:>9.2}",
             label,
@@ -304,9 +302,9 @@ async fn review_room(emulator: &Emulator, handler: bool) -> anyhow::Result<Socke
         .context("connect")
 }
 
-/// `messages` messages, round-robin over `sockets`, one outstanding at a time; each must be delivered.
-async fn send_and_time(sockets: &mut [Socket], messages: usize) -> Measurement {
-    let start = Instant::now();
+/// `messages` messages, round-robin over `sockets`, one outstanding at a time; each must be delivered. Their
+/// latencies, in sending order.
+async fn send_and_time(sockets: &mut [Socket], messages: usize) -> Vec<Duration> {
     let mut latencies = Vec::with_capacity(messages);
     for index in 0..messages {
         let socket = &mut sockets[index % sockets.len()];
@@ -319,14 +317,7 @@ async fn send_and_time(sockets: &mut [Socket], messages: usize) -> Measurement {
         );
         latencies.push(sent.elapsed());
     }
-    let elapsed = start.elapsed();
-    latencies.sort_unstable();
-    Measurement {
-        completed: latencies.len(),
-        elapsed,
-        cut_short: false,
-        latencies,
-    }
+    latencies
 }
 
 fn main() -> anyhow::Result<()> {
